@@ -1,0 +1,90 @@
+//! The timeline: every change to an order appends an event, written in the
+//! same transaction as the change. It is the audit log, and (later) the
+//! source of webhooks and buyer messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, OrderId};
+use crate::timestamp::Timestamp;
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// `api_key`, `user`, `buyer` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The key, user or buyer id; `ordo` for the system itself.
+    pub id: String,
+    /// The role it acted with, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl Actor {
+    pub fn api_key(id: impl Into<String>, role: impl Into<String>) -> Self {
+        Actor {
+            kind: "api_key".into(),
+            id: id.into(),
+            role: Some(role.into()),
+        }
+    }
+
+    pub fn system() -> Self {
+        Actor {
+            kind: "system".into(),
+            id: "ordo".into(),
+            role: None,
+        }
+    }
+}
+
+macro_rules! event_types {
+    ($($variant:ident = $text:literal),+ $(,)?) => {
+        /// What happened.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum EventType { $(#[serde(rename = $text)] $variant),+ }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(EventType::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+event_types! {
+    OrderCreated = "order.created",
+    OrderUpdated = "order.updated",
+    OrderConfirmed = "order.confirmed",
+    OrderCancelled = "order.cancelled",
+    OrderCompleted = "order.completed",
+}
+
+/// An event as the domain produces it, before the store gives it an id,
+/// a sequence number and a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    pub event_type: EventType,
+    /// What changed: for a change, `{"field": {"from": …, "to": …}}`.
+    pub data: serde_json::Value,
+}
+
+/// An event on an order's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub id: EventId,
+    pub order_id: OrderId,
+    /// 1, 2, 3… per order, so receivers can put events in order.
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub actor: Actor,
+    pub at: Timestamp,
+    pub data: serde_json::Value,
+}

@@ -1,0 +1,63 @@
+//! ordo's order domain.
+//!
+//! Everything here is pure: no I/O, no async, no database. Input from the
+//! edge is parsed into the newtypes of this crate (parse, don't validate),
+//! money is integer minor units, and every status change goes through an
+//! explicit transition table. The HTTP layer and the stores build on it.
+
+/// A closed set of names, written in snake_case on the wire, with the list
+/// of accepted values for error messages.
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted values, for error messages: `pending, confirmed, …`.
+            pub fn accepted() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+pub mod contact;
+pub mod event;
+pub mod field;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod reference;
+pub mod status;
+pub mod timestamp;
+
+pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
+pub use event::{Actor, EventDraft, EventType, OrderEvent};
+pub use field::{FieldError, FieldErrors};
+pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId};
+pub use money::{Currency, MoneyError};
+pub use order::{
+    Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
+    OrderPatch, Reconcile, ReconcileError, Sku,
+};
+pub use reference::OrderReference;
+pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
+pub use timestamp::Timestamp;
