@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(c("NGN").display_amount(500_000), "₦5,000.00");
         assert_eq!(c("JPY").display_amount(1_200), "¥1,200");
         assert_eq!(c("NGN").display_amount(99), "₦0.99");
-        assert_eq!(c("NGN").display_amount(100_000_000_00), "₦100,000,000.00");
+        assert_eq!(c("NGN").display_amount(10_000_000_000), "₦100,000,000.00");
     }
 
     #[test]
