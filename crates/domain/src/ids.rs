@@ -27,6 +27,13 @@ macro_rules! prefixed_id {
                 $name(Ulid::from_parts(ms, rand::random::<u128>()))
             }
 
+            /// The smallest id made at `at`: ids at or after `at` sort at or
+            /// after it, so a time range is an id range.
+            pub fn lowest_at(at: Timestamp) -> Self {
+                let ms = u64::try_from(at.unix_millis()).unwrap_or(0);
+                $name(Ulid::from_parts(ms, 0))
+            }
+
             pub fn new() -> Self {
                 Self::new_at(Timestamp::now())
             }

@@ -39,6 +39,7 @@ macro_rules! str_enum {
     };
 }
 
+pub mod access;
 pub mod contact;
 pub mod event;
 pub mod field;
@@ -49,6 +50,7 @@ pub mod reference;
 pub mod status;
 pub mod timestamp;
 
+pub use access::{ApiKeySecret, Permission, Role, SecretHash};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
@@ -56,7 +58,7 @@ pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
-    OrderPatch, Reconcile, ReconcileError, Sku,
+    OrderPatch, Reconcile, ReconcileError, Refusal, Sku,
 };
 pub use reference::OrderReference;
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};

@@ -356,6 +356,35 @@ pub enum ReconcileError {
     NotEditable(#[from] TransitionError),
 }
 
+/// Why a change to an order was refused by the domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Reconcile(ReconcileError),
+}
+
+impl From<EditError> for Refusal {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::NotAllowed(t) => Refusal::Transition(t),
+            EditError::Invalid(f) => Refusal::Invalid(f),
+        }
+    }
+}
+
+impl From<ReconcileError> for Refusal {
+    fn from(e: ReconcileError) -> Self {
+        match e {
+            ReconcileError::NotEditable(t) => Refusal::Transition(t),
+            other => Refusal::Reconcile(other),
+        }
+    }
+}
+
 /// What a repeated create amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reconcile {

@@ -1,0 +1,284 @@
+//! Where orders live.
+//!
+//! [`Store`] is the one interface the rest of ordo uses; it speaks of
+//! tenants, keys and orders, never of SQL. Each database has one
+//! implementation ([`sqlite::SqliteStore`] is the embedded default). Database
+//! facts are mapped to [`StoreError`] here, once: a missing row is
+//! `NotFound`, a unique violation is a `Conflict` naming the field, a stale
+//! version is `VersionMismatch` with the current version.
+//!
+//! Business rules stay in the domain: a change to an order is a closure
+//! that the store runs on the current order inside its write transaction,
+//! and the timeline event it returns is written in that same transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ordo_domain::{
+    Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, FulfillmentStatus, Namespace, Order,
+    OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164, Refusal, Role,
+    SecretHash, Stage, TenantId, Timestamp,
+};
+
+pub mod sqlite;
+
+/// A business using ordo.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// An API key as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: Role,
+    /// The first and last characters of the key, to recognise it in a list.
+    pub hint: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A key to create, with the hash of its secret.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: Role,
+    pub hint: String,
+    pub secret_hash: SecretHash,
+}
+
+/// Which orders a request may touch: always one tenant, and for a vendor
+/// only the orders it created. An order outside the scope does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub tenant_id: TenantId,
+    /// When set, only orders whose creator has this id.
+    pub creator: Option<String>,
+}
+
+impl Scope {
+    pub fn tenant(tenant_id: TenantId) -> Self {
+        Scope {
+            tenant_id,
+            creator: None,
+        }
+    }
+
+    pub fn allows(&self, order: &Order) -> bool {
+        order.tenant_id == self.tenant_id
+            && self.creator.as_ref().is_none_or(|c| *c == order.created_by.id)
+    }
+}
+
+/// How an order is named in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderLookup {
+    Id(OrderId),
+    Reference(OrderReference),
+    External(Namespace, String),
+}
+
+/// Filters for listing and counting orders. Empty lists match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub status: Vec<OrderStatus>,
+    pub payment_status: Vec<PaymentStatus>,
+    pub fulfillment_status: Vec<FulfillmentStatus>,
+    pub stage: Vec<Stage>,
+    pub channel: Vec<Channel>,
+    pub buyer_phone: Option<PhoneE164>,
+    pub buyer_email: Option<Email>,
+    pub buyer_channel_id: Option<ChannelId>,
+    /// Free text: a reference, a phone number, or part of the buyer's name.
+    pub q: Option<String>,
+    pub created_gte: Option<Timestamp>,
+    pub created_lt: Option<Timestamp>,
+    pub external_id: Option<(Namespace, String)>,
+    pub created_by: Option<String>,
+    pub batch_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    UpdatedAt,
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Sort {
+            field: SortField::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+/// Where a page ends: the sort value and id of its last order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub value: i64,
+    pub id: OrderId,
+}
+
+impl Cursor {
+    pub fn after(order: &Order, field: SortField) -> Cursor {
+        let value = match field {
+            SortField::CreatedAt => order.created_at.unix_millis(),
+            SortField::UpdatedAt => order.updated_at.unix_millis(),
+            SortField::Total => order.total,
+        };
+        Cursor { value, id: order.id }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub filter: OrderFilter,
+    pub sort: Sort,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// A response kept for an idempotency key, replayed for a repeat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub order_id: OrderId,
+}
+
+/// An idempotency key claimed by a create request, with the fingerprint
+/// of the request and the response to replay.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+    pub response: StoredResponse,
+    pub at: Timestamp,
+}
+
+/// A new order, its `order.created` event, and how to make it idempotent.
+#[derive(Debug, Clone)]
+pub struct NewOrderRecord {
+    pub order: Order,
+    pub event: EventDraft,
+    pub actor: Actor,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// What an attempt to insert an order came to.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    Created(Order),
+    /// The idempotency key was used before with the same request.
+    Replayed(StoredResponse),
+    /// The idempotency key was used before with a different request.
+    KeyReused { key: String },
+    /// An external identifier already names an order of the tenant.
+    ExternalIdTaken {
+        namespace: Namespace,
+        value: String,
+        existing: Box<Order>,
+    },
+}
+
+/// A change to one order, run inside the store's write transaction on the
+/// current order. It returns the timeline event, or `None` for no change.
+pub type OrderChange = Box<dyn FnOnce(&mut Order) -> Result<Option<EventDraft>, Refusal> + Send>;
+
+/// What a change came to.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub order: Order,
+    pub event: Option<OrderEvent>,
+}
+
+/// What a create-or-update by external identifier came to.
+#[derive(Debug, Clone)]
+pub enum Put {
+    Created(Order),
+    Updated(Order),
+    Unchanged(Order),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("version {expected} is stale: the current version is {current}")]
+    VersionMismatch { expected: u64, current: u64 },
+    #[error("{field} {value:?} is already taken")]
+    Conflict { field: String, value: String },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything ordo keeps, in the language of orders.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Fails unless the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Finishes queued writes and stops background threads.
+    async fn close(&self);
+
+    async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant>;
+    async fn tenants(&self) -> Result<Vec<Tenant>>;
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
+    async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey>;
+    /// The live (not revoked) key with this secret, if any.
+    async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash) -> Result<Option<ApiKey>>;
+
+    /// Inserts a new order with its first event, honouring its idempotency
+    /// key and the uniqueness of its reference and external identifiers.
+    async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted>;
+    /// Creates the order named by an external identifier, or applies
+    /// `change` to the order that already has it.
+    async fn put_order(
+        &self,
+        scope: Scope,
+        key: (Namespace, String),
+        record: NewOrderRecord,
+        change: OrderChange,
+    ) -> Result<Put>;
+    async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>>;
+    async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>>;
+    async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64>;
+    /// Applies `change` to the current order; with `expected_version`, only
+    /// if the order is still at that version.
+    async fn change_order(
+        &self,
+        scope: Scope,
+        lookup: OrderLookup,
+        expected_version: Option<u64>,
+        actor: Actor,
+        change: OrderChange,
+    ) -> Result<Changed>;
+    async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>>;
+    /// Forgets idempotency keys first used before `before`.
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+}
+
+pub type DynStore = Arc<dyn Store>;

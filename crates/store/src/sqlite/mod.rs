@@ -1,0 +1,320 @@
+//! The embedded store: SQLite in WAL mode, one writer with group commit,
+//! a small pool of readers.
+
+mod orders;
+mod tenants;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ordo_domain::{
+    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, SecretHash, TenantId, Timestamp,
+};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+
+use crate::{
+    ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Put, Result, Scope, Store, StoreError, Tenant,
+};
+use writer::WriteQueue;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_core",
+    include_str!("../../migrations/sqlite/0001_core.sql"),
+)];
+
+/// How the embedded database is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Read connections kept open (and the most used at once).
+    pub readers: usize,
+    /// The most writes committed together.
+    pub max_batch: usize,
+    /// `FULL` makes every acknowledged commit survive power loss; `NORMAL`
+    /// survives a crash of ordo but not of the machine.
+    pub synchronous: Synchronous,
+    /// Page cache per connection, in KiB.
+    pub cache_kib: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 8,
+            max_batch: 1024,
+            synchronous: Synchronous::Full,
+            cache_kib: 16 * 1024,
+        }
+    }
+}
+
+struct Readers {
+    path: PathBuf,
+    cache_kib: u32,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl Readers {
+    fn open(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{}; PRAGMA query_only = 1;", self.cache_kib))
+            .map_err(unavailable)?;
+        Ok(conn)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// ordo's embedded store.
+pub struct SqliteStore {
+    queue: WriteQueue,
+    readers: Arc<Readers>,
+    path: PathBuf,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
+    let sync = match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {sync};
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -{};
+         PRAGMA temp_store = MEMORY;",
+        options.cache_kib * 2
+    ))
+    .map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Applies the migrations not yet applied, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     INTEGER NOT NULL PRIMARY KEY,
+             name        TEXT    NOT NULL,
+             applied_at  INTEGER NOT NULL
+         ) STRICT;",
+    )
+    .map_err(unavailable)?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        let done: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        if !done {
+            tx.execute_batch(sql).map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![version, name, Timestamp::now().unix_millis()],
+            )
+            .map_err(unavailable)?;
+            applied.push((*name).to_string());
+        }
+        tx.commit().map_err(unavailable)?;
+    }
+    Ok(applied)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies
+    /// pending migrations. Returns the store and the migrations applied.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<(SqliteStore, Vec<String>)> {
+        let mut conn = open_writer(path, &options)?;
+        let applied = migrate(&mut conn)?;
+        let queue = writer::start(conn, options.max_batch.max(1), 4096).map_err(unavailable)?;
+        let readers = Arc::new(Readers {
+            path: path.to_path_buf(),
+            cache_kib: options.cache_kib,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(options.readers.max(1)),
+        });
+        Ok((
+            SqliteStore {
+                queue,
+                readers,
+                path: path.to_path_buf(),
+            },
+            applied,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable("the store is shut down"))?;
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|e| unavailable(format!("a read failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        self.queue.shutdown().await;
+        self.readers.permits.close();
+    }
+
+    async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant> {
+        let (slug, name) = (slug.to_string(), name.to_string());
+        self.queue
+            .write(move |conn| tenants::create_tenant(conn, &slug, &name))
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        self.read(tenants::tenants).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        let slug = slug.to_string();
+        self.read(move |conn| tenants::tenant_by_slug(conn, &slug)).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        self.queue
+            .write(move |conn| tenants::create_api_key(conn, &key))
+            .await
+    }
+
+    async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>> {
+        self.read(move |conn| tenants::api_keys(conn, tenant)).await
+    }
+
+    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey> {
+        self.queue
+            .write(move |conn| tenants::revoke_api_key(conn, tenant, id))
+            .await
+    }
+
+    async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash) -> Result<Option<ApiKey>> {
+        self.read(move |conn| tenants::api_key_by_secret(conn, tenant, hash))
+            .await
+    }
+
+    async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
+        self.queue
+            .write(move |conn| orders::insert(conn, record))
+            .await
+    }
+
+    async fn put_order(
+        &self,
+        scope: Scope,
+        key: (Namespace, String),
+        record: NewOrderRecord,
+        change: OrderChange,
+    ) -> Result<Put> {
+        self.queue
+            .write(move |conn| orders::put(conn, &scope, &key, record, change))
+            .await
+    }
+
+    async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
+        let (scope, lookup) = (scope.clone(), lookup.clone());
+        self.read(move |conn| orders::find(conn, &scope, &lookup)).await
+    }
+
+    async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
+        let (scope, query) = (scope.clone(), query.clone());
+        self.read(move |conn| orders::list(conn, &scope, &query)).await
+    }
+
+    async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
+        let (scope, filter) = (scope.clone(), filter.clone());
+        self.read(move |conn| orders::count(conn, &scope, &filter)).await
+    }
+
+    async fn change_order(
+        &self,
+        scope: Scope,
+        lookup: OrderLookup,
+        expected_version: Option<u64>,
+        actor: Actor,
+        change: OrderChange,
+    ) -> Result<Changed> {
+        self.queue
+            .write(move |conn| orders::change(conn, &scope, &lookup, expected_version, &actor, change))
+            .await
+    }
+
+    async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
+        let scope = scope.clone();
+        self.read(move |conn| orders::events(conn, &scope, id)).await
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        self.queue
+            .write(move |conn| orders::prune_idempotency_keys(conn, before))
+            .await
+    }
+}

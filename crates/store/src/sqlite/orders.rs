@@ -1,0 +1,520 @@
+//! Orders, their external identifiers, timeline and idempotency keys on SQLite.
+
+use ordo_domain::{
+    Actor, EventDraft, EventId, EventType, ExternalIds, Namespace, Order, OrderEvent, OrderId,
+    OrderReference, PhoneE164, Timestamp,
+};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
+
+use super::{corrupt, unavailable};
+use crate::{
+    Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put,
+    Result, Scope, SortField, StoreError, StoredResponse,
+};
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+fn parse_order(body: &str, scope: &Scope) -> Result<Order> {
+    let order: Order = serde_json::from_str(body).map_err(corrupt)?;
+    // Belt and braces: a row of another tenant is never returned.
+    if order.tenant_id != scope.tenant_id {
+        return Err(corrupt("an order row belongs to another tenant"));
+    }
+    Ok(order)
+}
+
+/// The order's filterable columns, in the order of the INSERT and UPDATE below.
+fn columns(order: &Order) -> Result<[Value; 18]> {
+    let body = serde_json::to_string(order).map_err(corrupt)?;
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    Ok([
+        text(&order.tenant_id.to_string()),
+        text(&order.id.to_string()),
+        text(order.reference.as_str()),
+        text(order.status.as_str()),
+        text(order.payment_status.as_str()),
+        text(order.fulfillment_status.as_str()),
+        text(order.stage().as_str()),
+        text(order.currency.code()),
+        opt(order.buyer.name.clone()),
+        opt(order.buyer.phone.as_ref().map(|p| p.as_str().to_string())),
+        opt(order.buyer.email.as_ref().map(|e| e.as_str().to_string())),
+        opt(order.buyer.channel_id.as_ref().map(ToString::to_string)),
+        text(order.channel.as_str()),
+        text(&order.created_by.id),
+        opt(order.batch_id.clone()),
+        Value::Integer(order.total),
+        Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
+        Value::Text(body),
+    ])
+}
+
+fn insert_row(conn: &Connection, order: &Order) -> Result<()> {
+    let cols = columns(order)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
+                                 buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
+                                 total, version, body, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        )
+        .map_err(unavailable)?;
+    let times = [
+        Value::Integer(order.created_at.unix_millis()),
+        Value::Integer(order.updated_at.unix_millis()),
+    ];
+    match stmt.execute(params_from_iter(cols.iter().chain(times.iter()))) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict {
+            field: "reference".into(),
+            value: order.reference.to_string(),
+        }),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn update_row(conn: &Connection, order: &Order) -> Result<()> {
+    let cols = columns(order)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
+                               currency = ?8, buyer_name = ?9, buyer_phone = ?10, buyer_email = ?11,
+                               buyer_channel_id = ?12, channel = ?13, created_by = ?14, batch_id = ?15, total = ?16,
+                               version = ?17, body = ?18, updated_at = ?19
+             WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .map_err(unavailable)?;
+    let updated = Value::Integer(order.updated_at.unix_millis());
+    stmt.execute(params_from_iter(cols.iter().chain(std::iter::once(&updated))))
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn order_with_external_id(conn: &Connection, scope: &Scope, ns: &Namespace, value: &str) -> Result<Option<Order>> {
+    conn.prepare_cached(
+        "SELECT o.body FROM order_external_ids x JOIN orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
+         WHERE x.tenant_id = ?1 AND x.namespace = ?2 AND x.value = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![scope.tenant_id.to_string(), ns.as_str(), value], |r| r.get::<_, String>(0))
+            .optional()
+    })
+    .map_err(unavailable)?
+    .map(|body| parse_order(&body, &Scope::tenant(scope.tenant_id)))
+    .transpose()
+}
+
+/// Makes the identifier table match the order's identifiers, refusing one
+/// that already names another order of the tenant.
+fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -> Result<()> {
+    let tenant = order.tenant_id.to_string();
+    let id = order.id.to_string();
+    for (ns, value) in previous {
+        if order.external_ids.get(ns) != Some(value) {
+            conn.prepare_cached("DELETE FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ?2 AND value = ?3 AND order_id = ?4")
+                .and_then(|mut s| s.execute(params![tenant, ns.as_str(), value, id]))
+                .map_err(unavailable)?;
+        }
+    }
+    for (ns, value) in &order.external_ids {
+        if previous.get(ns) == Some(value) {
+            continue;
+        }
+        let result = conn
+            .prepare_cached("INSERT INTO order_external_ids (tenant_id, namespace, value, order_id) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![tenant, ns.as_str(), value, id]));
+        match result {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict {
+                    field: format!("external_ids.{ns}"),
+                    value: value.clone(),
+                })
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Ok(())
+}
+
+fn append_event(conn: &Connection, order: &Order, actor: &Actor, draft: EventDraft) -> Result<OrderEvent> {
+    let tenant = order.tenant_id.to_string();
+    let order_id = order.id.to_string();
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM order_events WHERE tenant_id = ?1 AND order_id = ?2")
+        .and_then(|mut s| s.query_row(params![tenant, order_id], |r| r.get(0)))
+        .map_err(unavailable)?;
+    let event = OrderEvent {
+        id: EventId::new_at(order.updated_at),
+        order_id: order.id,
+        sequence: u64::try_from(last + 1).unwrap_or(1),
+        event_type: draft.event_type,
+        actor: actor.clone(),
+        at: order.updated_at,
+        data: draft.data,
+    };
+    conn.prepare_cached(
+        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant,
+            order_id,
+            last + 1,
+            event.id.to_string(),
+            event.event_type.as_str(),
+            serde_json::to_string(&event.actor).unwrap_or_default(),
+            event.at.unix_millis(),
+            event.data.to_string(),
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(event)
+}
+
+pub(super) fn insert(conn: &Connection, record: NewOrderRecord) -> Result<Inserted> {
+    let order = record.order;
+    let scope = Scope::tenant(order.tenant_id);
+    let tenant = order.tenant_id.to_string();
+    if let Some(claim) = &record.idempotency {
+        let found = conn
+            .prepare_cached("SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![tenant, claim.key], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?))
+                })
+                .optional()
+            })
+            .map_err(unavailable)?;
+        if let Some((fingerprint, status, body, order_id)) = found {
+            if fingerprint != claim.fingerprint {
+                return Ok(Inserted::KeyReused { key: claim.key.clone() });
+            }
+            return Ok(Inserted::Replayed(StoredResponse {
+                status: u16::try_from(status).map_err(corrupt)?,
+                body,
+                order_id: order_id.parse().map_err(corrupt)?,
+            }));
+        }
+    }
+    for (ns, value) in &order.external_ids {
+        if let Some(existing) = order_with_external_id(conn, &scope, ns, value)? {
+            return Ok(Inserted::ExternalIdTaken {
+                namespace: ns.clone(),
+                value: value.clone(),
+                existing: Box::new(existing),
+            });
+        }
+    }
+    insert_row(conn, &order)?;
+    sync_external_ids(conn, &order, &ExternalIds::new())?;
+    append_event(conn, &order, &record.actor, record.event)?;
+    if let Some(claim) = record.idempotency {
+        conn.prepare_cached(
+            "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant,
+                claim.key,
+                &claim.fingerprint[..],
+                claim.response.status,
+                claim.response.body,
+                order.id.to_string(),
+                claim.at.unix_millis()
+            ])
+        })
+        .map_err(unavailable)?;
+    }
+    Ok(Inserted::Created(order))
+}
+
+fn apply_change(
+    conn: &Connection,
+    mut order: Order,
+    actor: &Actor,
+    change: OrderChange,
+) -> Result<Changed> {
+    let previous_ids = order.external_ids.clone();
+    let (id, tenant) = (order.id, order.tenant_id);
+    let Some(draft) = change(&mut order)? else {
+        return Ok(Changed { order, event: None });
+    };
+    if order.id != id || order.tenant_id != tenant {
+        return Err(corrupt("a change tried to move an order"));
+    }
+    update_row(conn, &order)?;
+    if order.external_ids != previous_ids {
+        sync_external_ids(conn, &order, &previous_ids)?;
+    }
+    let event = append_event(conn, &order, actor, draft)?;
+    Ok(Changed {
+        order,
+        event: Some(event),
+    })
+}
+
+pub(super) fn put(
+    conn: &Connection,
+    scope: &Scope,
+    key: &(Namespace, String),
+    record: NewOrderRecord,
+    change: OrderChange,
+) -> Result<Put> {
+    let Some(existing) = order_with_external_id(conn, scope, &key.0, &key.1)? else {
+        let actor = record.actor.clone();
+        return match insert(conn, NewOrderRecord { idempotency: None, actor, ..record })? {
+            Inserted::Created(order) => Ok(Put::Created(order)),
+            Inserted::ExternalIdTaken { namespace, value, .. } => Err(StoreError::Conflict {
+                field: format!("external_ids.{namespace}"),
+                value,
+            }),
+            Inserted::Replayed(_) | Inserted::KeyReused { .. } => Err(corrupt("idempotency without a key")),
+        };
+    };
+    if !scope.allows(&existing) {
+        // Another creator's order: the identifier is taken, and nothing more is said.
+        return Err(StoreError::Conflict {
+            field: format!("external_ids.{}", key.0),
+            value: key.1.clone(),
+        });
+    }
+    let changed = apply_change(conn, existing, &record.actor, change)?;
+    Ok(match changed.event {
+        Some(_) => Put::Updated(changed.order),
+        None => Put::Unchanged(changed.order),
+    })
+}
+
+pub(super) fn find(conn: &Connection, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
+    let tenant = scope.tenant_id.to_string();
+    let body: Option<String> = match lookup {
+        OrderLookup::Id(id) => conn
+            .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND id = ?2")
+            .and_then(|mut s| s.query_row(params![tenant, id.to_string()], |r| r.get(0)).optional()),
+        OrderLookup::Reference(reference) => conn
+            .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND reference = ?2")
+            .and_then(|mut s| s.query_row(params![tenant, reference.as_str()], |r| r.get(0)).optional()),
+        OrderLookup::External(ns, value) => {
+            return Ok(order_with_external_id(conn, scope, ns, value)?.filter(|o| scope.allows(o)))
+        }
+    }
+    .map_err(unavailable)?;
+    Ok(body
+        .map(|b| parse_order(&b, scope))
+        .transpose()?
+        .filter(|o| scope.allows(o)))
+}
+
+pub(super) fn change(
+    conn: &Connection,
+    scope: &Scope,
+    lookup: &OrderLookup,
+    expected_version: Option<u64>,
+    actor: &Actor,
+    change: OrderChange,
+) -> Result<Changed> {
+    let order = find(conn, scope, lookup)?.ok_or(StoreError::NotFound)?;
+    if let Some(expected) = expected_version {
+        if order.version != expected {
+            return Err(StoreError::VersionMismatch {
+                expected,
+                current: order.version,
+            });
+        }
+    }
+    apply_change(conn, order, actor, change)
+}
+
+/// Builds the WHERE clause of a list or count.
+fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut Vec<Value>) {
+    let mut arg = |sql: &mut String, v: Value| {
+        args.push(v);
+        sql.push_str(&format!("?{}", args.len()));
+    };
+    sql.push_str(" WHERE tenant_id = ");
+    arg(sql, Value::Text(scope.tenant_id.to_string()));
+    let creator = scope.creator.as_ref().or(filter.created_by.as_ref());
+    if let (Some(own), Some(wanted)) = (&scope.creator, &filter.created_by) {
+        if own != wanted {
+            // A vendor asking for another creator's orders gets none.
+            sql.push_str(" AND 0");
+        }
+    }
+    if let Some(c) = creator {
+        sql.push_str(" AND created_by = ");
+        arg(sql, Value::Text(c.clone()));
+    }
+    let mut any_of = |sql: &mut String, column: &str, values: Vec<&'static str>| {
+        if values.is_empty() {
+            return;
+        }
+        sql.push_str(&format!(" AND {column} IN ("));
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            arg(sql, Value::Text(v.to_string()));
+        }
+        sql.push(')');
+    };
+    any_of(sql, "status", filter.status.iter().map(|s| s.as_str()).collect());
+    any_of(sql, "payment_status", filter.payment_status.iter().map(|s| s.as_str()).collect());
+    any_of(sql, "fulfillment_status", filter.fulfillment_status.iter().map(|s| s.as_str()).collect());
+    any_of(sql, "stage", filter.stage.iter().map(|s| s.as_str()).collect());
+    any_of(sql, "channel", filter.channel.iter().map(|s| s.as_str()).collect());
+    let mut arg = |sql: &mut String, v: Value| {
+        args.push(v);
+        sql.push_str(&format!("?{}", args.len()));
+    };
+    if let Some(p) = &filter.buyer_phone {
+        sql.push_str(" AND buyer_phone = ");
+        arg(sql, Value::Text(p.as_str().to_string()));
+    }
+    if let Some(e) = &filter.buyer_email {
+        sql.push_str(" AND buyer_email = ");
+        arg(sql, Value::Text(e.as_str().to_string()));
+    }
+    if let Some(c) = &filter.buyer_channel_id {
+        sql.push_str(" AND buyer_channel_id = ");
+        arg(sql, Value::Text(c.to_string()));
+    }
+    if let Some(t) = filter.created_gte {
+        sql.push_str(" AND id >= ");
+        arg(sql, Value::Text(OrderId::lowest_at(t).to_string()));
+    }
+    if let Some(t) = filter.created_lt {
+        sql.push_str(" AND id < ");
+        arg(sql, Value::Text(OrderId::lowest_at(t).to_string()));
+    }
+    if let Some(b) = &filter.batch_id {
+        sql.push_str(" AND batch_id = ");
+        arg(sql, Value::Text(b.clone()));
+    }
+    if let Some((ns, value)) = &filter.external_id {
+        sql.push_str(" AND id IN (SELECT order_id FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ");
+        arg(sql, Value::Text(ns.to_string()));
+        sql.push_str(" AND value = ");
+        arg(sql, Value::Text(value.clone()));
+        sql.push(')');
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if let Some(reference) = OrderReference::parse(q) {
+            sql.push_str(" AND reference = ");
+            arg(sql, Value::Text(reference.to_string()));
+        } else if let Ok(phone) = PhoneE164::parse(q) {
+            sql.push_str(" AND buyer_phone = ");
+            arg(sql, Value::Text(phone.as_str().to_string()));
+        } else {
+            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            sql.push_str(" AND (buyer_name LIKE ");
+            arg(sql, Value::Text(format!("%{escaped}%")));
+            let n = args.len();
+            sql.push_str(&format!(" ESCAPE '\\' OR reference LIKE ?{n} ESCAPE '\\' OR buyer_email LIKE ?{n} ESCAPE '\\')"));
+        }
+    }
+}
+
+pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
+    let mut sql = String::from("SELECT body FROM orders");
+    let mut args = Vec::new();
+    filter_sql(scope, &query.filter, &mut sql, &mut args);
+    let column = match query.sort.field {
+        SortField::CreatedAt => None,
+        SortField::UpdatedAt => Some("updated_at"),
+        SortField::Total => Some("total"),
+    };
+    let (cmp, dir) = if query.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+    if let Some(cursor) = &query.after {
+        args.push(Value::Text(cursor.id.to_string()));
+        let id_arg = args.len();
+        match column {
+            None => sql.push_str(&format!(" AND id {cmp} ?{id_arg}")),
+            Some(col) => {
+                args.push(Value::Integer(cursor.value));
+                sql.push_str(&format!(" AND ({col}, id) {cmp} (?{}, ?{id_arg})", args.len()));
+            }
+        }
+    }
+    match column {
+        None => sql.push_str(&format!(" ORDER BY id {dir}")),
+        Some(col) => sql.push_str(&format!(" ORDER BY {col} {dir}, id {dir}")),
+    }
+    args.push(Value::Integer(i64::from(query.limit)));
+    sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+    let bodies = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    bodies.iter().map(|b| parse_order(b, scope)).collect()
+}
+
+pub(super) fn count(conn: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
+    let mut sql = String::from("SELECT COUNT(*) FROM orders");
+    let mut args = Vec::new();
+    filter_sql(scope, filter, &mut sql, &mut args);
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+        .map_err(unavailable)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) fn events(conn: &Connection, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
+    if find(conn, scope, &OrderLookup::Id(id))?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, sequence, type, actor, at, data FROM order_events WHERE tenant_id = ?1 AND order_id = ?2 ORDER BY sequence",
+        )
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params![scope.tenant_id.to_string(), id.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(eid, seq, kind, actor, at, data)| {
+            Ok(OrderEvent {
+                id: eid.parse().map_err(corrupt)?,
+                order_id: id,
+                sequence: u64::try_from(seq).map_err(corrupt)?,
+                event_type: EventType::parse(&kind).ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                actor: serde_json::from_str(&actor).map_err(corrupt)?,
+                at: Timestamp::from_unix_millis(at),
+                data: serde_json::from_str(&data).map_err(corrupt)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn prune_idempotency_keys(conn: &Connection, before: Timestamp) -> Result<u64> {
+    let tenants: Vec<String> = conn
+        .prepare_cached("SELECT id FROM tenants")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(unavailable)?;
+    let mut removed = 0;
+    for tenant in tenants {
+        removed += conn
+            .prepare_cached("DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND created_at < ?2")
+            .and_then(|mut s| s.execute(params![tenant, before.unix_millis()]))
+            .map_err(unavailable)?;
+    }
+    Ok(removed as u64)
+}
