@@ -74,7 +74,11 @@ impl ApiKeySecret {
     pub fn parse(text: &str) -> Option<Self> {
         let rest = text.strip_prefix("ordo_")?;
         let (tenant, secret) = rest.split_once('_')?;
-        let tenant_id = TenantId::parse(&format!("{}{}", TenantId::PREFIX, tenant.to_ascii_uppercase()))?;
+        let tenant_id = TenantId::parse(&format!(
+            "{}{}",
+            TenantId::PREFIX,
+            tenant.to_ascii_uppercase()
+        ))?;
         if secret.len() != SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return None;
         }
@@ -90,7 +94,11 @@ impl ApiKeySecret {
 
     /// The first characters, safe to show in lists: `ordo_01jd…_Ab3x`.
     pub fn hint(&self) -> String {
-        format!("{}…{}", &self.expose()[..13], &self.secret[SECRET_LEN - 4..])
+        format!(
+            "{}…{}",
+            &self.expose()[..13],
+            &self.secret[SECRET_LEN - 4..]
+        )
     }
 
     /// The whole key, to show once to whoever created it.
@@ -127,7 +135,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        for bad in ["", "ordo_", "ordo_x_y", "Bearer x", "ordo_01JD5Q4ZB8Y7K6M3N2P1R0S9TV_short"] {
+        for bad in [
+            "",
+            "ordo_",
+            "ordo_x_y",
+            "Bearer x",
+            "ordo_01JD5Q4ZB8Y7K6M3N2P1R0S9TV_short",
+        ] {
             assert!(ApiKeySecret::parse(bad).is_none(), "{bad}");
         }
     }

@@ -73,7 +73,10 @@ impl Scope {
 
     pub fn allows(&self, order: &Order) -> bool {
         order.tenant_id == self.tenant_id
-            && self.creator.as_ref().is_none_or(|c| *c == order.created_by.id)
+            && self
+                .creator
+                .as_ref()
+                .is_none_or(|c| *c == order.created_by.id)
     }
 }
 
@@ -141,7 +144,10 @@ impl Cursor {
             SortField::UpdatedAt => order.updated_at.unix_millis(),
             SortField::Total => order.total,
         };
-        Cursor { value, id: order.id }
+        Cursor {
+            value,
+            id: order.id,
+        }
     }
 }
 
@@ -183,11 +189,13 @@ pub struct NewOrderRecord {
 /// What an attempt to insert an order came to.
 #[derive(Debug, Clone)]
 pub enum Inserted {
-    Created(Order),
+    Created(Box<Order>),
     /// The idempotency key was used before with the same request.
     Replayed(StoredResponse),
     /// The idempotency key was used before with a different request.
-    KeyReused { key: String },
+    KeyReused {
+        key: String,
+    },
     /// An external identifier already names an order of the tenant.
     ExternalIdTaken {
         namespace: Namespace,
@@ -210,9 +218,9 @@ pub struct Changed {
 /// What a create-or-update by external identifier came to.
 #[derive(Debug, Clone)]
 pub enum Put {
-    Created(Order),
-    Updated(Order),
-    Unchanged(Order),
+    Created(Box<Order>),
+    Updated(Box<Order>),
+    Unchanged(Box<Order>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,7 +257,8 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey>;
     /// The live (not revoked) key with this secret, if any.
-    async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash) -> Result<Option<ApiKey>>;
+    async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash)
+        -> Result<Option<ApiKey>>;
 
     /// Inserts a new order with its first event, honouring its idempotency
     /// key and the uniqueness of its reference and external identifiers.

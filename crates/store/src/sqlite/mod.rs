@@ -70,17 +70,27 @@ impl Readers {
     fn open(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
-        conn.execute_batch(&format!("PRAGMA cache_size = -{}; PRAGMA query_only = 1;", self.cache_kib))
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
+        conn.execute_batch(&format!(
+            "PRAGMA cache_size = -{}; PRAGMA query_only = 1;",
+            self.cache_kib
+        ))
+        .map_err(unavailable)?;
         Ok(conn)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self.idle.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+        let pooled = self
+            .idle
+            .lock()
+            .map_err(|_| unavailable("reader pool poisoned"))?
+            .pop();
         let conn = match pooled {
             Some(c) => c,
             None => self.open()?,
@@ -110,7 +120,8 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
     let conn = Connection::open(path).map_err(unavailable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(unavailable)?;
     let sync = match options.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -237,7 +248,8 @@ impl Store for SqliteStore {
 
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
         let slug = slug.to_string();
-        self.read(move |conn| tenants::tenant_by_slug(conn, &slug)).await
+        self.read(move |conn| tenants::tenant_by_slug(conn, &slug))
+            .await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
@@ -256,7 +268,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash) -> Result<Option<ApiKey>> {
+    async fn api_key_by_secret(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+    ) -> Result<Option<ApiKey>> {
         self.read(move |conn| tenants::api_key_by_secret(conn, tenant, hash))
             .await
     }
@@ -281,17 +297,20 @@ impl Store for SqliteStore {
 
     async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
         let (scope, lookup) = (scope.clone(), lookup.clone());
-        self.read(move |conn| orders::find(conn, &scope, &lookup)).await
+        self.read(move |conn| orders::find(conn, &scope, &lookup))
+            .await
     }
 
     async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
         let (scope, query) = (scope.clone(), query.clone());
-        self.read(move |conn| orders::list(conn, &scope, &query)).await
+        self.read(move |conn| orders::list(conn, &scope, &query))
+            .await
     }
 
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
         let (scope, filter) = (scope.clone(), filter.clone());
-        self.read(move |conn| orders::count(conn, &scope, &filter)).await
+        self.read(move |conn| orders::count(conn, &scope, &filter))
+            .await
     }
 
     async fn change_order(
@@ -303,13 +322,16 @@ impl Store for SqliteStore {
         change: OrderChange,
     ) -> Result<Changed> {
         self.queue
-            .write(move |conn| orders::change(conn, &scope, &lookup, expected_version, &actor, change))
+            .write(move |conn| {
+                orders::change(conn, &scope, &lookup, expected_version, &actor, change)
+            })
             .await
     }
 
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
         let scope = scope.clone();
-        self.read(move |conn| orders::events(conn, &scope, id)).await
+        self.read(move |conn| orders::events(conn, &scope, id))
+            .await
     }
 
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {

@@ -89,12 +89,19 @@ fn update_row(conn: &Connection, order: &Order) -> Result<()> {
         )
         .map_err(unavailable)?;
     let updated = Value::Integer(order.updated_at.unix_millis());
-    stmt.execute(params_from_iter(cols.iter().chain(std::iter::once(&updated))))
-        .map_err(unavailable)?;
+    stmt.execute(params_from_iter(
+        cols.iter().chain(std::iter::once(&updated)),
+    ))
+    .map_err(unavailable)?;
     Ok(())
 }
 
-fn order_with_external_id(conn: &Connection, scope: &Scope, ns: &Namespace, value: &str) -> Result<Option<Order>> {
+fn order_with_external_id(
+    conn: &Connection,
+    scope: &Scope,
+    ns: &Namespace,
+    value: &str,
+) -> Result<Option<Order>> {
     conn.prepare_cached(
         "SELECT o.body FROM order_external_ids x JOIN orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
          WHERE x.tenant_id = ?1 AND x.namespace = ?2 AND x.value = ?3",
@@ -141,7 +148,12 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
     Ok(())
 }
 
-fn append_event(conn: &Connection, order: &Order, actor: &Actor, draft: EventDraft) -> Result<OrderEvent> {
+fn append_event(
+    conn: &Connection,
+    order: &Order,
+    actor: &Actor,
+    draft: EventDraft,
+) -> Result<OrderEvent> {
     let tenant = order.tenant_id.to_string();
     let order_id = order.id.to_string();
     let last: i64 = conn
@@ -192,7 +204,9 @@ pub(super) fn insert(conn: &Connection, record: NewOrderRecord) -> Result<Insert
             .map_err(unavailable)?;
         if let Some((fingerprint, status, body, order_id)) = found {
             if fingerprint != claim.fingerprint {
-                return Ok(Inserted::KeyReused { key: claim.key.clone() });
+                return Ok(Inserted::KeyReused {
+                    key: claim.key.clone(),
+                });
             }
             return Ok(Inserted::Replayed(StoredResponse {
                 status: u16::try_from(status).map_err(corrupt)?,
@@ -230,7 +244,7 @@ pub(super) fn insert(conn: &Connection, record: NewOrderRecord) -> Result<Insert
         })
         .map_err(unavailable)?;
     }
-    Ok(Inserted::Created(order))
+    Ok(Inserted::Created(Box::new(order)))
 }
 
 fn apply_change(
@@ -267,13 +281,24 @@ pub(super) fn put(
 ) -> Result<Put> {
     let Some(existing) = order_with_external_id(conn, scope, &key.0, &key.1)? else {
         let actor = record.actor.clone();
-        return match insert(conn, NewOrderRecord { idempotency: None, actor, ..record })? {
+        return match insert(
+            conn,
+            NewOrderRecord {
+                idempotency: None,
+                actor,
+                ..record
+            },
+        )? {
             Inserted::Created(order) => Ok(Put::Created(order)),
-            Inserted::ExternalIdTaken { namespace, value, .. } => Err(StoreError::Conflict {
+            Inserted::ExternalIdTaken {
+                namespace, value, ..
+            } => Err(StoreError::Conflict {
                 field: format!("external_ids.{namespace}"),
                 value,
             }),
-            Inserted::Replayed(_) | Inserted::KeyReused { .. } => Err(corrupt("idempotency without a key")),
+            Inserted::Replayed(_) | Inserted::KeyReused { .. } => {
+                Err(corrupt("idempotency without a key"))
+            }
         };
     };
     if !scope.allows(&existing) {
@@ -285,20 +310,30 @@ pub(super) fn put(
     }
     let changed = apply_change(conn, existing, &record.actor, change)?;
     Ok(match changed.event {
-        Some(_) => Put::Updated(changed.order),
-        None => Put::Unchanged(changed.order),
+        Some(_) => Put::Updated(Box::new(changed.order)),
+        None => Put::Unchanged(Box::new(changed.order)),
     })
 }
 
-pub(super) fn find(conn: &Connection, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
+pub(super) fn find(
+    conn: &Connection,
+    scope: &Scope,
+    lookup: &OrderLookup,
+) -> Result<Option<Order>> {
     let tenant = scope.tenant_id.to_string();
     let body: Option<String> = match lookup {
         OrderLookup::Id(id) => conn
             .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND id = ?2")
-            .and_then(|mut s| s.query_row(params![tenant, id.to_string()], |r| r.get(0)).optional()),
+            .and_then(|mut s| {
+                s.query_row(params![tenant, id.to_string()], |r| r.get(0))
+                    .optional()
+            }),
         OrderLookup::Reference(reference) => conn
             .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND reference = ?2")
-            .and_then(|mut s| s.query_row(params![tenant, reference.as_str()], |r| r.get(0)).optional()),
+            .and_then(|mut s| {
+                s.query_row(params![tenant, reference.as_str()], |r| r.get(0))
+                    .optional()
+            }),
         OrderLookup::External(ns, value) => {
             return Ok(order_with_external_id(conn, scope, ns, value)?.filter(|o| scope.allows(o)))
         }
@@ -362,11 +397,35 @@ fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut 
         }
         sql.push(')');
     };
-    any_of(sql, "status", filter.status.iter().map(|s| s.as_str()).collect());
-    any_of(sql, "payment_status", filter.payment_status.iter().map(|s| s.as_str()).collect());
-    any_of(sql, "fulfillment_status", filter.fulfillment_status.iter().map(|s| s.as_str()).collect());
-    any_of(sql, "stage", filter.stage.iter().map(|s| s.as_str()).collect());
-    any_of(sql, "channel", filter.channel.iter().map(|s| s.as_str()).collect());
+    any_of(
+        sql,
+        "status",
+        filter.status.iter().map(|s| s.as_str()).collect(),
+    );
+    any_of(
+        sql,
+        "payment_status",
+        filter.payment_status.iter().map(|s| s.as_str()).collect(),
+    );
+    any_of(
+        sql,
+        "fulfillment_status",
+        filter
+            .fulfillment_status
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    );
+    any_of(
+        sql,
+        "stage",
+        filter.stage.iter().map(|s| s.as_str()).collect(),
+    );
+    any_of(
+        sql,
+        "channel",
+        filter.channel.iter().map(|s| s.as_str()).collect(),
+    );
     let mut arg = |sql: &mut String, v: Value| {
         args.push(v);
         sql.push_str(&format!("?{}", args.len()));
@@ -410,7 +469,10 @@ fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut 
             sql.push_str(" AND buyer_phone = ");
             arg(sql, Value::Text(phone.as_str().to_string()));
         } else {
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             sql.push_str(" AND (buyer_name LIKE ");
             arg(sql, Value::Text(format!("%{escaped}%")));
             let n = args.len();
@@ -428,7 +490,11 @@ pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Resu
         SortField::UpdatedAt => Some("updated_at"),
         SortField::Total => Some("total"),
     };
-    let (cmp, dir) = if query.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, dir) = if query.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some(cursor) = &query.after {
         args.push(Value::Text(cursor.id.to_string()));
         let id_arg = args.len();
@@ -436,7 +502,10 @@ pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Resu
             None => sql.push_str(&format!(" AND id {cmp} ?{id_arg}")),
             Some(col) => {
                 args.push(Value::Integer(cursor.value));
-                sql.push_str(&format!(" AND ({col}, id) {cmp} (?{}, ?{id_arg})", args.len()));
+                sql.push_str(&format!(
+                    " AND ({col}, id) {cmp} (?{}, ?{id_arg})",
+                    args.len()
+                ));
             }
         }
     }
@@ -495,7 +564,8 @@ pub(super) fn events(conn: &Connection, scope: &Scope, id: OrderId) -> Result<Ve
                 id: eid.parse().map_err(corrupt)?,
                 order_id: id,
                 sequence: u64::try_from(seq).map_err(corrupt)?,
-                event_type: EventType::parse(&kind).ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                event_type: EventType::parse(&kind)
+                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
                 actor: serde_json::from_str(&actor).map_err(corrupt)?,
                 at: Timestamp::from_unix_millis(at),
                 data: serde_json::from_str(&data).map_err(corrupt)?,

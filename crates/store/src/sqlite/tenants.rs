@@ -61,11 +61,21 @@ pub(super) fn tenant_by_slug(conn: &Connection, slug: &str) -> Result<Option<Ten
 
 const KEY_COLUMNS: &str = "tenant_id, id, name, role, hint, created_at, revoked_at";
 
-fn key_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String, i64, Option<i64>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+type KeyRow = (String, String, String, String, String, i64, Option<i64>);
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
 }
 
-fn api_key(raw: (String, String, String, String, String, i64, Option<i64>)) -> Result<ApiKey> {
+fn api_key(raw: KeyRow) -> Result<ApiKey> {
     Ok(ApiKey {
         tenant_id: raw.0.parse().map_err(corrupt)?,
         id: raw.1.parse().map_err(corrupt)?,
@@ -114,7 +124,9 @@ pub(super) fn create_api_key(conn: &Connection, key: &NewApiKey) -> Result<ApiKe
 
 pub(super) fn api_keys(conn: &Connection, tenant: TenantId) -> Result<Vec<ApiKey>> {
     let mut stmt = conn
-        .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY id"))
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY id"
+        ))
         .map_err(unavailable)?;
     let rows = stmt
         .query_map([tenant.to_string()], key_from_row)
@@ -130,15 +142,24 @@ pub(super) fn revoke_api_key(conn: &Connection, tenant: TenantId, id: ApiKeyId) 
     )
     .and_then(|mut s| s.execute(params![tenant.to_string(), id.to_string(), Timestamp::now().unix_millis()]))
     .map_err(unavailable)?;
-    conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id = ?2"))
-        .and_then(|mut s| s.query_row(params![tenant.to_string(), id.to_string()], key_from_row).optional())
-        .map_err(unavailable)?
-        .map(api_key)
-        .transpose()?
-        .ok_or(StoreError::NotFound)
+    conn.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND id = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![tenant.to_string(), id.to_string()], key_from_row)
+            .optional()
+    })
+    .map_err(unavailable)?
+    .map(api_key)
+    .transpose()?
+    .ok_or(StoreError::NotFound)
 }
 
-pub(super) fn api_key_by_secret(conn: &Connection, tenant: TenantId, hash: SecretHash) -> Result<Option<ApiKey>> {
+pub(super) fn api_key_by_secret(
+    conn: &Connection,
+    tenant: TenantId,
+    hash: SecretHash,
+) -> Result<Option<ApiKey>> {
     conn.prepare_cached(&format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND secret_hash = ?2 AND revoked_at IS NULL"
     ))

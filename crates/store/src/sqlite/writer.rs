@@ -39,7 +39,9 @@ where
         };
         let result = catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
             tracing::error!("a write panicked; it was rolled back");
-            Err(StoreError::Unavailable("the write failed unexpectedly".into()))
+            Err(StoreError::Unavailable(
+                "the write failed unexpectedly".into(),
+            ))
         });
         let ok = result.is_ok();
         self.result = Some(result);
@@ -100,7 +102,11 @@ impl WriteQueue {
     }
 }
 
-pub(crate) fn start(conn: Connection, max_batch: usize, queue_depth: usize) -> std::io::Result<WriteQueue> {
+pub(crate) fn start(
+    conn: Connection,
+    max_batch: usize,
+    queue_depth: usize,
+) -> std::io::Result<WriteQueue> {
     let (tx, rx) = mpsc::channel(queue_depth);
     std::thread::Builder::new()
         .name("ordo-sqlite-writer".into())

@@ -1,0 +1,157 @@
+//! API-key authentication and role checks.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use ordo_domain::{Actor, ApiKeyId, ApiKeySecret, Permission, Role, SecretHash, TenantId};
+use ordo_store::{Scope, Store};
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// Who is calling, established from the API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn require(&self, permission: Permission, what: &'static str) -> Result<(), ApiError> {
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
+                role: self.role.to_string(),
+                what,
+            })
+        }
+    }
+
+    /// The orders this principal may see: its tenant's, and for a vendor
+    /// only its own.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            tenant_id: self.tenant_id,
+            creator: self
+                .role
+                .sees_only_own_orders()
+                .then(|| self.key_id.to_string()),
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor::api_key(self.key_id.to_string(), self.role.as_str())
+    }
+}
+
+/// Remembers recent key lookups for a few seconds, so authentication is not
+/// a database read per request. A revoked key stops working within
+/// [`KeyCache::TTL`].
+pub struct KeyCache {
+    entries: RwLock<HashMap<SecretHash, (Option<Principal>, Instant)>>,
+}
+
+impl KeyCache {
+    pub const TTL: Duration = Duration::from_secs(5);
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub fn new() -> Self {
+        KeyCache {
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &SecretHash) -> Option<Option<Principal>> {
+        let entries = self.entries.read().ok()?;
+        let (principal, at) = entries.get(hash)?;
+        (at.elapsed() < Self::TTL).then(|| principal.clone())
+    }
+
+    fn put(&self, hash: SecretHash, principal: Option<Principal>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+                if entries.len() >= Self::MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(hash, (principal, Instant::now()));
+        }
+    }
+
+    pub fn forget_all(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        store: &dyn Store,
+        header_value: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        let value = header_value.ok_or(ApiError::Unauthenticated(
+            "no API key: send Authorization: Bearer <key>",
+        ))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(ApiError::Unauthenticated(
+                "the Authorization header must be: Bearer <key>",
+            ))?
+            .trim();
+        let secret = ApiKeySecret::parse(token)
+            .ok_or(ApiError::Unauthenticated("the API key is not valid"))?;
+        let hash = secret.hash();
+        let principal = match self.get(&hash) {
+            Some(cached) => cached,
+            None => {
+                let found = store
+                    .api_key_by_secret(secret.tenant_id, hash)
+                    .await?
+                    .map(|k| Principal {
+                        tenant_id: k.tenant_id,
+                        key_id: k.id,
+                        role: k.role,
+                    });
+                self.put(hash, found.clone());
+                found
+            }
+        };
+        principal.ok_or(ApiError::Unauthenticated(
+            "the API key is not valid or was revoked",
+        ))
+    }
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header_value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = state
+            .keys()
+            .authenticate(state.store(), header_value)
+            .await?;
+        tracing::Span::current().record("tenant", tracing::field::display(principal.tenant_id));
+        Ok(principal)
+    }
+}

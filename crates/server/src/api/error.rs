@@ -1,0 +1,321 @@
+//! One error type for the API, written as RFC 9457 problem+json.
+//!
+//! Every problem has a stable `type` (`/problems/<slug>`, described at that
+//! path), a human `title` and `detail`, and where it helps, the fields at
+//! fault with the value given and what is accepted. 5xx are logged with
+//! their cause and never show internals.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ordo_domain::{Action, FieldError, FieldErrors, OrderStatus, TransitionError};
+use ordo_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `/problems/validation-failed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The fields at fault, each with the value given and what is accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<FieldProblem>)]
+    pub errors: Vec<FieldError>,
+    /// For a refused action: the order's current status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_status: Option<OrderStatus>,
+    /// For a refused action: what can be done from the current state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_actions: Option<Vec<Action>>,
+    /// For a stale `If-Match`: the order's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
+    /// For a conflict with an existing order: its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_order_id: Option<String>,
+}
+
+/// One field at fault.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// Path of the field, e.g. `items[0].unit_price`, or a header or query parameter name.
+    pub field: String,
+    /// The value that was given.
+    pub value: Option<String>,
+    pub reason: String,
+    /// What would have been accepted.
+    pub accepted: Option<String>,
+}
+
+/// Everything that can go wrong in a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(FieldErrors),
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("the {role} role may not {what}")]
+    Forbidden { role: String, what: &'static str },
+    #[error("no {0} with that id exists")]
+    NotFound(&'static str),
+    #[error("no route matches {0}")]
+    NoRoute(String),
+    #[error("{method} is not allowed on this path")]
+    MethodNotAllowed { method: String },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the order is at version {current}, not {expected}: fetch it again and retry")]
+    Stale { expected: u64, current: u64 },
+    #[error("{detail}")]
+    Conflict {
+        detail: String,
+        errors: Vec<FieldError>,
+        existing_order_id: Option<String>,
+    },
+    #[error("the Idempotency-Key {0:?} was already used with a different request")]
+    IdempotencyKeyReused(String),
+    #[error("the service is temporarily unavailable; retry shortly")]
+    Unavailable(String),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("an unexpected error occurred")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(error: FieldError) -> Self {
+        ApiError::Validation(error.into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError as E;
+        match self {
+            E::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "The request is not valid",
+            ),
+            E::MalformedJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "The body is not valid JSON",
+            ),
+            E::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            E::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "The body is too large",
+            ),
+            E::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication is required",
+            ),
+            E::Forbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Not allowed for this role",
+            ),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            E::NoRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
+            E::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            E::Transition(_) => (
+                StatusCode::CONFLICT,
+                "invalid-transition",
+                "The action is not allowed in the order's current state",
+            ),
+            E::Stale { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "stale-version",
+                "The order has changed since you read it",
+            ),
+            E::Conflict { .. } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "The request conflicts with existing data",
+            ),
+            E::IdempotencyKeyReused(_) => (
+                StatusCode::CONFLICT,
+                "idempotency-key-reused",
+                "The Idempotency-Key was used for a different request",
+            ),
+            E::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Temporarily unavailable",
+            ),
+            E::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+            ),
+            E::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let mut p = Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors: Vec::new(),
+            current_status: None,
+            allowed_actions: None,
+            current_version: None,
+            existing_order_id: None,
+        };
+        match self {
+            ApiError::Validation(errors) => {
+                p.errors = errors.0.clone();
+                p.detail = match errors.0.as_slice() {
+                    [one] => one.to_string(),
+                    many => format!("{} fields are not valid: {}", many.len(), errors),
+                };
+            }
+            ApiError::Transition(t) => {
+                p.current_status = Some(t.status);
+                p.allowed_actions = Some(t.allowed.clone());
+                let allowed: Vec<_> = t.allowed.iter().map(|a| a.as_str()).collect();
+                p.detail = if allowed.is_empty() {
+                    format!("{t}; nothing more can be done to it")
+                } else {
+                    format!("{t}; allowed now: {}", allowed.join(", "))
+                };
+            }
+            ApiError::Stale { current, .. } => p.current_version = Some(*current),
+            ApiError::Conflict {
+                errors,
+                existing_order_id,
+                ..
+            } => {
+                p.errors = errors.clone();
+                p.existing_order_id = existing_order_id.clone();
+            }
+            _ => {}
+        }
+        p
+    }
+}
+
+/// The page behind each problem type, for people who follow the link.
+pub fn describe(slug: &str) -> Option<&'static str> {
+    Some(match slug {
+        "validation-failed" => "A field of the body, a query parameter or a header is not valid. `errors` lists each one with the value given and what is accepted. Fix them and send the request again.",
+        "malformed-json" => "The body is not JSON (or not the JSON shape expected). The detail says where parsing stopped.",
+        "unsupported-media-type" => "Send JSON bodies with `Content-Type: application/json`.",
+        "payload-too-large" => "The body is over the size limit (http.body_limit_bytes).",
+        "unauthenticated" => "Send `Authorization: Bearer <api key>`. Keys are made with `ordo keys create`.",
+        "forbidden" => "The key's role does not allow this. Viewers only read; vendors see only their own orders.",
+        "not-found" => "Nothing with that id exists for your tenant (or your role may not see it).",
+        "no-such-route" => "No endpoint has this path. See /docs for the API.",
+        "method-not-allowed" => "The path exists but not with this method. See /docs.",
+        "invalid-transition" => "The order's current status does not allow this action. `current_status` and `allowed_actions` say what can be done.",
+        "stale-version" => "`If-Match` named an older version. Fetch the order, re-apply your change, and send it with the new ETag.",
+        "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
+        "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
+        "unavailable" => "The database is unavailable or busy. Retry with backoff; nothing was changed.",
+        "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
+        "internal" => "An unexpected error. It has been logged with the request id.",
+        _ => return None,
+    })
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("order"),
+            StoreError::VersionMismatch { expected, current } => {
+                ApiError::Stale { expected, current }
+            }
+            StoreError::Conflict { field, value } => ApiError::Conflict {
+                detail: format!("{field} {value:?} is already used"),
+                errors: vec![FieldError::new(field, "already used by another record").value(value)],
+                existing_order_id: None,
+            },
+            StoreError::Refused(r) => r.into(),
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::Corrupt(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<ordo_domain::Refusal> for ApiError {
+    fn from(r: ordo_domain::Refusal) -> Self {
+        use ordo_domain::{ReconcileError, Refusal};
+        match r {
+            Refusal::Transition(t) => ApiError::Transition(t),
+            Refusal::Invalid(f) => ApiError::Validation(f),
+            Refusal::Reconcile(ReconcileError::Immutable {
+                field,
+                current,
+                given,
+            }) => ApiError::Conflict {
+                detail: format!("the order's {field} is {current} and cannot change to {given}"),
+                errors: vec![
+                    FieldError::new(field, "cannot change once the order exists")
+                        .value(given)
+                        .accepted(current),
+                ],
+                existing_order_id: None,
+            },
+            Refusal::Reconcile(ReconcileError::NotEditable(t)) => ApiError::Transition(t),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.to_problem();
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "unavailable"),
+            _ => {}
+        }
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, ApiError::Unauthenticated(_)) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_) | ApiError::Timeout) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

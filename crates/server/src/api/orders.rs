@@ -1,0 +1,1391 @@
+//! `/v1/orders`: the request and response shapes (the single source of the
+//! OpenAPI document) and thin handlers: parse → one use case → render.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use ordo_domain::contact::AddressText;
+use ordo_domain::order::{check_line_count, parse_external_value, parse_notes, LineText};
+use ordo_domain::{
+    Action, Address, Buyer, Channel, ChannelId, Currency, Email, FieldError, FieldErrors,
+    FulfillmentStatus, LineDraft, Namespace, Order, OrderDraft, OrderEvent, OrderId, OrderPatch,
+    OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164, Stage, Timestamp,
+};
+use ordo_store::{Cursor, OrderFilter, OrderLookup, OrderQuery, Put, Sort, SortField};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Principal;
+use super::error::{ApiError, Problem};
+use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
+use crate::app::AppState;
+use crate::orders::{self, Created, Idempotency};
+
+// ---------------------------------------------------------------- shapes
+
+/// The buyer: at least one of `phone`, `email` or `channel_id`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerBody {
+    #[schema(example = "Ada Obi")]
+    pub name: Option<String>,
+    /// E.164, e.g. `+2348012345678`.
+    #[schema(example = "+2348012345678")]
+    pub phone: Option<String>,
+    #[schema(example = "ada@example.com")]
+    pub email: Option<String>,
+    /// `wa_<digits>` (WhatsApp) or `ig_<id>` (Instagram).
+    #[schema(example = "wa_2348012345678")]
+    pub channel_id: Option<String>,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    pub name: Option<String>,
+    pub company: Option<String>,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. `NG`.
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+/// A line of a new or edited order.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineInput {
+    #[schema(example = "SKU-A")]
+    pub sku: Option<String>,
+    #[schema(example = "Product A")]
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(example = 2, minimum = 1, maximum = 1000000)]
+    pub quantity: i64,
+    /// Decimal string in major units with at most the currency's decimals.
+    #[schema(example = "5000.00")]
+    pub unit_price: String,
+    /// Size, colour, …: lower-case names, text values.
+    #[serde(default)]
+    #[schema(example = json!({"size": "M"}))]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A new order.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "currency": "NGN",
+    "buyer": {"name": "Ada Obi", "phone": "+2348012345678", "channel_id": "wa_2348012345678"},
+    "items": [{"name": "Product A", "quantity": 2, "unit_price": "5000.00", "sku": "SKU-A", "attributes": {"size": "M"}}],
+    "notes": "Delivery by 5pm",
+    "external_ids": {"com.acme.order-id": "WEB-2024-123456"},
+    "channel": "whatsapp"
+}))]
+pub struct CreateOrderRequest {
+    /// ISO 4217 code.
+    pub currency: String,
+    pub buyer: BuyerBody,
+    pub items: Vec<LineInput>,
+    pub shipping_address: Option<AddressBody>,
+    pub billing_address: Option<AddressBody>,
+    pub notes: Option<String>,
+    /// Identifiers other systems use for this order: namespace → value, unique per tenant.
+    #[serde(default)]
+    pub external_ids: BTreeMap<String, String>,
+    /// Where the order came from; `api` when not given.
+    pub channel: Option<Channel>,
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to an editable order. Absent fields stay as they are; `null`
+/// clears an optional one. `items` replaces all lines; `buyer` replaces the buyer.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrderRequest {
+    pub buyer: Option<BuyerBody>,
+    pub items: Option<Vec<LineInput>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AddressBody>)]
+    pub shipping_address: Option<Option<AddressBody>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AddressBody>)]
+    pub billing_address: Option<Option<AddressBody>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+    pub external_ids: Option<BTreeMap<String, String>>,
+}
+
+/// Why the order is cancelled.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[schema(example = "Changed my mind")]
+    pub reason: String,
+}
+
+/// Actions without parameters take an empty body or `{}`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
+/// A line of an order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineResponse {
+    pub id: String,
+    pub sku: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub quantity: u32,
+    #[schema(example = "5000.00")]
+    pub unit_price: String,
+    pub attributes: BTreeMap<String, String>,
+    /// `quantity × unit_price`, exactly.
+    #[schema(example = "10000.00")]
+    pub line_total: String,
+}
+
+/// Who made an order or a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorResponse {
+    /// `api_key`, `user`, `buyer` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub role: Option<String>,
+}
+
+/// An event on an order's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResponse {
+    pub id: String,
+    /// 1, 2, 3… per order.
+    pub sequence: u64,
+    /// `order.created`, `order.updated`, `order.confirmed`, `order.cancelled`, `order.completed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub actor: ActorResponse,
+    pub at: String,
+    /// What changed, with before and after values.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// An order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    #[schema(example = "ord_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub id: String,
+    #[schema(example = "ORD-7K3Q-X2MB")]
+    pub reference: String,
+    pub status: OrderStatus,
+    pub payment_status: PaymentStatus,
+    pub fulfillment_status: FulfillmentStatus,
+    /// One word for people and chat, derived from the three statuses.
+    pub stage: Stage,
+    /// What can be done to the order now.
+    pub allowed_actions: Vec<Action>,
+    pub currency: String,
+    pub buyer: BuyerBody,
+    pub items: Vec<LineResponse>,
+    pub shipping_address: Option<AddressBody>,
+    pub billing_address: Option<AddressBody>,
+    pub notes: Option<String>,
+    pub external_ids: BTreeMap<String, String>,
+    pub channel: Channel,
+    pub created_by: ActorResponse,
+    pub batch_id: Option<String>,
+    pub cancel_reason: Option<String>,
+    #[schema(example = "10000.00")]
+    pub subtotal: String,
+    #[schema(example = "10000.00")]
+    pub total: String,
+    /// Grows by one with every change; also the `ETag`.
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub confirmed_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub cancelled_at: Option<String>,
+    /// The timeline, with `?expand=events`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventResponse>>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub data: Vec<OrderResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// How many orders match.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderCount {
+    pub count: u64,
+}
+
+/// A timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub data: Vec<EventResponse>,
+}
+
+/// Filters for listing and counting orders. List values are comma-separated
+/// (`status=pending,confirmed`).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListOrdersParams {
+    /// pending, confirmed, completed, cancelled
+    pub status: Option<String>,
+    /// unpaid, pending, partially_paid, paid, partially_refunded, refunded
+    pub payment_status: Option<String>,
+    /// unfulfilled, partially_shipped, shipped, partially_delivered, delivered, partially_returned, returned
+    pub fulfillment_status: Option<String>,
+    /// pending, confirmed, paid, shipped, delivered, completed, cancelled
+    pub stage: Option<String>,
+    /// api, web, whatsapp, instagram, email, phone, in_store, marketplace, import, other
+    pub channel: Option<String>,
+    /// E.164 phone of the buyer.
+    pub buyer_phone: Option<String>,
+    pub buyer_email: Option<String>,
+    /// `wa_…` or `ig_…`.
+    pub buyer_channel_id: Option<String>,
+    /// Text: a reference, a phone number, or part of the buyer's name or email.
+    pub q: Option<String>,
+    /// Created at or after this RFC 3339 time.
+    pub created_gte: Option<String>,
+    /// Created before this RFC 3339 time.
+    pub created_lt: Option<String>,
+    /// `namespace:value`, e.g. `com.acme.order-id:WEB-2024-123456`.
+    pub external_id: Option<String>,
+    /// Id of the API key that created the order.
+    pub created_by: Option<String>,
+    pub batch_id: Option<String>,
+    /// created_at, updated_at or total; `-` in front for descending. Default `-created_at`.
+    pub sort: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Options for reading one order.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetOrderParams {
+    /// `events` to include the timeline.
+    pub expand: Option<String>,
+}
+
+// ---------------------------------------------------------------- parsing
+
+impl BuyerBody {
+    fn parse(&self) -> Result<Buyer, FieldErrors> {
+        Buyer::parse(
+            self.name.as_deref(),
+            self.phone.as_deref(),
+            self.email.as_deref(),
+            self.channel_id.as_deref(),
+        )
+        .map_err(|e| e.under("buyer"))
+    }
+
+    fn from_domain(b: &Buyer) -> Self {
+        BuyerBody {
+            name: b.name.clone(),
+            phone: b.phone.as_ref().map(|p| p.as_str().to_string()),
+            email: b.email.as_ref().map(|e| e.as_str().to_string()),
+            channel_id: b.channel_id.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+impl AddressBody {
+    fn parse(&self, field: &str) -> Result<Address, FieldErrors> {
+        Address::parse(AddressText {
+            name: self.name.as_deref(),
+            company: self.company.as_deref(),
+            line1: &self.line1,
+            line2: self.line2.as_deref(),
+            city: &self.city,
+            region: self.region.as_deref(),
+            postal_code: self.postal_code.as_deref(),
+            country: &self.country,
+            phone: self.phone.as_deref(),
+        })
+        .map_err(|e| e.under(field))
+    }
+
+    fn from_domain(a: &Address) -> Self {
+        AddressBody {
+            name: a.name.clone(),
+            company: a.company.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            region: a.region.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.to_string(),
+            phone: a.phone.as_ref().map(|p| p.as_str().to_string()),
+        }
+    }
+}
+
+fn parse_lines(
+    items: &[LineInput],
+    currency: Currency,
+    errors: &mut FieldErrors,
+) -> Option<Vec<LineDraft>> {
+    errors.take(check_line_count(items.len()));
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let parsed = LineDraft::parse(
+            LineText {
+                sku: item.sku.as_deref(),
+                name: item.name.as_deref(),
+                description: item.description.as_deref(),
+                quantity: item.quantity,
+                unit_price: &item.unit_price,
+                attributes: &item.attributes,
+            },
+            currency,
+        );
+        if let Some(line) = errors.take_all(parsed.map_err(|e| e.under(&format!("items[{i}]")))) {
+            lines.push(line);
+        }
+    }
+    Some(lines)
+}
+
+fn parse_external_ids(
+    ids: &BTreeMap<String, String>,
+    errors: &mut FieldErrors,
+) -> ordo_domain::ExternalIds {
+    let mut out = ordo_domain::ExternalIds::new();
+    if ids.len() > ordo_domain::order::MAX_EXTERNAL_IDS {
+        errors.push(
+            FieldError::new("external_ids", "too many identifiers")
+                .accepted(format!("at most {}", ordo_domain::order::MAX_EXTERNAL_IDS)),
+        );
+    }
+    for (ns, value) in ids {
+        let ns_parsed = errors.take(Namespace::parse(ns).map_err(|r| {
+            FieldError::new("external_ids", r)
+                .value(ns)
+                .accepted(Namespace::ACCEPTED)
+        }));
+        let value_parsed = errors.take(
+            parse_external_value(value)
+                .map_err(|r| FieldError::new(format!("external_ids.{ns}"), r).value(value)),
+        );
+        if let (Some(n), Some(v)) = (ns_parsed, value_parsed) {
+            out.insert(n, v);
+        }
+    }
+    out
+}
+
+impl CreateOrderRequest {
+    pub fn into_draft(self) -> Result<OrderDraft, ApiError> {
+        let mut errors = FieldErrors::new();
+        let currency = errors.take(Currency::parse(&self.currency).map_err(|e| {
+            FieldError::new("currency", e.to_string())
+                .value(&self.currency)
+                .accepted("an ISO 4217 code such as NGN, USD, EUR, JPY or KWD")
+        }));
+        let buyer = errors.take_all(self.buyer.parse());
+        let lines = currency.and_then(|c| parse_lines(&self.items, c, &mut errors));
+        let shipping = self
+            .shipping_address
+            .as_ref()
+            .and_then(|a| errors.take_all(a.parse("shipping_address")));
+        let billing = self
+            .billing_address
+            .as_ref()
+            .and_then(|a| errors.take_all(a.parse("billing_address")));
+        let notes = errors.take(parse_notes(self.notes.as_deref())).flatten();
+        let external_ids = parse_external_ids(&self.external_ids, &mut errors);
+        match (currency, buyer, lines) {
+            (Some(currency), Some(buyer), Some(lines)) if errors.is_empty() => Ok(OrderDraft {
+                currency,
+                buyer,
+                lines,
+                shipping_address: shipping,
+                billing_address: billing,
+                notes,
+                external_ids,
+                channel: self.channel.unwrap_or(Channel::Api),
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+impl UpdateOrderRequest {
+    fn into_patch(self, currency: Currency) -> Result<OrderPatch, ApiError> {
+        let mut errors = FieldErrors::new();
+        let buyer = self.buyer.as_ref().and_then(|b| errors.take_all(b.parse()));
+        let lines = self
+            .items
+            .as_ref()
+            .and_then(|items| parse_lines(items, currency, &mut errors));
+        let shipping = self
+            .shipping_address
+            .map(|a| a.and_then(|a| errors.take_all(a.parse("shipping_address"))));
+        let billing = self
+            .billing_address
+            .map(|a| a.and_then(|a| errors.take_all(a.parse("billing_address"))));
+        let notes = self
+            .notes
+            .map(|n| errors.take(parse_notes(n.as_deref())).flatten());
+        let external_ids = self
+            .external_ids
+            .as_ref()
+            .map(|ids| parse_external_ids(ids, &mut errors));
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(OrderPatch {
+            buyer,
+            lines,
+            shipping_address: shipping,
+            billing_address: billing,
+            notes,
+            external_ids,
+        })
+    }
+}
+
+fn list_of<T: Copy>(
+    field: &str,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    accepted: String,
+    errors: &mut FieldErrors,
+) -> Vec<T> {
+    let Some(text) = text else { return Vec::new() };
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match parse(part) {
+            Some(v) => out.push(v),
+            None => errors.push(
+                FieldError::new(field, "unknown value")
+                    .value(part)
+                    .accepted(accepted.clone()),
+            ),
+        }
+    }
+    out
+}
+
+const SORTS: &str = "created_at, -created_at, updated_at, -updated_at, total, -total";
+
+fn parse_sort(text: Option<&str>) -> Result<Sort, FieldError> {
+    let text = text.unwrap_or("-created_at");
+    let (descending, name) = match text.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, text),
+    };
+    let field = match name {
+        "created_at" => SortField::CreatedAt,
+        "updated_at" => SortField::UpdatedAt,
+        "total" => SortField::Total,
+        _ => {
+            return Err(FieldError::new("sort", "unknown sort")
+                .value(text)
+                .accepted(SORTS))
+        }
+    };
+    Ok(Sort { field, descending })
+}
+
+fn sort_code(sort: Sort) -> String {
+    let name = match sort.field {
+        SortField::CreatedAt => "created_at",
+        SortField::UpdatedAt => "updated_at",
+        SortField::Total => "total",
+    };
+    format!("{}{name}", if sort.descending { "-" } else { "" })
+}
+
+fn encode_cursor(sort: Sort, cursor: Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{}|{}|{}",
+        sort_code(sort),
+        cursor.value,
+        cursor.id
+    ))
+}
+
+fn decode_cursor(sort: Sort, text: &str) -> Result<Cursor, FieldError> {
+    let bad = || {
+        FieldError::new("cursor", "not a cursor from this list")
+            .value(text)
+            .accepted("the next_cursor of a previous page")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let mut parts = raw.splitn(3, '|');
+    let (Some(code), Some(value), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if code != sort_code(sort) {
+        return Err(
+            FieldError::new("cursor", "the cursor belongs to another sort order")
+                .value(text)
+                .accepted(format!(
+                    "a cursor from a list sorted by {}",
+                    sort_code(sort)
+                )),
+        );
+    }
+    Ok(Cursor {
+        value: value.parse().map_err(|_| bad())?,
+        id: OrderId::parse(id).ok_or_else(bad)?,
+    })
+}
+
+impl ListOrdersParams {
+    fn filter(&self, errors: &mut FieldErrors) -> OrderFilter {
+        let time = |field: &str, text: &Option<String>, errors: &mut FieldErrors| {
+            text.as_deref().and_then(|t| {
+                errors.take(Timestamp::parse_rfc3339(t).ok_or_else(|| {
+                    FieldError::new(field, "not a time")
+                        .value(t)
+                        .accepted("an RFC 3339 time such as 2026-11-24T06:00:00Z")
+                }))
+            })
+        };
+        let external_id = self.external_id.as_deref().and_then(|text| {
+            let accepted = "namespace:value, e.g. com.acme.order-id:WEB-2024-123456";
+            let Some((ns, value)) = text.split_once(':') else {
+                errors.push(
+                    FieldError::new("external_id", "expected namespace:value")
+                        .value(text)
+                        .accepted(accepted),
+                );
+                return None;
+            };
+            match Namespace::parse(ns) {
+                Ok(ns) => Some((ns, value.to_string())),
+                Err(r) => {
+                    errors.push(
+                        FieldError::new("external_id", r)
+                            .value(text)
+                            .accepted(accepted),
+                    );
+                    None
+                }
+            }
+        });
+        let q = self.q.clone().filter(|q| {
+            let ok = q.chars().count() <= 200;
+            if !ok {
+                errors.push(
+                    FieldError::new("q", "the search text is too long")
+                        .accepted("at most 200 characters"),
+                );
+            }
+            ok
+        });
+        OrderFilter {
+            status: list_of(
+                "status",
+                self.status.as_deref(),
+                OrderStatus::parse,
+                OrderStatus::accepted(),
+                errors,
+            ),
+            payment_status: list_of(
+                "payment_status",
+                self.payment_status.as_deref(),
+                PaymentStatus::parse,
+                PaymentStatus::accepted(),
+                errors,
+            ),
+            fulfillment_status: list_of(
+                "fulfillment_status",
+                self.fulfillment_status.as_deref(),
+                FulfillmentStatus::parse,
+                FulfillmentStatus::accepted(),
+                errors,
+            ),
+            stage: list_of(
+                "stage",
+                self.stage.as_deref(),
+                Stage::parse,
+                Stage::accepted(),
+                errors,
+            ),
+            channel: list_of(
+                "channel",
+                self.channel.as_deref(),
+                Channel::parse,
+                Channel::accepted(),
+                errors,
+            ),
+            buyer_phone: self.buyer_phone.as_deref().and_then(|p| {
+                errors.take(PhoneE164::parse(p).map_err(|r| {
+                    FieldError::new("buyer_phone", r)
+                        .value(p)
+                        .accepted(PhoneE164::ACCEPTED)
+                }))
+            }),
+            buyer_email: self.buyer_email.as_deref().and_then(|e| {
+                errors.take(Email::parse(e).map_err(|r| {
+                    FieldError::new("buyer_email", r)
+                        .value(e)
+                        .accepted(Email::ACCEPTED)
+                }))
+            }),
+            buyer_channel_id: self.buyer_channel_id.as_deref().and_then(|c| {
+                errors.take(ChannelId::parse(c).map_err(|r| {
+                    FieldError::new("buyer_channel_id", r)
+                        .value(c)
+                        .accepted(ChannelId::ACCEPTED)
+                }))
+            }),
+            q,
+            created_gte: time("created_gte", &self.created_gte, errors),
+            created_lt: time("created_lt", &self.created_lt, errors),
+            external_id,
+            created_by: self.created_by.clone(),
+            batch_id: self.batch_id.clone(),
+        }
+    }
+
+    fn query(&self) -> Result<OrderQuery, ApiError> {
+        let mut errors = FieldErrors::new();
+        let filter = self.filter(&mut errors);
+        let sort = errors
+            .take(parse_sort(self.sort.as_deref()))
+            .unwrap_or_default();
+        let limit = match self.limit.as_deref() {
+            None => 50,
+            Some(text) => errors
+                .take(
+                    text.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=200).contains(n))
+                        .ok_or_else(|| {
+                            FieldError::new("limit", "not a page size")
+                                .value(text)
+                                .accepted("a whole number from 1 to 200")
+                        }),
+                )
+                .unwrap_or(50),
+        };
+        let after = self
+            .cursor
+            .as_deref()
+            .and_then(|c| errors.take(decode_cursor(sort, c)));
+        errors
+            .finish(|| OrderQuery {
+                filter,
+                sort,
+                after,
+                limit,
+            })
+            .map_err(ApiError::Validation)
+    }
+}
+
+/// `ord_…` or a reference such as `ORD-7K3Q-X2MB`; anything else cannot exist.
+fn lookup(id: &str) -> Result<OrderLookup, ApiError> {
+    if let Some(id) = OrderId::parse(id) {
+        return Ok(OrderLookup::Id(id));
+    }
+    if let Some(reference) = OrderReference::parse(id) {
+        return Ok(OrderLookup::Reference(reference));
+    }
+    Err(ApiError::NotFound("order"))
+}
+
+fn external_key(namespace: &str, value: &str) -> Result<(Namespace, String), ApiError> {
+    let mut errors = FieldErrors::new();
+    let ns = errors.take(Namespace::parse(namespace).map_err(|r| {
+        FieldError::new("namespace", r)
+            .value(namespace)
+            .accepted(Namespace::ACCEPTED)
+    }));
+    let value = errors
+        .take(parse_external_value(value).map_err(|r| FieldError::new("value", r).value(value)));
+    match (ns, value) {
+        (Some(ns), Some(value)) => Ok((ns, value)),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// Reads `If-Match`: `"3"`, `W/"3"` or `*`.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    bare.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::field(
+            FieldError::new("If-Match", "not an ETag of this API")
+                .value(text)
+                .accepted("the ETag of the order, e.g. \"3\""),
+        )
+    })
+}
+
+fn idempotency(
+    headers: &HeaderMap,
+    body: &[u8],
+    route: &str,
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or("");
+    if !(1..=255).contains(&key.len()) || !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(ApiError::field(
+            FieldError::new("Idempotency-Key", "not a valid idempotency key")
+                .value(String::from_utf8_lossy(value.as_bytes()))
+                .accepted("1 to 255 visible ASCII characters, e.g. a UUID"),
+        ));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update(b"\n");
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => canonical(&v, &mut hasher),
+        Err(_) => hasher.update(body),
+    }
+    Ok(Some(Idempotency {
+        key: key.to_string(),
+        fingerprint: hasher.finalize().into(),
+    }))
+}
+
+/// Hashes JSON with object keys in sorted order, so two spellings of the
+/// same request share a fingerprint.
+fn canonical(value: &serde_json::Value, hasher: &mut Sha256) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<_> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for k in keys {
+                hasher.update(serde_json::to_string(k).unwrap_or_default().as_bytes());
+                hasher.update(b":");
+                canonical(&map[k], hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        other => hasher.update(other.to_string().as_bytes()),
+    }
+}
+
+// ---------------------------------------------------------------- rendering
+
+fn time(t: Timestamp) -> String {
+    t.to_rfc3339()
+}
+
+impl EventResponse {
+    fn from_domain(e: &OrderEvent) -> Self {
+        EventResponse {
+            id: e.id.to_string(),
+            sequence: e.sequence,
+            kind: e.event_type.as_str().to_string(),
+            actor: ActorResponse {
+                kind: e.actor.kind.clone(),
+                id: e.actor.id.clone(),
+                role: e.actor.role.clone(),
+            },
+            at: time(e.at),
+            data: e.data.clone(),
+        }
+    }
+}
+
+impl OrderResponse {
+    pub fn from_domain(o: &Order) -> Self {
+        let c = o.currency;
+        OrderResponse {
+            id: o.id.to_string(),
+            reference: o.reference.to_string(),
+            status: o.status,
+            payment_status: o.payment_status,
+            fulfillment_status: o.fulfillment_status,
+            stage: o.stage(),
+            allowed_actions: o.allowed_actions(),
+            currency: c.code().to_string(),
+            buyer: BuyerBody::from_domain(&o.buyer),
+            items: o
+                .lines
+                .iter()
+                .map(|l| LineResponse {
+                    id: l.id.to_string(),
+                    sku: l.sku.as_ref().map(|s| s.as_str().to_string()),
+                    name: l.name.clone(),
+                    description: l.description.clone(),
+                    quantity: l.quantity,
+                    unit_price: c.format_amount(l.unit_price),
+                    attributes: l.attributes.clone(),
+                    line_total: c.format_amount(l.line_total),
+                })
+                .collect(),
+            shipping_address: o.shipping_address.as_ref().map(AddressBody::from_domain),
+            billing_address: o.billing_address.as_ref().map(AddressBody::from_domain),
+            notes: o.notes.clone(),
+            external_ids: o
+                .external_ids
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            channel: o.channel,
+            created_by: ActorResponse {
+                kind: o.created_by.kind.clone(),
+                id: o.created_by.id.clone(),
+                role: o.created_by.role.clone(),
+            },
+            batch_id: o.batch_id.clone(),
+            cancel_reason: o.cancel_reason.clone(),
+            subtotal: c.format_amount(o.subtotal),
+            total: c.format_amount(o.total),
+            version: o.version,
+            created_at: time(o.created_at),
+            updated_at: time(o.updated_at),
+            confirmed_at: o.confirmed_at.map(time),
+            completed_at: o.completed_at.map(time),
+            cancelled_at: o.cancelled_at.map(time),
+            events: None,
+        }
+    }
+}
+
+pub fn render(order: &Order) -> Vec<u8> {
+    serde_json::to_vec(&OrderResponse::from_domain(order)).unwrap_or_default()
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>, version: Option<u64>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(v) = version {
+        headers.insert(header::ETAG, etag(v));
+    }
+    response
+}
+
+fn order_response(status: StatusCode, order: &Order) -> Response {
+    json_response(status, render(order), Some(order.version))
+}
+
+fn location(order_id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/v1/orders/{order_id}"))
+        .unwrap_or(HeaderValue::from_static("/v1/orders"))
+}
+
+// ---------------------------------------------------------------- handlers
+
+/// Create an order.
+///
+/// With an `Idempotency-Key` header, a repeat of the same request replays
+/// the first response (with `Idempotent-Replayed: true`); the same key with
+/// a different body is a 409. With `external_ids` that already name an order
+/// of identical content, the existing order is returned with 200.
+#[utoipa::path(
+    post, path = "/v1/orders", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters, kept at least 24 hours")),
+    responses(
+        (status = 201, description = "Created", body = OrderResponse, headers(("ETag" = String), ("Location" = String))),
+        (status = 200, description = "An order with these external ids and this content already exists", body = OrderResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not create orders", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency key reused with another body, or external id taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: JsonBody<CreateOrderRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "create orders")?;
+    let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders")?;
+    let draft = body.value.into_draft()?;
+    let created = orders::create(state.store(), &principal, draft, idempotency, &render).await?;
+    Ok(match created {
+        Created::New { order, body } => {
+            let mut r = json_response(StatusCode::CREATED, body, Some(order.version));
+            r.headers_mut()
+                .insert(header::LOCATION, location(&order.id.to_string()));
+            r
+        }
+        Created::Replayed(stored) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED);
+            let mut r = json_response(status, stored.body, Some(1));
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r.headers_mut()
+                .insert(header::LOCATION, location(&stored.order_id.to_string()));
+            r
+        }
+        Created::Existing(order) => order_response(StatusCode::OK, &order),
+    })
+}
+
+/// Create or update the order named by an external identifier.
+///
+/// Seed 003's idempotent create: 201 the first time, 200 and unchanged for
+/// an identical repeat, 200 with the changes applied while the order can be
+/// edited, 409 once it cannot.
+#[utoipa::path(
+    put, path = "/v1/orders/external/{namespace}/{value}", tag = "orders",
+    request_body = CreateOrderRequest,
+    params(("namespace" = String, Path, description = "e.g. com.acme.order-id"), ("value" = String, Path, description = "e.g. WEB-2024-123456")),
+    responses(
+        (status = 201, description = "Created", body = OrderResponse),
+        (status = 200, description = "Existed: unchanged or updated", body = OrderResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not write orders", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order differs and can no longer be edited", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn put_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams((namespace, value)): PathParams<(String, String)>,
+    body: JsonBody<CreateOrderRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "create orders")?;
+    let key = external_key(&namespace, &value)?;
+    let mut draft = body.value.into_draft()?;
+    match draft.external_ids.get(&key.0) {
+        Some(v) if *v != key.1 => {
+            return Err(ApiError::field(
+                FieldError::new(
+                    format!("external_ids.{}", key.0),
+                    "differs from the identifier in the path",
+                )
+                .value(v)
+                .accepted(&key.1),
+            ))
+        }
+        _ => {
+            draft.external_ids.insert(key.0.clone(), key.1.clone());
+        }
+    }
+    Ok(
+        match orders::put(state.store(), &principal, key, draft).await? {
+            Put::Created(order) => {
+                let mut r = order_response(StatusCode::CREATED, &order);
+                r.headers_mut()
+                    .insert(header::LOCATION, location(&order.id.to_string()));
+                r
+            }
+            Put::Updated(order) | Put::Unchanged(order) => order_response(StatusCode::OK, &order),
+        },
+    )
+}
+
+async fn get_with(
+    state: &AppState,
+    principal: &Principal,
+    lookup: OrderLookup,
+    expand: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut expand_events = false;
+    for part in expand
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match part {
+            "events" => expand_events = true,
+            other => {
+                return Err(ApiError::field(
+                    FieldError::new("expand", "cannot expand this")
+                        .value(other)
+                        .accepted("events"),
+                ))
+            }
+        }
+    }
+    let scope = principal.scope();
+    let order = state
+        .store()
+        .order(&scope, &lookup)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    if !expand_events {
+        return Ok(order_response(StatusCode::OK, &order));
+    }
+    let events = state.store().order_events(&scope, order.id).await?;
+    let mut body = OrderResponse::from_domain(&order);
+    body.events = Some(events.iter().map(EventResponse::from_domain).collect());
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        Some(order.version),
+    ))
+}
+
+/// Get an order by id (`ord_…`) or reference (`ORD-7K3Q-X2MB`).
+#[utoipa::path(
+    get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id or reference"), GetOrderParams),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse, headers(("ETag" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid expand", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    QueryParams(params): QueryParams<GetOrderParams>,
+) -> Result<Response, ApiError> {
+    get_with(&state, &principal, lookup(&id)?, params.expand.as_deref()).await
+}
+
+/// Get an order by external identifier.
+#[utoipa::path(
+    get, path = "/v1/orders/external/{namespace}/{value}", tag = "orders",
+    params(("namespace" = String, Path), ("value" = String, Path), GetOrderParams),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid identifier", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_order_by_external_id(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams((namespace, value)): PathParams<(String, String)>,
+    QueryParams(params): QueryParams<GetOrderParams>,
+) -> Result<Response, ApiError> {
+    let (ns, value) = external_key(&namespace, &value)?;
+    get_with(
+        &state,
+        &principal,
+        OrderLookup::External(ns, value),
+        params.expand.as_deref(),
+    )
+    .await
+}
+
+/// List orders, newest first by default, with filters and cursor pagination.
+#[utoipa::path(
+    get, path = "/v1/orders", tag = "orders",
+    params(ListOrdersParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<ListOrdersParams>,
+) -> Result<Response, ApiError> {
+    let mut query = params.query()?;
+    let limit = query.limit as usize;
+    // One more than the page tells whether another page follows.
+    query.limit += 1;
+    let mut found = state.store().orders(&principal.scope(), &query).await?;
+    let has_more = found.len() > limit;
+    found.truncate(limit);
+    let next_cursor = if has_more {
+        found
+            .last()
+            .map(|o| encode_cursor(query.sort, Cursor::after(o, query.sort.field)))
+    } else {
+        None
+    };
+    let page = OrderPage {
+        data: found.iter().map(OrderResponse::from_domain).collect(),
+        next_cursor,
+        has_more,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&page).unwrap_or_default(),
+        None,
+    ))
+}
+
+/// Count orders matching the same filters as the list.
+#[utoipa::path(
+    get, path = "/v1/orders/count", tag = "orders",
+    params(ListOrdersParams),
+    responses(
+        (status = 200, description = "The count", body = OrderCount),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn count_orders(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<ListOrdersParams>,
+) -> Result<axum::Json<OrderCount>, ApiError> {
+    let mut errors = FieldErrors::new();
+    for (name, given) in [
+        ("sort", &params.sort),
+        ("limit", &params.limit),
+        ("cursor", &params.cursor),
+    ] {
+        if let Some(v) = given {
+            errors.push(
+                FieldError::new(name, "a count takes filters only")
+                    .value(v)
+                    .accepted("the filters of GET /v1/orders"),
+            );
+        }
+    }
+    let filter = params.filter(&mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let count = state
+        .store()
+        .count_orders(&principal.scope(), &filter)
+        .await?;
+    Ok(axum::Json(OrderCount { count }))
+}
+
+/// Edit an order while it is editable (pending, or confirmed with nothing
+/// paid or shipped). Totals follow.
+#[utoipa::path(
+    patch, path = "/v1/orders/{id}", tag = "orders",
+    request_body = UpdateOrderRequest,
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The order after the edit", body = OrderResponse, headers(("ETag" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order can no longer be edited", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn update_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    body: JsonBody<UpdateOrderRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "edit orders")?;
+    let lookup = lookup(&id)?;
+    let expected = if_match(&headers)?;
+    // Amounts are parsed in the order's currency, read first; the edit
+    // itself runs on the current order inside the write.
+    let current = state
+        .store()
+        .order(&principal.scope(), &lookup)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    let patch = body.value.into_patch(current.currency)?;
+    let changed = orders::change(
+        state.store(),
+        &principal,
+        lookup,
+        expected,
+        Action::Edit,
+        move |o, now| Ok(o.edit(patch, now)?),
+    )
+    .await?;
+    Ok(order_response(StatusCode::OK, &changed.order))
+}
+
+macro_rules! action_handler {
+    ($name:ident, $path:literal, $action:expr, $doc:literal, $body:ty, |$o:ident, $now:ident, $req:ident| $apply:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post, path = $path, tag = "orders",
+            request_body(content = $body, description = "Optional for confirm and complete"),
+            params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The ETag last read; a stale one is a 412")),
+            responses(
+                (status = 200, description = "The order after the action", body = OrderResponse, headers(("ETag" = String))),
+                (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "Not allowed from the current status; the body names it and the allowed actions", body = Problem, content_type = "application/problem+json"),
+                (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+                (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+            ),
+            security(("api_key" = []))
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            PathParams(id): PathParams<String>,
+            headers: HeaderMap,
+            OptionalJsonBody($req): OptionalJsonBody<$body>,
+        ) -> Result<Response, ApiError> {
+            principal.require(Permission::WriteOrders, "change orders")?;
+            let lookup = lookup(&id)?;
+            let expected = if_match(&headers)?;
+            let changed = orders::change(state.store(), &principal, lookup, expected, $action, move |$o, $now| $apply).await?;
+            Ok(order_response(StatusCode::OK, &changed.order))
+        }
+    };
+}
+
+action_handler!(
+    confirm_order,
+    "/v1/orders/{id}/confirm",
+    Action::Confirm,
+    "Confirm a pending order.",
+    EmptyRequest,
+    |o, now, _req| Ok(Some(o.confirm(now)?))
+);
+action_handler!(
+    complete_order,
+    "/v1/orders/{id}/complete",
+    Action::Complete,
+    "Complete a confirmed order.",
+    EmptyRequest,
+    |o, now, _req| Ok(Some(o.complete(now)?))
+);
+
+/// The reason of a cancel, checked.
+fn cancel_reason(req: Option<CancelRequest>) -> Result<String, ApiError> {
+    let reason = req.map(|r| r.reason.trim().to_string()).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::field(
+            FieldError::new("reason", "a cancellation needs a reason")
+                .accepted("1 to 500 characters"),
+        ));
+    }
+    Ok(reason)
+}
+
+/// Cancel an order that has not shipped, with a reason.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    request_body = CancelRequest,
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderResponse, headers(("ETag" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from the current status", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason given", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<Option<CancelRequest>>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "change orders")?;
+    let lookup = lookup(&id)?;
+    let expected = if_match(&headers)?;
+    let reason = cancel_reason(req)?;
+    let changed = orders::change(
+        state.store(),
+        &principal,
+        lookup,
+        expected,
+        Action::Cancel,
+        move |o, now| Ok(Some(o.cancel(reason, now)?)),
+    )
+    .await?;
+    Ok(order_response(StatusCode::OK, &changed.order))
+}
+
+/// The order's timeline, oldest first.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}/events", tag = "orders",
+    params(("id" = String, Path, description = "Order id or reference")),
+    responses(
+        (status = 200, description = "The timeline", body = EventList),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn order_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<EventList>, ApiError> {
+    let scope = principal.scope();
+    let order = state
+        .store()
+        .order(&scope, &lookup(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    let events = state.store().order_events(&scope, order.id).await?;
+    Ok(axum::Json(EventList {
+        data: events.iter().map(EventResponse::from_domain).collect(),
+    }))
+}

@@ -1,0 +1,145 @@
+//! Assembling and running the service.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ordo_domain::{ApiKeySecret, Role, Timestamp};
+use ordo_store::sqlite::SqliteStore;
+use ordo_store::{ApiKey, DynStore, NewApiKey, Store, Tenant};
+use tokio::net::TcpListener;
+
+use crate::api::{self, auth::KeyCache};
+use crate::config::Config;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DynStore,
+    keys: KeyCache,
+    config: Config,
+}
+
+impl AppState {
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub fn keys(&self) -> &KeyCache {
+        &self.inner.keys
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// An opened ordo: its configuration and store, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Opens the data directory and the database, applying migrations.
+    pub fn open(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let path = config.database_path();
+        let (store, applied) = SqliteStore::open(&path, config.sqlite_options())
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        for name in &applied {
+            tracing::info!(migration = %name, "applied migration");
+        }
+        Ok(App {
+            state: AppState {
+                inner: Arc::new(Inner {
+                    store: Arc::new(store),
+                    keys: KeyCache::new(),
+                    config,
+                }),
+            },
+        })
+    }
+
+    pub fn store(&self) -> DynStore {
+        Arc::clone(&self.state.inner.store)
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// On the very first start (no tenant yet), creates the `default`
+    /// tenant and an owner key, and returns them so the key can be shown once.
+    pub async fn first_run(&self) -> anyhow::Result<Option<(Tenant, String)>> {
+        let store = self.store();
+        if !store.tenants().await?.is_empty() {
+            return Ok(None);
+        }
+        let tenant = store.create_tenant("default", "Default shop").await?;
+        let (_, secret) =
+            create_key(store.as_ref(), &tenant, Role::Owner, "first-run owner key").await?;
+        Ok(Some((tenant, secret)))
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes, then finishes
+    /// in-flight requests and queued writes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let router = api::router(state.clone());
+        let pruner = tokio::spawn(prune_idempotency_keys(state.clone()));
+        let served = axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        pruner.abort();
+        state.inner.store.close().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Creates an API key and returns it with its secret, shown only this once.
+pub async fn create_key(
+    store: &dyn Store,
+    tenant: &Tenant,
+    role: Role,
+    name: &str,
+) -> anyhow::Result<(ApiKey, String)> {
+    let secret = ApiKeySecret::generate(tenant.id);
+    let key = store
+        .create_api_key(NewApiKey {
+            tenant_id: tenant.id,
+            name: name.to_string(),
+            role,
+            hint: secret.hint(),
+            secret_hash: secret.hash(),
+        })
+        .await?;
+    Ok((key, secret.expose()))
+}
+
+async fn prune_idempotency_keys(state: AppState) {
+    let hours = i64::from(state.config().idempotency_key_hours.max(24));
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = Timestamp::now().plus_millis(-hours * 3_600_000);
+        match state.store().prune_idempotency_keys(before).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "forgot old idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune idempotency keys"),
+        }
+    }
+}

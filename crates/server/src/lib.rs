@@ -1,0 +1,12 @@
+//! ordo's server: configuration, the HTTP API, the background work and the
+//! command line, over the domain and the store.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod orders;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

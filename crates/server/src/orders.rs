@@ -1,0 +1,201 @@
+//! Order use cases: each decides what one request does, over the domain and
+//! the store, and where its transaction is (one store call, one transaction).
+
+use ordo_domain::{
+    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, OrderReference, Reconcile, Refusal,
+    Timestamp,
+};
+use ordo_store::{
+    Changed, IdempotencyClaim, Inserted, NewOrderRecord, OrderChange, OrderLookup, Put, Store,
+    StoreError, StoredResponse,
+};
+
+use crate::api::auth::Principal;
+use crate::api::error::ApiError;
+
+/// How many fresh references to try when one is already taken (about one
+/// chance in a trillion per order at a million orders).
+const REFERENCE_ATTEMPTS: usize = 5;
+
+/// An idempotency key and the fingerprint of the request that carried it.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+/// What a create request came to.
+#[derive(Debug)]
+pub enum Created {
+    /// A new order; `body` is the response, as stored for replays.
+    New { order: Box<Order>, body: Vec<u8> },
+    /// The idempotency key was seen before: the first response, again.
+    Replayed(StoredResponse),
+    /// An order with the same external identifier and the same content
+    /// exists: creating it again is a no-op.
+    Existing(Box<Order>),
+}
+
+#[tracing::instrument(skip_all, fields(order.id, buyer = %draft.buyer.masked()))]
+pub async fn create(
+    store: &dyn Store,
+    principal: &Principal,
+    draft: OrderDraft,
+    idempotency: Option<Idempotency>,
+    render: &(dyn Fn(&Order) -> Vec<u8> + Sync),
+) -> Result<Created, ApiError> {
+    let scope = principal.scope();
+    for _ in 0..REFERENCE_ATTEMPTS {
+        let now = Timestamp::now();
+        let (order, event) = Order::create(
+            draft.clone(),
+            NewOrder {
+                tenant_id: principal.tenant_id,
+                reference: OrderReference::generate(),
+                created_by: principal.actor(),
+                now,
+            },
+        )?;
+        let body = render(&order);
+        let claim = idempotency.as_ref().map(|i| IdempotencyClaim {
+            key: i.key.clone(),
+            fingerprint: i.fingerprint,
+            response: StoredResponse {
+                status: 201,
+                body: body.clone(),
+                order_id: order.id,
+            },
+            at: now,
+        });
+        let record = NewOrderRecord {
+            order,
+            event,
+            actor: principal.actor(),
+            idempotency: claim,
+        };
+        match store.insert_order(record).await {
+            Ok(Inserted::Created(order)) => {
+                tracing::Span::current().record("order.id", tracing::field::display(order.id));
+                metrics::counter!("ordo_orders_created_total").increment(1);
+                return Ok(Created::New { order, body });
+            }
+            Ok(Inserted::Replayed(response)) => return Ok(Created::Replayed(response)),
+            Ok(Inserted::KeyReused { key }) => return Err(ApiError::IdempotencyKeyReused(key)),
+            Ok(Inserted::ExternalIdTaken {
+                namespace,
+                value,
+                existing,
+            }) => {
+                let visible = scope.allows(&existing);
+                if visible && matches!(existing.reconcile(draft), Ok(Reconcile::Unchanged)) {
+                    return Ok(Created::Existing(existing));
+                }
+                return Err(external_id_taken(
+                    &namespace,
+                    &value,
+                    visible.then_some(&*existing),
+                ));
+            }
+            Err(StoreError::Conflict { field, .. }) if field == "reference" => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "could not find a free order reference".into(),
+    ))
+}
+
+fn external_id_taken(namespace: &Namespace, value: &str, existing: Option<&Order>) -> ApiError {
+    ApiError::Conflict {
+        detail: match existing {
+            Some(o) => format!(
+                "external id {namespace}={value} already belongs to order {} with different content; use PUT /v1/orders/external/{namespace}/{value} to update it",
+                o.id
+            ),
+            None => format!("external id {namespace}={value} is already used"),
+        },
+        errors: vec![ordo_domain::FieldError::new(format!("external_ids.{namespace}"), "already used by another order").value(value)],
+        existing_order_id: existing.map(|o| o.id.to_string()),
+    }
+}
+
+/// Creates the order named by `(namespace, value)`, or brings the existing
+/// one in line with `draft` (seed 003's idempotent PUT).
+#[tracing::instrument(skip_all, fields(namespace = %key.0, buyer = %draft.buyer.masked()))]
+pub async fn put(
+    store: &dyn Store,
+    principal: &Principal,
+    key: (Namespace, String),
+    draft: OrderDraft,
+) -> Result<Put, ApiError> {
+    for _ in 0..REFERENCE_ATTEMPTS {
+        let now = Timestamp::now();
+        let (order, event) = Order::create(
+            draft.clone(),
+            NewOrder {
+                tenant_id: principal.tenant_id,
+                reference: OrderReference::generate(),
+                created_by: principal.actor(),
+                now,
+            },
+        )?;
+        let wanted = draft.clone();
+        let change: OrderChange =
+            Box::new(
+                move |existing: &mut Order| match existing.reconcile(wanted)? {
+                    Reconcile::Unchanged => Ok(None),
+                    Reconcile::Edit(patch) => Ok(existing.edit(*patch, now)?),
+                },
+            );
+        let record = NewOrderRecord {
+            order,
+            event,
+            actor: principal.actor(),
+            idempotency: None,
+        };
+        match store
+            .put_order(principal.scope(), key.clone(), record, change)
+            .await
+        {
+            Ok(put) => {
+                if matches!(put, Put::Created(_)) {
+                    metrics::counter!("ordo_orders_created_total").increment(1);
+                }
+                return Ok(put);
+            }
+            Err(StoreError::Conflict { field, .. }) if field == "reference" => continue,
+            Err(StoreError::Conflict { field, value }) if field.starts_with("external_ids.") => {
+                let ns = Namespace::parse(&field["external_ids.".len()..])
+                    .map_err(|_| ApiError::Internal(field.clone()))?;
+                return Err(external_id_taken(&ns, &value, None));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable(
+        "could not find a free order reference".into(),
+    ))
+}
+
+/// Applies one change to one order, at `expected_version` if given.
+#[tracing::instrument(skip_all, fields(?lookup, ?action))]
+pub async fn change(
+    store: &dyn Store,
+    principal: &Principal,
+    lookup: OrderLookup,
+    expected_version: Option<u64>,
+    action: Action,
+    change: impl FnOnce(&mut Order, Timestamp) -> Result<Option<EventDraft>, Refusal> + Send + 'static,
+) -> Result<Changed, ApiError> {
+    let now = Timestamp::now();
+    let change: OrderChange = Box::new(move |order: &mut Order| change(order, now));
+    Ok(store
+        .change_order(
+            principal.scope(),
+            lookup,
+            expected_version,
+            principal.actor(),
+            change,
+        )
+        .await?)
+}
