@@ -88,6 +88,7 @@ impl MakeRequestId for MakeRequestUlid {
 }
 
 pub fn router(state: AppState) -> Router {
+    crate::telemetry::metrics();
     let (api, doc) = api_routes().split_for_parts();
     let body_limit = state.config().http.body_limit_bytes;
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs.max(1));

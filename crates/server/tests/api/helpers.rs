@@ -1,0 +1,170 @@
+use std::future::pending;
+
+use ordo::app::create_key;
+use ordo::{App, Config};
+use ordo_domain::Role;
+use ordo_store::{DynStore, Tenant};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    /// An owner key of the tenant `shop`.
+    pub key: String,
+    pub tenant: Tenant,
+    pub store: DynStore,
+    _dir: TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let app = App::open(config).expect("open");
+    let store = app.store();
+    let tenant = store.create_tenant("shop", "Shop").await.expect("tenant");
+    let (_, key) = create_key(store.as_ref(), &tenant, Role::Owner, "test owner")
+        .await
+        .expect("key");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(app.serve(listener, pending()));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        key,
+        tenant,
+        store,
+        _dir: dir,
+    }
+}
+
+/// Seed 000's order, in this API's shape.
+pub fn order_body() -> Value {
+    json!({
+        "currency": "NGN",
+        "buyer": {"name": "Ada Obi", "phone": "+2348012345678", "channel_id": "wa_2348012345678"},
+        "items": [{"name": "Product A", "quantity": 2, "unit_price": "5000.00", "sku": "SKU-A", "attributes": {"size": "M"}}],
+        "notes": "Delivery by 5pm",
+        "external_ids": {"com.acme.order-id": "WEB-2024-123456"},
+        "channel": "whatsapp"
+    })
+}
+
+/// An order body without external ids, so any number can be created.
+pub fn plain_order() -> Value {
+    let mut body = order_body();
+    body.as_object_mut().expect("object").remove("external_ids");
+    body
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new key of this tenant with `role`.
+    pub async fn key_for(&self, role: Role) -> String {
+        create_key(self.store.as_ref(), &self.tenant, role, "test")
+            .await
+            .expect("key")
+            .1
+    }
+
+    /// An owner key of a second tenant.
+    pub async fn other_tenant_key(&self) -> String {
+        let other = self
+            .store
+            .create_tenant("other", "Other")
+            .await
+            .expect("tenant");
+        create_key(self.store.as_ref(), &other, Role::Owner, "other")
+            .await
+            .expect("key")
+            .1
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.post_as(&self.key, path, body).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_as(&self.key, path).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates an order and returns it, asserting a 201.
+    pub async fn create(&self, body: &Value) -> Value {
+        let r = self.post("/v1/orders", body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "create failed");
+        r.json().await.expect("json")
+    }
+
+    pub async fn create_as(&self, key: &str, body: &Value) -> Value {
+        let r = self.post_as(key, "/v1/orders", body).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.expect("json")
+    }
+}
+
+/// Reads a problem+json body, checking its content type.
+pub async fn problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let body: Value = r.json().await.expect("problem json");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("/problems/")));
+    body
+}
+
+/// The fields named by a validation problem.
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|f| f["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

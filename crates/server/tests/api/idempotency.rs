@@ -1,0 +1,92 @@
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{plain_order, problem, spawn_app};
+
+async fn post_with_key(
+    app: &crate::helpers::TestApp,
+    key: &str,
+    body: &Value,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&app.key)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_replay_the_first_response() {
+    let app = spawn_app().await;
+    let first = post_with_key(&app, "k-1", &plain_order()).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first_body = first.text().await.unwrap();
+    // Same request, keys in another order: still the same request.
+    let reordered: Value =
+        serde_json::from_str(&serde_json::to_string(&plain_order()).unwrap()).unwrap();
+    let again = post_with_key(&app, "k-1", &reordered).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), first_body);
+    let count: Value = app.get("/v1/orders/count").await.json().await.unwrap();
+    assert_eq!(count["count"], 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_a_conflict() {
+    let app = spawn_app().await;
+    post_with_key(&app, "k-2", &plain_order()).await;
+    let mut other = plain_order();
+    other["notes"] = json!("something else");
+    let p = problem(
+        post_with_key(&app, "k-2", &other).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(p["type"], "/problems/idempotency-key-reused");
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_create_one_order() {
+    let app = spawn_app().await;
+    let body = plain_order();
+    let responses = join_all((0..25).map(|_| post_with_key(&app, "same-key", &body))).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for r in responses {
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let o: Value = r.json().await.unwrap();
+        ids.insert(o["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1);
+    let count: Value = app.get("/v1/orders/count").await.json().await.unwrap();
+    assert_eq!(count["count"], 1);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_tenant_and_checked() {
+    let app = spawn_app().await;
+    post_with_key(&app, "k-3", &plain_order()).await;
+    let other = app.other_tenant_key().await;
+    let r = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(&other)
+        .header("Idempotency-Key", "k-3")
+        .json(&plain_order())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("idempotent-replayed").is_none());
+    let long = "x".repeat(256);
+    let p = problem(
+        post_with_key(&app, &long, &plain_order()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
+}
