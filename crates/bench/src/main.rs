@@ -1,0 +1,529 @@
+//! `ordo-bench`: load and latency figures for the ordo HTTP API.
+//!
+//! It measures, phase by phase, how many requests a second one ordo server
+//! answers and how fast, with `--connections` clients (default 64) each
+//! keeping one HTTP/1.1 connection busy, back to back, for `--seconds`
+//! (default 10):
+//!
+//! - `create`: `POST /v1/orders` with a three-line order of about 500 bytes
+//!   (the channel rotates whatsapp, instagram, web); every created id is kept.
+//! - `seed` (with `--orders N`): creates orders the same way until the server
+//!   holds at least N, so that reads and lists run over a big table.
+//! - `get`: `GET /v1/orders/{id}` for random ids among those created.
+//! - `list`: `GET /v1/orders?status=pending&channel=whatsapp&sort=-created_at&limit=50`.
+//! - `verify`: every order that was acknowledged with a 2xx can be read back;
+//!   the tool exits with status 1 if one is missing.
+//!
+//! Each phase prints its requests, throughput, latency percentiles (p50, p99,
+//! p99.9, max), errors and, when the server's pid is known, the server's CPU
+//! time per request (from `/proc/<pid>/stat`) and its resident memory; a
+//! summary table follows at the end.
+//!
+//! By default the tool starts its own server: the `ordo` binary next to its
+//! own executable, on a fresh data directory in the temp dir (removed at the
+//! end unless `--keep-data`), with a tenant `bench` and an integration key,
+//! on a free port of 127.0.0.1; it stops it with SIGTERM at the end.
+//!
+//! ```text
+//! cargo build --release -p ordo -p ordo-bench
+//! cargo run --release -p ordo-bench                               # all phases, 64 connections, 10 s each
+//! cargo run --release -p ordo-bench -- --seconds 3 --connections 16
+//! cargo run --release -p ordo-bench -- --orders 1000000           # reads over a million orders
+//! cargo run --release -p ordo-bench -- --url http://127.0.0.1:8080 --key KEY --server-pid PID
+//! ```
+//!
+//! The client runs on the same machine as the server and takes CPU from it;
+//! each block says how many cores each side kept busy.
+
+mod http;
+mod load;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use clap::{Parser, ValueEnum};
+
+use crate::http::Target;
+use crate::load::{Limits, Outcome, Shared, Work};
+use crate::report::{print_summary, CpuMark, PhaseFigures};
+use crate::server::OwnServer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ordo-bench",
+    version,
+    about = "Load and latency benchmark for the ordo HTTP API"
+)]
+struct Opts {
+    /// Benchmark a running server (http://HOST:PORT) instead of starting one.
+    #[arg(long, value_name = "URL", requires = "key")]
+    url: Option<String>,
+    /// API key (an integration key) for --url.
+    #[arg(long, env = "ORDO_BENCH_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Pid of the --url server, for its CPU and memory figures.
+    #[arg(long, value_name = "PID", requires = "url")]
+    server_pid: Option<u32>,
+    /// The ordo binary to start [default: `ordo` next to this executable].
+    #[arg(long, value_name = "PATH", conflicts_with = "url")]
+    ordo_bin: Option<PathBuf>,
+    /// Where to make the temporary data directory [default: the temp dir].
+    #[arg(long, value_name = "DIR", conflicts_with = "url")]
+    data_parent: Option<PathBuf>,
+    /// Keep the data directory of the started server.
+    #[arg(long, conflicts_with = "url")]
+    keep_data: bool,
+    /// Concurrent connections, one task each.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    connections: usize,
+    /// Duration of each timed phase (create, get, list).
+    #[arg(long, short = 's', default_value_t = 10.0)]
+    seconds: f64,
+    /// Create orders until the server holds at least this many (the seed phase).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    orders: u64,
+    /// Phases to run, comma-separated; they run in the order create, seed, get, list, verify.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values = ["create", "get", "list", "verify"]
+    )]
+    phases: Vec<Phase>,
+    /// Concurrent connections of the verify phase.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    verify_connections: usize,
+    /// Longest the seed phase may run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    seed_max_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    Create,
+    Seed,
+    Get,
+    List,
+    Verify,
+}
+
+impl Phase {
+    const ORDER: [Phase; 5] = [
+        Phase::Create,
+        Phase::Seed,
+        Phase::Get,
+        Phase::List,
+        Phase::Verify,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Create => "create",
+            Phase::Seed => "seed",
+            Phase::Get => "get",
+            Phase::List => "list",
+            Phase::Verify => "verify",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let opts = Opts::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ordo-bench: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(bench(opts));
+    // Workers of an interrupted phase may still be running; do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("ordo-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn plan(opts: &Opts) -> anyhow::Result<Vec<Phase>> {
+    if opts.connections == 0 || opts.connections > 10_000 {
+        bail!("--connections must be between 1 and 10000");
+    }
+    if !(opts.seconds.is_finite() && opts.seconds > 0.0 && opts.seconds <= 3600.0) {
+        bail!("--seconds must be more than 0 and at most 3600");
+    }
+    if opts.verify_connections == 0 || opts.verify_connections > 10_000 {
+        bail!("--verify-connections must be between 1 and 10000");
+    }
+    if opts.phases.contains(&Phase::Seed) && opts.orders == 0 {
+        bail!("the seed phase needs --orders N");
+    }
+    Ok(Phase::ORDER
+        .into_iter()
+        .filter(|p| opts.phases.contains(p) || (*p == Phase::Seed && opts.orders > 0))
+        .collect())
+}
+
+/// Returns whether every check passed.
+async fn bench(opts: Opts) -> anyhow::Result<bool> {
+    let phases = plan(&opts)?;
+    let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut own: Option<OwnServer> = None;
+    let (target, server_pid) = match &opts.url {
+        Some(url) => {
+            let key = opts
+                .key
+                .as_deref()
+                .ok_or_else(|| anyhow!("--url needs --key"))?;
+            (Target::new(url, key).await?, opts.server_pid)
+        }
+        None => {
+            let bin = match &opts.ordo_bin {
+                Some(bin) => bin.clone(),
+                None => server::default_ordo_bin()?,
+            };
+            let (started, target) =
+                OwnServer::start(&bin, opts.data_parent.as_deref(), opts.keep_data).await?;
+            println!(
+                "server   {} (pid {}) on {}",
+                bin.display(),
+                started.pid,
+                started.listen
+            );
+            println!(
+                "data     {} ({}), {}",
+                started.data_dir.display(),
+                server::fs_type(&started.data_dir).unwrap_or_else(|| "file system unknown".into()),
+                if started.removes_data() {
+                    "removed at the end"
+                } else {
+                    "kept"
+                }
+            );
+            let pid = started.pid;
+            own = Some(started);
+            (target, Some(pid))
+        }
+    };
+    if opts.url.is_some() {
+        match server_pid {
+            Some(pid) => println!("server   {} (pid {pid})", target.base_url),
+            None => println!(
+                "server   {} (no --server-pid: no server CPU or memory figures)",
+                target.base_url
+            ),
+        }
+    }
+    println!(
+        "load     {} connections, {} s a timed phase; phases {}",
+        opts.connections,
+        opts.seconds,
+        names.join(", ")
+    );
+    println!(
+        "body     {} bytes a new order (3 lines; channel whatsapp, instagram, web in turn)",
+        load::order_body("0123456789abcdef", 123_456).len()
+    );
+    println!("machine  {cpus} CPUs, shared by this tool and the server");
+    println!();
+
+    let target = Arc::new(target);
+    let result = tokio::select! {
+        r = run_phases(&opts, &phases, target, server_pid) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+
+    if let Some(mut started) = own {
+        match started.stop() {
+            Some(stopped) if stopped.killed => println!(
+                "server   did not stop within {:.1} s of SIGTERM; killed",
+                stopped.took.as_secs_f64()
+            ),
+            Some(stopped) => println!(
+                "server   stopped {:.2} s after SIGTERM ({})",
+                stopped.took.as_secs_f64(),
+                stopped
+                    .status
+                    .map_or_else(|| "status unknown".to_string(), |s| s.to_string())
+            ),
+            None => {}
+        }
+        // Dropping `started` removes the data directory unless kept.
+    }
+    result
+}
+
+async fn run_phases(
+    opts: &Opts,
+    phases: &[Phase],
+    target: Arc<Target>,
+    server_pid: Option<u32>,
+) -> anyhow::Result<bool> {
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros()
+    );
+    let timed = Duration::from_secs_f64(opts.seconds);
+    let conns = opts.connections;
+    let mut created: Vec<String> = Vec::new();
+    let mut shared_ids: Option<Arc<Vec<String>>> = None;
+    let mut figures = Vec::new();
+    let mut passed = true;
+
+    for &phase in phases {
+        let fig = match phase {
+            Phase::Create => {
+                let work = Work::Create {
+                    run_id: run_id.clone(),
+                    seq: AtomicU64::new(0),
+                };
+                let (out, mut fig) =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
+                fig.notes.push(format!("orders created {}", out.ids.len()));
+                created.extend(out.ids);
+                fig
+            }
+            Phase::Seed => {
+                let have = load::count_orders(target.clone(), "").await?;
+                if have >= opts.orders {
+                    println!(
+                        "[seed] the server holds {have} orders already (--orders {})\n",
+                        opts.orders
+                    );
+                    continue;
+                }
+                let needed = opts.orders - have;
+                println!(
+                    "[seed] the server holds {have} orders; creating {needed} more with {conns} connections"
+                );
+                let work = Work::Create {
+                    run_id: format!("{run_id}-seed"),
+                    seq: AtomicU64::new(0),
+                };
+                let lim = Limits {
+                    deadline: Instant::now() + Duration::from_secs(opts.seed_max_seconds),
+                    until_ok: Some(needed),
+                    max_errors: Some(10_000),
+                };
+                let progress = Progress {
+                    base: have,
+                    total: opts.orders,
+                    what: "orders in the server",
+                };
+                let (out, mut fig) =
+                    measure(phase, &target, work, conns, lim, server_pid, Some(progress)).await?;
+                let now = load::count_orders(target.clone(), "").await?;
+                fig.notes.push(format!(
+                    "orders created {} ({:.0} orders/s); the server holds {now}",
+                    out.ids.len(),
+                    out.ids.len() as f64 / out.elapsed.as_secs_f64().max(1e-9)
+                ));
+                if (out.ok) < needed {
+                    fig.notes.push(format!(
+                        "warning: seed stopped early ({} errors or --seed-max-seconds)",
+                        out.errors()
+                    ));
+                }
+                created.extend(out.ids);
+                fig
+            }
+            Phase::Get => {
+                let mut ids = ids_of(&mut created, &mut shared_ids);
+                let mut note = None;
+                if ids.is_empty() {
+                    let listed = load::list_ids(target.clone(), 10_000).await?;
+                    note = Some(format!(
+                        "no orders created in this run: read {} listed by the server",
+                        listed.len()
+                    ));
+                    ids = Arc::new(listed);
+                }
+                if ids.is_empty() {
+                    println!("[get] skipped: the server has no orders\n");
+                    continue;
+                }
+                let count = ids.len();
+                let work = Work::Get { ids };
+                let (_, mut fig) =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
+                fig.notes.push(format!("ids drawn from {count} orders"));
+                fig.notes.extend(note);
+                fig
+            }
+            Phase::List => {
+                let (out, mut fig) = measure(
+                    phase,
+                    &target,
+                    Work::List,
+                    conns,
+                    limits(timed),
+                    server_pid,
+                    None,
+                )
+                .await?;
+                if out.short_pages > 0 {
+                    fig.notes.push(format!(
+                        "warning: {} of {} pages had fewer than {} orders",
+                        out.short_pages,
+                        out.ok,
+                        load::LIST_LIMIT
+                    ));
+                }
+                fig
+            }
+            Phase::Verify => {
+                let ids = ids_of(&mut created, &mut shared_ids);
+                if ids.is_empty() {
+                    println!("[verify] skipped: this run created no orders\n");
+                    continue;
+                }
+                let total = ids.len();
+                let vconns = opts.verify_connections.min(total);
+                let lim = Limits {
+                    deadline: Instant::now() + Duration::from_secs(3600),
+                    until_ok: None,
+                    max_errors: Some(1000),
+                };
+                let progress = Progress {
+                    base: 0,
+                    total: total as u64,
+                    what: "orders checked",
+                };
+                let work = Work::Verify {
+                    ids,
+                    next: Default::default(),
+                };
+                let (out, mut fig) = measure(
+                    phase,
+                    &target,
+                    work,
+                    vconns,
+                    lim,
+                    server_pid,
+                    Some(progress),
+                )
+                .await?;
+                let missing = out.missing.len();
+                let checked = out.ok as usize + missing;
+                fig.notes.push(format!(
+                    "checked {checked} of {total} acknowledged orders: {missing} missing"
+                ));
+                if missing > 0 {
+                    let some: Vec<&str> = out.missing.iter().take(5).map(String::as_str).collect();
+                    fig.notes
+                        .push(format!("FAILED: missing orders, e.g. {}", some.join(", ")));
+                    passed = false;
+                }
+                if checked < total {
+                    fig.notes.push(format!(
+                        "FAILED: {} orders could not be checked",
+                        total - checked
+                    ));
+                    passed = false;
+                }
+                fig
+            }
+        };
+        fig.print_block();
+        figures.push(fig);
+    }
+    print_summary(&figures);
+    Ok(passed)
+}
+
+/// The ids created so far, shared (after the last phase that creates).
+fn ids_of(created: &mut Vec<String>, shared: &mut Option<Arc<Vec<String>>>) -> Arc<Vec<String>> {
+    match shared {
+        Some(ids) if created.is_empty() => ids.clone(),
+        _ => {
+            let mut all = shared.as_ref().map(|s| s.to_vec()).unwrap_or_default();
+            all.append(created);
+            let ids = Arc::new(all);
+            *shared = Some(ids.clone());
+            ids
+        }
+    }
+}
+
+fn limits(timed: Duration) -> Limits {
+    Limits {
+        deadline: Instant::now() + timed,
+        until_ok: None,
+        max_errors: None,
+    }
+}
+
+/// A progress line every 5 s for the long phases.
+struct Progress {
+    base: u64,
+    total: u64,
+    what: &'static str,
+}
+
+async fn measure(
+    phase: Phase,
+    target: &Arc<Target>,
+    work: Work,
+    connections: usize,
+    limits: Limits,
+    server_pid: Option<u32>,
+    progress: Option<Progress>,
+) -> anyhow::Result<(Outcome, PhaseFigures)> {
+    let shared = Arc::new(Shared::default());
+    let printer = progress.map(|p| {
+        let shared = shared.clone();
+        let name = phase.name();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(5);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut last = 0;
+            loop {
+                tick.tick().await;
+                let done = shared.ok.load(Relaxed);
+                let errors = shared.errors.load(Relaxed);
+                println!(
+                    "  {name}: {} of {} {} ({:.0}/s over the last 5 s, {errors} errors)",
+                    p.base + done,
+                    p.total,
+                    p.what,
+                    (done - last) as f64 / every.as_secs_f64()
+                );
+                last = done;
+            }
+        })
+    });
+    let mark = CpuMark::now(server_pid);
+    let out = load::run(
+        target.clone(),
+        Arc::new(work),
+        connections,
+        Arc::new(limits),
+        shared,
+    )
+    .await;
+    if let Some(printer) = printer {
+        printer.abort();
+    }
+    let out = out?;
+    let fig = PhaseFigures::new(phase.name(), connections, &out, &mark, server_pid);
+    Ok((out, fig))
+}
