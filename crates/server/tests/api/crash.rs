@@ -35,6 +35,8 @@ fn free_port() -> u16 {
         .port()
 }
 
+// The child is returned to the caller, which kills and reaps it.
+#[allow(clippy::zombie_processes)]
 async fn start(data_dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_ordo"))
         .arg("--data-dir")

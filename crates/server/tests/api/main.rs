@@ -1,6 +1,9 @@
 //! ordo's API tests: each spawns the real server on a random port with its
 //! own fresh database and talks to it over HTTP.
 
+// Tests unwrap freely: a panic is a failed test with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod actions;
 mod auth;
 mod crash;
