@@ -106,6 +106,7 @@ impl Readers {
 /// ordo's embedded store.
 pub struct SqliteStore {
     queue: WriteQueue,
+    checkpointer: Checkpointer,
     readers: Arc<Readers>,
     path: PathBuf,
 }
@@ -126,17 +127,97 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
+    // Checkpoints run on their own thread (see `checkpointer`).
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -{};
-         PRAGMA temp_store = MEMORY;",
-        options.cache_kib * 2
+         PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 0;",
+        options.cache_kib
     ))
     .map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Copies the WAL into the database file every so often, on its own
+/// connection and thread, so commits never wait for it. PASSIVE checkpoints
+/// never block readers or the writer; a last one truncates the WAL on close.
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(unavailable)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ordo-sqlite-checkpoint".into())
+            .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError;
+                loop {
+                    let last = match stopped.recv_timeout(Self::EVERY) {
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                    };
+                    let mode = if last { "TRUNCATE" } else { "PASSIVE" };
+                    if let Err(e) =
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed; will retry");
+                    }
+                    if last {
+                        return;
+                    }
+                }
+            })
+            .map_err(unavailable)?;
+        Ok(Checkpointer {
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs a last, truncating checkpoint and waits for it.
+    async fn finish(&self) {
+        let _ = self.stop.send(());
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// Picks how commits become durable. With `full`, ordo fsyncs the WAL
+/// itself in a pipeline (and SQLite commits with `NORMAL`), unless the WAL
+/// file cannot be found, in which case SQLite fsyncs in every commit.
+fn durability(
+    conn: &Connection,
+    path: &Path,
+    synchronous: Synchronous,
+) -> Result<writer::Durability> {
+    if synchronous == Synchronous::Normal {
+        return Ok(writer::Durability::Unsynced);
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if std::fs::File::open(&wal).is_ok() {
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(unavailable)?;
+        tracing::debug!(wal = %wal.display(), "commits are made durable by a pipelined fsync of the WAL");
+        Ok(writer::Durability::Pipelined(wal))
+    } else {
+        tracing::warn!("no WAL file found; SQLite will fsync in every commit");
+        Ok(writer::Durability::InCommit)
+    }
 }
 
 /// Applies the migrations not yet applied, each in its own transaction.
@@ -181,7 +262,10 @@ impl SqliteStore {
     pub fn open(path: &Path, options: SqliteOptions) -> Result<(SqliteStore, Vec<String>)> {
         let mut conn = open_writer(path, &options)?;
         let applied = migrate(&mut conn)?;
-        let queue = writer::start(conn, options.max_batch.max(1), 4096).map_err(unavailable)?;
+        let durability = durability(&conn, path, options.synchronous)?;
+        let queue =
+            writer::start(conn, options.max_batch.max(1), 4096, durability).map_err(unavailable)?;
+        let checkpointer = Checkpointer::start(path)?;
         let readers = Arc::new(Readers {
             path: path.to_path_buf(),
             cache_kib: options.cache_kib,
@@ -191,6 +275,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 queue,
+                checkpointer,
                 readers,
                 path: path.to_path_buf(),
             },
@@ -233,6 +318,7 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.queue.shutdown().await;
         self.readers.permits.close();
+        self.checkpointer.finish().await;
     }
 
     async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant> {
@@ -278,8 +364,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
+        // Serialised here, on the caller's thread, not in the single writer.
+        let body = orders::body(&record.order)?;
         self.queue
-            .write(move |conn| orders::insert(conn, record))
+            .write(move |conn| orders::insert(conn, record, body))
             .await
     }
 
@@ -290,8 +378,9 @@ impl Store for SqliteStore {
         record: NewOrderRecord,
         change: OrderChange,
     ) -> Result<Put> {
+        let body = orders::body(&record.order)?;
         self.queue
-            .write(move |conn| orders::put(conn, &scope, &key, record, change))
+            .write(move |conn| orders::put(conn, &scope, &key, record, body, change))
             .await
     }
 

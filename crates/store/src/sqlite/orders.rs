@@ -26,12 +26,16 @@ fn parse_order(body: &str, scope: &Scope) -> Result<Order> {
     Ok(order)
 }
 
+/// The stored form of an order.
+pub(super) fn body(order: &Order) -> Result<String> {
+    serde_json::to_string(order).map_err(corrupt)
+}
+
 /// The order's filterable columns, in the order of the INSERT and UPDATE below.
-fn columns(order: &Order) -> Result<[Value; 18]> {
-    let body = serde_json::to_string(order).map_err(corrupt)?;
+fn columns(order: &Order, body: String) -> [Value; 18] {
     let text = |s: &str| Value::Text(s.to_string());
     let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
-    Ok([
+    [
         text(&order.tenant_id.to_string()),
         text(&order.id.to_string()),
         text(order.reference.as_str()),
@@ -50,11 +54,11 @@ fn columns(order: &Order) -> Result<[Value; 18]> {
         Value::Integer(order.total),
         Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
         Value::Text(body),
-    ])
+    ]
 }
 
-fn insert_row(conn: &Connection, order: &Order) -> Result<()> {
-    let cols = columns(order)?;
+fn insert_row(conn: &Connection, order: &Order, body: String) -> Result<()> {
+    let cols = columns(order, body);
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
@@ -78,7 +82,7 @@ fn insert_row(conn: &Connection, order: &Order) -> Result<()> {
 }
 
 fn update_row(conn: &Connection, order: &Order) -> Result<()> {
-    let cols = columns(order)?;
+    let cols = columns(order, body(order)?);
     let mut stmt = conn
         .prepare_cached(
             "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
@@ -115,8 +119,29 @@ fn order_with_external_id(
     .transpose()
 }
 
-/// Makes the identifier table match the order's identifiers, refusing one
-/// that already names another order of the tenant.
+/// Refuses identifiers of `order` (beyond `previous`) that already name
+/// another order of the tenant. Called before anything is written.
+fn check_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -> Result<()> {
+    for (ns, value) in &order.external_ids {
+        if previous.get(ns) == Some(value) {
+            continue;
+        }
+        let owner: Option<String> = conn
+            .prepare_cached("SELECT order_id FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ?2 AND value = ?3")
+            .and_then(|mut s| s.query_row(params![order.tenant_id.to_string(), ns.as_str(), value], |r| r.get(0)).optional())
+            .map_err(unavailable)?;
+        if owner.is_some_and(|o| o != order.id.to_string()) {
+            return Err(StoreError::Conflict {
+                field: format!("external_ids.{ns}"),
+                value: value.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Makes the identifier table match the order's identifiers (checked
+/// beforehand with [`check_external_ids`]).
 fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -> Result<()> {
     let tenant = order.tenant_id.to_string();
     let id = order.id.to_string();
@@ -148,18 +173,24 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
     Ok(())
 }
 
+/// Appends an event to the order's timeline; `first` when the order is new
+/// (its sequence is then 1 without asking).
 fn append_event(
     conn: &Connection,
     order: &Order,
     actor: &Actor,
     draft: EventDraft,
+    first: bool,
 ) -> Result<OrderEvent> {
     let tenant = order.tenant_id.to_string();
     let order_id = order.id.to_string();
-    let last: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM order_events WHERE tenant_id = ?1 AND order_id = ?2")
-        .and_then(|mut s| s.query_row(params![tenant, order_id], |r| r.get(0)))
-        .map_err(unavailable)?;
+    let last: i64 = if first {
+        0
+    } else {
+        conn.prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM order_events WHERE tenant_id = ?1 AND order_id = ?2")
+            .and_then(|mut s| s.query_row(params![tenant, order_id], |r| r.get(0)))
+            .map_err(unavailable)?
+    };
     let event = OrderEvent {
         id: EventId::new_at(order.updated_at),
         order_id: order.id,
@@ -188,7 +219,7 @@ fn append_event(
     Ok(event)
 }
 
-pub(super) fn insert(conn: &Connection, record: NewOrderRecord) -> Result<Inserted> {
+pub(super) fn insert(conn: &Connection, record: NewOrderRecord, body: String) -> Result<Inserted> {
     let order = record.order;
     let scope = Scope::tenant(order.tenant_id);
     let tenant = order.tenant_id.to_string();
@@ -224,9 +255,9 @@ pub(super) fn insert(conn: &Connection, record: NewOrderRecord) -> Result<Insert
             });
         }
     }
-    insert_row(conn, &order)?;
+    insert_row(conn, &order, body)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
-    append_event(conn, &order, &record.actor, record.event)?;
+    append_event(conn, &order, &record.actor, record.event, true)?;
     if let Some(claim) = record.idempotency {
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -261,11 +292,14 @@ fn apply_change(
     if order.id != id || order.tenant_id != tenant {
         return Err(corrupt("a change tried to move an order"));
     }
+    if order.external_ids != previous_ids {
+        check_external_ids(conn, &order, &previous_ids)?;
+    }
     update_row(conn, &order)?;
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
-    let event = append_event(conn, &order, actor, draft)?;
+    let event = append_event(conn, &order, actor, draft, false)?;
     Ok(Changed {
         order,
         event: Some(event),
@@ -277,6 +311,7 @@ pub(super) fn put(
     scope: &Scope,
     key: &(Namespace, String),
     record: NewOrderRecord,
+    body: String,
     change: OrderChange,
 ) -> Result<Put> {
     let Some(existing) = order_with_external_id(conn, scope, &key.0, &key.1)? else {
@@ -288,6 +323,7 @@ pub(super) fn put(
                 actor,
                 ..record
             },
+            body,
         )? {
             Inserted::Created(order) => Ok(Put::Created(order)),
             Inserted::ExternalIdTaken {

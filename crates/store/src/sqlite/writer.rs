@@ -2,12 +2,24 @@
 //!
 //! SQLite allows one writer at a time, and a durable commit costs an fsync.
 //! So one thread owns the write connection: it takes every write queued
-//! while the previous commit was being flushed, runs each in its own
-//! savepoint (a refused or failed write rolls back alone), commits them all
-//! at once, and only then answers each caller. A 2xx therefore always means
-//! the order is on disk, and many orders share one fsync.
+//! while the previous commit was being flushed, runs them one after the
+//! other in one transaction, commits them all at once, and only then answers
+//! each caller. A 2xx therefore always means the order is on disk, and many
+//! orders share one fsync. A refused write refuses before it changes
+//! anything; if one ever fails after changing rows, the whole batch rolls
+//! back and every caller is told to retry.
+//!
+//! By default ordo flushes the WAL itself: SQLite commits without an fsync
+//! (`synchronous=NORMAL`), and a second thread fsyncs the WAL before the
+//! batch's callers are answered, while the writer already runs the next
+//! batch. An acknowledged write is on disk either way; a reader may see a
+//! committed write a millisecond before its fsync completes.
+//!
+//! Checkpoints (copying the WAL into the database file) run on their own
+//! thread, off the path of commits.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +28,7 @@ use crate::StoreError;
 
 /// One write: run inside the batch's transaction, answered after commit.
 pub(crate) trait WriteOp: Send {
-    /// Does the work; false means it failed and its savepoint is rolled back.
+    /// Does the work; false means it failed (and changed nothing).
     fn run(&mut self, conn: &Connection) -> bool;
     /// Delivers the result once the batch's fate is known.
     fn finish(self: Box<Self>, committed: Result<(), String>);
@@ -102,20 +114,70 @@ impl WriteQueue {
     }
 }
 
+/// How a committed batch becomes durable before its callers hear back.
+pub(crate) enum Durability {
+    /// SQLite fsyncs inside COMMIT (`synchronous=FULL`): answer at once.
+    InCommit,
+    /// No fsync at all (`synchronous=NORMAL`): survives a crash of ordo,
+    /// not of the machine.
+    Unsynced,
+    /// ordo fsyncs the WAL file itself, on another thread, before answering:
+    /// the next batch executes while the disk flushes the last one.
+    Pipelined(PathBuf),
+}
+
+enum ToSync {
+    Batch(Vec<Box<dyn WriteOp>>),
+    Done(oneshot::Sender<()>),
+}
+
 pub(crate) fn start(
     conn: Connection,
     max_batch: usize,
     queue_depth: usize,
+    durability: Durability,
 ) -> std::io::Result<WriteQueue> {
     let (tx, rx) = mpsc::channel(queue_depth);
+    let syncer = match durability {
+        Durability::Pipelined(wal) => {
+            let (sync_tx, sync_rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("ordo-sqlite-fsync".into())
+                .spawn(move || sync_loop(&wal, &sync_rx))?;
+            Some(sync_tx)
+        }
+        Durability::InCommit | Durability::Unsynced => None,
+    };
     std::thread::Builder::new()
         .name("ordo-sqlite-writer".into())
-        .spawn(move || run(conn, rx, max_batch))?;
+        .spawn(move || run(&conn, rx, max_batch, syncer.as_ref()))?;
     Ok(WriteQueue { tx })
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(
+    conn: &Connection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    syncer: Option<&std::sync::mpsc::Sender<ToSync>>,
+) {
     let mut batch: Vec<Box<dyn WriteOp>> = Vec::with_capacity(max_batch);
+    let deliver =
+        |batch: Vec<Box<dyn WriteOp>>, committed: Result<(), String>| match (syncer, committed) {
+            (Some(s), Ok(())) => {
+                if let Err(std::sync::mpsc::SendError(ToSync::Batch(ops))) =
+                    s.send(ToSync::Batch(batch))
+                {
+                    for op in ops {
+                        op.finish(Err("the fsync thread stopped".into()));
+                    }
+                }
+            }
+            (_, committed) => {
+                for op in batch {
+                    op.finish(committed.clone());
+                }
+            }
+        };
     while let Some(first) = rx.blocking_recv() {
         let mut shutdown = None;
         match first {
@@ -130,7 +192,8 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&conn, &mut batch);
+            let committed = commit_batch(conn, &mut batch);
+            deliver(std::mem::take(&mut batch), committed);
         }
         if let Some(done) = shutdown {
             rx.close();
@@ -139,11 +202,71 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 batch.push(op);
             }
             if !batch.is_empty() {
-                commit_batch(&conn, &mut batch);
+                let committed = commit_batch(conn, &mut batch);
+                deliver(std::mem::take(&mut batch), committed);
             }
+            match syncer {
+                Some(s) => {
+                    if let Err(std::sync::mpsc::SendError(ToSync::Done(done))) =
+                        s.send(ToSync::Done(done))
+                    {
+                        let _ = done.send(());
+                    }
+                }
+                None => {
+                    let _ = done.send(());
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// Flushes the WAL to disk for every batch committed since the last flush,
+/// then answers their callers. One fsync covers all of them.
+fn sync_loop(wal: &Path, rx: &std::sync::mpsc::Receiver<ToSync>) {
+    let mut file: Option<(std::fs::File, u64)> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batches = Vec::new();
+        let mut done = None;
+        let mut take = |m: ToSync| match m {
+            ToSync::Batch(ops) => batches.push(ops),
+            ToSync::Done(d) => done = Some(d),
+        };
+        take(first);
+        while let Ok(m) = rx.try_recv() {
+            take(m);
+        }
+        if !batches.is_empty() {
+            let synced = sync_wal(wal, &mut file);
+            if let Err(e) = &synced {
+                tracing::error!(error = %e, "fsync of the WAL failed; the writes are reported as failed");
+            }
+            for op in batches.into_iter().flatten() {
+                op.finish(synced.clone());
+            }
+        }
+        if let Some(done) = done {
             let _ = done.send(());
             return;
         }
+    }
+}
+
+fn sync_wal(wal: &Path, file: &mut Option<(std::fs::File, u64)>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(wal)
+        .map_err(|e| format!("the WAL file is gone: {e}"))?
+        .ino();
+    // SQLite keeps the WAL file while the writer's connection is open; should
+    // it ever be replaced, the new one is the one to flush.
+    if file.as_ref().is_none_or(|(_, ino)| *ino != inode) {
+        let f = std::fs::File::open(wal).map_err(|e| format!("cannot open the WAL file: {e}"))?;
+        *file = Some((f, inode));
+    }
+    match file {
+        Some((f, _)) => f.sync_data().map_err(|e| format!("fsync failed: {e}")),
+        None => Err("no WAL file".into()),
     }
 }
 
@@ -154,30 +277,23 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteOp>>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "could not begin a write transaction");
-        for op in batch.drain(..) {
-            op.finish(Err(e.clone()));
-        }
-        return;
-    }
+/// Runs a batch in one transaction; the caller delivers the outcome.
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn WriteOp>]) -> Result<(), String> {
+    exec(conn, "BEGIN IMMEDIATE")
+        .inspect_err(|e| tracing::error!(error = %e, "could not begin a write transaction"))?;
     for op in batch.iter_mut() {
-        let outcome = exec(conn, "SAVEPOINT op").and_then(|()| {
-            if op.run(conn) {
-                exec(conn, "RELEASE op")
-            } else {
-                exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"))
-            }
-        });
-        if let Err(e) = outcome {
-            // The transaction itself is in trouble: give up on the batch.
-            tracing::error!(error = %e, "a savepoint failed; rolling back the batch");
+        // Writes check before they change anything, so a refused write
+        // leaves nothing behind and needs no savepoint of its own (which
+        // would copy every page it touches). Should one ever fail after
+        // changing rows, the whole batch is rolled back and every caller
+        // is told to retry: nothing half-done is ever committed.
+        let before = conn.total_changes();
+        if !op.run(conn) && conn.total_changes() != before {
+            let e =
+                "a write failed after changing rows; the batch was rolled back, retry".to_string();
+            tracing::error!("{e}");
             let _ = exec(conn, "ROLLBACK");
-            for op in batch.drain(..) {
-                op.finish(Err(e.clone()));
-            }
-            return;
+            return Err(e);
         }
     }
     let committed = exec(conn, "COMMIT");
@@ -186,12 +302,92 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteOp>>) {
         let _ = exec(conn, "ROLLBACK");
     }
     metrics_batch(batch.len());
-    for op in batch.drain(..) {
-        op.finish(committed.clone());
-    }
+    committed
 }
 
 fn metrics_batch(size: usize) {
     #[allow(clippy::cast_precision_loss)]
     metrics::histogram!("ordo_store_commit_batch_size").record(size as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op<T: Send + 'static>(
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> (Box<dyn WriteOp>, oneshot::Receiver<Result<T, StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let op = Op {
+            work: Some(work),
+            result: None,
+            reply,
+        };
+        (Box::new(op), answer)
+    }
+
+    fn insert(conn: &Connection, n: i64) -> Result<(), StoreError> {
+        conn.execute("INSERT INTO t (n) VALUES (?1)", [n])
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (n INTEGER NOT NULL UNIQUE)")
+            .expect("table");
+        conn
+    }
+
+    #[test]
+    fn a_refusal_that_changed_nothing_leaves_the_rest_of_the_batch() {
+        let conn = table();
+        let (a, a_answer) = op(|c| insert(c, 1));
+        let (b, b_answer) = op(|_| Err::<(), _>(StoreError::NotFound));
+        let (c, c_answer) = op(|c| insert(c, 2));
+        let mut batch = vec![a, b, c];
+        assert_eq!(commit_batch(&conn, &mut batch), Ok(()));
+        for op in batch {
+            op.finish(Ok(()));
+        }
+        assert!(a_answer.blocking_recv().expect("answer").is_ok());
+        assert!(matches!(
+            b_answer.blocking_recv().expect("answer"),
+            Err(StoreError::NotFound)
+        ));
+        assert!(c_answer.blocking_recv().expect("answer").is_ok());
+        assert_eq!(count(&conn), 2);
+    }
+
+    #[test]
+    fn a_failure_after_changing_rows_rolls_back_the_whole_batch() {
+        let conn = table();
+        let (a, _) = op(|c| insert(c, 1));
+        let (b, _) = op(|c| {
+            insert(c, 2)?;
+            Err::<(), _>(StoreError::NotFound)
+        });
+        let mut batch = vec![a, b];
+        assert!(commit_batch(&conn, &mut batch).is_err());
+        assert_eq!(count(&conn), 0, "nothing half-done is committed");
+    }
+
+    #[test]
+    fn a_panicking_write_is_contained() {
+        let conn = table();
+        let (a, a_answer) = op(|_| -> Result<(), StoreError> { panic!("bug") });
+        let (b, _) = op(|c| insert(c, 1));
+        let mut batch = vec![a, b];
+        assert_eq!(commit_batch(&conn, &mut batch), Ok(()));
+        for op in batch {
+            op.finish(Ok(()));
+        }
+        assert!(a_answer.blocking_recv().expect("answer").is_err());
+        assert_eq!(count(&conn), 1);
+    }
 }
