@@ -77,6 +77,7 @@ pub async fn create(
             Ok(Inserted::Created(order)) => {
                 tracing::Span::current().record("order.id", tracing::field::display(order.id));
                 metrics::counter!("ordo_orders_created_total").increment(1);
+                tracing::debug!(reference = %order.reference, total = order.total, "order created");
                 return Ok(Created::New { order, body });
             }
             Ok(Inserted::Replayed(response)) => return Ok(Created::Replayed(response)),

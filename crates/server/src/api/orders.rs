@@ -897,7 +897,32 @@ impl OrderResponse {
 }
 
 pub fn render(order: &Order) -> Vec<u8> {
-    serde_json::to_vec(&OrderResponse::from_domain(order)).unwrap_or_default()
+    let mut out = Vec::with_capacity(2048);
+    let _ = serde_json::to_writer(&mut out, &OrderResponse::from_domain(order));
+    out
+}
+
+/// Writes an [`OrderPage`] without holding every [`OrderResponse`] of the
+/// page at once: one order is rendered at a time into a buffer sized for
+/// the page. The output is byte for byte `serde_json::to_vec(&OrderPage)`
+/// (a test holds it to that).
+fn render_page(orders: &[Order], next_cursor: Option<&str>, has_more: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + orders.len() * 1536);
+    out.extend_from_slice(b"{\"data\":[");
+    for (i, order) in orders.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut out, &OrderResponse::from_domain(order));
+    }
+    out.extend_from_slice(b"],\"next_cursor\":");
+    let _ = serde_json::to_writer(&mut out, &next_cursor);
+    out.extend_from_slice(if has_more {
+        b",\"has_more\":true}"
+    } else {
+        b",\"has_more\":false}"
+    });
+    out
 }
 
 fn etag(version: u64) -> HeaderValue {
@@ -1160,14 +1185,9 @@ pub async fn list_orders(
     } else {
         None
     };
-    let page = OrderPage {
-        data: found.iter().map(OrderResponse::from_domain).collect(),
-        next_cursor,
-        has_more,
-    };
     Ok(json_response(
         StatusCode::OK,
-        serde_json::to_vec(&page).unwrap_or_default(),
+        render_page(&found, next_cursor.as_deref(), has_more),
         None,
     ))
 }
@@ -1388,4 +1408,54 @@ pub async fn order_events(
     Ok(axum::Json(EventList {
         data: events.iter().map(EventResponse::from_domain).collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Order {
+        let request: CreateOrderRequest = serde_json::from_value(serde_json::json!({
+            "currency": "NGN",
+            "buyer": {"name": "Ada \"Obi\"", "channel_id": "wa_2348012345678"},
+            "items": [{"name": "Product A", "quantity": 2, "unit_price": "5000.00", "attributes": {"size": "M"}}],
+            "notes": "line one\nline two"
+        }))
+        .expect("request");
+        let draft = request.into_draft().expect("valid");
+        Order::create(
+            draft,
+            ordo_domain::NewOrder {
+                tenant_id: ordo_domain::TenantId::new(),
+                reference: OrderReference::generate(),
+                created_by: ordo_domain::Actor::system(),
+                now: Timestamp::now(),
+            },
+        )
+        .expect("order")
+        .0
+    }
+
+    #[test]
+    fn a_page_is_written_exactly_as_its_schema_type_serialises() {
+        let orders = vec![order(), order()];
+        for (cursor, more) in [(None, false), (Some("abc"), true)] {
+            let expected = serde_json::to_vec(&OrderPage {
+                data: orders.iter().map(OrderResponse::from_domain).collect(),
+                next_cursor: cursor.map(str::to_string),
+                has_more: more,
+            })
+            .expect("serialise");
+            assert_eq!(render_page(&orders, cursor, more), expected);
+        }
+        assert_eq!(
+            render_page(&[], None, false),
+            serde_json::to_vec(&OrderPage {
+                data: vec![],
+                next_cursor: None,
+                has_more: false
+            })
+            .expect("serialise")
+        );
+    }
 }

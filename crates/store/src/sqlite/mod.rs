@@ -287,6 +287,22 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A point read (a primary or unique key lookup, microseconds) runs on
+    /// the calling thread: handing it to another thread would cost more than
+    /// the read. Anything that scans runs on the blocking pool via [`read`](Self::read).
+    async fn point_read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T>,
+    {
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| unavailable("the store is shut down"))?;
+        self.readers.with(f)
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -359,7 +375,7 @@ impl Store for SqliteStore {
         tenant: TenantId,
         hash: SecretHash,
     ) -> Result<Option<ApiKey>> {
-        self.read(move |conn| tenants::api_key_by_secret(conn, tenant, hash))
+        self.point_read(move |conn| tenants::api_key_by_secret(conn, tenant, hash))
             .await
     }
 
@@ -385,8 +401,7 @@ impl Store for SqliteStore {
     }
 
     async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
-        let (scope, lookup) = (scope.clone(), lookup.clone());
-        self.read(move |conn| orders::find(conn, &scope, &lookup))
+        self.point_read(|conn| orders::find(conn, scope, lookup))
             .await
     }
 
