@@ -54,8 +54,9 @@ impl App {
             )
         })?;
         let path = config.database_path();
-        let (store, applied) = SqliteStore::open(&path, config.sqlite_options())
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        let (store, applied) =
+            SqliteStore::open(&path, config.sqlite_options(), api::orders::RENDERER)
+                .with_context(|| format!("cannot open the database {}", path.display()))?;
         for name in &applied {
             tracing::info!(migration = %name, "applied migration");
         }

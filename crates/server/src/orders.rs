@@ -72,6 +72,7 @@ pub async fn create(
             event,
             actor: principal.actor(),
             idempotency: claim,
+            rendered: Some(body.clone()),
         };
         match store.insert_order(record).await {
             Ok(Inserted::Created(order)) => {
@@ -153,6 +154,7 @@ pub async fn put(
             event,
             actor: principal.actor(),
             idempotency: None,
+            rendered: None,
         };
         match store
             .put_order(principal.scope(), key.clone(), record, change)

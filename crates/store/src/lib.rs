@@ -184,6 +184,47 @@ pub struct NewOrderRecord {
     pub event: EventDraft,
     pub actor: Actor,
     pub idempotency: Option<IdempotencyClaim>,
+    /// The order as the API shows it, when the caller has it already
+    /// (otherwise the store's [`Renderer`] makes it).
+    pub rendered: Option<Vec<u8>>,
+}
+
+/// How the API shows an order. The store keeps that rendering beside each
+/// order, written in the same statement as the order itself, so reads and
+/// lists serve it without decoding and re-rendering. Rows rendered by an
+/// older `version` are rendered afresh when read.
+#[derive(Clone, Copy)]
+pub struct Renderer {
+    pub version: u32,
+    pub render: fn(&Order) -> Vec<u8>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Renderer(v{})", self.version)
+    }
+}
+
+/// An order as the API shows it, with what a response needs beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedOrder {
+    pub id: OrderId,
+    pub version: u64,
+    pub updated_at: Timestamp,
+    pub total: i64,
+    /// The JSON of the order.
+    pub json: Vec<u8>,
+}
+
+impl RenderedOrder {
+    pub fn cursor(&self, field: SortField) -> Cursor {
+        let value = match field {
+            SortField::CreatedAt => self.id.timestamp().unix_millis(),
+            SortField::UpdatedAt => self.updated_at.unix_millis(),
+            SortField::Total => self.total,
+        };
+        Cursor { value, id: self.id }
+    }
 }
 
 /// What an attempt to insert an order came to.
@@ -274,6 +315,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Put>;
     async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>>;
     async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>>;
+    /// The order as the API shows it.
+    async fn rendered_order(
+        &self,
+        scope: &Scope,
+        lookup: &OrderLookup,
+    ) -> Result<Option<RenderedOrder>>;
+    /// A page of orders as the API shows them.
+    async fn rendered_orders(
+        &self,
+        scope: &Scope,
+        query: &OrderQuery,
+    ) -> Result<Vec<RenderedOrder>>;
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64>;
     /// Applies `change` to the current order; with `expected_version`, only
     /// if the order is still at that version.

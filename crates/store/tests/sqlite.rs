@@ -10,7 +10,24 @@ use ordo_domain::{
     NewOrder, Order, OrderDraft, OrderPatch, OrderReference, Refusal, Sku, Timestamp,
 };
 use ordo_store::sqlite::{SqliteOptions, SqliteStore};
-use ordo_store::{Inserted, NewOrderRecord, OrderLookup, Scope, Store, StoreError};
+use ordo_store::{Inserted, NewOrderRecord, OrderLookup, Renderer, Scope, Store, StoreError};
+
+fn render_v1(order: &Order) -> Vec<u8> {
+    format!("v1 {} {}", order.id, order.version).into_bytes()
+}
+
+fn render_v2(order: &Order) -> Vec<u8> {
+    format!("v2 {} {}", order.id, order.version).into_bytes()
+}
+
+const V1: Renderer = Renderer {
+    version: 1,
+    render: render_v1,
+};
+const V2: Renderer = Renderer {
+    version: 2,
+    render: render_v2,
+};
 
 fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft) {
     let address = Address::parse(AddressText {
@@ -72,7 +89,7 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
 async fn every_field_round_trips_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let (store, applied) =
-        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap();
+        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default(), V1).unwrap();
     assert_eq!(applied, ["0001_core"]);
     let tenant = store.create_tenant("t", "T").await.unwrap();
     let (order, event) = full_order(tenant.id);
@@ -81,6 +98,7 @@ async fn every_field_round_trips_exactly() {
         event,
         actor: Actor::system(),
         idempotency: None,
+        rendered: None,
     };
     let Inserted::Created(stored) = store.insert_order(record).await.unwrap() else {
         panic!("not created")
@@ -100,6 +118,13 @@ async fn every_field_round_trips_exactly() {
             Some(&order),
             "{lookup:?}"
         );
+        let rendered = store
+            .rendered_order(&scope, &lookup)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rendered.json, render_v1(&order), "{lookup:?}");
+        assert_eq!(rendered.version, 1);
     }
 
     // A change is stored as made, with its event, in one go.
@@ -186,18 +211,47 @@ async fn every_field_round_trips_exactly() {
             .unwrap(),
         None
     );
+
+    // The stored rendering follows the change.
+    let rendered = store
+        .rendered_order(&scope, &OrderLookup::Id(order.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rendered.json, render_v1(&changed.order));
     store.close().await;
 
-    // And all of it is still there after reopening.
+    // And all of it is still there after reopening; a newer renderer
+    // renders the old rows afresh.
     let (reopened, applied) =
-        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap();
+        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default(), V2).unwrap();
     assert!(applied.is_empty());
     assert_eq!(
         reopened
             .order(&scope, &OrderLookup::Id(order.id))
             .await
             .unwrap(),
-        Some(changed.order)
+        Some(changed.order.clone())
     );
+    let rendered = reopened
+        .rendered_order(&scope, &OrderLookup::Id(order.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rendered.json, render_v2(&changed.order));
+    let page = reopened
+        .rendered_orders(
+            &scope,
+            &ordo_store::OrderQuery {
+                filter: Default::default(),
+                sort: Default::default(),
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].json, render_v2(&changed.order));
     reopened.close().await;
 }

@@ -896,24 +896,38 @@ impl OrderResponse {
     }
 }
 
+/// The version of [`render`]'s output. The store keeps each order's
+/// rendering and serves it as is; bump this whenever `OrderResponse` or its
+/// parts change, and older renderings are redone when read.
+pub const RENDER_VERSION: u32 = 1;
+
+/// How the store renders orders for the API.
+pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
+    version: RENDER_VERSION,
+    render,
+};
+
 pub fn render(order: &Order) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
     let _ = serde_json::to_writer(&mut out, &OrderResponse::from_domain(order));
     out
 }
 
-/// Writes an [`OrderPage`] without holding every [`OrderResponse`] of the
-/// page at once: one order is rendered at a time into a buffer sized for
-/// the page. The output is byte for byte `serde_json::to_vec(&OrderPage)`
+/// Writes an [`OrderPage`] from the orders' stored renderings, without
+/// decoding them. The output is byte for byte `serde_json::to_vec(&OrderPage)`
 /// (a test holds it to that).
-fn render_page(orders: &[Order], next_cursor: Option<&str>, has_more: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + orders.len() * 1536);
+fn render_page(
+    orders: &[ordo_store::RenderedOrder],
+    next_cursor: Option<&str>,
+    has_more: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + orders.iter().map(|o| o.json.len() + 1).sum::<usize>());
     out.extend_from_slice(b"{\"data\":[");
     for (i, order) in orders.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let _ = serde_json::to_writer(&mut out, &OrderResponse::from_domain(order));
+        out.extend_from_slice(&order.json);
     }
     out.extend_from_slice(b"],\"next_cursor\":");
     let _ = serde_json::to_writer(&mut out, &next_cursor);
@@ -1088,14 +1102,23 @@ async fn get_with(
         }
     }
     let scope = principal.scope();
+    if !expand_events {
+        let rendered = state
+            .store()
+            .rendered_order(&scope, &lookup)
+            .await?
+            .ok_or(ApiError::NotFound("order"))?;
+        return Ok(json_response(
+            StatusCode::OK,
+            rendered.json,
+            Some(rendered.version),
+        ));
+    }
     let order = state
         .store()
         .order(&scope, &lookup)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    if !expand_events {
-        return Ok(order_response(StatusCode::OK, &order));
-    }
     let events = state.store().order_events(&scope, order.id).await?;
     let mut body = OrderResponse::from_domain(&order);
     body.events = Some(events.iter().map(EventResponse::from_domain).collect());
@@ -1175,13 +1198,16 @@ pub async fn list_orders(
     let limit = query.limit as usize;
     // One more than the page tells whether another page follows.
     query.limit += 1;
-    let mut found = state.store().orders(&principal.scope(), &query).await?;
+    let mut found = state
+        .store()
+        .rendered_orders(&principal.scope(), &query)
+        .await?;
     let has_more = found.len() > limit;
     found.truncate(limit);
     let next_cursor = if has_more {
         found
             .last()
-            .map(|o| encode_cursor(query.sort, Cursor::after(o, query.sort.field)))
+            .map(|o| encode_cursor(query.sort, o.cursor(query.sort.field)))
     } else {
         None
     };
@@ -1436,9 +1462,20 @@ mod tests {
         .0
     }
 
+    fn rendered(o: &Order) -> ordo_store::RenderedOrder {
+        ordo_store::RenderedOrder {
+            id: o.id,
+            version: o.version,
+            updated_at: o.updated_at,
+            total: o.total,
+            json: render(o),
+        }
+    }
+
     #[test]
     fn a_page_is_written_exactly_as_its_schema_type_serialises() {
-        let orders = vec![order(), order()];
+        let orders = [order(), order()];
+        let stored: Vec<_> = orders.iter().map(rendered).collect();
         for (cursor, more) in [(None, false), (Some("abc"), true)] {
             let expected = serde_json::to_vec(&OrderPage {
                 data: orders.iter().map(OrderResponse::from_domain).collect(),
@@ -1446,7 +1483,7 @@ mod tests {
                 has_more: more,
             })
             .expect("serialise");
-            assert_eq!(render_page(&orders, cursor, more), expected);
+            assert_eq!(render_page(&stored, cursor, more), expected);
         }
         assert_eq!(
             render_page(&[], None, false),

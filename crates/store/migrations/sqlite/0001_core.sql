@@ -27,8 +27,9 @@ CREATE TABLE api_keys (
 CREATE UNIQUE INDEX api_keys_secret ON api_keys (tenant_id, secret_hash);
 
 -- An order: the filterable facts as columns, the whole order as JSON in
--- `body` (what the API renders). Both are written from one value in one
--- statement, so they cannot disagree.
+-- `body`, and the order as the API shows it in `api` (rendered by version
+-- `api_version` of the renderer; older renderings are redone when read).
+-- All are written from one value in one statement, so they cannot disagree.
 CREATE TABLE orders (
     tenant_id           TEXT    NOT NULL,
     id                  TEXT    NOT NULL,
@@ -50,6 +51,8 @@ CREATE TABLE orders (
     created_at          INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL,
     body                TEXT    NOT NULL,
+    api                 BLOB    NOT NULL,
+    api_version         INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id)
 ) STRICT;
 

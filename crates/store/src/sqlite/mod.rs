@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Put, Result, Scope, Store, StoreError, Tenant,
+    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
 };
 use writer::WriteQueue;
 
@@ -105,6 +105,7 @@ impl Readers {
 
 /// ordo's embedded store.
 pub struct SqliteStore {
+    renderer: Renderer,
     queue: WriteQueue,
     checkpointer: Checkpointer,
     readers: Arc<Readers>,
@@ -259,7 +260,11 @@ fn migrate(conn: &mut Connection) -> Result<Vec<String>> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies
     /// pending migrations. Returns the store and the migrations applied.
-    pub fn open(path: &Path, options: SqliteOptions) -> Result<(SqliteStore, Vec<String>)> {
+    pub fn open(
+        path: &Path,
+        options: SqliteOptions,
+        renderer: Renderer,
+    ) -> Result<(SqliteStore, Vec<String>)> {
         let mut conn = open_writer(path, &options)?;
         let applied = migrate(&mut conn)?;
         let durability = durability(&conn, path, options.synchronous)?;
@@ -274,6 +279,7 @@ impl SqliteStore {
         });
         Ok((
             SqliteStore {
+                renderer,
                 queue,
                 checkpointer,
                 readers,
@@ -380,10 +386,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
-        // Serialised here, on the caller's thread, not in the single writer.
-        let body = orders::body(&record.order)?;
+        // Serialised and rendered here, on the caller's thread, not in the
+        // single writer.
+        let renderer = self.renderer;
+        let mut record = record;
+        let stored = orders::Stored::of(&record.order, renderer, record.rendered.take())?;
         self.queue
-            .write(move |conn| orders::insert(conn, record, body))
+            .write(move |conn| orders::insert(conn, record, stored, renderer))
             .await
     }
 
@@ -394,9 +403,11 @@ impl Store for SqliteStore {
         record: NewOrderRecord,
         change: OrderChange,
     ) -> Result<Put> {
-        let body = orders::body(&record.order)?;
+        let renderer = self.renderer;
+        let mut record = record;
+        let stored = orders::Stored::of(&record.order, renderer, record.rendered.take())?;
         self.queue
-            .write(move |conn| orders::put(conn, &scope, &key, record, body, change))
+            .write(move |conn| orders::put(conn, &scope, &key, record, stored, change, renderer))
             .await
     }
 
@@ -408,6 +419,26 @@ impl Store for SqliteStore {
     async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
         let (scope, query) = (scope.clone(), query.clone());
         self.read(move |conn| orders::list(conn, &scope, &query))
+            .await
+    }
+
+    async fn rendered_order(
+        &self,
+        scope: &Scope,
+        lookup: &OrderLookup,
+    ) -> Result<Option<RenderedOrder>> {
+        let renderer = self.renderer;
+        self.point_read(|conn| orders::find_rendered(conn, scope, lookup, renderer))
+            .await
+    }
+
+    async fn rendered_orders(
+        &self,
+        scope: &Scope,
+        query: &OrderQuery,
+    ) -> Result<Vec<RenderedOrder>> {
+        let (scope, query, renderer) = (scope.clone(), query.clone(), self.renderer);
+        self.read(move |conn| orders::list_rendered(conn, &scope, &query, renderer))
             .await
     }
 
@@ -425,9 +456,18 @@ impl Store for SqliteStore {
         actor: Actor,
         change: OrderChange,
     ) -> Result<Changed> {
+        let renderer = self.renderer;
         self.queue
             .write(move |conn| {
-                orders::change(conn, &scope, &lookup, expected_version, &actor, change)
+                orders::change(
+                    conn,
+                    &scope,
+                    &lookup,
+                    expected_version,
+                    &actor,
+                    change,
+                    renderer,
+                )
             })
             .await
     }

@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtensio
 use super::{corrupt, unavailable};
 use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put,
-    Result, Scope, SortField, StoreError, StoredResponse,
+    RenderedOrder, Renderer, Result, Scope, SortField, StoreError, StoredResponse,
 };
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -32,7 +32,26 @@ pub(super) fn body(order: &Order) -> Result<String> {
 }
 
 /// The order's filterable columns, in the order of the INSERT and UPDATE below.
-fn columns(order: &Order, body: String) -> [Value; 18] {
+/// The stored representations of an order: its body and its rendering.
+pub(super) struct Stored {
+    pub body: String,
+    pub api: Vec<u8>,
+}
+
+impl Stored {
+    pub(super) fn of(
+        order: &Order,
+        renderer: Renderer,
+        rendered: Option<Vec<u8>>,
+    ) -> Result<Stored> {
+        Ok(Stored {
+            body: body(order)?,
+            api: rendered.unwrap_or_else(|| (renderer.render)(order)),
+        })
+    }
+}
+
+fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 20] {
     let text = |s: &str| Value::Text(s.to_string());
     let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
     [
@@ -53,18 +72,20 @@ fn columns(order: &Order, body: String) -> [Value; 18] {
         opt(order.batch_id.clone()),
         Value::Integer(order.total),
         Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
-        Value::Text(body),
+        Value::Text(stored.body),
+        Value::Blob(stored.api),
+        Value::Integer(i64::from(renderer.version)),
     ]
 }
 
-fn insert_row(conn: &Connection, order: &Order, body: String) -> Result<()> {
-    let cols = columns(order, body);
+fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Renderer) -> Result<()> {
+    let cols = columns(order, stored, renderer);
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
                                  buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
-                                 total, version, body, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                                 total, version, body, api, api_version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )
         .map_err(unavailable)?;
     let times = [
@@ -81,14 +102,14 @@ fn insert_row(conn: &Connection, order: &Order, body: String) -> Result<()> {
     }
 }
 
-fn update_row(conn: &Connection, order: &Order) -> Result<()> {
-    let cols = columns(order, body(order)?);
+fn update_row(conn: &Connection, order: &Order, renderer: Renderer) -> Result<()> {
+    let cols = columns(order, Stored::of(order, renderer, None)?, renderer);
     let mut stmt = conn
         .prepare_cached(
             "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
                                currency = ?8, buyer_name = ?9, buyer_phone = ?10, buyer_email = ?11,
                                buyer_channel_id = ?12, channel = ?13, created_by = ?14, batch_id = ?15, total = ?16,
-                               version = ?17, body = ?18, updated_at = ?19
+                               version = ?17, body = ?18, api = ?19, api_version = ?20, updated_at = ?21
              WHERE tenant_id = ?1 AND id = ?2",
         )
         .map_err(unavailable)?;
@@ -219,7 +240,12 @@ fn append_event(
     Ok(event)
 }
 
-pub(super) fn insert(conn: &Connection, record: NewOrderRecord, body: String) -> Result<Inserted> {
+pub(super) fn insert(
+    conn: &Connection,
+    record: NewOrderRecord,
+    stored: Stored,
+    renderer: Renderer,
+) -> Result<Inserted> {
     let order = record.order;
     let scope = Scope::tenant(order.tenant_id);
     let tenant = order.tenant_id.to_string();
@@ -255,7 +281,7 @@ pub(super) fn insert(conn: &Connection, record: NewOrderRecord, body: String) ->
             });
         }
     }
-    insert_row(conn, &order, body)?;
+    insert_row(conn, &order, stored, renderer)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
     append_event(conn, &order, &record.actor, record.event, true)?;
     if let Some(claim) = record.idempotency {
@@ -283,6 +309,7 @@ fn apply_change(
     mut order: Order,
     actor: &Actor,
     change: OrderChange,
+    renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
     let (id, tenant) = (order.id, order.tenant_id);
@@ -295,7 +322,7 @@ fn apply_change(
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
-    update_row(conn, &order)?;
+    update_row(conn, &order, renderer)?;
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
@@ -311,8 +338,9 @@ pub(super) fn put(
     scope: &Scope,
     key: &(Namespace, String),
     record: NewOrderRecord,
-    body: String,
+    stored: Stored,
     change: OrderChange,
+    renderer: Renderer,
 ) -> Result<Put> {
     let Some(existing) = order_with_external_id(conn, scope, &key.0, &key.1)? else {
         let actor = record.actor.clone();
@@ -323,7 +351,8 @@ pub(super) fn put(
                 actor,
                 ..record
             },
-            body,
+            stored,
+            renderer,
         )? {
             Inserted::Created(order) => Ok(Put::Created(order)),
             Inserted::ExternalIdTaken {
@@ -344,7 +373,7 @@ pub(super) fn put(
             value: key.1.clone(),
         });
     }
-    let changed = apply_change(conn, existing, &record.actor, change)?;
+    let changed = apply_change(conn, existing, &record.actor, change, renderer)?;
     Ok(match changed.event {
         Some(_) => Put::Updated(Box::new(changed.order)),
         None => Put::Unchanged(Box::new(changed.order)),
@@ -388,6 +417,7 @@ pub(super) fn change(
     expected_version: Option<u64>,
     actor: &Actor,
     change: OrderChange,
+    renderer: Renderer,
 ) -> Result<Changed> {
     let order = find(conn, scope, lookup)?.ok_or(StoreError::NotFound)?;
     if let Some(expected) = expected_version {
@@ -398,7 +428,7 @@ pub(super) fn change(
             });
         }
     }
-    apply_change(conn, order, actor, change)
+    apply_change(conn, order, actor, change, renderer)
 }
 
 /// Builds the WHERE clause of a list or count.
@@ -517,8 +547,9 @@ fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut 
     }
 }
 
-pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
-    let mut sql = String::from("SELECT body FROM orders");
+/// The SQL of one page of a list, selecting `select`.
+fn page_sql(scope: &Scope, query: &OrderQuery, select: &str) -> (String, Vec<Value>) {
+    let mut sql = format!("SELECT {select} FROM orders");
     let mut args = Vec::new();
     filter_sql(scope, &query.filter, &mut sql, &mut args);
     let column = match query.sort.field {
@@ -551,6 +582,11 @@ pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Resu
     }
     args.push(Value::Integer(i64::from(query.limit)));
     sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    (sql, args)
+}
+
+pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
+    let (sql, args) = page_sql(scope, query, "body");
     let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
     let bodies = stmt
         .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
@@ -558,6 +594,94 @@ pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Resu
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(unavailable)?;
     bodies.iter().map(|b| parse_order(b, scope)).collect()
+}
+
+const RENDERED: &str = "id, version, updated_at, total, api_version, api, created_by";
+
+type RenderedRow = (String, i64, i64, i64, i64, Vec<u8>, String);
+
+fn rendered_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RenderedRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+/// A stored rendering, or a fresh one when it was made by an older renderer.
+fn rendered(
+    conn: &Connection,
+    scope: &Scope,
+    row: RenderedRow,
+    renderer: Renderer,
+) -> Result<RenderedOrder> {
+    let (id, version, updated_at, total, api_version, api, _) = row;
+    let id: OrderId = id.parse().map_err(corrupt)?;
+    let json = if api_version == i64::from(renderer.version) {
+        api
+    } else {
+        let order = find(conn, scope, &OrderLookup::Id(id))?.ok_or(StoreError::NotFound)?;
+        (renderer.render)(&order)
+    };
+    Ok(RenderedOrder {
+        id,
+        version: u64::try_from(version).map_err(corrupt)?,
+        updated_at: Timestamp::from_unix_millis(updated_at),
+        total,
+        json,
+    })
+}
+
+pub(super) fn list_rendered(
+    conn: &Connection,
+    scope: &Scope,
+    query: &OrderQuery,
+    renderer: Renderer,
+) -> Result<Vec<RenderedOrder>> {
+    let (sql, args) = page_sql(scope, query, RENDERED);
+    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), rendered_row)
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|row| rendered(conn, scope, row, renderer))
+        .collect()
+}
+
+pub(super) fn find_rendered(
+    conn: &Connection,
+    scope: &Scope,
+    lookup: &OrderLookup,
+    renderer: Renderer,
+) -> Result<Option<RenderedOrder>> {
+    let tenant = scope.tenant_id.to_string();
+    let row = match lookup {
+        OrderLookup::Id(id) => conn
+            .prepare_cached(&format!("SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND id = ?2"))
+            .and_then(|mut s| s.query_row(params![tenant, id.to_string()], rendered_row).optional()),
+        OrderLookup::Reference(reference) => conn
+            .prepare_cached(&format!("SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND reference = ?2"))
+            .and_then(|mut s| s.query_row(params![tenant, reference.as_str()], rendered_row).optional()),
+        OrderLookup::External(ns, value) => conn
+            .prepare_cached(&format!(
+                "SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND id =
+                   (SELECT order_id FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ?2 AND value = ?3)"
+            ))
+            .and_then(|mut s| s.query_row(params![tenant, ns.as_str(), value], rendered_row).optional()),
+    }
+    .map_err(unavailable)?;
+    let Some(row) = row else { return Ok(None) };
+    // A vendor sees only the orders it created.
+    if scope.creator.as_ref().is_some_and(|c| *c != row.6) {
+        return Ok(None);
+    }
+    rendered(conn, scope, row, renderer).map(Some)
 }
 
 pub(super) fn count(conn: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
