@@ -137,20 +137,6 @@ pub struct Cursor {
     pub id: OrderId,
 }
 
-impl Cursor {
-    pub fn after(order: &Order, field: SortField) -> Cursor {
-        let value = match field {
-            SortField::CreatedAt => order.created_at.unix_millis(),
-            SortField::UpdatedAt => order.updated_at.unix_millis(),
-            SortField::Total => order.total,
-        };
-        Cursor {
-            value,
-            id: order.id,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderQuery {
     pub filter: OrderFilter,
@@ -314,7 +300,6 @@ pub trait Store: Send + Sync + 'static {
         change: OrderChange,
     ) -> Result<Put>;
     async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>>;
-    async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>>;
     /// The order as the API shows it.
     async fn rendered_order(
         &self,

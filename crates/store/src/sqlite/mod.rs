@@ -416,12 +416,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn orders(&self, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
-        let (scope, query) = (scope.clone(), query.clone());
-        self.read(move |conn| orders::list(conn, &scope, &query))
-            .await
-    }
-
     async fn rendered_order(
         &self,
         scope: &Scope,

@@ -585,17 +585,6 @@ fn page_sql(scope: &Scope, query: &OrderQuery, select: &str) -> (String, Vec<Val
     (sql, args)
 }
 
-pub(super) fn list(conn: &Connection, scope: &Scope, query: &OrderQuery) -> Result<Vec<Order>> {
-    let (sql, args) = page_sql(scope, query, "body");
-    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-    let bodies = stmt
-        .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))
-        .map_err(unavailable)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(unavailable)?;
-    bodies.iter().map(|b| parse_order(b, scope)).collect()
-}
-
 const RENDERED: &str = "id, version, updated_at, total, api_version, api, created_by";
 
 type RenderedRow = (String, i64, i64, i64, i64, Vec<u8>, String);
