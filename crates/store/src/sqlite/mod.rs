@@ -135,13 +135,22 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -{};
          PRAGMA temp_store = MEMORY;
-         PRAGMA wal_autocheckpoint = 0;",
-        options.cache_kib
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};",
+        options.cache_kib,
     ))
     .map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
+
+/// Past this many frames (about 256 MiB of 4 KiB pages), the writer
+/// finishes a checkpoint between two batches so the WAL starts over; below
+/// it, the background passes alone keep up whenever writes pause.
+const WAL_FINISH_FRAMES: i64 = 65_536;
+
+/// The WAL file is cut back to this size after it starts over.
+const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Copies the WAL into the database file every so often, on its own
 /// connection and thread, so commits never wait for it. PASSIVE checkpoints
@@ -154,7 +163,10 @@ struct Checkpointer {
 impl Checkpointer {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-    fn start(path: &Path) -> Result<Checkpointer> {
+    /// `finish` is raised after a pass that found the WAL past
+    /// [`WAL_FINISH_FRAMES`], for the writer to finish the checkpoint between
+    /// two batches.
+    fn start(path: &Path, finish: Arc<std::sync::atomic::AtomicBool>) -> Result<Checkpointer> {
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(unavailable)?;
@@ -169,10 +181,15 @@ impl Checkpointer {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                     };
                     let mode = if last { "TRUNCATE" } else { "PASSIVE" };
-                    if let Err(e) =
-                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "checkpoint failed; will retry");
+                    let pass = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                        r.get::<_, i64>(1)
+                    });
+                    match pass {
+                        Ok(frames) if frames >= WAL_FINISH_FRAMES => {
+                            finish.store(true, std::sync::atomic::Ordering::Release);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
                     }
                     if last {
                         return;
@@ -268,9 +285,16 @@ impl SqliteStore {
         let mut conn = open_writer(path, &options)?;
         let applied = migrate(&mut conn)?;
         let durability = durability(&conn, path, options.synchronous)?;
-        let queue =
-            writer::start(conn, options.max_batch.max(1), 4096, durability).map_err(unavailable)?;
-        let checkpointer = Checkpointer::start(path)?;
+        let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queue = writer::start(
+            conn,
+            options.max_batch.max(1),
+            4096,
+            durability,
+            Arc::clone(&finish),
+        )
+        .map_err(unavailable)?;
+        let checkpointer = Checkpointer::start(path, finish)?;
         let readers = Arc::new(Readers {
             path: path.to_path_buf(),
             cache_kib: options.cache_kib,

@@ -136,6 +136,7 @@ pub(crate) fn start(
     max_batch: usize,
     queue_depth: usize,
     durability: Durability,
+    finish: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<WriteQueue> {
     let (tx, rx) = mpsc::channel(queue_depth);
     let syncer = match durability {
@@ -150,7 +151,7 @@ pub(crate) fn start(
     };
     std::thread::Builder::new()
         .name("ordo-sqlite-writer".into())
-        .spawn(move || run(&conn, rx, max_batch, syncer.as_ref()))?;
+        .spawn(move || run(&conn, rx, max_batch, syncer.as_ref(), &finish))?;
     Ok(WriteQueue { tx })
 }
 
@@ -159,6 +160,7 @@ fn run(
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     syncer: Option<&std::sync::mpsc::Sender<ToSync>>,
+    finish: &std::sync::atomic::AtomicBool,
 ) {
     let mut batch: Vec<Box<dyn WriteOp>> = Vec::with_capacity(max_batch);
     let deliver =
@@ -195,6 +197,9 @@ fn run(
             let committed = commit_batch(conn, &mut batch);
             deliver(std::mem::take(&mut batch), committed);
         }
+        if finish.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            finish_checkpoint(conn);
+        }
         if let Some(done) = shutdown {
             rx.close();
             // Anything that slipped in before the close still gets written.
@@ -219,6 +224,23 @@ fn run(
             }
             return;
         }
+    }
+}
+
+/// Finishes a checkpoint between two batches, when the checkpoint thread
+/// asks for it after a pass.
+///
+/// The checkpoint thread copies the WAL into the database in the
+/// background, but under a steady stream of commits it never catches up
+/// with the last frames, and SQLite only rewinds the WAL once every frame is
+/// copied: the WAL would grow without end, and every frame would be written
+/// into freshly allocated file blocks (which the kernel zeroes first). The
+/// writer, between two batches, is the one moment no commit is racing: a
+/// passive checkpoint then copies the little the background pass left, and
+/// the next transaction starts the WAL from its beginning again.
+fn finish_checkpoint(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "checkpoint failed; will retry");
     }
 }
 
