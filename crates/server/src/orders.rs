@@ -24,6 +24,30 @@ pub struct Idempotency {
     pub fingerprint: [u8; 32],
 }
 
+/// A new order from `draft`, with a fresh reference, ready to insert.
+fn new_record(
+    principal: &Principal,
+    draft: &OrderDraft,
+    now: Timestamp,
+) -> Result<NewOrderRecord, ApiError> {
+    let (order, event) = Order::create(
+        draft.clone(),
+        NewOrder {
+            tenant_id: principal.tenant_id,
+            reference: OrderReference::generate(),
+            created_by: principal.actor(),
+            now,
+        },
+    )?;
+    Ok(NewOrderRecord {
+        order,
+        event,
+        actor: principal.actor(),
+        idempotency: None,
+        rendered: None,
+    })
+}
+
 /// What a create request came to.
 #[derive(Debug)]
 pub enum Created {
@@ -47,33 +71,19 @@ pub async fn create(
     let scope = principal.scope();
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let (order, event) = Order::create(
-            draft.clone(),
-            NewOrder {
-                tenant_id: principal.tenant_id,
-                reference: OrderReference::generate(),
-                created_by: principal.actor(),
-                now,
-            },
-        )?;
-        let body = render(&order);
-        let claim = idempotency.as_ref().map(|i| IdempotencyClaim {
+        let mut record = new_record(principal, &draft, now)?;
+        let body = render(&record.order);
+        record.idempotency = idempotency.as_ref().map(|i| IdempotencyClaim {
             key: i.key.clone(),
             fingerprint: i.fingerprint,
             response: StoredResponse {
                 status: 201,
                 body: body.clone(),
-                order_id: order.id,
+                order_id: record.order.id,
             },
             at: now,
         });
-        let record = NewOrderRecord {
-            order,
-            event,
-            actor: principal.actor(),
-            idempotency: claim,
-            rendered: Some(body.clone()),
-        };
+        record.rendered = Some(body.clone());
         match store.insert_order(record).await {
             Ok(Inserted::Created(order)) => {
                 tracing::Span::current().record("order.id", tracing::field::display(order.id));
@@ -132,15 +142,7 @@ pub async fn put(
 ) -> Result<Put, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let (order, event) = Order::create(
-            draft.clone(),
-            NewOrder {
-                tenant_id: principal.tenant_id,
-                reference: OrderReference::generate(),
-                created_by: principal.actor(),
-                now,
-            },
-        )?;
+        let record = new_record(principal, &draft, now)?;
         let wanted = draft.clone();
         let change: OrderChange =
             Box::new(
@@ -149,13 +151,6 @@ pub async fn put(
                     Reconcile::Edit(patch) => Ok(existing.edit(*patch, now)?),
                 },
             );
-        let record = NewOrderRecord {
-            order,
-            event,
-            actor: principal.actor(),
-            idempotency: None,
-            rendered: None,
-        };
         match store
             .put_order(principal.scope(), key.clone(), record, change)
             .await
