@@ -73,6 +73,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::order_events))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
 /// Request ids are ULIDs unless the caller sent an `x-request-id`.
@@ -93,7 +94,6 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config().http.body_limit_bytes;
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs.max(1));
     let app = api
-        .route("/metrics", get(metrics))
         .route("/problems/{slug}", get(problem_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(no_route)
@@ -170,7 +170,9 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-/// Prometheus metrics.
+/// Prometheus metrics: requests by route and status, a latency histogram,
+/// orders created, commit batch sizes.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics() -> Response {
     let body = crate::telemetry::metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
