@@ -1472,6 +1472,33 @@ mod tests {
         }
     }
 
+    /// Stored renderings are served as they are, so a change to the order's
+    /// response shape must come with a new `RENDER_VERSION` (old rows are
+    /// then rendered afresh). This pins the shape to the version: when it
+    /// fails, bump `RENDER_VERSION` and put the new fingerprint here.
+    #[test]
+    fn the_render_version_changes_with_the_response_shape() {
+        use sha2::{Digest, Sha256};
+        let doc = serde_json::to_value(crate::api::openapi()).expect("openapi");
+        let schemas = &doc["components"]["schemas"];
+        let mut shape = String::new();
+        for name in [
+            "OrderResponse",
+            "LineResponse",
+            "BuyerBody",
+            "AddressBody",
+            "ActorResponse",
+        ] {
+            shape.push_str(&schemas[name].to_string());
+        }
+        let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
+        let pinned = [(1, "4144147111ecb008")];
+        assert!(
+            pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
+            "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"
+        );
+    }
+
     #[test]
     fn a_page_is_written_exactly_as_its_schema_type_serialises() {
         let orders = [order(), order()];
