@@ -807,7 +807,7 @@ mod tests {
             draft(lines),
             NewOrder {
                 tenant_id: TenantId::new(),
-                reference: OrderReference::generate(),
+                reference: OrderReference::from_sequence(TenantId::new(), 1).expect("first"),
                 created_by: Actor::system(),
                 now: Timestamp::from_unix_millis(1_700_000_000_000),
             },
@@ -874,7 +874,7 @@ mod tests {
             draft(vec![huge]),
             NewOrder {
                 tenant_id: TenantId::new(),
-                reference: OrderReference::generate(),
+                reference: OrderReference::from_sequence(TenantId::new(), 1).expect("first"),
                 created_by: Actor::system(),
                 now: Timestamp::now(),
             },

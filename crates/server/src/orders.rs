@@ -2,8 +2,7 @@
 //! the store, and where its transaction is (one store call, one transaction).
 
 use ordo_domain::{
-    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, OrderReference, Reconcile, Refusal,
-    Timestamp,
+    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal, Timestamp,
 };
 use ordo_store::{
     Changed, IdempotencyClaim, Inserted, NewOrderRecord, OrderChange, OrderLookup, Put, Store,
@@ -13,8 +12,8 @@ use ordo_store::{
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 
-/// How many fresh references to try when one is already taken (about one
-/// chance in a trillion per order at a million orders).
+/// How many references to try when one is already taken (only when another
+/// process added orders to the same database since the numbers were read).
 const REFERENCE_ATTEMPTS: usize = 5;
 
 /// An idempotency key and the fingerprint of the request that carried it.
@@ -24,17 +23,19 @@ pub struct Idempotency {
     pub fingerprint: [u8; 32],
 }
 
-/// A new order from `draft`, with a fresh reference, ready to insert.
-fn new_record(
+/// A new order from `draft`, with the tenant's next reference, ready to insert.
+async fn new_record(
+    store: &dyn Store,
     principal: &Principal,
     draft: &OrderDraft,
     now: Timestamp,
 ) -> Result<NewOrderRecord, ApiError> {
+    let reference = store.next_reference(principal.tenant_id).await?;
     let (order, event) = Order::create(
         draft.clone(),
         NewOrder {
             tenant_id: principal.tenant_id,
-            reference: OrderReference::generate(),
+            reference,
             created_by: principal.actor(),
             now,
         },
@@ -71,7 +72,7 @@ pub async fn create(
     let scope = principal.scope();
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let mut record = new_record(principal, &draft, now)?;
+        let mut record = new_record(store, principal, &draft, now).await?;
         let body = render(&record.order);
         record.idempotency = idempotency.as_ref().map(|i| IdempotencyClaim {
             key: i.key.clone(),
@@ -142,7 +143,7 @@ pub async fn put(
 ) -> Result<Put, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let record = new_record(principal, &draft, now)?;
+        let record = new_record(store, principal, &draft, now).await?;
         let wanted = draft.clone();
         let change: OrderChange =
             Box::new(

@@ -287,6 +287,9 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash)
         -> Result<Option<ApiKey>>;
 
+    /// The reference for the tenant's next order. References are never
+    /// reused; one taken but not used leaves a gap.
+    async fn next_reference(&self, tenant: TenantId) -> Result<OrderReference>;
     /// Inserts a new order with its first event, honouring its idempotency
     /// key and the uniqueness of its reference and external identifiers.
     async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted>;

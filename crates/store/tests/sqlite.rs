@@ -77,7 +77,7 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
         draft,
         NewOrder {
             tenant_id: tenant,
-            reference: OrderReference::generate(),
+            reference: OrderReference::from_sequence(tenant, 1).unwrap(),
             created_by: Actor::api_key("key_x", "owner"),
             now: Timestamp::now(),
         },
@@ -254,4 +254,57 @@ async fn every_field_round_trips_exactly() {
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].json, render_v2(&changed.order));
     reopened.close().await;
+}
+
+#[tokio::test]
+async fn two_processes_never_give_two_orders_one_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let (server, _) = SqliteStore::open(&path, SqliteOptions::default(), V1).unwrap();
+    let (import, _) = SqliteStore::open(&path, SqliteOptions::default(), V1).unwrap();
+    let tenant = server.create_tenant("t", "T").await.unwrap();
+    let first = server.next_reference(tenant.id).await.unwrap();
+    assert_eq!(first.sequence(tenant.id), 1);
+    assert_eq!(
+        import.next_reference(tenant.id).await.unwrap(),
+        first,
+        "both read the same last number"
+    );
+
+    let record = |reference: OrderReference| {
+        let (mut order, event) = full_order(tenant.id);
+        order.reference = reference;
+        order.external_ids.clear();
+        NewOrderRecord {
+            order,
+            event,
+            actor: Actor::system(),
+            idempotency: None,
+            rendered: None,
+        }
+    };
+    assert!(matches!(
+        server.insert_order(record(first.clone())).await,
+        Ok(Inserted::Created(_))
+    ));
+    let clash = import.insert_order(record(first.clone())).await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict { ref field, .. }) if field == "reference"),
+        "{clash:?}"
+    );
+    // The import reads the numbers again and moves on.
+    let next = import.next_reference(tenant.id).await.unwrap();
+    assert_eq!(next.sequence(tenant.id), 2);
+    assert!(matches!(
+        import.insert_order(record(next.clone())).await,
+        Ok(Inserted::Created(_))
+    ));
+    let scope = Scope::tenant(tenant.id);
+    assert!(server
+        .order(&scope, &OrderLookup::Reference(next))
+        .await
+        .unwrap()
+        .is_some());
+    server.close().await;
+    import.close().await;
 }

@@ -1453,7 +1453,8 @@ mod tests {
             draft,
             ordo_domain::NewOrder {
                 tenant_id: ordo_domain::TenantId::new(),
-                reference: OrderReference::generate(),
+                reference: OrderReference::from_sequence(ordo_domain::TenantId::new(), 1)
+                    .expect("first"),
                 created_by: ordo_domain::Actor::system(),
                 now: Timestamp::now(),
             },

@@ -34,6 +34,7 @@ CREATE TABLE orders (
     tenant_id           TEXT    NOT NULL,
     id                  TEXT    NOT NULL,
     reference           TEXT    NOT NULL,
+    reference_seq       INTEGER NOT NULL,
     status              TEXT    NOT NULL,
     payment_status      TEXT    NOT NULL,
     fulfillment_status  TEXT    NOT NULL,
@@ -57,7 +58,9 @@ CREATE TABLE orders (
 ) STRICT;
 
 -- Ids are time-ordered, so (tenant_id, id) is also the creation order.
-CREATE UNIQUE INDEX orders_reference ON orders (tenant_id, reference);
+-- A reference is the tenant's order number, permuted (see the domain's
+-- `OrderReference`): the number is what is indexed, and it only grows.
+CREATE UNIQUE INDEX orders_reference ON orders (tenant_id, reference_seq);
 CREATE INDEX orders_status ON orders (tenant_id, status, id);
 CREATE INDEX orders_payment_status ON orders (tenant_id, payment_status, id);
 CREATE INDEX orders_fulfillment_status ON orders (tenant_id, fulfillment_status, id);

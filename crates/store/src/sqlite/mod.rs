@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ordo_domain::{
-    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, SecretHash, TenantId, Timestamp,
+    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
+    Timestamp,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
@@ -106,6 +107,10 @@ impl Readers {
 /// ordo's embedded store.
 pub struct SqliteStore {
     renderer: Renderer,
+    /// Each tenant's next order number, read from the database on first use.
+    /// Another process adding orders (an import) makes an insert fail on the
+    /// unique number; the entry is then dropped and read again.
+    next_numbers: Mutex<std::collections::HashMap<TenantId, u64>>,
     queue: WriteQueue,
     checkpointer: Checkpointer,
     readers: Arc<Readers>,
@@ -304,6 +309,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 renderer,
+                next_numbers: Mutex::new(std::collections::HashMap::new()),
                 queue,
                 checkpointer,
                 readers,
@@ -311,6 +317,16 @@ impl SqliteStore {
             },
             applied,
         ))
+    }
+
+    /// A taken order number means another process added orders: read the
+    /// tenant's numbers from the database again next time.
+    fn forget_numbers_on_conflict<T>(&self, tenant: TenantId, result: &Result<T>) {
+        if matches!(result, Err(StoreError::Conflict { field, .. }) if field == "reference") {
+            if let Ok(mut numbers) = self.next_numbers.lock() {
+                numbers.remove(&tenant);
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -409,15 +425,46 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn next_reference(&self, tenant: TenantId) -> Result<OrderReference> {
+        let cached = self
+            .next_numbers
+            .lock()
+            .map_err(|_| unavailable("poisoned"))?
+            .get(&tenant)
+            .copied();
+        let next = match cached {
+            Some(n) => n,
+            None => {
+                self.point_read(|conn| orders::last_reference_seq(conn, tenant))
+                    .await?
+                    + 1
+            }
+        };
+        let mut numbers = self
+            .next_numbers
+            .lock()
+            .map_err(|_| unavailable("poisoned"))?;
+        // Another request may have taken numbers meanwhile: take the larger.
+        let entry = numbers.entry(tenant).or_insert(next);
+        let n = (*entry).max(next);
+        *entry = n + 1;
+        OrderReference::from_sequence(tenant, n)
+            .ok_or_else(|| unavailable("the tenant has used every order reference"))
+    }
+
     async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
         // Serialised and rendered here, on the caller's thread, not in the
         // single writer.
         let renderer = self.renderer;
         let mut record = record;
         let stored = orders::Stored::of(&record.order, renderer, record.rendered.take())?;
-        self.queue
+        let tenant = record.order.tenant_id;
+        let inserted = self
+            .queue
             .write(move |conn| orders::insert(conn, record, stored, renderer))
-            .await
+            .await;
+        self.forget_numbers_on_conflict(tenant, &inserted);
+        inserted
     }
 
     async fn put_order(
@@ -430,9 +477,13 @@ impl Store for SqliteStore {
         let renderer = self.renderer;
         let mut record = record;
         let stored = orders::Stored::of(&record.order, renderer, record.rendered.take())?;
-        self.queue
+        let tenant = record.order.tenant_id;
+        let put = self
+            .queue
             .write(move |conn| orders::put(conn, &scope, &key, record, stored, change, renderer))
-            .await
+            .await;
+        self.forget_numbers_on_conflict(tenant, &put);
+        put
     }
 
     async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {

@@ -51,7 +51,7 @@ impl Stored {
     }
 }
 
-fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 20] {
+fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 21] {
     let text = |s: &str| Value::Text(s.to_string());
     let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
     [
@@ -75,7 +75,27 @@ fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 20] {
         Value::Text(stored.body),
         Value::Blob(stored.api),
         Value::Integer(i64::from(renderer.version)),
+        Value::Integer(reference_seq(order)),
     ]
+}
+
+/// The order number a reference stands for in the scope's tenant.
+fn sequence_of(reference: &OrderReference, scope: &Scope) -> i64 {
+    i64::try_from(reference.sequence(scope.tenant_id)).unwrap_or(i64::MAX)
+}
+
+/// The highest order number the tenant has used.
+pub(super) fn last_reference_seq(conn: &Connection, tenant: ordo_domain::TenantId) -> Result<u64> {
+    let last: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(reference_seq), 0) FROM orders WHERE tenant_id = ?1")
+        .and_then(|mut s| s.query_row([tenant.to_string()], |r| r.get(0)))
+        .map_err(unavailable)?;
+    u64::try_from(last).map_err(corrupt)
+}
+
+/// The tenant's order number behind the order's reference (what is indexed).
+fn reference_seq(order: &Order) -> i64 {
+    i64::try_from(order.reference.sequence(order.tenant_id)).unwrap_or(i64::MAX)
 }
 
 fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Renderer) -> Result<()> {
@@ -84,8 +104,8 @@ fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Render
         .prepare_cached(
             "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
                                  buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
-                                 total, version, body, api, api_version, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                                 total, version, body, api, api_version, reference_seq, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )
         .map_err(unavailable)?;
     let times = [
@@ -109,7 +129,7 @@ fn update_row(conn: &Connection, order: &Order, renderer: Renderer) -> Result<()
             "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
                                currency = ?8, buyer_name = ?9, buyer_phone = ?10, buyer_email = ?11,
                                buyer_channel_id = ?12, channel = ?13, created_by = ?14, batch_id = ?15, total = ?16,
-                               version = ?17, body = ?18, api = ?19, api_version = ?20, updated_at = ?21
+                               version = ?17, body = ?18, api = ?19, api_version = ?20, reference_seq = ?21, updated_at = ?22
              WHERE tenant_id = ?1 AND id = ?2",
         )
         .map_err(unavailable)?;
@@ -394,9 +414,9 @@ pub(super) fn find(
                     .optional()
             }),
         OrderLookup::Reference(reference) => conn
-            .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND reference = ?2")
+            .prepare_cached("SELECT body FROM orders WHERE tenant_id = ?1 AND reference_seq = ?2")
             .and_then(|mut s| {
-                s.query_row(params![tenant, reference.as_str()], |r| r.get(0))
+                s.query_row(params![tenant, sequence_of(reference, scope)], |r| r.get(0))
                     .optional()
             }),
         OrderLookup::External(ns, value) => {
@@ -529,8 +549,8 @@ fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut 
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         if let Some(reference) = OrderReference::parse(q) {
-            sql.push_str(" AND reference = ");
-            arg(sql, Value::Text(reference.to_string()));
+            sql.push_str(" AND reference_seq = ");
+            arg(sql, Value::Integer(sequence_of(&reference, scope)));
         } else if let Ok(phone) = PhoneE164::parse(q) {
             sql.push_str(" AND buyer_phone = ");
             arg(sql, Value::Text(phone.as_str().to_string()));
@@ -655,8 +675,8 @@ pub(super) fn find_rendered(
             .prepare_cached(&format!("SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND id = ?2"))
             .and_then(|mut s| s.query_row(params![tenant, id.to_string()], rendered_row).optional()),
         OrderLookup::Reference(reference) => conn
-            .prepare_cached(&format!("SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND reference = ?2"))
-            .and_then(|mut s| s.query_row(params![tenant, reference.as_str()], rendered_row).optional()),
+            .prepare_cached(&format!("SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND reference_seq = ?2"))
+            .and_then(|mut s| s.query_row(params![tenant, sequence_of(reference, scope)], rendered_row).optional()),
         OrderLookup::External(ns, value) => conn
             .prepare_cached(&format!(
                 "SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND id =
