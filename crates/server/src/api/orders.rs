@@ -759,10 +759,14 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
+/// Reads the `Idempotency-Key` header and fingerprints the request. Keys
+/// belong to the tenant; a vendor's request also carries who sent it, so one
+/// vendor reusing another's key gets a 409, never the other's order.
 fn idempotency(
     headers: &HeaderMap,
     body: &[u8],
     route: &str,
+    principal: &Principal,
 ) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -777,6 +781,10 @@ fn idempotency(
     }
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
+    if let Some(creator) = principal.scope().creator {
+        hasher.update(b"\n");
+        hasher.update(creator.as_bytes());
+    }
     hasher.update(b"\n");
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) => canonical(&v, &mut hasher),
@@ -998,7 +1006,7 @@ pub async fn create_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
-    let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders")?;
+    let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders", &principal)?;
     let draft = body.value.into_draft()?;
     let created = orders::create(state.store(), &principal, draft, idempotency, &render).await?;
     Ok(match created {

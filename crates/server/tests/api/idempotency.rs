@@ -90,3 +90,28 @@ async fn keys_are_scoped_to_the_tenant_and_checked() {
     .await;
     assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
 }
+
+#[tokio::test]
+async fn a_vendor_cannot_replay_another_vendors_order() {
+    let app = spawn_app().await;
+    let first = app.key_for(ordo_domain::Role::Vendor).await;
+    let second = app.key_for(ordo_domain::Role::Vendor).await;
+    let send = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/v1/orders"))
+                .bearer_auth(key)
+                .header("Idempotency-Key", "shared-key")
+                .json(&plain_order())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send(first.clone()).await.status(), StatusCode::CREATED);
+    let replay = send(first).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let p = problem(send(second).await, StatusCode::CONFLICT).await;
+    assert_eq!(p["type"], "/problems/idempotency-key-reused");
+}
