@@ -50,11 +50,12 @@ impl Principal {
     }
 }
 
-/// Remembers recent key lookups for a few seconds, so authentication is not
-/// a database read per request. A revoked key stops working within
-/// [`KeyCache::TTL`].
+/// Remembers keys that authenticated, for a few seconds, so authentication
+/// is not a database read per request. A revoked key stops working within
+/// [`KeyCache::TTL`]. Keys that fail are not remembered: nobody can fill the
+/// cache with made-up keys.
 pub struct KeyCache {
-    entries: RwLock<HashMap<SecretHash, (Option<Principal>, Instant)>>,
+    entries: RwLock<HashMap<(TenantId, SecretHash), (Principal, Instant)>>,
 }
 
 impl KeyCache {
@@ -67,13 +68,13 @@ impl KeyCache {
         }
     }
 
-    fn get(&self, hash: &SecretHash) -> Option<Option<Principal>> {
+    fn get(&self, key: &(TenantId, SecretHash)) -> Option<Principal> {
         let entries = self.entries.read().ok()?;
-        let (principal, at) = entries.get(hash)?;
+        let (principal, at) = entries.get(key)?;
         (at.elapsed() < Self::TTL).then(|| principal.clone())
     }
 
-    fn put(&self, hash: SecretHash, principal: Option<Principal>) {
+    fn put(&self, key: (TenantId, SecretHash), principal: Principal) {
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= Self::MAX_ENTRIES {
                 entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
@@ -81,7 +82,7 @@ impl KeyCache {
                     entries.clear();
                 }
             }
-            entries.insert(hash, (principal, Instant::now()));
+            entries.insert(key, (principal, Instant::now()));
         }
     }
 
@@ -108,25 +109,23 @@ impl KeyCache {
             .trim();
         let secret = ApiKeySecret::parse(token)
             .ok_or(ApiError::Unauthenticated("the API key is not valid"))?;
-        let hash = secret.hash();
-        let principal = match self.get(&hash) {
-            Some(cached) => cached,
-            None => {
-                let found = store
-                    .api_key_by_secret(secret.tenant_id, hash)
-                    .await?
-                    .map(|k| Principal {
-                        tenant_id: k.tenant_id,
-                        key_id: k.id,
-                        role: k.role,
-                    });
-                self.put(hash, found.clone());
-                found
-            }
-        };
-        principal.ok_or(ApiError::Unauthenticated(
-            "the API key is not valid or was revoked",
-        ))
+        let key = (secret.tenant_id, secret.hash());
+        if let Some(principal) = self.get(&key) {
+            return Ok(principal);
+        }
+        let principal = store
+            .api_key_by_secret(key.0, key.1)
+            .await?
+            .map(|k| Principal {
+                tenant_id: k.tenant_id,
+                key_id: k.id,
+                role: k.role,
+            })
+            .ok_or(ApiError::Unauthenticated(
+                "the API key is not valid or was revoked",
+            ))?;
+        self.put(key, principal.clone());
+        Ok(principal)
     }
 }
 

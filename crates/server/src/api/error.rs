@@ -237,7 +237,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "stale-version" => "`If-Match` named an older version. Fetch the order, re-apply your change, and send it with the new ETag.",
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
-        "unavailable" => "The database is unavailable or busy. Retry with backoff; nothing was changed.",
+        "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
         "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
         "internal" => "An unexpected error. It has been logged with the request id.",
         _ => return None,

@@ -1072,6 +1072,15 @@ pub async fn put_order(
             draft.external_ids.insert(key.0.clone(), key.1.clone());
         }
     }
+    if draft.external_ids.len() > ordo_domain::order::MAX_EXTERNAL_IDS {
+        return Err(ApiError::field(
+            FieldError::new(
+                "external_ids",
+                "too many identifiers, counting the one in the path",
+            )
+            .accepted(format!("at most {}", ordo_domain::order::MAX_EXTERNAL_IDS)),
+        ));
+    }
     Ok(
         match orders::put(state.store(), &principal, key, draft).await? {
             Put::Created(order) => {

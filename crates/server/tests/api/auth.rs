@@ -211,3 +211,27 @@ async fn a_revoked_key_stops_working() {
     .await;
     assert_eq!(app.get("/v1/orders").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_key_under_another_tenants_name_is_refused_without_harm() {
+    let app = spawn_app().await;
+    // The same secret behind another tenant's id.
+    let other = app.store.create_tenant("other", "Other").await.unwrap();
+    let secret = app.key.rsplit('_').next().unwrap();
+    let forged = format!(
+        "ordo_{}_{secret}",
+        other.id.ulid().to_string().to_lowercase()
+    );
+    problem(
+        app.get_as(&forged, "/v1/orders").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // The real key is not affected by the failed attempt.
+    assert_eq!(app.get("/v1/orders").await.status(), StatusCode::OK);
+    problem(
+        app.get_as(&forged, "/v1/orders").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}

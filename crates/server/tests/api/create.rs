@@ -181,3 +181,24 @@ async fn external_ids_are_unique_per_tenant_not_globally() {
     let r = app.post_as(&other, "/v1/orders", &order_body()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn put_counts_the_path_identifier_in_the_limit() {
+    let app = spawn_app().await;
+    let mut body = plain_order();
+    body["external_ids"] = Value::Object(
+        (0..10)
+            .map(|i| (format!("com.acme.id-{i}"), json!("x")))
+            .collect(),
+    );
+    let r = app
+        .client
+        .put(app.url("/v1/orders/external/com.acme.order-id/WEB-11"))
+        .bearer_auth(&app.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["external_ids"]);
+}

@@ -370,6 +370,9 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
+        if self.queue.has_failed() {
+            return Err(unavailable("a flush to disk failed; restart ordo"));
+        }
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(unavailable)

@@ -630,18 +630,24 @@ fn rendered(
 ) -> Result<RenderedOrder> {
     let (id, version, updated_at, total, api_version, api, _) = row;
     let id: OrderId = id.parse().map_err(corrupt)?;
-    let json = if api_version == i64::from(renderer.version) {
-        api
-    } else {
-        let order = find(conn, scope, &OrderLookup::Id(id))?.ok_or(StoreError::NotFound)?;
-        (renderer.render)(&order)
-    };
+    if api_version == i64::from(renderer.version) {
+        return Ok(RenderedOrder {
+            id,
+            version: u64::try_from(version).map_err(corrupt)?,
+            updated_at: Timestamp::from_unix_millis(updated_at),
+            total,
+            json: api,
+        });
+    }
+    // Rendered by an older renderer: render the order afresh, and take the
+    // version from the order read, so ETag and body agree.
+    let order = find(conn, scope, &OrderLookup::Id(id))?.ok_or(StoreError::NotFound)?;
     Ok(RenderedOrder {
         id,
-        version: u64::try_from(version).map_err(corrupt)?,
-        updated_at: Timestamp::from_unix_millis(updated_at),
-        total,
-        json,
+        version: order.version,
+        updated_at: order.updated_at,
+        total: order.total,
+        json: (renderer.render)(&order),
     })
 }
 

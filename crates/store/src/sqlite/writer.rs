@@ -82,7 +82,12 @@ pub(crate) enum Job {
 #[derive(Clone)]
 pub(crate) struct WriteQueue {
     tx: mpsc::Sender<Job>,
+    /// Set for good when a flush to disk fails (see `sync_loop`).
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+const FLUSH_FAILED: &str =
+    "a flush to disk failed: ordo takes no more writes until it is restarted (check the disk)";
 
 impl WriteQueue {
     pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -90,6 +95,9 @@ impl WriteQueue {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self.has_failed() {
+            return Err(StoreError::Unavailable(FLUSH_FAILED.into()));
+        }
         let (reply, answer) = oneshot::channel();
         let op = Op {
             work: Some(work),
@@ -103,6 +111,11 @@ impl WriteQueue {
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+    }
+
+    /// True once a flush to disk has failed.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Finishes everything queued so far, then stops the writer.
@@ -139,12 +152,14 @@ pub(crate) fn start(
     finish: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<WriteQueue> {
     let (tx, rx) = mpsc::channel(queue_depth);
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let syncer = match durability {
         Durability::Pipelined(wal) => {
             let (sync_tx, sync_rx) = std::sync::mpsc::channel();
+            let failed = std::sync::Arc::clone(&failed);
             std::thread::Builder::new()
                 .name("ordo-sqlite-fsync".into())
-                .spawn(move || sync_loop(&wal, &sync_rx))?;
+                .spawn(move || sync_loop(&wal, &sync_rx, &failed))?;
             Some(sync_tx)
         }
         Durability::InCommit | Durability::Unsynced => None,
@@ -152,7 +167,7 @@ pub(crate) fn start(
     std::thread::Builder::new()
         .name("ordo-sqlite-writer".into())
         .spawn(move || run(&conn, rx, max_batch, syncer.as_ref(), &finish))?;
-    Ok(WriteQueue { tx })
+    Ok(WriteQueue { tx, failed })
 }
 
 fn run(
@@ -246,7 +261,18 @@ fn finish_checkpoint(conn: &Connection) {
 
 /// Flushes the WAL to disk for every batch committed since the last flush,
 /// then answers their callers. One fsync covers all of them.
-fn sync_loop(wal: &Path, rx: &std::sync::mpsc::Receiver<ToSync>) {
+///
+/// A failed fsync leaves the batch committed (readers may see it) but of
+/// unknown durability, and after one failure a later successful fsync
+/// proves nothing (the kernel may have dropped the pages). So, as
+/// PostgreSQL does, ordo stops: those callers and every later writer are
+/// told the outcome is unknown, and writes resume only after a restart,
+/// which recovers from what is really on disk.
+fn sync_loop(
+    wal: &Path,
+    rx: &std::sync::mpsc::Receiver<ToSync>,
+    failed: &std::sync::atomic::AtomicBool,
+) {
     let mut file: Option<(std::fs::File, u64)> = None;
     while let Ok(first) = rx.recv() {
         let mut batches = Vec::new();
@@ -260,10 +286,15 @@ fn sync_loop(wal: &Path, rx: &std::sync::mpsc::Receiver<ToSync>) {
             take(m);
         }
         if !batches.is_empty() {
-            let synced = sync_wal(wal, &mut file);
-            if let Err(e) = &synced {
-                tracing::error!(error = %e, "fsync of the WAL failed; the writes are reported as failed");
-            }
+            let synced = if failed.load(std::sync::atomic::Ordering::Acquire) {
+                Err(FLUSH_FAILED.to_string())
+            } else {
+                sync_wal(wal, &mut file).map_err(|e| {
+                    failed.store(true, std::sync::atomic::Ordering::Release);
+                    tracing::error!(error = %e, "fsync of the WAL failed; ordo takes no more writes until restarted");
+                    format!("{e}: these writes may or may not be on disk; {FLUSH_FAILED}")
+                })
+            };
             for op in batches.into_iter().flatten() {
                 op.finish(synced.clone());
             }
@@ -310,7 +341,18 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn WriteOp>]) -> Result<(),
         // changing rows, the whole batch is rolled back and every caller
         // is told to retry: nothing half-done is ever committed.
         let before = conn.total_changes();
-        if !op.run(conn) && conn.total_changes() != before {
+        if op.run(conn) {
+            continue;
+        }
+        // Some errors (a full disk, an I/O error) make SQLite roll the whole
+        // transaction back on its own: the writes before this one are gone,
+        // and nothing after it may run outside a transaction.
+        if conn.is_autocommit() {
+            let e = "the database rolled the batch back after an error; retry".to_string();
+            tracing::error!("{e}");
+            return Err(e);
+        }
+        if conn.total_changes() != before {
             let e =
                 "a write failed after changing rows; the batch was rolled back, retry".to_string();
             tracing::error!("{e}");
@@ -397,6 +439,41 @@ mod tests {
         let mut batch = vec![a, b];
         assert!(commit_batch(&conn, &mut batch).is_err());
         assert_eq!(count(&conn), 0, "nothing half-done is committed");
+    }
+
+    #[test]
+    fn a_transaction_the_database_rolled_back_fails_the_batch_and_runs_nothing_after() {
+        let conn = table();
+        let (a, _) = op(|c| insert(c, 1));
+        // What SQLite does on its own after a full disk or an I/O error.
+        let (b, _) = op(|c| {
+            c.execute_batch("ROLLBACK")
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            Err::<(), _>(StoreError::Unavailable("disk full".into()))
+        });
+        let (c, _) = op(|c| insert(c, 2));
+        let mut batch = vec![a, b, c];
+        assert!(commit_batch(&conn, &mut batch).is_err());
+        assert_eq!(count(&conn), 0, "nothing runs outside the transaction");
+    }
+
+    #[test]
+    fn a_failed_flush_fails_its_writes_and_every_later_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("no-such-wal");
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (a, a_answer) = op(|_| Ok(()));
+        let (b, b_answer) = op(|_| Ok(()));
+        let (done, finished) = oneshot::channel();
+        tx.send(ToSync::Batch(vec![a])).expect("send");
+        tx.send(ToSync::Batch(vec![b])).expect("send");
+        tx.send(ToSync::Done(done)).expect("send");
+        sync_loop(&missing, &rx, &failed);
+        finished.blocking_recv().expect("done");
+        assert!(failed.load(std::sync::atomic::Ordering::Acquire));
+        assert!(a_answer.blocking_recv().expect("answer").is_err());
+        assert!(b_answer.blocking_recv().expect("answer").is_err());
     }
 
     #[test]
