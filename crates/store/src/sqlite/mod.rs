@@ -133,7 +133,7 @@ fn open_writer(path: &Path, options: &SqliteOptions) -> Result<Connection> {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    // Checkpoints run on their own thread (see `checkpointer`).
+    // Checkpoints run on their own thread (see `Checkpointer`).
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {sync};
@@ -158,8 +158,10 @@ const WAL_FINISH_FRAMES: i64 = 65_536;
 const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Copies the WAL into the database file every so often, on its own
-/// connection and thread, so commits never wait for it. PASSIVE checkpoints
-/// never block readers or the writer; a last one truncates the WAL on close.
+/// connection and thread, so commits do not wait for the bulk of it. PASSIVE
+/// checkpoints never block readers or the writer; past
+/// [`WAL_FINISH_FRAMES`] the writer finishes one between two batches so the
+/// WAL can start over; a last one truncates the WAL on close.
 struct Checkpointer {
     stop: std::sync::mpsc::Sender<()>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,

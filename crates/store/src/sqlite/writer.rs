@@ -16,7 +16,8 @@
 //! committed write a millisecond before its fsync completes.
 //!
 //! Checkpoints (copying the WAL into the database file) run on their own
-//! thread, off the path of commits.
+//! thread; only when the WAL has grown past its bound does the writer finish
+//! one between two batches (see `finish_checkpoint`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
