@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ordo_domain::{ApiKeySecret, Role, Timestamp};
+use ordo_store::postgres::PostgresStore;
 use ordo_store::sqlite::SqliteStore;
 use ordo_store::{ApiKey, DynStore, NewApiKey, Store, Tenant};
 use tokio::net::TcpListener;
 
 use crate::api::{self, auth::KeyCache};
-use crate::config::Config;
+use crate::config::{Config, Database};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -45,25 +46,36 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the data directory and the database, applying migrations.
-    pub fn open(config: Config) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                config.data_dir.display()
-            )
-        })?;
-        let path = config.database_path();
-        let (store, applied) =
-            SqliteStore::open(&path, config.sqlite_options(), api::orders::RENDERER)
-                .with_context(|| format!("cannot open the database {}", path.display()))?;
+    /// Opens the database, applying migrations.
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let database = config.database().map_err(anyhow::Error::msg)?;
+        let (store, applied): (DynStore, _) = match &database {
+            Database::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("cannot create the data directory {}", dir.display())
+                    })?;
+                }
+                let (store, applied) =
+                    SqliteStore::open(path, config.sqlite_options(), api::orders::RENDERER)
+                        .with_context(|| format!("cannot open {}", database.describe()))?;
+                (Arc::new(store), applied)
+            }
+            Database::Postgres(url) => {
+                let (store, applied) =
+                    PostgresStore::open(url, config.postgres_options(), api::orders::RENDERER)
+                        .await
+                        .with_context(|| format!("cannot open {}", database.describe()))?;
+                (Arc::new(store), applied)
+            }
+        };
         for name in &applied {
             tracing::info!(migration = %name, "applied migration");
         }
         Ok(App {
             state: AppState {
                 inner: Arc::new(Inner {
-                    store: Arc::new(store),
+                    store,
                     keys: KeyCache::new(),
                     config,
                 }),

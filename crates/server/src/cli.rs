@@ -28,6 +28,10 @@ struct Cli {
     /// Directory of the embedded database [env: ORDO_DATA_DIR] [default: ./ordo-data]
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The database: postgres://user:password@host:port/db, sqlite:<path> or a path
+    /// [env: ORDO_DATABASE_URL] [default: <data-dir>/ordo.db]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -140,7 +144,18 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(dir) = &cli.data_dir {
         config.data_dir = dir.clone();
     }
+    if let Some(url) = &cli.database_url {
+        config.database_url = Some(url.clone());
+    }
+    config
+        .database()
+        .map_err(|e| anyhow!("configuration: {e}"))?;
     Ok(config)
+}
+
+/// The configured database, as messages name it.
+fn describe(config: &Config) -> String {
+    config.database().map_or_else(|e| e, |d| d.describe())
 }
 
 fn slug_ok(slug: &str) -> bool {
@@ -162,16 +177,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             crate::telemetry::init_logging(&config.log);
-            let app = App::open(config.clone())?;
-            eprintln!(
-                "ordo: the database at {} is up to date",
-                config.database_path().display()
-            );
+            let app = App::open(config.clone()).await?;
+            eprintln!("ordo: {} is up to date", describe(&config));
             app.store().close().await;
             Ok(())
         }
         Command::Tenants { command } => {
-            let app = App::open(config)?;
+            let app = App::open(config).await?;
             let store = app.store();
             let result = match command {
                 TenantCommand::Create { slug, name } => {
@@ -202,7 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Keys { command } => {
-            let app = App::open(config)?;
+            let app = App::open(config).await?;
             let store = app.store();
             let result = keys(store.as_ref(), command).await;
             store.close().await;
@@ -292,7 +304,7 @@ async fn shutdown_signal() {
 async fn serve(config: Config) -> anyhow::Result<()> {
     crate::telemetry::init_logging(&config.log);
     crate::telemetry::metrics();
-    let app = App::open(config.clone())?;
+    let app = App::open(config.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -300,10 +312,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some((tenant, key)) = app.first_run().await? {
         println!("{}", first_run_message(&url, &tenant.slug, &key, &config));
     }
-    tracing::info!(listen = %config.listen, data = %config.database_path().display(), "ordo is listening");
+    tracing::info!(listen = %config.listen, database = %describe(&config), "ordo is listening");
     eprintln!(
         "ordo: listening on {url} (API docs at {url}/docs); data in {}",
-        config.data_dir.display()
+        describe(&config)
     );
     app.serve(listener, shutdown_signal()).await
 }
@@ -311,7 +323,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn first_run_message(url: &str, slug: &str, key: &str, config: &Config) -> String {
     format!(
         r#"
-Welcome to ordo. This is the first start with the data directory {dir}:
+Welcome to ordo. This is the first start with {database}:
 a tenant "{slug}" and an owner API key were created. The key is shown only
 this once; keep it somewhere safe:
 
@@ -328,6 +340,6 @@ List orders:   curl -s {url}/v1/orders -H "Authorization: Bearer {key}"
 API docs:      {url}/docs
 More keys:     ordo keys create --tenant {slug} --role admin
 "#,
-        dir = config.data_dir.display(),
+        database = describe(config),
     )
 }

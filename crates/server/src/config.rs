@@ -17,12 +17,17 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory holding the embedded database (created if missing).
     pub data_dir: PathBuf,
+    /// The database: `postgres://user:password@host:port/db` for
+    /// PostgreSQL (many nodes), or `sqlite:<path>` / a path for the
+    /// embedded database. Unset: `<data_dir>/ordo.db`.
+    pub database_url: Option<String>,
     /// The URL people and links use to reach this server (shown in the
     /// first-run message). Defaults to `http://<listen>`.
     pub public_url: Option<String>,
     pub log: LogConfig,
     pub http: HttpConfig,
     pub sqlite: SqliteConfig,
+    pub postgres: PostgresConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -66,11 +71,65 @@ pub struct SqliteConfig {
     pub cache_mib: u32,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connections this node keeps open to PostgreSQL.
+    pub pool_size: usize,
+    /// Seconds a request waits for a free connection before a 503.
+    pub wait_timeout_secs: u64,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a database URL: `postgres://` or `postgresql://` for
+    /// PostgreSQL, `sqlite:` or a plain path for the embedded database.
+    pub fn parse(url: &str) -> Result<Database, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_string()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(format!(
+                    "the database URL {url:?} has no path: use sqlite:<path>"
+                ));
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        if url.is_empty() || url.contains("://") {
+            return Err(format!(
+                "the database URL {:?} is not supported: use postgres://user:password@host:port/db, sqlite:<path> or a path",
+                ordo_store::postgres::redact(url)
+            ));
+        }
+        Ok(Database::Sqlite(PathBuf::from(url)))
+    }
+
+    /// The database as messages name it, without a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("the SQLite database {}", path.display()),
+            Database::Postgres(url) => {
+                format!("PostgreSQL at {}", ordo_store::postgres::redact(url))
+            }
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./ordo-data"),
+            database_url: None,
             public_url: None,
             log: LogConfig {
                 level: "info".into(),
@@ -85,6 +144,10 @@ impl Default for Config {
                 max_batch: 1024,
                 synchronous: Synchronous::Full,
                 cache_mib: 16,
+            },
+            postgres: PostgresConfig {
+                pool_size: 16,
+                wait_timeout_secs: 10,
             },
             idempotency_key_hours: 24,
         }
@@ -107,11 +170,19 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("ORDO_").split("__"));
         let config: Config = figment.extract().map_err(Box::new)?;
+        config
+            .database()
+            .map_err(|e| Box::new(figment::Error::from(e)))?;
         Ok(config)
     }
 
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("ordo.db")
+    /// The database to use: `database_url` if set, else the embedded one
+    /// in `data_dir`.
+    pub fn database(&self) -> Result<Database, String> {
+        match &self.database_url {
+            Some(url) => Database::parse(url),
+            None => Ok(Database::Sqlite(self.data_dir.join("ordo.db"))),
+        }
     }
 
     pub fn public_url(&self) -> String {
@@ -128,6 +199,14 @@ impl Config {
             cache_kib: self.sqlite.cache_mib.saturating_mul(1024),
         }
     }
+
+    pub fn postgres_options(&self) -> ordo_store::postgres::PostgresOptions {
+        ordo_store::postgres::PostgresOptions {
+            pool_size: self.postgres.pool_size,
+            wait_timeout: std::time::Duration::from_secs(self.postgres.wait_timeout_secs.max(1)),
+            ..ordo_store::postgres::PostgresOptions::default()
+        }
+    }
 }
 
 /// A commented configuration file with every setting at its default.
@@ -140,6 +219,11 @@ listen = "127.0.0.1:8080"
 
 # Directory of the embedded database; created if missing.    ORDO_DATA_DIR
 data_dir = "./ordo-data"
+
+# The database. Unset: the embedded SQLite database in data_dir.
+# postgres://user:password@host:5432/db runs on PostgreSQL (many nodes);
+# sqlite:<path> or a plain path picks another SQLite file.  ORDO_DATABASE_URL
+# database_url = "postgres://ordo:secret@127.0.0.1:5432/ordo"
 
 # URL that people and links use to reach this server.        ORDO_PUBLIC_URL
 # public_url = "https://orders.example.com"
@@ -169,6 +253,13 @@ max_batch = 1024
 synchronous = "full"
 # Page cache per connection, in MiB.                         ORDO_SQLITE__CACHE_MIB
 cache_mib = 16
+
+[postgres]
+# Connections each node keeps open; the sum over all nodes must
+# stay below the server's max_connections.                   ORDO_POSTGRES__POOL_SIZE
+pool_size = 16
+# Seconds a request waits for a free connection (then 503).  ORDO_POSTGRES__WAIT_TIMEOUT_SECS
+wait_timeout_secs = 10
 "#;
 
 #[cfg(test)]
@@ -184,5 +275,35 @@ mod tests {
         assert_eq!(parsed, Config::default());
         let only_file: Config = toml::from_str(EXAMPLE).expect("the example is complete");
         assert_eq!(only_file, Config::default());
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(
+            Database::parse("postgres://u:p@h:5432/d"),
+            Ok(Database::Postgres("postgres://u:p@h:5432/d".into()))
+        );
+        assert_eq!(
+            Database::parse("postgresql://h/d"),
+            Ok(Database::Postgres("postgresql://h/d".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite:./x.db"),
+            Ok(Database::Sqlite("./x.db".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite:///var/ordo.db"),
+            Ok(Database::Sqlite("/var/ordo.db".into()))
+        );
+        assert_eq!(
+            Database::parse("/var/ordo.db"),
+            Ok(Database::Sqlite("/var/ordo.db".into()))
+        );
+        let err = Database::parse("mysql://u:pw@h/d").expect_err("refused");
+        assert!(
+            err.contains("mysql://u:***@h/d") && !err.contains("pw"),
+            "{err}"
+        );
+        assert!(Database::parse("sqlite:").is_err());
     }
 }

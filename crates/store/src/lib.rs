@@ -20,6 +20,9 @@ use ordo_domain::{
     SecretHash, Stage, TenantId, Timestamp,
 };
 
+mod numbers;
+pub mod postgres;
+mod query;
 pub mod sqlite;
 
 /// A business using ordo.

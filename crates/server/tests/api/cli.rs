@@ -6,12 +6,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
+
+use crate::helpers::TestDb;
 use serde_json::Value;
 
-fn ordo(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+fn ordo(db: &TestDb, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(db.args())
         .args(args)
         .output()
         .unwrap();
@@ -24,15 +25,14 @@ fn ordo(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_prints_a_key_and_a_curl_that_works_and_sigterm_is_graceful() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .arg("--data-dir")
-        .arg(dir.path())
+        .args(db.args())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("ORDO_LOG__LEVEL", "debug")
         .stdout(Stdio::piped())
@@ -112,7 +112,7 @@ async fn first_run_prints_a_key_and_a_curl_that_works_and_sigterm_is_graceful() 
     );
 
     // A second start is not a first run, and the order is still there.
-    let (ok, out, _) = ordo(dir.path(), &["tenants", "list"]);
+    let (ok, out, _) = ordo(&db, &["tenants", "list"]);
     assert!(ok);
     assert_eq!(out.lines().count(), 1);
     assert!(out.contains("\tdefault\t"));
@@ -120,22 +120,19 @@ async fn first_run_prints_a_key_and_a_curl_that_works_and_sigterm_is_graceful() 
 
 #[test]
 fn admin_commands_manage_tenants_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, id, _) = ordo(
-        dir.path(),
-        &["tenants", "create", "acme", "--name", "Acme Ltd"],
-    );
+    let db = TestDb::blocking();
+    let (ok, id, _) = ordo(&db, &["tenants", "create", "acme", "--name", "Acme Ltd"]);
     assert!(ok);
     assert!(id.trim().starts_with("ten_"));
-    let (ok, _, err) = ordo(dir.path(), &["tenants", "create", "acme"]);
+    let (ok, _, err) = ordo(&db, &["tenants", "create", "acme"]);
     assert!(!ok);
     assert!(err.contains("already exists"), "{err}");
-    let (ok, _, err) = ordo(dir.path(), &["tenants", "create", "Not A Slug"]);
+    let (ok, _, err) = ordo(&db, &["tenants", "create", "Not A Slug"]);
     assert!(!ok);
     assert!(err.contains("not valid"), "{err}");
 
     let (ok, key, _) = ordo(
-        dir.path(),
+        &db,
         &[
             "keys", "create", "--tenant", "acme", "--role", "vendor", "--name", "shop 1",
         ],
@@ -143,7 +140,7 @@ fn admin_commands_manage_tenants_and_keys() {
     assert!(ok);
     assert_eq!(key.lines().count(), 1, "the key is the only line on stdout");
     let (ok, _, err) = ordo(
-        dir.path(),
+        &db,
         &["keys", "create", "--tenant", "acme", "--role", "boss"],
     );
     assert!(!ok);
@@ -152,13 +149,13 @@ fn admin_commands_manage_tenants_and_keys() {
         "{err}"
     );
     let (ok, _, err) = ordo(
-        dir.path(),
+        &db,
         &["keys", "create", "--tenant", "nobody", "--role", "owner"],
     );
     assert!(!ok);
     assert!(err.contains("no tenant"), "{err}");
 
-    let (ok, list, _) = ordo(dir.path(), &["keys", "list", "--tenant", "acme"]);
+    let (ok, list, _) = ordo(&db, &["keys", "list", "--tenant", "acme"]);
     assert!(ok);
     let line = list.lines().next().unwrap().to_string();
     assert!(
@@ -167,15 +164,15 @@ fn admin_commands_manage_tenants_and_keys() {
     );
     assert!(!list.contains(key.trim()), "secrets are never listed");
     let key_id = line.split('\t').next().unwrap();
-    let (ok, _, _) = ordo(dir.path(), &["keys", "revoke", "--tenant", "acme", key_id]);
+    let (ok, _, _) = ordo(&db, &["keys", "revoke", "--tenant", "acme", key_id]);
     assert!(ok);
-    let (_, list, _) = ordo(dir.path(), &["keys", "list", "--tenant", "acme"]);
+    let (_, list, _) = ordo(&db, &["keys", "list", "--tenant", "acme"]);
     assert!(list.contains("revoked"), "{list}");
 
-    let (ok, _, err) = ordo(dir.path(), &["migrate"]);
+    let (ok, _, err) = ordo(&db, &["migrate"]);
     assert!(ok);
     assert!(err.contains("up to date"));
-    let (ok, example, _) = ordo(dir.path(), &["config", "example"]);
+    let (ok, example, _) = ordo(&db, &["config", "example"]);
     assert!(ok);
     assert!(example.contains("listen = \"127.0.0.1:8080\""));
 }

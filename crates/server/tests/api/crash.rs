@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::plain_order;
+use crate::helpers::{plain_order, TestDb};
 
-fn ordo(data_dir: &std::path::Path, args: &[&str]) -> String {
+fn ordo(db: &TestDb, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(db.args())
         .args(args)
         .output()
         .expect("run ordo");
@@ -37,10 +36,9 @@ fn free_port() -> u16 {
 
 // The child is returned to the caller, which kills and reaps it.
 #[allow(clippy::zombie_processes)]
-async fn start(data_dir: &std::path::Path, port: u16) -> Child {
+async fn start(db: &TestDb, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_ordo"))
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(db.args())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("ORDO_LOG__LEVEL", "warn")
         .stdout(Stdio::null())
@@ -66,10 +64,10 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_order() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    ordo(dir.path(), &["tenants", "create", "crash"]);
+    let db = TestDb::new().await;
+    ordo(&db, &["tenants", "create", "crash"]);
     let key = ordo(
-        dir.path(),
+        &db,
         &[
             "keys",
             "create",
@@ -84,7 +82,7 @@ async fn kill_9_under_load_loses_no_acknowledged_order() {
         "the key is the only line on stdout: {key}"
     );
     let port = free_port();
-    let mut server = start(dir.path(), port).await;
+    let mut server = start(&db, port).await;
 
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
     let client = reqwest::Client::new();
@@ -127,7 +125,7 @@ async fn kill_9_under_load_loses_no_acknowledged_order() {
         acknowledged.len()
     );
 
-    let mut server = start(dir.path(), port).await;
+    let mut server = start(&db, port).await;
     let mut missing = 0;
     for order in &acknowledged {
         let id = order["id"].as_str().expect("id");

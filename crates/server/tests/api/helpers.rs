@@ -16,16 +16,90 @@ pub struct TestApp {
     pub key: String,
     pub tenant: Tenant,
     pub store: DynStore,
-    _dir: TempDir,
+    _db: TestDb,
+}
+
+/// The PostgreSQL server the suite runs against, when it does: a URL
+/// whose user may create databases (`./scripts/test` sets it).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("TEST_ORDO_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A fresh database for one test: the embedded one in a temporary
+/// directory, or, when the suite runs on PostgreSQL, a new database there.
+pub struct TestDb {
+    pub dir: TempDir,
+    pub url: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match postgres_server() {
+            Some(server) => Some(create_database(&server).await),
+            None => None,
+        };
+        TestDb { dir, url }
+    }
+
+    /// For tests that are not async.
+    pub fn blocking() -> TestDb {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(TestDb::new())
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            data_dir: self.dir.path().to_path_buf(),
+            database_url: self.url.clone(),
+            ..Config::default()
+        }
+    }
+
+    /// The command-line flags that point `ordo` at this database.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--data-dir".to_string(),
+            self.dir.path().display().to_string(),
+        ];
+        if let Some(url) = &self.url {
+            args.extend(["--database-url".to_string(), url.clone()]);
+        }
+        args
+    }
+}
+
+/// Creates an empty database on the server and returns its URL.
+pub async fn create_database(server: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test PostgreSQL server (TEST_ORDO_POSTGRES)");
+    tokio::spawn(connection);
+    let name = format!("ordo_test_{}", ulid::Ulid::new().to_string().to_lowercase());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let (scheme, rest) = server.split_once("://").expect("a postgres:// URL");
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    let host = authority.split_once('/').map_or(authority, |(h, _)| h);
+    format!("{scheme}://{host}/{name}{query}")
 }
 
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let app = App::open(config).expect("open");
+    spawn_app_on(TestDb::new().await).await
+}
+
+pub async fn spawn_app_on(db: TestDb) -> TestApp {
+    let app = App::open(db.config()).await.expect("open");
     let store = app.store();
     let tenant = store.create_tenant("shop", "Shop").await.expect("tenant");
     let (_, key) = create_key(store.as_ref(), &tenant, Role::Owner, "test owner")
@@ -40,7 +114,7 @@ pub async fn spawn_app() -> TestApp {
         key,
         tenant,
         store,
-        _dir: dir,
+        _db: db,
     }
 }
 

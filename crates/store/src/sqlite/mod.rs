@@ -16,17 +16,28 @@ use ordo_domain::{
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
+use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
     OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
 };
 use writer::WriteQueue;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_core",
-    include_str!("../../migrations/sqlite/0001_core.sql"),
-)];
+/// Order numbers a store takes from a tenant's counter at a time.
+const ORDER_NUMBER_BLOCK: u32 = 64;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_core",
+        include_str!("../../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "0002_order_numbers",
+        include_str!("../../migrations/sqlite/0002_order_numbers.sql"),
+    ),
+];
 
 /// How the embedded database is opened.
 #[derive(Debug, Clone)]
@@ -107,10 +118,7 @@ impl Readers {
 /// ordo's embedded store.
 pub struct SqliteStore {
     renderer: Renderer,
-    /// Each tenant's next order number, read from the database on first use.
-    /// Another process adding orders (an import) makes an insert fail on the
-    /// unique number; the entry is then dropped and read again.
-    next_numbers: Mutex<std::collections::HashMap<TenantId, u64>>,
+    numbers: Numbers,
     queue: WriteQueue,
     checkpointer: Checkpointer,
     readers: Arc<Readers>,
@@ -311,7 +319,7 @@ impl SqliteStore {
         Ok((
             SqliteStore {
                 renderer,
-                next_numbers: Mutex::new(std::collections::HashMap::new()),
+                numbers: Numbers::new(ORDER_NUMBER_BLOCK),
                 queue,
                 checkpointer,
                 readers,
@@ -319,16 +327,6 @@ impl SqliteStore {
             },
             applied,
         ))
-    }
-
-    /// A taken order number means another process added orders: read the
-    /// tenant's numbers from the database again next time.
-    fn forget_numbers_on_conflict<T>(&self, tenant: TenantId, result: &Result<T>) {
-        if matches!(result, Err(StoreError::Conflict { field, .. }) if field == "reference") {
-            if let Ok(mut numbers) = self.next_numbers.lock() {
-                numbers.remove(&tenant);
-            }
-        }
     }
 
     pub fn path(&self) -> &Path {
@@ -431,30 +429,12 @@ impl Store for SqliteStore {
     }
 
     async fn next_reference(&self, tenant: TenantId) -> Result<OrderReference> {
-        let cached = self
-            .next_numbers
-            .lock()
-            .map_err(|_| unavailable("poisoned"))?
-            .get(&tenant)
-            .copied();
-        let next = match cached {
-            Some(n) => n,
-            None => {
-                self.point_read(|conn| orders::last_reference_seq(conn, tenant))
-                    .await?
-                    + 1
-            }
-        };
-        let mut numbers = self
-            .next_numbers
-            .lock()
-            .map_err(|_| unavailable("poisoned"))?;
-        // Another request may have taken numbers meanwhile: take the larger.
-        let entry = numbers.entry(tenant).or_insert(next);
-        let n = (*entry).max(next);
-        *entry = n + 1;
-        OrderReference::from_sequence(tenant, n)
-            .ok_or_else(|| unavailable("the tenant has used every order reference"))
+        self.numbers
+            .next(tenant, |block| {
+                self.queue
+                    .write(move |conn| orders::take_numbers(conn, tenant, block))
+            })
+            .await
     }
 
     async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
@@ -468,7 +448,7 @@ impl Store for SqliteStore {
             .queue
             .write(move |conn| orders::insert(conn, record, stored, renderer))
             .await;
-        self.forget_numbers_on_conflict(tenant, &inserted);
+        self.numbers.forget_on_conflict(tenant, &inserted).await;
         inserted
     }
 
@@ -487,7 +467,7 @@ impl Store for SqliteStore {
             .queue
             .write(move |conn| orders::put(conn, &scope, &key, record, stored, change, renderer))
             .await;
-        self.forget_numbers_on_conflict(tenant, &put);
+        self.numbers.forget_on_conflict(tenant, &put).await;
         put
     }
 

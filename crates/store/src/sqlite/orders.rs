@@ -2,15 +2,16 @@
 
 use ordo_domain::{
     Actor, EventDraft, EventId, EventType, ExternalIds, Namespace, Order, OrderEvent, OrderId,
-    OrderReference, PhoneE164, Timestamp,
+    Timestamp,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 
 use super::{corrupt, unavailable};
+use crate::query::{self, sequence_of, Arg};
 use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put,
-    RenderedOrder, Renderer, Result, Scope, SortField, StoreError, StoredResponse,
+    RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
 };
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
@@ -79,18 +80,26 @@ fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 21] {
     ]
 }
 
-/// The order number a reference stands for in the scope's tenant.
-fn sequence_of(reference: &OrderReference, scope: &Scope) -> i64 {
-    i64::try_from(reference.sequence(scope.tenant_id)).unwrap_or(i64::MAX)
-}
-
-/// The highest order number the tenant has used.
-pub(super) fn last_reference_seq(conn: &Connection, tenant: ordo_domain::TenantId) -> Result<u64> {
-    let last: i64 = conn
-        .prepare_cached("SELECT COALESCE(MAX(reference_seq), 0) FROM orders WHERE tenant_id = ?1")
-        .and_then(|mut s| s.query_row([tenant.to_string()], |r| r.get(0)))
+/// Takes a block of the tenant's order numbers, past the highest handed
+/// out and past any order already stored; returns its last number. Runs
+/// in the writer, whose transactions exclude every other process's.
+pub(super) fn take_numbers(
+    conn: &Connection,
+    tenant: ordo_domain::TenantId,
+    block: u32,
+) -> Result<u64> {
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE tenants SET order_numbers_taken = MAX(order_numbers_taken,
+                 (SELECT COALESCE(MAX(reference_seq), 0) FROM orders WHERE tenant_id = ?1)) + ?2
+             WHERE id = ?1 RETURNING order_numbers_taken",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant.to_string(), block], |r| r.get(0))
+                .optional()
+        })
         .map_err(unavailable)?;
-    u64::try_from(last).map_err(corrupt)
+    u64::try_from(last.ok_or(StoreError::NotFound)?).map_err(corrupt)
 }
 
 /// The tenant's order number behind the order's reference (what is indexed).
@@ -451,158 +460,13 @@ pub(super) fn change(
     apply_change(conn, order, actor, change, renderer)
 }
 
-/// Builds the WHERE clause of a list or count.
-fn filter_sql(scope: &Scope, filter: &OrderFilter, sql: &mut String, args: &mut Vec<Value>) {
-    let mut arg = |sql: &mut String, v: Value| {
-        args.push(v);
-        sql.push_str(&format!("?{}", args.len()));
-    };
-    sql.push_str(" WHERE tenant_id = ");
-    arg(sql, Value::Text(scope.tenant_id.to_string()));
-    let creator = scope.creator.as_ref().or(filter.created_by.as_ref());
-    if let (Some(own), Some(wanted)) = (&scope.creator, &filter.created_by) {
-        if own != wanted {
-            // A vendor asking for another creator's orders gets none.
-            sql.push_str(" AND 0");
-        }
-    }
-    if let Some(c) = creator {
-        sql.push_str(" AND created_by = ");
-        arg(sql, Value::Text(c.clone()));
-    }
-    let mut any_of = |sql: &mut String, column: &str, values: Vec<&'static str>| {
-        if values.is_empty() {
-            return;
-        }
-        sql.push_str(&format!(" AND {column} IN ("));
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            arg(sql, Value::Text(v.to_string()));
-        }
-        sql.push(')');
-    };
-    any_of(
-        sql,
-        "status",
-        filter.status.iter().map(|s| s.as_str()).collect(),
-    );
-    any_of(
-        sql,
-        "payment_status",
-        filter.payment_status.iter().map(|s| s.as_str()).collect(),
-    );
-    any_of(
-        sql,
-        "fulfillment_status",
-        filter
-            .fulfillment_status
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    );
-    any_of(
-        sql,
-        "stage",
-        filter.stage.iter().map(|s| s.as_str()).collect(),
-    );
-    any_of(
-        sql,
-        "channel",
-        filter.channel.iter().map(|s| s.as_str()).collect(),
-    );
-    let mut arg = |sql: &mut String, v: Value| {
-        args.push(v);
-        sql.push_str(&format!("?{}", args.len()));
-    };
-    if let Some(p) = &filter.buyer_phone {
-        sql.push_str(" AND buyer_phone = ");
-        arg(sql, Value::Text(p.as_str().to_string()));
-    }
-    if let Some(e) = &filter.buyer_email {
-        sql.push_str(" AND buyer_email = ");
-        arg(sql, Value::Text(e.as_str().to_string()));
-    }
-    if let Some(c) = &filter.buyer_channel_id {
-        sql.push_str(" AND buyer_channel_id = ");
-        arg(sql, Value::Text(c.to_string()));
-    }
-    if let Some(t) = filter.created_gte {
-        sql.push_str(" AND id >= ");
-        arg(sql, Value::Text(OrderId::lowest_at(t).to_string()));
-    }
-    if let Some(t) = filter.created_lt {
-        sql.push_str(" AND id < ");
-        arg(sql, Value::Text(OrderId::lowest_at(t).to_string()));
-    }
-    if let Some(b) = &filter.batch_id {
-        sql.push_str(" AND batch_id = ");
-        arg(sql, Value::Text(b.clone()));
-    }
-    if let Some((ns, value)) = &filter.external_id {
-        sql.push_str(" AND id IN (SELECT order_id FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ");
-        arg(sql, Value::Text(ns.to_string()));
-        sql.push_str(" AND value = ");
-        arg(sql, Value::Text(value.clone()));
-        sql.push(')');
-    }
-    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        if let Some(reference) = OrderReference::parse(q) {
-            sql.push_str(" AND reference_seq = ");
-            arg(sql, Value::Integer(sequence_of(&reference, scope)));
-        } else if let Ok(phone) = PhoneE164::parse(q) {
-            sql.push_str(" AND buyer_phone = ");
-            arg(sql, Value::Text(phone.as_str().to_string()));
-        } else {
-            let escaped = q
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            sql.push_str(" AND (buyer_name LIKE ");
-            arg(sql, Value::Text(format!("%{escaped}%")));
-            let n = args.len();
-            sql.push_str(&format!(" ESCAPE '\\' OR reference LIKE ?{n} ESCAPE '\\' OR buyer_email LIKE ?{n} ESCAPE '\\')"));
-        }
-    }
-}
-
-/// The SQL of one page of a list, selecting `select`.
-fn page_sql(scope: &Scope, query: &OrderQuery, select: &str) -> (String, Vec<Value>) {
-    let mut sql = format!("SELECT {select} FROM orders");
-    let mut args = Vec::new();
-    filter_sql(scope, &query.filter, &mut sql, &mut args);
-    let column = match query.sort.field {
-        SortField::CreatedAt => None,
-        SortField::UpdatedAt => Some("updated_at"),
-        SortField::Total => Some("total"),
-    };
-    let (cmp, dir) = if query.sort.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    if let Some(cursor) = &query.after {
-        args.push(Value::Text(cursor.id.to_string()));
-        let id_arg = args.len();
-        match column {
-            None => sql.push_str(&format!(" AND id {cmp} ?{id_arg}")),
-            Some(col) => {
-                args.push(Value::Integer(cursor.value));
-                sql.push_str(&format!(
-                    " AND ({col}, id) {cmp} (?{}, ?{id_arg})",
-                    args.len()
-                ));
-            }
-        }
-    }
-    match column {
-        None => sql.push_str(&format!(" ORDER BY id {dir}")),
-        Some(col) => sql.push_str(&format!(" ORDER BY {col} {dir}, id {dir}")),
-    }
-    args.push(Value::Integer(i64::from(query.limit)));
-    sql.push_str(&format!(" LIMIT ?{}", args.len()));
-    (sql, args)
+fn values(args: Vec<Arg>) -> Vec<Value> {
+    args.into_iter()
+        .map(|a| match a {
+            Arg::Text(s) => Value::Text(s),
+            Arg::Int(i) => Value::Integer(i),
+        })
+        .collect()
 }
 
 const RENDERED: &str = "id, version, updated_at, total, api_version, api, created_by";
@@ -657,10 +521,10 @@ pub(super) fn list_rendered(
     query: &OrderQuery,
     renderer: Renderer,
 ) -> Result<Vec<RenderedOrder>> {
-    let (sql, args) = page_sql(scope, query, RENDERED);
-    let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+    let sql = query::page(query::SQLITE, scope, query, RENDERED);
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(unavailable)?;
     let rows = stmt
-        .query_map(params_from_iter(args.iter()), rendered_row)
+        .query_map(params_from_iter(values(sql.args)), rendered_row)
         .map_err(unavailable)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(unavailable)?;
@@ -700,12 +564,10 @@ pub(super) fn find_rendered(
 }
 
 pub(super) fn count(conn: &Connection, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
-    let mut sql = String::from("SELECT COUNT(*) FROM orders");
-    let mut args = Vec::new();
-    filter_sql(scope, filter, &mut sql, &mut args);
+    let sql = query::count(query::SQLITE, scope, filter);
     let n: i64 = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+        .prepare_cached(&sql.text)
+        .and_then(|mut s| s.query_row(params_from_iter(values(sql.args)), |r| r.get(0)))
         .map_err(unavailable)?;
     Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -1,4 +1,7 @@
-//! The SQLite store keeps orders exactly as the domain made them.
+//! Every store keeps orders exactly as the domain made them.
+//!
+//! These tests run on the embedded database, or on PostgreSQL when
+//! `TEST_ORDO_POSTGRES` names a server (`./scripts/test` runs both).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,8 +12,61 @@ use ordo_domain::{
     Actor, Address, Buyer, Channel, Currency, EventType, ExternalIds, LineDraft, Namespace,
     NewOrder, Order, OrderDraft, OrderPatch, OrderReference, Refusal, Sku, Timestamp,
 };
+use ordo_store::postgres::{PostgresOptions, PostgresStore};
 use ordo_store::sqlite::{SqliteOptions, SqliteStore};
-use ordo_store::{Inserted, NewOrderRecord, OrderLookup, Renderer, Scope, Store, StoreError};
+use ordo_store::{DynStore, Inserted, NewOrderRecord, OrderLookup, Renderer, Scope, StoreError};
+
+/// A fresh, empty database of the backend under test.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Database {
+    async fn fresh() -> Database {
+        let Some(server) = std::env::var("TEST_ORDO_POSTGRES")
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            return Database::Sqlite(tempfile::tempdir().unwrap());
+        };
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+            .await
+            .expect("connect to TEST_ORDO_POSTGRES");
+        tokio::spawn(connection);
+        let name = format!(
+            "ordo_store_{}",
+            ordo_domain::TenantId::new().to_string().to_lowercase()
+        );
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (scheme, rest) = server.split_once("://").unwrap();
+        let host = rest.split(['/', '?']).next().unwrap();
+        Database::Postgres(format!("{scheme}://{host}/{name}"))
+    }
+
+    /// Opens a store on the database (another node or process, if one is
+    /// open already) and returns it with the migrations it applied.
+    async fn open(&self, renderer: Renderer) -> (DynStore, Vec<String>) {
+        match self {
+            Database::Sqlite(dir) => {
+                let (store, applied) =
+                    SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default(), renderer)
+                        .unwrap();
+                (std::sync::Arc::new(store), applied)
+            }
+            Database::Postgres(url) => {
+                let (store, applied) =
+                    PostgresStore::open(url, PostgresOptions::default(), renderer)
+                        .await
+                        .unwrap();
+                (std::sync::Arc::new(store), applied)
+            }
+        }
+    }
+}
 
 fn render_v1(order: &Order) -> Vec<u8> {
     format!("v1 {} {}", order.id, order.version).into_bytes()
@@ -87,10 +143,9 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
 
 #[tokio::test]
 async fn every_field_round_trips_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, applied) =
-        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default(), V1).unwrap();
-    assert_eq!(applied, ["0001_core"]);
+    let db = Database::fresh().await;
+    let (store, applied) = db.open(V1).await;
+    assert_eq!(applied.first().map(String::as_str), Some("0001_core"));
     let tenant = store.create_tenant("t", "T").await.unwrap();
     let (order, event) = full_order(tenant.id);
     let record = NewOrderRecord {
@@ -223,8 +278,7 @@ async fn every_field_round_trips_exactly() {
 
     // And all of it is still there after reopening; a newer renderer
     // renders the old rows afresh.
-    let (reopened, applied) =
-        SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default(), V2).unwrap();
+    let (reopened, applied) = db.open(V2).await;
     assert!(applied.is_empty());
     assert_eq!(
         reopened
@@ -256,23 +310,82 @@ async fn every_field_round_trips_exactly() {
     reopened.close().await;
 }
 
-#[tokio::test]
-async fn two_processes_never_give_two_orders_one_reference() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let (server, _) = SqliteStore::open(&path, SqliteOptions::default(), V1).unwrap();
-    let (import, _) = SqliteStore::open(&path, SqliteOptions::default(), V1).unwrap();
-    let tenant = server.create_tenant("t", "T").await.unwrap();
-    let first = server.next_reference(tenant.id).await.unwrap();
-    assert_eq!(first.sequence(tenant.id), 1);
-    assert_eq!(
-        import.next_reference(tenant.id).await.unwrap(),
-        first,
-        "both read the same last number"
-    );
+/// Inserts orders with references from `store`, taking a new reference
+/// when one turns out to be taken (as the server does).
+async fn insert_with_references(
+    store: DynStore,
+    tenant: ordo_domain::TenantId,
+    n: usize,
+) -> Vec<OrderReference> {
+    let mut references = Vec::new();
+    for _ in 0..n {
+        let mut attempts = 0;
+        loop {
+            let reference = store.next_reference(tenant).await.unwrap();
+            let (mut order, event) = full_order(tenant);
+            order.id = ordo_domain::OrderId::new();
+            order.reference = reference.clone();
+            order.external_ids.clear();
+            let record = NewOrderRecord {
+                order,
+                event,
+                actor: Actor::system(),
+                idempotency: None,
+                rendered: None,
+            };
+            match store.insert_order(record).await {
+                Ok(Inserted::Created(_)) => {
+                    references.push(reference);
+                    break;
+                }
+                Err(StoreError::Conflict { field, .. }) if field == "reference" && attempts < 5 => {
+                    attempts += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    references
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_never_give_two_orders_one_reference() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("t", "T").await.unwrap();
+    let mut tasks = Vec::new();
+    for store in [&a, &b, &a, &b] {
+        tasks.push(tokio::spawn(insert_with_references(
+            std::sync::Arc::clone(store),
+            tenant.id,
+            40,
+        )));
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for t in tasks {
+        for r in t.await.unwrap() {
+            assert!(all.insert(r.to_string()), "{r} was handed out twice");
+        }
+    }
+    assert_eq!(all.len(), 160);
+    let scope = Scope::tenant(tenant.id);
+    assert_eq!(
+        b.count_orders(&scope, &Default::default()).await.unwrap(),
+        160
+    );
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_number_taken_behind_the_counters_back_is_skipped() {
+    let db = Database::fresh().await;
+    let (store, _) = db.open(V1).await;
+    let tenant = store.create_tenant("t", "T").await.unwrap();
     let record = |reference: OrderReference| {
         let (mut order, event) = full_order(tenant.id);
+        order.id = ordo_domain::OrderId::new();
         order.reference = reference;
         order.external_ids.clear();
         NewOrderRecord {
@@ -283,28 +396,28 @@ async fn two_processes_never_give_two_orders_one_reference() {
             rendered: None,
         }
     };
+    let first = store.next_reference(tenant.id).await.unwrap();
+    assert_eq!(first.sequence(tenant.id), 1);
+    // An order written with number 2 without asking the counter (as an
+    // older ordo or a hand-made import would).
+    let two = OrderReference::from_sequence(tenant.id, 2).unwrap();
     assert!(matches!(
-        server.insert_order(record(first.clone())).await,
+        store.insert_order(record(two)).await,
         Ok(Inserted::Created(_))
     ));
-    let clash = import.insert_order(record(first.clone())).await;
+    let second = store.next_reference(tenant.id).await.unwrap();
+    assert_eq!(second.sequence(tenant.id), 2);
+    let clash = store.insert_order(record(second)).await;
     assert!(
         matches!(clash, Err(StoreError::Conflict { ref field, .. }) if field == "reference"),
         "{clash:?}"
     );
-    // The import reads the numbers again and moves on.
-    let next = import.next_reference(tenant.id).await.unwrap();
-    assert_eq!(next.sequence(tenant.id), 2);
+    // The store drops its block and takes the next one past every stored order.
+    let next = store.next_reference(tenant.id).await.unwrap();
+    assert!(next.sequence(tenant.id) > 2);
     assert!(matches!(
-        import.insert_order(record(next.clone())).await,
+        store.insert_order(record(next.clone())).await,
         Ok(Inserted::Created(_))
     ));
-    let scope = Scope::tenant(tenant.id);
-    assert!(server
-        .order(&scope, &OrderLookup::Reference(next))
-        .await
-        .unwrap()
-        .is_some());
-    server.close().await;
-    import.close().await;
+    store.close().await;
 }

@@ -1,0 +1,484 @@
+//! The shared store: PostgreSQL, for many ordo nodes on one database.
+//!
+//! Nodes keep nothing that another node must see: every write is one
+//! transaction, uniqueness is claimed in the database, and each change
+//! locks the order row it changes. What a node does keep is a block of each
+//! tenant's order numbers (see `numbers`).
+
+mod orders;
+mod tenants;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use ordo_domain::{
+    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
+    Timestamp,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use crate::numbers::Numbers;
+use crate::{
+    ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
+};
+use orders::Insert;
+
+/// A pooled connection.
+type Db = deadpool_postgres::Object;
+
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_core",
+    include_str!("../../migrations/postgres/0001_core.sql"),
+)];
+
+/// Taken by `migrate` for its transaction, so nodes starting together apply
+/// each migration once. ("ordo" in ASCII.)
+const MIGRATION_LOCK: i64 = 0x6f72_646f;
+
+/// How the shared database is used.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections this node keeps open (and the most statements it runs at
+    /// once). Summed over nodes, it must stay under the server's
+    /// `max_connections`.
+    pub pool_size: usize,
+    /// Order numbers a node takes from a tenant's counter at a time.
+    pub order_number_block: u32,
+    /// How long a request waits for a free connection before it fails.
+    pub wait_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 16,
+            order_number_block: 128,
+            wait_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// ordo's shared store.
+pub struct PostgresStore {
+    pool: Pool,
+    renderer: Renderer,
+    numbers: Numbers,
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A database error as the store reports it; the server's own message, if
+/// it sent one, rather than tokio-postgres's "db error".
+pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) if db.code() == &SqlState::UNIQUE_VIOLATION => StoreError::Conflict {
+            field: db.constraint().unwrap_or("unique").to_string(),
+            value: db.detail().unwrap_or_default().to_string(),
+        },
+        Some(db) => StoreError::Unavailable(format!("{}: {}", db.code().code(), db.message())),
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// The URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // The key=value form: hide the value of `password`.
+        return url
+            .split(' ')
+            .map(|kv| match kv.split_once('=') {
+                Some(("password", _)) => "password=***",
+                _ => kv,
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Applies the migrations not yet applied, all in one transaction under an
+/// advisory lock: a node starting beside another waits, then finds them done.
+async fn migrate(db: &mut Db) -> Result<Vec<String>> {
+    let tx = db.transaction().await.map_err(db_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(db_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     integer PRIMARY KEY,
+             name        text    NOT NULL,
+             applied_at  bigint  NOT NULL
+         )",
+    )
+    .await
+    .map_err(db_error)?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await
+            .map_err(db_error)?
+            .is_some();
+        if done {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[version, name, &Timestamp::now().unix_millis()],
+        )
+        .await
+        .map_err(db_error)?;
+        applied.push((*name).to_string());
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(applied)
+}
+
+/// The most attempts at a write that lost a race (a key or identifier
+/// claimed by another node between our look and our insert).
+const RACE_ATTEMPTS: usize = 3;
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`)
+    /// and applies pending migrations. Returns the store and the migrations
+    /// applied.
+    pub async fn open(
+        url: &str,
+        options: PostgresOptions,
+        renderer: Renderer,
+    ) -> Result<(PostgresStore, Vec<String>)> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| unavailable(format!("{}: {e}", redact(url))))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.wait_timeout))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(unavailable)?;
+        let store = PostgresStore {
+            pool,
+            renderer,
+            numbers: Numbers::new(options.order_number_block),
+        };
+        let mut db = store.db().await?;
+        let applied = migrate(&mut db).await?;
+        Ok((store, applied))
+    }
+
+    async fn db(&self) -> Result<Db> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => db_error(e),
+            other => unavailable(other),
+        })
+    }
+
+    /// Takes a block of the tenant's order numbers: past the highest
+    /// handed out and past any order already stored (an import may have
+    /// added some). Returns the last number of the block.
+    async fn take_block(&self, tenant: TenantId, block: u32) -> Result<u64> {
+        let db = self.db().await?;
+        let stmt = db
+            .prepare_cached(
+                "UPDATE tenants SET order_numbers_taken = GREATEST(order_numbers_taken,
+                     (SELECT COALESCE(MAX(reference_seq), 0) FROM orders WHERE tenant_id = $1)) + $2
+                 WHERE id = $1 RETURNING order_numbers_taken",
+            )
+            .await
+            .map_err(db_error)?;
+        let row = db
+            .query_opt(&stmt, &[&tenant.to_string(), &i64::from(block)])
+            .await
+            .map_err(db_error)?
+            .ok_or(StoreError::NotFound)?;
+        u64::try_from(row.get::<_, i64>(0)).map_err(corrupt)
+    }
+
+    async fn insert_once(&self, record: &NewOrderRecord, api: &[u8]) -> Result<Option<Inserted>> {
+        let mut db = self.db().await?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        match orders::insert(&tx, record, api, self.renderer).await? {
+            Insert::Done => {
+                tx.commit().await.map_err(db_error)?;
+                Ok(Some(Inserted::Created(Box::new(record.order.clone()))))
+            }
+            Insert::KeyTaken => {
+                tx.rollback().await.map_err(db_error)?;
+                orders::idempotency_key(&db, record).await
+            }
+            Insert::ExternalIdTaken(namespace, value) => {
+                tx.rollback().await.map_err(db_error)?;
+                let scope = Scope::tenant(record.order.tenant_id);
+                let lookup = OrderLookup::External(namespace.clone(), value.clone());
+                Ok(orders::find(&db, &scope, &lookup).await?.map(|existing| {
+                    Inserted::ExternalIdTaken {
+                        namespace,
+                        value,
+                        existing: Box::new(existing),
+                    }
+                }))
+            }
+        }
+    }
+
+    /// One attempt at a create-or-update; `None` when another node created
+    /// the order between our look and our insert.
+    async fn put_once(
+        &self,
+        scope: &Scope,
+        key: &(Namespace, String),
+        record: &NewOrderRecord,
+        api: &[u8],
+        change: &mut Option<OrderChange>,
+    ) -> Result<Option<Put>> {
+        let mut db = self.db().await?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let lookup = OrderLookup::External(key.0.clone(), key.1.clone());
+        let tenant = Scope::tenant(scope.tenant_id);
+        let Some(existing) = orders::find_for_update(&tx, &tenant, &lookup).await? else {
+            return match orders::insert(&tx, record, api, self.renderer).await? {
+                Insert::Done => {
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(Some(Put::Created(Box::new(record.order.clone()))))
+                }
+                Insert::ExternalIdTaken(ns, value) if ns == key.0 && value == key.1 => {
+                    tx.rollback().await.map_err(db_error)?;
+                    Ok(None)
+                }
+                Insert::ExternalIdTaken(ns, value) => Err(StoreError::Conflict {
+                    field: format!("external_ids.{ns}"),
+                    value,
+                }),
+                Insert::KeyTaken => Err(corrupt("idempotency without a key")),
+            };
+        };
+        if !scope.allows(&existing) {
+            // Another creator's order: the identifier is taken, and nothing more is said.
+            return Err(StoreError::Conflict {
+                field: format!("external_ids.{}", key.0),
+                value: key.1.clone(),
+            });
+        }
+        let change = change
+            .take()
+            .ok_or_else(|| corrupt("a change was applied twice"))?;
+        let changed =
+            orders::apply_change(&tx, existing, &record.actor, change, self.renderer).await?;
+        if changed.event.is_none() {
+            return Ok(Some(Put::Unchanged(Box::new(changed.order))));
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(Put::Updated(Box::new(changed.order))))
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<()> {
+        let db = self.db().await?;
+        db.simple_query("SELECT 1").await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close();
+    }
+
+    async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant> {
+        tenants::create_tenant(&self.db().await?, slug, name).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        tenants::tenants(&self.db().await?).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        tenants::tenant_by_slug(&self.db().await?, slug).await
+    }
+
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
+        tenants::create_api_key(&self.db().await?, &key).await
+    }
+
+    async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>> {
+        tenants::api_keys(&self.db().await?, tenant).await
+    }
+
+    async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey> {
+        tenants::revoke_api_key(&self.db().await?, tenant, id).await
+    }
+
+    async fn api_key_by_secret(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+    ) -> Result<Option<ApiKey>> {
+        tenants::api_key_by_secret(&self.db().await?, tenant, hash).await
+    }
+
+    async fn next_reference(&self, tenant: TenantId) -> Result<OrderReference> {
+        self.numbers
+            .next(tenant, |block| self.take_block(tenant, block))
+            .await
+    }
+
+    async fn insert_order(&self, record: NewOrderRecord) -> Result<Inserted> {
+        let mut record = record;
+        let api = record
+            .rendered
+            .take()
+            .unwrap_or_else(|| (self.renderer.render)(&record.order));
+        let tenant = record.order.tenant_id;
+        for _ in 0..RACE_ATTEMPTS {
+            let result = self.insert_once(&record, &api).await;
+            self.numbers.forget_on_conflict(tenant, &result).await;
+            // `None`: what we collided with is gone again (a key pruned, an
+            // order's identifier changed); try afresh.
+            if let Some(inserted) = result? {
+                return Ok(inserted);
+            }
+        }
+        Err(unavailable(
+            "the order kept colliding with concurrent writes",
+        ))
+    }
+
+    async fn put_order(
+        &self,
+        scope: Scope,
+        key: (Namespace, String),
+        record: NewOrderRecord,
+        change: OrderChange,
+    ) -> Result<Put> {
+        let mut record = record;
+        record.idempotency = None;
+        let api = record
+            .rendered
+            .take()
+            .unwrap_or_else(|| (self.renderer.render)(&record.order));
+        let tenant = record.order.tenant_id;
+        let mut change = Some(change);
+        for _ in 0..RACE_ATTEMPTS {
+            let result = self
+                .put_once(&scope, &key, &record, &api, &mut change)
+                .await;
+            self.numbers.forget_on_conflict(tenant, &result).await;
+            if let Some(put) = result? {
+                return Ok(put);
+            }
+        }
+        Err(unavailable(
+            "the order kept colliding with concurrent writes",
+        ))
+    }
+
+    async fn order(&self, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
+        orders::find(&self.db().await?, scope, lookup).await
+    }
+
+    async fn rendered_order(
+        &self,
+        scope: &Scope,
+        lookup: &OrderLookup,
+    ) -> Result<Option<RenderedOrder>> {
+        orders::find_rendered(&self.db().await?, scope, lookup, self.renderer).await
+    }
+
+    async fn rendered_orders(
+        &self,
+        scope: &Scope,
+        query: &OrderQuery,
+    ) -> Result<Vec<RenderedOrder>> {
+        orders::list_rendered(&self.db().await?, scope, query, self.renderer).await
+    }
+
+    async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
+        orders::count(&self.db().await?, scope, filter).await
+    }
+
+    async fn change_order(
+        &self,
+        scope: Scope,
+        lookup: OrderLookup,
+        expected_version: Option<u64>,
+        actor: Actor,
+        change: OrderChange,
+    ) -> Result<Changed> {
+        let mut db = self.db().await?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let order = orders::find_for_update(&tx, &scope, &lookup)
+            .await?
+            .filter(|o| scope.allows(o))
+            .ok_or(StoreError::NotFound)?;
+        if let Some(expected) = expected_version {
+            if order.version != expected {
+                return Err(StoreError::VersionMismatch {
+                    expected,
+                    current: order.version,
+                });
+            }
+        }
+        let changed = orders::apply_change(&tx, order, &actor, change, self.renderer).await?;
+        if changed.event.is_some() {
+            tx.commit().await.map_err(db_error)?;
+        }
+        Ok(changed)
+    }
+
+    async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
+        orders::events(&self.db().await?, scope, id).await
+    }
+
+    async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
+        orders::prune_idempotency_keys(&self.db().await?, before).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_never_shown() {
+        assert_eq!(
+            redact("postgres://ordo:s3cret@db.internal:5432/ordo"),
+            "postgres://ordo:***@db.internal:5432/ordo"
+        );
+        assert_eq!(
+            redact("postgres://ordo@localhost/ordo"),
+            "postgres://ordo@localhost/ordo"
+        );
+        assert_eq!(
+            redact("host=localhost password=s3cret user=ordo"),
+            "host=localhost password=*** user=ordo"
+        );
+    }
+}

@@ -1,0 +1,571 @@
+//! Orders, their external identifiers, timeline and idempotency keys on
+//! PostgreSQL.
+//!
+//! Every write is one transaction on one connection. Its statements are
+//! pipelined (sent together, answered together), so a new order costs three
+//! round trips whatever its shape: BEGIN, the inserts, COMMIT. Uniqueness
+//! (idempotency keys, external identifiers) is claimed with `ON CONFLICT DO
+//! NOTHING`: a second node inserting the same key waits for the first to
+//! commit and then sees a conflict, so two nodes can never both win. A change
+//! locks the order row (`FOR UPDATE`) before reading its version, so two
+//! nodes changing one order run one after the other and neither update is
+//! lost.
+
+use deadpool_postgres::Transaction;
+use futures_util::future::try_join_all;
+use ordo_domain::{
+    Actor, EventDraft, EventId, EventType, ExternalIds, Namespace, Order, OrderEvent, OrderId,
+    Timestamp,
+};
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::Row;
+
+use super::{corrupt, db_error, Db};
+use crate::query::{self, sequence_of, Arg};
+use crate::{
+    Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery,
+    RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
+};
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+fn checked(order: Order, scope: &Scope) -> Result<Order> {
+    // Belt and braces: a row of another tenant is never returned.
+    if order.tenant_id != scope.tenant_id {
+        return Err(corrupt("an order row belongs to another tenant"));
+    }
+    Ok(order)
+}
+
+/// An order's columns, in the order of [`INSERT_ORDER`] and [`UPDATE_ORDER`].
+struct Columns {
+    tenant_id: String,
+    id: String,
+    reference: String,
+    stage: &'static str,
+    buyer_phone: Option<String>,
+    buyer_email: Option<String>,
+    buyer_channel_id: Option<String>,
+    version: i64,
+    reference_seq: i64,
+    api_version: i32,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl Columns {
+    fn of(order: &Order, renderer: Renderer) -> Columns {
+        Columns {
+            tenant_id: order.tenant_id.to_string(),
+            id: order.id.to_string(),
+            reference: order.reference.to_string(),
+            stage: order.stage().as_str(),
+            buyer_phone: order.buyer.phone.as_ref().map(|p| p.as_str().to_string()),
+            buyer_email: order.buyer.email.as_ref().map(|e| e.as_str().to_string()),
+            buyer_channel_id: order.buyer.channel_id.as_ref().map(ToString::to_string),
+            version: i64::try_from(order.version).unwrap_or(i64::MAX),
+            reference_seq: i64::try_from(order.reference.sequence(order.tenant_id))
+                .unwrap_or(i64::MAX),
+            api_version: i32::try_from(renderer.version).unwrap_or(i32::MAX),
+            created_at: order.created_at.unix_millis(),
+            updated_at: order.updated_at.unix_millis(),
+        }
+    }
+}
+
+const INSERT_ORDER: &str = "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
+                    buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
+                    total, version, body, api, api_version, reference_seq, created_at, updated_at)
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+
+const UPDATE_ORDER: &str = "UPDATE orders SET reference = $3, status = $4, payment_status = $5, fulfillment_status = $6, stage = $7,
+                  currency = $8, buyer_name = $9, buyer_phone = $10, buyer_email = $11, buyer_channel_id = $12,
+                  channel = $13, created_by = $14, batch_id = $15, total = $16, version = $17, body = $18, api = $19,
+                  api_version = $20, reference_seq = $21, created_at = $22, updated_at = $23
+ WHERE tenant_id = $1 AND id = $2";
+
+/// Writes the order row, new or changed.
+async fn write_row(
+    tx: &Transaction<'_>,
+    sql: &str,
+    order: &Order,
+    api: &[u8],
+    renderer: Renderer,
+) -> Result<u64> {
+    let stmt = tx.prepare_cached(sql).await.map_err(db_error)?;
+    let c = Columns::of(order, renderer);
+    let body = Json(order);
+    let params: [Param<'_>; 23] = [
+        &c.tenant_id,
+        &c.id,
+        &c.reference,
+        &order.status.as_str(),
+        &order.payment_status.as_str(),
+        &order.fulfillment_status.as_str(),
+        &c.stage,
+        &order.currency.code(),
+        &order.buyer.name,
+        &c.buyer_phone,
+        &c.buyer_email,
+        &c.buyer_channel_id,
+        &order.channel.as_str(),
+        &order.created_by.id,
+        &order.batch_id,
+        &order.total,
+        &c.version,
+        &body,
+        &api,
+        &c.api_version,
+        &c.reference_seq,
+        &c.created_at,
+        &c.updated_at,
+    ];
+    tx.execute(&stmt, &params).await.map_err(|e| {
+        match e.as_db_error().and_then(|d| d.constraint()) {
+            Some("orders_reference") => StoreError::Conflict {
+                field: "reference".into(),
+                value: order.reference.to_string(),
+            },
+            Some("orders_pkey") => StoreError::Conflict {
+                field: "id".into(),
+                value: order.id.to_string(),
+            },
+            _ => db_error(e),
+        }
+    })
+}
+
+const CLAIM_EXTERNAL_ID: &str =
+    "INSERT INTO order_external_ids (tenant_id, namespace, value, order_id) VALUES ($1, $2, $3, $4)
+ ON CONFLICT DO NOTHING";
+
+const RELEASE_EXTERNAL_ID: &str = "DELETE FROM order_external_ids WHERE tenant_id = $1 AND namespace = $2 AND value = $3 AND order_id = $4";
+
+/// Claims the identifiers of `order` that `previous` lacks and releases
+/// those it dropped. Returns the first identifier another order holds.
+async fn sync_external_ids(
+    tx: &Transaction<'_>,
+    order: &Order,
+    previous: &ExternalIds,
+) -> Result<Option<(Namespace, String)>> {
+    let claim = tx
+        .prepare_cached(CLAIM_EXTERNAL_ID)
+        .await
+        .map_err(db_error)?;
+    let release = tx
+        .prepare_cached(RELEASE_EXTERNAL_ID)
+        .await
+        .map_err(db_error)?;
+    let (tenant, id) = (order.tenant_id.to_string(), order.id.to_string());
+    let released = previous
+        .iter()
+        .filter(|(ns, value)| order.external_ids.get(*ns) != Some(*value))
+        .map(|(ns, value)| {
+            let (release, tenant, id) = (&release, &tenant, &id);
+            async move {
+                tx.execute(release, &[tenant, &ns.as_str(), value, id])
+                    .await
+            }
+        });
+    try_join_all(released).await.map_err(db_error)?;
+    let wanted: Vec<(&Namespace, &String)> = order
+        .external_ids
+        .iter()
+        .filter(|(ns, value)| previous.get(*ns) != Some(*value))
+        .collect();
+    let claimed = try_join_all(wanted.iter().map(|(ns, value)| {
+        let (claim, tenant, id) = (&claim, &tenant, &id);
+        async move { tx.execute(claim, &[tenant, &ns.as_str(), *value, id]).await }
+    }))
+    .await
+    .map_err(db_error)?;
+    Ok(wanted
+        .into_iter()
+        .zip(claimed)
+        .find(|(_, n)| *n == 0)
+        .map(|((ns, value), _)| (ns.clone(), value.clone())))
+}
+
+const APPEND_EVENT: &str =
+    "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
+ SELECT $1, $2, COALESCE(MAX(sequence), 0) + 1, $3, $4, $5, $6, $7
+   FROM order_events WHERE tenant_id = $1 AND order_id = $2
+ RETURNING sequence";
+
+/// Appends an event to the order's timeline, numbered after the last one.
+/// The order row is locked (or new), so no other event of the order can be
+/// written at the same time.
+async fn append_event(
+    tx: &Transaction<'_>,
+    order: &Order,
+    actor: &Actor,
+    draft: EventDraft,
+) -> Result<OrderEvent> {
+    let stmt = tx.prepare_cached(APPEND_EVENT).await.map_err(db_error)?;
+    let id = EventId::new_at(order.updated_at);
+    let row = tx
+        .query_one(
+            &stmt,
+            &[
+                &order.tenant_id.to_string(),
+                &order.id.to_string(),
+                &id.to_string(),
+                &draft.event_type.as_str(),
+                &Json(actor),
+                &order.updated_at.unix_millis(),
+                &Json(&draft.data),
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(OrderEvent {
+        id,
+        order_id: order.id,
+        sequence: u64::try_from(row.get::<_, i64>(0)).map_err(corrupt)?,
+        event_type: draft.event_type,
+        actor: actor.clone(),
+        at: order.updated_at,
+        data: draft.data,
+    })
+}
+
+/// What inserting an order in a transaction came to; on anything but
+/// `Done` the transaction must be rolled back.
+pub(super) enum Insert {
+    Done,
+    KeyTaken,
+    ExternalIdTaken(Namespace, String),
+}
+
+const CLAIM_IDEMPOTENCY_KEY: &str =
+    "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at)
+ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+
+/// Inserts the order, its identifiers, first event and idempotency key, all
+/// statements sent at once.
+pub(super) async fn insert(
+    tx: &Transaction<'_>,
+    record: &NewOrderRecord,
+    api: &[u8],
+    renderer: Renderer,
+) -> Result<Insert> {
+    let order = &record.order;
+    let tenant = order.tenant_id.to_string();
+    let order_id = order.id.to_string();
+    let idem_stmt = match &record.idempotency {
+        Some(_) => Some(
+            tx.prepare_cached(CLAIM_IDEMPOTENCY_KEY)
+                .await
+                .map_err(db_error)?,
+        ),
+        None => None,
+    };
+    let key = async {
+        match (&record.idempotency, &idem_stmt) {
+            (Some(claim), Some(stmt)) => {
+                let status = i16::try_from(claim.response.status).unwrap_or(i16::MAX);
+                tx.execute(
+                    stmt,
+                    &[
+                        &tenant,
+                        &claim.key,
+                        &&claim.fingerprint[..],
+                        &status,
+                        &claim.response.body,
+                        &order_id,
+                        &claim.at.unix_millis(),
+                    ],
+                )
+                .await
+                .map_err(db_error)
+                .map(|n| n == 1)
+            }
+            _ => Ok(true),
+        }
+    };
+    let row = write_row(tx, INSERT_ORDER, order, api, renderer);
+    let none = ExternalIds::new();
+    let ids = sync_external_ids(tx, order, &none);
+    let event = append_event(tx, order, &record.actor, record.event.clone());
+    let (key_claimed, _, taken, _) = futures_util::try_join!(key, row, ids, event)?;
+    if !key_claimed {
+        return Ok(Insert::KeyTaken);
+    }
+    if let Some((ns, value)) = taken {
+        return Ok(Insert::ExternalIdTaken(ns, value));
+    }
+    Ok(Insert::Done)
+}
+
+/// The response kept for an idempotency key, if the key is known.
+pub(super) async fn idempotency_key(db: &Db, record: &NewOrderRecord) -> Result<Option<Inserted>> {
+    let Some(claim) = &record.idempotency else {
+        return Ok(None);
+    };
+    let stmt = db
+        .prepare_cached(
+            "SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        )
+        .await
+        .map_err(db_error)?;
+    let Some(row) = db
+        .query_opt(&stmt, &[&record.order.tenant_id.to_string(), &claim.key])
+        .await
+        .map_err(db_error)?
+    else {
+        return Ok(None);
+    };
+    if row.get::<_, &[u8]>(0) != claim.fingerprint {
+        return Ok(Some(Inserted::KeyReused {
+            key: claim.key.clone(),
+        }));
+    }
+    Ok(Some(Inserted::Replayed(StoredResponse {
+        status: u16::try_from(row.get::<_, i16>(1)).map_err(corrupt)?,
+        body: row.get(2),
+        order_id: row.get::<_, &str>(3).parse().map_err(corrupt)?,
+    })))
+}
+
+/// Applies `change` to `order` (locked by the caller) and writes the result.
+pub(super) async fn apply_change(
+    tx: &Transaction<'_>,
+    mut order: Order,
+    actor: &Actor,
+    change: OrderChange,
+    renderer: Renderer,
+) -> Result<Changed> {
+    let previous_ids = order.external_ids.clone();
+    let (id, tenant) = (order.id, order.tenant_id);
+    let Some(draft) = change(&mut order)? else {
+        return Ok(Changed { order, event: None });
+    };
+    if order.id != id || order.tenant_id != tenant {
+        return Err(corrupt("a change tried to move an order"));
+    }
+    let api = (renderer.render)(&order);
+    let row = write_row(tx, UPDATE_ORDER, &order, &api, renderer);
+    let ids = async {
+        if order.external_ids == previous_ids {
+            return Ok(None);
+        }
+        sync_external_ids(tx, &order, &previous_ids).await
+    };
+    let event = append_event(tx, &order, actor, draft);
+    let (_, taken, event) = futures_util::try_join!(row, ids, event)?;
+    if let Some((ns, value)) = taken {
+        return Err(StoreError::Conflict {
+            field: format!("external_ids.{ns}"),
+            value,
+        });
+    }
+    Ok(Changed {
+        order,
+        event: Some(event),
+    })
+}
+
+fn lookup_sql(lookup: &OrderLookup, select: &str, lock: bool) -> String {
+    let lock = if lock { " FOR UPDATE OF o" } else { "" };
+    match lookup {
+        OrderLookup::Id(_) => {
+            format!("SELECT {select} FROM orders o WHERE o.tenant_id = $1 AND o.id = $2{lock}")
+        }
+        OrderLookup::Reference(_) => format!(
+            "SELECT {select} FROM orders o WHERE o.tenant_id = $1 AND o.reference_seq = $2{lock}"
+        ),
+        OrderLookup::External(..) => format!(
+            "SELECT {select} FROM order_external_ids x JOIN orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
+             WHERE x.tenant_id = $1 AND x.namespace = $2 AND x.value = $3{lock}"
+        ),
+    }
+}
+
+/// The parameters of the lookup's statement.
+fn lookup_params(scope: &Scope, lookup: &OrderLookup) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    let tenant = Box::new(scope.tenant_id.to_string());
+    match lookup {
+        OrderLookup::Id(id) => vec![tenant, Box::new(id.to_string())],
+        OrderLookup::Reference(r) => vec![tenant, Box::new(sequence_of(r, scope))],
+        OrderLookup::External(ns, value) => vec![
+            tenant,
+            Box::new(ns.as_str().to_string()),
+            Box::new(value.clone()),
+        ],
+    }
+}
+
+fn refs(owned: &[Box<dyn ToSql + Sync + Send>]) -> Vec<Param<'_>> {
+    owned.iter().map(|p| p.as_ref() as Param<'_>).collect()
+}
+
+/// The order, read and locked for the rest of the transaction.
+pub(super) async fn find_for_update(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    lookup: &OrderLookup,
+) -> Result<Option<Order>> {
+    let stmt = tx
+        .prepare_cached(&lookup_sql(lookup, "o.body", true))
+        .await
+        .map_err(db_error)?;
+    let owned = lookup_params(scope, lookup);
+    let row = tx.query_opt(&stmt, &refs(&owned)).await.map_err(db_error)?;
+    row.map(|r| checked(r.get::<_, Json<Order>>(0).0, scope))
+        .transpose()
+}
+
+pub(super) async fn find(db: &Db, scope: &Scope, lookup: &OrderLookup) -> Result<Option<Order>> {
+    let stmt = db
+        .prepare_cached(&lookup_sql(lookup, "o.body", false))
+        .await
+        .map_err(db_error)?;
+    let owned = lookup_params(scope, lookup);
+    let row = db.query_opt(&stmt, &refs(&owned)).await.map_err(db_error)?;
+    Ok(row
+        .map(|r| checked(r.get::<_, Json<Order>>(0).0, scope))
+        .transpose()?
+        .filter(|o| scope.allows(o)))
+}
+
+const RENDERED: &str = "o.id, o.version, o.updated_at, o.total, o.api_version, o.api, o.created_by";
+
+/// A stored rendering, or a fresh one when it was made by an older renderer.
+async fn rendered(db: &Db, scope: &Scope, row: &Row, renderer: Renderer) -> Result<RenderedOrder> {
+    let id: OrderId = row.get::<_, &str>(0).parse().map_err(corrupt)?;
+    if row.get::<_, i32>(4) == i32::try_from(renderer.version).unwrap_or(i32::MAX) {
+        return Ok(RenderedOrder {
+            id,
+            version: u64::try_from(row.get::<_, i64>(1)).map_err(corrupt)?,
+            updated_at: Timestamp::from_unix_millis(row.get(2)),
+            total: row.get(3),
+            json: row.get(5),
+        });
+    }
+    // Rendered by an older renderer: render the order afresh, and take the
+    // version from the order read, so ETag and body agree.
+    let order = find(db, scope, &OrderLookup::Id(id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(RenderedOrder {
+        id,
+        version: order.version,
+        updated_at: order.updated_at,
+        total: order.total,
+        json: (renderer.render)(&order),
+    })
+}
+
+pub(super) async fn find_rendered(
+    db: &Db,
+    scope: &Scope,
+    lookup: &OrderLookup,
+    renderer: Renderer,
+) -> Result<Option<RenderedOrder>> {
+    let stmt = db
+        .prepare_cached(&lookup_sql(lookup, RENDERED, false))
+        .await
+        .map_err(db_error)?;
+    let owned = lookup_params(scope, lookup);
+    let Some(row) = db.query_opt(&stmt, &refs(&owned)).await.map_err(db_error)? else {
+        return Ok(None);
+    };
+    // A vendor sees only the orders it created.
+    if scope
+        .creator
+        .as_ref()
+        .is_some_and(|c| c != row.get::<_, &str>(6))
+    {
+        return Ok(None);
+    }
+    rendered(db, scope, &row, renderer).await.map(Some)
+}
+
+fn params(args: &[Arg]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    args.iter()
+        .map(|a| -> Box<dyn ToSql + Sync + Send> {
+            match a {
+                Arg::Text(s) => Box::new(s.clone()),
+                Arg::Int(i) => Box::new(*i),
+            }
+        })
+        .collect()
+}
+
+async fn query(db: &Db, sql: &query::Sql) -> Result<Vec<Row>> {
+    let stmt = db.prepare_cached(&sql.text).await.map_err(db_error)?;
+    let owned = params(&sql.args);
+    db.query(&stmt, &refs(&owned)).await.map_err(db_error)
+}
+
+pub(super) async fn list_rendered(
+    db: &Db,
+    scope: &Scope,
+    q: &OrderQuery,
+    renderer: Renderer,
+) -> Result<Vec<RenderedOrder>> {
+    let sql = query::page(query::POSTGRES, scope, q, RENDERED);
+    let rows = query(db, &sql).await?;
+    let mut page = Vec::with_capacity(rows.len());
+    for row in &rows {
+        page.push(rendered(db, scope, row, renderer).await?);
+    }
+    Ok(page)
+}
+
+pub(super) async fn count(db: &Db, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
+    let sql = query::count(query::POSTGRES, scope, filter);
+    let rows = query(db, &sql).await?;
+    let n: i64 = rows.first().map_or(0, |r| r.get(0));
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) async fn events(db: &Db, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
+    if find(db, scope, &OrderLookup::Id(id)).await?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let stmt = db
+        .prepare_cached(
+            "SELECT id, sequence, type, actor, at, data FROM order_events WHERE tenant_id = $1 AND order_id = $2 ORDER BY sequence",
+        )
+        .await
+        .map_err(db_error)?;
+    db.query(&stmt, &[&scope.tenant_id.to_string(), &id.to_string()])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| {
+            let kind: &str = r.get(2);
+            Ok(OrderEvent {
+                id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
+                order_id: id,
+                sequence: u64::try_from(r.get::<_, i64>(1)).map_err(corrupt)?,
+                event_type: EventType::parse(kind)
+                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                actor: r.get::<_, Json<Actor>>(3).0,
+                at: Timestamp::from_unix_millis(r.get(4)),
+                data: r.get::<_, Json<serde_json::Value>>(5).0,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn prune_idempotency_keys(db: &Db, before: Timestamp) -> Result<u64> {
+    let tenants = db
+        .query("SELECT id FROM tenants", &[])
+        .await
+        .map_err(db_error)?;
+    let stmt = db
+        .prepare_cached("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2")
+        .await
+        .map_err(db_error)?;
+    let mut removed = 0;
+    for t in tenants {
+        let tenant: &str = t.get(0);
+        removed += db
+            .execute(&stmt, &[&tenant, &before.unix_millis()])
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(removed)
+}
