@@ -242,3 +242,58 @@ pub fn fields(problem: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs an `ordo` admin command on `db` and returns its stdout, trimmed.
+pub fn ordo(db: &TestDb, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(db.args())
+        .args(args)
+        .output()
+        .expect("run ordo");
+    assert!(
+        out.status.success(),
+        "ordo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts `ordo serve` on `db` and waits until it answers.
+// The child is returned to the caller, which kills and reaps it.
+#[allow(clippy::zombie_processes)]
+pub async fn start(db: &TestDb, port: u16) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(db.args())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("ORDO_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ordo serve");
+    let client = Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            if r.status() == StatusCode::OK {
+                return child;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("ordo did not start");
+}

@@ -12,6 +12,8 @@ mod create;
 mod helpers;
 mod idempotency;
 mod list;
+mod nodes;
 mod operations;
+mod roundtrip;
 mod seed000;
 mod validation;
