@@ -13,7 +13,7 @@ use ordo_domain::{ApiKeyId, Role};
 use tokio::net::TcpListener;
 
 use crate::app::{create_key, App};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Database};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +46,19 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy a whole embedded (SQLite) installation into PostgreSQL.
+    MigrateData {
+        /// The embedded database: a data directory, sqlite:<path> or a path to ordo.db.
+        #[arg(long, value_name = "SQLITE")]
+        from: String,
+        /// The PostgreSQL database: postgres://user:password@host:port/db.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+        /// Copy even into a database that already holds data; the copy then
+        /// fails as a whole, changing nothing, if any row is already there.
+        #[arg(long)]
+        allow_non_empty: bool,
+    },
     /// Manage tenants (businesses).
     Tenants {
         #[command(subcommand)]
@@ -182,6 +195,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.store().close().await;
             Ok(())
         }
+        Command::MigrateData {
+            from,
+            to,
+            allow_non_empty,
+        } => {
+            crate::telemetry::init_logging(&config.log);
+            migrate_data(&from, &to, allow_non_empty).await
+        }
         Command::Tenants { command } => {
             let app = App::open(config).await?;
             let store = app.store();
@@ -222,6 +243,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config { .. } => Ok(()),
     }
+}
+
+async fn migrate_data(from: &str, to: &str, allow_non_empty: bool) -> anyhow::Result<()> {
+    let source = match Database::parse(from).map_err(anyhow::Error::msg)? {
+        Database::Sqlite(path) if path.is_dir() => path.join("ordo.db"),
+        Database::Sqlite(path) => path,
+        Database::Postgres(_) => {
+            return Err(anyhow!(
+                "--from must be the embedded database (a data directory, sqlite:<path> or a path), not PostgreSQL"
+            ))
+        }
+    };
+    let target = match Database::parse(to).map_err(anyhow::Error::msg)? {
+        Database::Postgres(url) => url,
+        Database::Sqlite(_) => {
+            return Err(anyhow!(
+                "--to must be a PostgreSQL URL: postgres://user:password@host:port/db"
+            ))
+        }
+    };
+    let shown = ordo_store::postgres::redact(&target);
+    eprintln!(
+        "ordo: copying {} into PostgreSQL at {shown}",
+        source.display()
+    );
+    let report = ordo_store::transfer::sqlite_to_postgres(
+        &source,
+        &target,
+        allow_non_empty,
+        crate::api::orders::RENDERER,
+    )
+    .await
+    .map_err(|e| match e {
+        ordo_store::StoreError::NotFound => {
+            anyhow!("there is no embedded database at {}", source.display())
+        }
+        ordo_store::StoreError::Conflict { value, .. } => anyhow!("{value}"),
+        other => anyhow!("the copy failed and nothing was kept: {other}"),
+    })?;
+    println!("table\tsource\tcopied");
+    for t in &report {
+        println!("{}\t{}\t{}", t.table, t.source, t.copied);
+    }
+    eprintln!(
+        "ordo: done; every table's count matches. Start ordo on it with ORDO_DATABASE_URL={shown}"
+    );
+    Ok(())
 }
 
 async fn tenant(store: &dyn ordo_store::Store, slug: &str) -> anyhow::Result<ordo_store::Tenant> {

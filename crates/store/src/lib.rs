@@ -24,6 +24,7 @@ mod numbers;
 pub mod postgres;
 mod query;
 pub mod sqlite;
+pub mod transfer;
 
 /// A business using ordo.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

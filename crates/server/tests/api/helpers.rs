@@ -16,7 +16,7 @@ pub struct TestApp {
     pub key: String,
     pub tenant: Tenant,
     pub store: DynStore,
-    _db: TestDb,
+    pub db: TestDb,
 }
 
 /// The PostgreSQL server the suite runs against, when it does: a URL
@@ -114,7 +114,7 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
         key,
         tenant,
         store,
-        _db: db,
+        db,
     }
 }
 

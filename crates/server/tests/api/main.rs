@@ -12,6 +12,7 @@ mod create;
 mod helpers;
 mod idempotency;
 mod list;
+mod migrate_data;
 mod nodes;
 mod operations;
 mod roundtrip;

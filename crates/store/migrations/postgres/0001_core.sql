@@ -93,16 +93,17 @@ CREATE TABLE order_external_ids (
 
 CREATE INDEX order_external_ids_order ON order_external_ids (tenant_id, order_id);
 
--- The timeline: one row per change, numbered per order.
+-- The timeline: one row per change, numbered per order. `json`, not
+-- `jsonb`: an event's data is kept byte for byte, as written.
 CREATE TABLE order_events (
     tenant_id  text   COLLATE "C" NOT NULL,
     order_id   text   COLLATE "C" NOT NULL,
     sequence   bigint NOT NULL,
     id         text   COLLATE "C" NOT NULL,
     type       text   NOT NULL,
-    actor      jsonb  NOT NULL,
+    actor      json   NOT NULL,
     at         bigint NOT NULL,
-    data       jsonb  NOT NULL,
+    data       json   NOT NULL,
     PRIMARY KEY (tenant_id, order_id, sequence)
 );
 
