@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ordo_domain::{ApiKeySecret, Role, Timestamp};
+use ordo_domain::{ApiKeySecret, Role};
 use ordo_store::postgres::PostgresStore;
 use ordo_store::sqlite::SqliteStore;
 use ordo_store::{ApiKey, DynStore, NewApiKey, Store, Tenant};
@@ -113,11 +113,12 @@ impl App {
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
         let router = api::router(state.clone());
-        let pruner = tokio::spawn(prune_idempotency_keys(state.clone()));
+        let poll = Duration::from_millis(state.config().jobs.poll_interval_ms.max(10));
+        let worker = tokio::spawn(crate::jobs::run(state.clone(), poll));
         let served = axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;
-        pruner.abort();
+        worker.abort();
         state.inner.store.close().await;
         served.context("the HTTP server failed")
     }
@@ -141,18 +142,4 @@ pub async fn create_key(
         })
         .await?;
     Ok((key, secret.expose()))
-}
-
-async fn prune_idempotency_keys(state: AppState) {
-    let hours = i64::from(state.config().idempotency_key_hours.max(24));
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = Timestamp::now().plus_millis(-hours * 3_600_000);
-        match state.store().prune_idempotency_keys(before).await {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "forgot old idempotency keys"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not prune idempotency keys"),
-        }
-    }
 }

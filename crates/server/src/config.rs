@@ -28,6 +28,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub sqlite: SqliteConfig,
     pub postgres: PostgresConfig,
+    pub jobs: JobsConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -78,6 +79,13 @@ pub struct PostgresConfig {
     pub pool_size: usize,
     /// Seconds a request waits for a free connection before a 503.
     pub wait_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Milliseconds between two looks for due background work.
+    pub poll_interval_ms: u64,
 }
 
 /// Where the data lives.
@@ -148,6 +156,9 @@ impl Default for Config {
             postgres: PostgresConfig {
                 pool_size: 16,
                 wait_timeout_secs: 10,
+            },
+            jobs: JobsConfig {
+                poll_interval_ms: 1000,
             },
             idempotency_key_hours: 24,
         }
@@ -260,6 +271,11 @@ cache_mib = 16
 pool_size = 16
 # Seconds a request waits for a free connection (then 503).  ORDO_POSTGRES__WAIT_TIMEOUT_SECS
 wait_timeout_secs = 10
+
+[jobs]
+# Milliseconds between two looks for due background work
+# (each job is run by one node at a time).                   ORDO_JOBS__POLL_INTERVAL_MS
+poll_interval_ms = 1000
 "#;
 
 #[cfg(test)]

@@ -254,6 +254,57 @@ pub enum Put {
     Unchanged(Box<Order>),
 }
 
+/// Background work to do at `run_at`, by whichever process claims it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// `None` for work of the whole installation.
+    pub tenant_id: Option<TenantId>,
+    /// Unique in the tenant: scheduling a key that exists does nothing.
+    pub key: String,
+    /// Which handler runs it.
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub run_at: Timestamp,
+}
+
+/// A job claimed by this process until `claimed_until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub tenant_id: Option<TenantId>,
+    pub key: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// This claim's token: finishing the job is only possible with it, so a
+    /// process whose lease ran out cannot finish work another one took over.
+    pub claim: String,
+    pub claimed_until: Timestamp,
+}
+
+/// How a claimed job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// Done; the job is removed.
+    Done,
+    /// Done for now; run it again at this time (periodic work).
+    Again(Timestamp),
+    /// Failed; try again at this time.
+    Retry { at: Timestamp, error: String },
+}
+
+/// What to claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobClaim {
+    /// The process claiming, for operators reading the table.
+    pub node: String,
+    pub kinds: Vec<String>,
+    pub limit: u32,
+    /// How long the claim holds before another process may take the job.
+    pub lease_ms: i64,
+    pub now: Timestamp,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
@@ -333,6 +384,31 @@ pub trait Store: Send + Sync + 'static {
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>>;
     /// Forgets idempotency keys first used before `before`.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+
+    /// Schedules a job; `false` if one with its key is already scheduled.
+    async fn schedule_job(&self, job: NewJob) -> Result<bool>;
+    /// Claims up to `limit` due jobs that no live claim holds: each job is
+    /// claimed by one process at a time, and claimed again once a claim's
+    /// lease has run out (its process died or hung).
+    async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>>;
+    /// Ends a claim; `false` if the claim was lost (its lease ran out and
+    /// another process claimed the job), in which case nothing changes.
+    async fn finish_job(&self, job: &Job, outcome: JobOutcome) -> Result<bool>;
+}
+
+/// How a job's tenant is stored: `''` for the whole installation.
+pub(crate) fn job_tenant(tenant: Option<TenantId>) -> String {
+    tenant.map(|t| t.to_string()).unwrap_or_default()
+}
+
+pub(crate) fn parse_job_tenant(stored: &str) -> Result<Option<TenantId>> {
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    stored
+        .parse()
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(format!("job tenant {stored:?}: {e}")))
 }
 
 pub type DynStore = Arc<dyn Store>;

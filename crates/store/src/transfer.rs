@@ -141,6 +141,21 @@ const TABLES: &[Table] = &[
             ("created_at", Kind::Int8),
         ],
     },
+    Table {
+        name: "jobs",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("key", Kind::Text),
+            ("kind", Kind::Text),
+            ("payload", Kind::Jsonb),
+            ("run_at", Kind::Int8),
+            ("attempts", Kind::Int4),
+            ("claimed_by", Kind::OptText),
+            ("claim", Kind::OptText),
+            ("claimed_until", Kind::OptInt8),
+            ("last_error", Kind::OptText),
+        ],
+    },
 ];
 
 /// Rows of one table read from the source.

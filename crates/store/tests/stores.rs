@@ -14,7 +14,10 @@ use ordo_domain::{
 };
 use ordo_store::postgres::{PostgresOptions, PostgresStore};
 use ordo_store::sqlite::{SqliteOptions, SqliteStore};
-use ordo_store::{DynStore, Inserted, NewOrderRecord, OrderLookup, Renderer, Scope, StoreError};
+use ordo_store::{
+    DynStore, Inserted, JobClaim, JobOutcome, NewJob, NewOrderRecord, OrderLookup, Renderer, Scope,
+    StoreError,
+};
 
 /// A fresh, empty database of the backend under test.
 enum Database {
@@ -420,4 +423,167 @@ async fn a_number_taken_behind_the_counters_back_is_skipped() {
         Ok(Inserted::Created(_))
     ));
     store.close().await;
+}
+
+fn claim(node: &str, now: Timestamp) -> JobClaim {
+    JobClaim {
+        node: node.into(),
+        kinds: vec!["deliver".into()],
+        limit: 10,
+        lease_ms: 30_000,
+        now,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_is_claimed_by_one_node_at_a_time() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("t", "T").await.unwrap();
+    let now = Timestamp::now();
+    for i in 0..60 {
+        let job = NewJob {
+            tenant_id: Some(tenant.id),
+            key: format!("delivery-{i}"),
+            kind: "deliver".into(),
+            payload: serde_json::json!({"n": i, "text": "田中太郎 🌴"}),
+            run_at: now,
+        };
+        assert!(a.schedule_job(job.clone()).await.unwrap());
+        assert!(!b.schedule_job(job).await.unwrap(), "scheduled once");
+    }
+    // Work of another kind, and work not yet due, is not claimed.
+    a.schedule_job(NewJob {
+        tenant_id: None,
+        key: "later".into(),
+        kind: "deliver".into(),
+        payload: serde_json::json!({}),
+        run_at: now.plus_millis(60_000),
+    })
+    .await
+    .unwrap();
+    a.schedule_job(NewJob {
+        tenant_id: None,
+        key: "other".into(),
+        kind: "expire".into(),
+        payload: serde_json::json!({}),
+        run_at: now,
+    })
+    .await
+    .unwrap();
+
+    // Four pollers on two nodes claim at once until nothing is left.
+    let mut pollers = Vec::new();
+    for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let store = std::sync::Arc::clone(store);
+        pollers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store
+                    .claim_jobs(claim(&format!("node-{i}"), now))
+                    .await
+                    .unwrap();
+                if jobs.is_empty() {
+                    return mine;
+                }
+                mine.extend(jobs);
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    for p in pollers {
+        claimed.extend(p.await.unwrap());
+    }
+    let mut keys: Vec<&str> = claimed.iter().map(|j| j.key.as_str()).collect();
+    keys.sort_unstable();
+    let before = keys.len();
+    keys.dedup();
+    assert_eq!(before, keys.len(), "no job was claimed twice");
+    assert_eq!(keys.len(), 60, "every due job was claimed");
+    let job = claimed.iter().find(|j| j.key == "delivery-7").unwrap();
+    assert_eq!(
+        job.payload,
+        serde_json::json!({"n": 7, "text": "田中太郎 🌴"})
+    );
+    assert_eq!(job.tenant_id, Some(tenant.id));
+
+    // Nothing is claimable while the claims hold.
+    assert!(a.claim_jobs(claim("late", now)).await.unwrap().is_empty());
+    for job in &claimed {
+        assert!(b.finish_job(job, JobOutcome::Done).await.unwrap());
+    }
+    assert!(a
+        .claim_jobs(claim("late", now.plus_millis(120_000)))
+        .await
+        .unwrap()
+        .iter()
+        .all(|j| j.key == "later"));
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_dead_nodes_job_is_claimed_again_and_its_late_finish_changes_nothing() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let now = Timestamp::now();
+    a.schedule_job(NewJob {
+        tenant_id: None,
+        key: "prune".into(),
+        kind: "deliver".into(),
+        payload: serde_json::json!({}),
+        run_at: now,
+    })
+    .await
+    .unwrap();
+    let first = a.claim_jobs(claim("a", now)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Node a dies holding the claim. Until the lease runs out, nobody else
+    // gets the job; after, node b does.
+    assert!(b
+        .claim_jobs(claim("b", now.plus_millis(29_000)))
+        .await
+        .unwrap()
+        .is_empty());
+    let second = b
+        .claim_jobs(claim("b", now.plus_millis(30_000)))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].claim, first[0].claim);
+    // Node a comes back and tries to finish: its claim is gone.
+    assert!(!a.finish_job(&first[0], JobOutcome::Done).await.unwrap());
+
+    // A failure is retried later, counting attempts; periodic work runs again.
+    let retry_at = now.plus_millis(40_000);
+    assert!(b
+        .finish_job(
+            &second[0],
+            JobOutcome::Retry {
+                at: retry_at,
+                error: "receiver answered 503".into()
+            }
+        )
+        .await
+        .unwrap());
+    assert!(b
+        .claim_jobs(claim("b", now.plus_millis(39_999)))
+        .await
+        .unwrap()
+        .is_empty());
+    let third = a.claim_jobs(claim("a", retry_at)).await.unwrap();
+    assert_eq!(third[0].attempts, 1);
+    assert!(a
+        .finish_job(&third[0], JobOutcome::Again(now.plus_millis(3_600_000)))
+        .await
+        .unwrap());
+    let fourth = b
+        .claim_jobs(claim("b", now.plus_millis(3_600_000)))
+        .await
+        .unwrap();
+    assert_eq!(fourth[0].attempts, 0);
+    a.close().await;
+    b.close().await;
 }

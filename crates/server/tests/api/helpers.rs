@@ -54,11 +54,14 @@ impl TestDb {
     }
 
     pub fn config(&self) -> Config {
-        Config {
+        let mut config = Config {
             data_dir: self.dir.path().to_path_buf(),
             database_url: self.url.clone(),
             ..Config::default()
-        }
+        };
+        // Background work runs promptly, so tests can wait for it.
+        config.jobs.poll_interval_ms = 50;
+        config
     }
 
     /// The command-line flags that point `ordo` at this database.
@@ -99,12 +102,23 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(db: TestDb) -> TestApp {
+    spawn_app_prepared(db, |_, _| async {}).await
+}
+
+/// Like [`spawn_app_on`], running `prepare` on the store (with the tenant
+/// `shop`) before the server and its background work start.
+pub async fn spawn_app_prepared<F, Fut>(db: TestDb, prepare: F) -> TestApp
+where
+    F: FnOnce(DynStore, Tenant) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let app = App::open(db.config()).await.expect("open");
     let store = app.store();
     let tenant = store.create_tenant("shop", "Shop").await.expect("tenant");
     let (_, key) = create_key(store.as_ref(), &tenant, Role::Owner, "test owner")
         .await
         .expect("key");
+    prepare(store.clone(), tenant.clone()).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(app.serve(listener, pending()));

@@ -2,7 +2,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{plain_order, problem, spawn_app};
+use crate::helpers::{plain_order, problem, spawn_app, spawn_app_prepared, TestDb};
 
 async fn post_with_key(
     app: &crate::helpers::TestApp,
@@ -114,4 +114,98 @@ async fn a_vendor_cannot_replay_another_vendors_order() {
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     let p = problem(send(second).await, StatusCode::CONFLICT).await;
     assert_eq!(p["type"], "/problems/idempotency-key-reused");
+}
+
+#[tokio::test]
+async fn keys_are_forgotten_after_24_hours_by_background_work() {
+    use ordo_domain::{
+        Actor, Buyer, Channel, Currency, ExternalIds, LineDraft, NewOrder, Order, OrderDraft,
+        Timestamp,
+    };
+    use ordo_store::{IdempotencyClaim, NewOrderRecord, StoredResponse};
+
+    // A key first used 25 hours ago, as the store keeps it, there before
+    // the server starts.
+    let old_order = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&old_order);
+    let app = spawn_app_prepared(TestDb::new().await, |store, tenant| async move {
+        let then = Timestamp::now().plus_millis(-25 * 3_600_000);
+        let reference = store.next_reference(tenant.id).await.unwrap();
+        let draft = OrderDraft {
+            currency: Currency::parse("NGN").unwrap(),
+            buyer: Buyer::parse(Some("Ada"), Some("+2348012345678"), None, None).unwrap(),
+            lines: vec![LineDraft {
+                sku: None,
+                name: "Product A".into(),
+                description: None,
+                quantity: 1,
+                unit_price: 500_000,
+                attributes: Default::default(),
+            }],
+            shipping_address: None,
+            billing_address: None,
+            notes: None,
+            external_ids: ExternalIds::new(),
+            channel: Channel::Whatsapp,
+        };
+        let (order, event) = Order::create(
+            draft,
+            NewOrder {
+                tenant_id: tenant.id,
+                reference,
+                created_by: Actor::system(),
+                now: then,
+            },
+        )
+        .unwrap();
+        let id = order.id;
+        store
+            .insert_order(NewOrderRecord {
+                order,
+                event,
+                actor: Actor::system(),
+                idempotency: Some(IdempotencyClaim {
+                    key: "yesterday".into(),
+                    fingerprint: [0; 32],
+                    response: StoredResponse {
+                        status: 201,
+                        body: b"{}".to_vec(),
+                        order_id: id,
+                    },
+                    at: then,
+                }),
+                rendered: None,
+            })
+            .await
+            .unwrap();
+        *seen.lock().unwrap() = Some(id);
+    })
+    .await;
+    let id = old_order.lock().unwrap().unwrap();
+    let fresh = post_with_key(&app, "fresh", &plain_order()).await;
+    assert_eq!(fresh.status(), StatusCode::CREATED);
+
+    // The hourly sweep runs at start (every 50 ms in tests until it has):
+    // the old key becomes free for a new request, the fresh one does not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = post_with_key(&app, "yesterday", &plain_order()).await;
+        if r.status() == StatusCode::CREATED {
+            assert!(r.headers().get("idempotent-replayed").is_none());
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old key was never forgotten"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut other = plain_order();
+    other["notes"] = json!("a different request");
+    let r = post_with_key(&app, "fresh", &other).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "a key used today is kept");
+    // The order made with the forgotten key is still there.
+    let r = app.get(&format!("/v1/orders/{id}")).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -127,7 +127,8 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "orders",
             "order_external_ids",
             "order_events",
-            "idempotency_keys"
+            "idempotency_keys",
+            "jobs"
         ]
     );
     for (table, source, copied) in &counts {
@@ -139,6 +140,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     assert_eq!(count("order_events"), 41 + 30);
     assert_eq!(count("idempotency_keys"), 40);
     assert!(count("api_keys") >= 2);
+    assert_eq!(count("jobs"), 1, "the idempotency key sweep");
 
     // A second copy into the now non-empty database is refused.
     let (ok, _, err) = migrate_data(&["--from", &from, "--to", &target]);

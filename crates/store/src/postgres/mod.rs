@@ -5,6 +5,7 @@
 //! locks the order row it changes. What a node does keep is a block of each
 //! tenant's order numbers (see `numbers`).
 
+mod jobs;
 mod orders;
 mod tenants;
 
@@ -21,19 +22,27 @@ use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
+    ApiKey, Changed, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope,
+    Store, StoreError, Tenant,
 };
 use orders::Insert;
 
 /// A pooled connection.
 type Db = deadpool_postgres::Object;
 
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_core",
-    include_str!("../../migrations/postgres/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_core",
+        include_str!("../../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "0002_jobs",
+        include_str!("../../migrations/postgres/0002_jobs.sql"),
+    ),
+];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
 /// each migration once. ("ordo" in ASCII.)
@@ -459,6 +468,18 @@ impl Store for PostgresStore {
 
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
         orders::prune_idempotency_keys(&self.db().await?, before).await
+    }
+
+    async fn schedule_job(&self, job: NewJob) -> Result<bool> {
+        jobs::schedule(&self.db().await?, &job).await
+    }
+
+    async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>> {
+        jobs::claim(&self.db().await?, &claim).await
+    }
+
+    async fn finish_job(&self, job: &Job, outcome: JobOutcome) -> Result<bool> {
+        jobs::finish(&self.db().await?, job, &outcome).await
     }
 }
 

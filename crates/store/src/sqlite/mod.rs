@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer with group commit,
 //! a small pool of readers.
 
+mod jobs;
 mod orders;
 mod tenants;
 mod writer;
@@ -18,8 +19,9 @@ use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, Inserted, NewApiKey, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
+    ApiKey, Changed, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope,
+    Store, StoreError, Tenant,
 };
 use writer::WriteQueue;
 
@@ -36,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "0002_order_numbers",
         include_str!("../../migrations/sqlite/0002_order_numbers.sql"),
+    ),
+    (
+        3,
+        "0003_jobs",
+        include_str!("../../migrations/sqlite/0003_jobs.sql"),
     ),
 ];
 
@@ -535,6 +542,25 @@ impl Store for SqliteStore {
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
         self.queue
             .write(move |conn| orders::prune_idempotency_keys(conn, before))
+            .await
+    }
+
+    async fn schedule_job(&self, job: NewJob) -> Result<bool> {
+        self.queue
+            .write(move |conn| jobs::schedule(conn, &job))
+            .await
+    }
+
+    async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>> {
+        self.queue
+            .write(move |conn| jobs::claim(conn, &claim))
+            .await
+    }
+
+    async fn finish_job(&self, job: &Job, outcome: JobOutcome) -> Result<bool> {
+        let job = job.clone();
+        self.queue
+            .write(move |conn| jobs::finish(conn, &job, &outcome))
             .await
     }
 }
