@@ -77,6 +77,10 @@ struct Opts {
     /// Where to make the temporary data directory [default: the temp dir].
     #[arg(long, value_name = "DIR", conflicts_with = "url")]
     data_parent: Option<PathBuf>,
+    /// Run the started server on this database (postgres://…) instead of an
+    /// embedded one in a temporary directory; it must be empty.
+    #[arg(long, value_name = "URL", env = "ORDO_DATABASE_URL", hide_env_values = true, conflicts_with = "url")]
+    database_url: Option<String>,
     /// Keep the data directory of the started server.
     #[arg(long, conflicts_with = "url")]
     keep_data: bool,
@@ -198,24 +202,33 @@ async fn bench(opts: Opts) -> anyhow::Result<bool> {
                 Some(bin) => bin.clone(),
                 None => server::default_ordo_bin()?,
             };
-            let (started, target) =
-                OwnServer::start(&bin, opts.data_parent.as_deref(), opts.keep_data).await?;
+            let (started, target) = OwnServer::start(
+                &bin,
+                opts.data_parent.as_deref(),
+                opts.keep_data,
+                opts.database_url.as_deref(),
+            )
+            .await?;
             println!(
                 "server   {} (pid {}) on {}",
                 bin.display(),
                 started.pid,
                 started.listen
             );
-            println!(
-                "data     {} ({}), {}",
-                started.data_dir.display(),
-                server::fs_type(&started.data_dir).unwrap_or_else(|| "file system unknown".into()),
-                if started.removes_data() {
-                    "removed at the end"
-                } else {
-                    "kept"
-                }
-            );
+            match &opts.database_url {
+                Some(url) => println!("database PostgreSQL at {}", server::redact(url)),
+                None => println!(
+                    "data     {} ({}), {}",
+                    started.data_dir.display(),
+                    server::fs_type(&started.data_dir)
+                        .unwrap_or_else(|| "file system unknown".into()),
+                    if started.removes_data() {
+                        "removed at the end"
+                    } else {
+                        "kept"
+                    }
+                ),
+            }
             let pid = started.pid;
             own = Some(started);
             (target, Some(pid))

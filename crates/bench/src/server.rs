@@ -62,6 +62,7 @@ impl OwnServer {
         bin: &Path,
         data_parent: Option<&Path>,
         keep_data: bool,
+        database_url: Option<&str>,
     ) -> anyhow::Result<(OwnServer, Target)> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("ordo-bench-");
@@ -78,10 +79,14 @@ impl OwnServer {
             Some(tmp)
         };
 
-        admin(bin, &data_dir, &["tenants", "create", TENANT]).await?;
+        let mut place = vec!["--data-dir".to_string(), data_dir.display().to_string()];
+        if let Some(url) = database_url {
+            place.extend(["--database-url".to_string(), url.to_string()]);
+        }
+        admin(bin, &place, &["tenants", "create", TENANT]).await?;
         let key = admin(
             bin,
-            &data_dir,
+            &place,
             &[
                 "keys",
                 "create",
@@ -107,8 +112,7 @@ impl OwnServer {
         // The server's stdout goes to our stderr so that our stdout stays a report.
         let out = std::io::stderr().as_fd().try_clone_to_owned()?;
         let mut cmd = StdCommand::new(bin);
-        cmd.arg("--data-dir")
-            .arg(&data_dir)
+        cmd.args(&place)
             .args(["serve", "--listen", &listen])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -201,10 +205,22 @@ impl Drop for OwnServer {
     }
 }
 
+/// The URL with its password hidden.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        let (userinfo, host) = rest.rsplit_once('@')?;
+        let (user, _) = userinfo.split_once(':')?;
+        Some(format!("{scheme}://{user}:***@{host}"))
+    }) {
+        Some(hidden) => hidden,
+        None => url.to_string(),
+    }
+}
+
 /// Runs an `ordo` admin command and returns its stdout.
-async fn admin(bin: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+async fn admin(bin: &Path, place: &[String], args: &[&str]) -> anyhow::Result<String> {
     let mut cmd = Command::new(bin);
-    cmd.arg("--data-dir").arg(data_dir).args(args);
+    cmd.args(place).args(args);
     if std::env::var_os("ORDO_LOG__LEVEL").is_none() {
         cmd.env("ORDO_LOG__LEVEL", "warn");
     }

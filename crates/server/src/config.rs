@@ -154,7 +154,7 @@ impl Default for Config {
                 cache_mib: 16,
             },
             postgres: PostgresConfig {
-                pool_size: 16,
+                pool_size: 32,
                 wait_timeout_secs: 10,
             },
             jobs: JobsConfig {
@@ -268,7 +268,7 @@ cache_mib = 16
 [postgres]
 # Connections each node keeps open; the sum over all nodes must
 # stay below the server's max_connections.                   ORDO_POSTGRES__POOL_SIZE
-pool_size = 16
+pool_size = 32
 # Seconds a request waits for a free connection (then 503).  ORDO_POSTGRES__WAIT_TIMEOUT_SECS
 wait_timeout_secs = 10
 

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_jobs",
         include_str!("../../migrations/postgres/0002_jobs.sql"),
     ),
+    (
+        3,
+        "0003_claims",
+        include_str!("../../migrations/postgres/0003_claims.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -64,7 +69,7 @@ pub struct PostgresOptions {
 impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
-            pool_size: 16,
+            pool_size: 32,
             order_number_block: 128,
             wait_timeout: Duration::from_secs(10),
         }
@@ -232,19 +237,12 @@ impl PostgresStore {
     }
 
     async fn insert_once(&self, record: &NewOrderRecord, api: &[u8]) -> Result<Option<Inserted>> {
-        let mut db = self.db().await?;
-        let tx = db.transaction().await.map_err(db_error)?;
-        match orders::insert(&tx, record, api, self.renderer).await? {
-            Insert::Done => {
-                tx.commit().await.map_err(db_error)?;
-                Ok(Some(Inserted::Created(Box::new(record.order.clone()))))
-            }
-            Insert::KeyTaken => {
-                tx.rollback().await.map_err(db_error)?;
-                orders::idempotency_key(&db, record).await
-            }
+        let db = self.db().await?;
+        match orders::insert_statement(&db, record, api, self.renderer).await? {
+            Insert::Done => Ok(Some(Inserted::Created(Box::new(record.order.clone())))),
+            Insert::KeyTaken => orders::idempotency_key(&db, record).await,
+            Insert::Raced => Ok(None),
             Insert::ExternalIdTaken(namespace, value) => {
-                tx.rollback().await.map_err(db_error)?;
                 let scope = Scope::tenant(record.order.tenant_id);
                 let lookup = OrderLookup::External(namespace.clone(), value.clone());
                 Ok(orders::find(&db, &scope, &lookup).await?.map(|existing| {
@@ -287,6 +285,7 @@ impl PostgresStore {
                     value,
                 }),
                 Insert::KeyTaken => Err(corrupt("idempotency without a key")),
+                Insert::Raced => Ok(None),
             };
         };
         if !scope.allows(&existing) {

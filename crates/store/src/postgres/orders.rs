@@ -235,6 +235,8 @@ pub(super) enum Insert {
     Done,
     KeyTaken,
     ExternalIdTaken(Namespace, String),
+    /// What collided is gone again: try afresh.
+    Raced,
 }
 
 const CLAIM_IDEMPOTENCY_KEY: &str =
@@ -295,6 +297,127 @@ pub(super) async fn insert(
         return Ok(Insert::ExternalIdTaken(ns, value));
     }
     Ok(Insert::Done)
+}
+
+const INSERT_STATEMENT: &str = "WITH claimed_key AS (
+    INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at)
+    SELECT $1, $24::text, $25::bytea, $26::smallint, $27::bytea, $2, $28::bigint WHERE $24::text IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING 1
+), claimed_ids AS (
+    INSERT INTO order_external_ids (tenant_id, namespace, value, order_id)
+    SELECT $1, x.namespace, x.value, $2 FROM unnest($29::text[], $30::text[]) AS x (namespace, value)
+    ON CONFLICT DO NOTHING RETURNING 1
+), new_order AS (
+    INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
+                        buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
+                        total, version, body, api, api_version, reference_seq, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+), first_event AS (
+    INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
+    VALUES ($1, $2, 1, $31, $32, $33, $23, $34)
+)
+SELECT ordo_claims_held($24::text IS NULL OR EXISTS (SELECT 1 FROM claimed_key),
+                        (SELECT count(*) FROM claimed_ids) = cardinality($29::text[]))";
+
+/// Inserts a new order (its idempotency key, external ids, row and first
+/// event) in one statement, so in one round trip and one implicit
+/// transaction. A taken key or identifier rolls the whole statement back.
+pub(super) async fn insert_statement(
+    db: &Db,
+    record: &NewOrderRecord,
+    api: &[u8],
+    renderer: Renderer,
+) -> Result<Insert> {
+    let stmt = db.prepare_cached(INSERT_STATEMENT).await.map_err(db_error)?;
+    let order = &record.order;
+    let c = Columns::of(order, renderer);
+    let body = Json(order);
+    let claim = record.idempotency.as_ref();
+    let key = claim.map(|k| k.key.as_str());
+    let fingerprint = claim.map(|k| &k.fingerprint[..]);
+    let status = claim.map(|k| i16::try_from(k.response.status).unwrap_or(i16::MAX));
+    let response = claim.map(|k| k.response.body.as_slice());
+    let key_at = claim.map(|k| k.at.unix_millis());
+    let namespaces: Vec<&str> = order.external_ids.keys().map(|n| n.as_str()).collect();
+    let values: Vec<&str> = order.external_ids.values().map(String::as_str).collect();
+    let event_id = EventId::new_at(order.updated_at).to_string();
+    let actor = Json(&record.actor);
+    let data = Json(&record.event.data);
+    let params: [Param<'_>; 34] = [
+        &c.tenant_id,
+        &c.id,
+        &c.reference,
+        &order.status.as_str(),
+        &order.payment_status.as_str(),
+        &order.fulfillment_status.as_str(),
+        &c.stage,
+        &order.currency.code(),
+        &order.buyer.name,
+        &c.buyer_phone,
+        &c.buyer_email,
+        &c.buyer_channel_id,
+        &order.channel.as_str(),
+        &order.created_by.id,
+        &order.batch_id,
+        &order.total,
+        &c.version,
+        &body,
+        &api,
+        &c.api_version,
+        &c.reference_seq,
+        &c.created_at,
+        &c.updated_at,
+        &key,
+        &fingerprint,
+        &status,
+        &response,
+        &key_at,
+        &namespaces,
+        &values,
+        &event_id,
+        &record.event.event_type.as_str(),
+        &actor,
+        &data,
+    ];
+    match db.execute(&stmt, &params).await {
+        Ok(_) => Ok(Insert::Done),
+        Err(e) => match e.as_db_error().map(|d| (d.code().code(), d.constraint())) {
+            Some(("OR001", _)) => Ok(Insert::KeyTaken),
+            Some(("OR002", _)) => taken_external_id(db, order).await,
+            Some((_, Some("orders_reference"))) => Err(StoreError::Conflict {
+                field: "reference".into(),
+                value: order.reference.to_string(),
+            }),
+            Some((_, Some("orders_pkey"))) => Err(StoreError::Conflict {
+                field: "id".into(),
+                value: order.id.to_string(),
+            }),
+            _ => Err(db_error(e)),
+        },
+    }
+}
+
+/// Which of the order's identifiers another order holds.
+async fn taken_external_id(db: &Db, order: &Order) -> Result<Insert> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT order_id FROM order_external_ids WHERE tenant_id = $1 AND namespace = $2 AND value = $3",
+        )
+        .await
+        .map_err(db_error)?;
+    let tenant = order.tenant_id.to_string();
+    for (ns, value) in &order.external_ids {
+        if db
+            .query_opt(&stmt, &[&tenant, &ns.as_str(), value])
+            .await
+            .map_err(db_error)?
+            .is_some()
+        {
+            return Ok(Insert::ExternalIdTaken(ns.clone(), value.clone()));
+        }
+    }
+    // Released again since: the caller tries afresh.
+    Ok(Insert::Raced)
 }
 
 /// The response kept for an idempotency key, if the key is known.
