@@ -79,7 +79,13 @@ struct Opts {
     data_parent: Option<PathBuf>,
     /// Run the started server on this database (postgres://…) instead of an
     /// embedded one in a temporary directory; it must be empty.
-    #[arg(long, value_name = "URL", env = "ORDO_DATABASE_URL", hide_env_values = true, conflicts_with = "url")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ORDO_DATABASE_URL",
+        hide_env_values = true,
+        conflicts_with = "url"
+    )]
     database_url: Option<String>,
     /// Keep the data directory of the started server.
     #[arg(long, conflicts_with = "url")]

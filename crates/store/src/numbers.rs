@@ -18,15 +18,18 @@ use crate::{Result, StoreError};
 pub(crate) struct Numbers {
     block: u32,
     /// Per tenant, the next number of the block and its end (exclusive).
-    /// Held across a refill, so one tenant's block is taken once.
-    blocks: tokio::sync::Mutex<HashMap<TenantId, (u64, u64)>>,
+    blocks: std::sync::Mutex<HashMap<TenantId, (u64, u64)>>,
+    /// Held while a block is taken from the database, so concurrent
+    /// requests wait for one refill rather than each taking a block.
+    refill: tokio::sync::Mutex<()>,
 }
 
 impl Numbers {
     pub(crate) fn new(block: u32) -> Numbers {
         Numbers {
             block: block.max(1),
-            blocks: tokio::sync::Mutex::new(HashMap::new()),
+            blocks: std::sync::Mutex::new(HashMap::new()),
+            refill: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -37,17 +40,20 @@ impl Numbers {
         F: FnOnce(u32) -> Fut,
         Fut: Future<Output = Result<u64>>,
     {
-        let mut blocks = self.blocks.lock().await;
-        let n = match blocks.get_mut(&tenant) {
-            Some((next, end)) if *next < *end => {
-                *next += 1;
-                *next - 1
-            }
-            _ => {
-                let last = take(self.block).await?;
-                let start = (last + 1).saturating_sub(u64::from(self.block)).max(1);
-                blocks.insert(tenant, (start + 1, last + 1));
-                start
+        let n = match self.cached(tenant)? {
+            Some(n) => n,
+            None => {
+                let _refilling = self.refill.lock().await;
+                match self.cached(tenant)? {
+                    // Another request refilled while this one waited.
+                    Some(n) => n,
+                    None => {
+                        let last = take(self.block).await?;
+                        let start = (last + 1).saturating_sub(u64::from(self.block)).max(1);
+                        self.lock()?.insert(tenant, (start + 1, last + 1));
+                        start
+                    }
+                }
             }
         };
         OrderReference::from_sequence(tenant, n).ok_or_else(|| {
@@ -55,11 +61,31 @@ impl Numbers {
         })
     }
 
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<TenantId, (u64, u64)>>> {
+        self.blocks
+            .lock()
+            .map_err(|_| StoreError::Unavailable("the order numbers are poisoned".into()))
+    }
+
+    /// The next number of the tenant's block, if it has one left.
+    fn cached(&self, tenant: TenantId) -> Result<Option<u64>> {
+        let mut blocks = self.lock()?;
+        Ok(match blocks.get_mut(&tenant) {
+            Some((next, end)) if *next < *end => {
+                *next += 1;
+                Some(*next - 1)
+            }
+            _ => None,
+        })
+    }
+
     /// A reference turned out to be taken (an import wrote orders beside
     /// the counter): drop the block, so the next is taken past them.
     pub(crate) async fn forget_on_conflict<T>(&self, tenant: TenantId, result: &Result<T>) {
         if matches!(result, Err(StoreError::Conflict { field, .. }) if field == "reference") {
-            self.blocks.lock().await.remove(&tenant);
+            if let Ok(mut blocks) = self.blocks.lock() {
+                blocks.remove(&tenant);
+            }
         }
     }
 }

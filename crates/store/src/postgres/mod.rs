@@ -60,7 +60,8 @@ pub struct PostgresOptions {
     /// once). Summed over nodes, it must stay under the server's
     /// `max_connections`.
     pub pool_size: usize,
-    /// Order numbers a node takes from a tenant's counter at a time.
+    /// Order numbers a node takes from a tenant's counter at a time (every
+    /// create waiting for a number waits for that commit, so not too few).
     pub order_number_block: u32,
     /// How long a request waits for a free connection before it fails.
     pub wait_timeout: Duration,
@@ -70,7 +71,7 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions {
             pool_size: 32,
-            order_number_block: 128,
+            order_number_block: 1024,
             wait_timeout: Duration::from_secs(10),
         }
     }

@@ -328,7 +328,10 @@ pub(super) async fn insert_statement(
     api: &[u8],
     renderer: Renderer,
 ) -> Result<Insert> {
-    let stmt = db.prepare_cached(INSERT_STATEMENT).await.map_err(db_error)?;
+    let stmt = db
+        .prepare_cached(INSERT_STATEMENT)
+        .await
+        .map_err(db_error)?;
     let order = &record.order;
     let c = Columns::of(order, renderer);
     let body = Json(order);

