@@ -24,6 +24,8 @@ struct Inner {
     store: DynStore,
     keys: KeyCache,
     config: Config,
+    /// Counts the events this node placed in the feed, so live streams wake.
+    feed: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -37,6 +39,19 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// A receiver that changes whenever this node places events in the feed.
+    pub fn feed_ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.feed.subscribe()
+    }
+
+    pub(crate) fn feed_placed(&self, n: u64) {
+        self.inner.feed.send_modify(|total| *total += n);
+    }
+
+    pub(crate) fn store_handle(&self) -> DynStore {
+        Arc::clone(&self.inner.store)
     }
 }
 
@@ -78,6 +93,7 @@ impl App {
                     store,
                     keys: KeyCache::new(),
                     config,
+                    feed: tokio::sync::watch::channel(0).0,
                 }),
             },
         })
@@ -115,10 +131,12 @@ impl App {
         let router = api::router(state.clone());
         let poll = Duration::from_millis(state.config().jobs.poll_interval_ms.max(10));
         let worker = tokio::spawn(crate::jobs::run(state.clone(), poll));
+        let sequencer = tokio::spawn(crate::jobs::sequence_events(state.clone()));
         let served = axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;
         worker.abort();
+        sequencer.abort();
         state.inner.store.close().await;
         served.context("the HTTP server failed")
     }

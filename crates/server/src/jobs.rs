@@ -86,6 +86,35 @@ pub async fn run(state: AppState, poll: Duration) {
     }
 }
 
+/// Events placed in the feed per round.
+const SEQUENCE_BATCH: u32 = 1000;
+
+/// How often an idle node looks for committed events to place in the feed:
+/// the most an event waits before the feed shows it.
+const SEQUENCE_IDLE: Duration = Duration::from_millis(20);
+
+/// Places committed events in the feed, for as long as the task runs. Every
+/// node runs this; the store lets one at a time do it.
+pub async fn sequence_events(state: AppState) {
+    let store = state.store_handle();
+    loop {
+        match store.sequence_events(SEQUENCE_BATCH).await {
+            Ok(n) if n > 0 => {
+                state.feed_placed(n);
+                if n == u64::from(SEQUENCE_BATCH) {
+                    continue;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not place events in the feed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        tokio::time::sleep(SEQUENCE_IDLE).await;
+    }
+}
+
 async fn handle(state: &AppState, job: &Job) -> JobOutcome {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ordo_domain::{
-    Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, FulfillmentStatus, Namespace, Order,
-    OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164, Refusal, Role,
-    SecretHash, Stage, TenantId, Timestamp,
+    Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventType, FulfillmentStatus,
+    Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
+    Refusal, Role, SecretHash, Stage, TenantId, Timestamp,
 };
 
 mod numbers;
@@ -254,6 +254,28 @@ pub enum Put {
     Unchanged(Box<Order>),
 }
 
+/// A page of the event feed: events in the order they entered it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedQuery {
+    /// Only events after this feed position (0: from the start).
+    pub after: u64,
+    /// Only these types (empty: all).
+    pub types: Vec<EventType>,
+    /// Only the events of this order.
+    pub order_id: Option<OrderId>,
+    pub limit: u32,
+}
+
+/// An event as the feed carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    /// Its place in the tenant's feed: increasing, handed out after commit.
+    pub position: u64,
+    pub event: OrderEvent,
+    /// The order as the API showed it right after the event.
+    pub order: Vec<u8>,
+}
+
 /// Background work to do at `run_at`, by whichever process claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -384,6 +406,13 @@ pub trait Store: Send + Sync + 'static {
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>>;
     /// Forgets idempotency keys first used before `before`.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
+
+    /// Gives feed positions to up to `limit` committed events that have
+    /// none yet, oldest first, and returns how many it placed. Only one
+    /// process does this at a time; the others get 0.
+    async fn sequence_events(&self, limit: u32) -> Result<u64>;
+    /// A page of the tenant's event feed.
+    async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -7,7 +7,7 @@
 
 use ordo_domain::{OrderId, OrderReference, PhoneE164};
 
-use crate::{OrderFilter, OrderQuery, Scope, SortField};
+use crate::{FeedQuery, OrderFilter, OrderQuery, Scope, SortField};
 
 /// A query parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +217,38 @@ pub(crate) fn page(dialect: Dialect, scope: &Scope, query: &OrderQuery, select: 
 pub(crate) fn count(dialect: Dialect, scope: &Scope, filter: &OrderFilter) -> Sql {
     let mut sql = Sql::new(dialect, "SELECT COUNT(*) FROM orders o".to_string());
     filter_sql(&mut sql, scope, filter);
+    sql
+}
+
+/// The feed's columns, in the order [`feed`] selects them.
+pub(crate) const FEED_COLUMNS: &str =
+    "e.feed_seq, e.id, e.order_id, e.sequence, e.type, e.actor, e.at, e.data, e.order_api";
+
+/// A page of the tenant's event feed; a vendor sees the events of its own
+/// orders only.
+pub(crate) fn feed(dialect: Dialect, scope: &Scope, q: &FeedQuery) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        format!("SELECT {FEED_COLUMNS} FROM order_events e WHERE e.tenant_id = "),
+    );
+    sql.arg(Arg::Text(scope.tenant_id.to_string()));
+    sql.push(" AND e.feed_seq > ");
+    sql.arg(Arg::Int(i64::try_from(q.after).unwrap_or(i64::MAX)));
+    sql.any_of("e.type", q.types.iter().map(|t| t.as_str()));
+    if let Some(id) = q.order_id {
+        sql.push(" AND e.order_id = ");
+        sql.arg(Arg::Text(id.to_string()));
+    }
+    if let Some(creator) = &scope.creator {
+        let tenant = sql.placeholder(1);
+        sql.push(&format!(
+            " AND e.order_id IN (SELECT id FROM orders WHERE tenant_id = {tenant} AND created_by = "
+        ));
+        sql.arg(Arg::Text(creator.clone()));
+        sql.push(")");
+    }
+    sql.push(" ORDER BY e.feed_seq LIMIT ");
+    sql.arg(Arg::Int(i64::from(q.limit)));
     sql
 }
 

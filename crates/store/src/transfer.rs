@@ -30,6 +30,7 @@ enum Kind {
     Int4,
     Int2,
     Bytea,
+    OptBytea,
     Jsonb,
     Json,
 }
@@ -41,7 +42,7 @@ impl Kind {
             Kind::Int8 | Kind::OptInt8 => Type::INT8,
             Kind::Int4 => Type::INT4,
             Kind::Int2 => Type::INT2,
-            Kind::Bytea => Type::BYTEA,
+            Kind::Bytea | Kind::OptBytea => Type::BYTEA,
             Kind::Jsonb => Type::JSONB,
             Kind::Json => Type::JSON,
         }
@@ -54,7 +55,7 @@ struct Table {
 }
 
 /// Every table of ordo, parents first. (`schema_migrations` is each
-/// database's own.)
+/// database's own; `counters` is carried over after the rows.)
 const TABLES: &[Table] = &[
     Table {
         name: "tenants",
@@ -127,6 +128,8 @@ const TABLES: &[Table] = &[
             ("actor", Kind::Json),
             ("at", Kind::Int8),
             ("data", Kind::Json),
+            ("feed_seq", Kind::OptInt8),
+            ("order_api", Kind::OptBytea),
         ],
     },
     Table {
@@ -200,7 +203,8 @@ fn cell(
         (Kind::Int2, Value::Integer(i)) => {
             Box::new(i16::try_from(i).map_err(|_| bad(table, column, &Value::Integer(i)))?)
         }
-        (Kind::Bytea, Value::Blob(b)) => Box::new(b),
+        (Kind::Bytea | Kind::OptBytea, Value::Blob(b)) => Box::new(b),
+        (Kind::OptBytea, Value::Null) => Box::new(None::<Vec<u8>>),
         (Kind::Json | Kind::Jsonb, Value::Text(s)) => {
             let raw = RawValue::from_string(s)
                 .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}")))?;
@@ -210,15 +214,26 @@ fn cell(
     })
 }
 
-/// Reads every table in one read transaction, sending batches of rows;
-/// returns each table's row count in that same snapshot.
-fn read_source(path: &Path, send: tokio::sync::mpsc::Sender<Batch>) -> Result<Vec<u64>> {
+/// What the source holds besides its rows: each table's row count and the
+/// last feed position, read in the same snapshot as the rows.
+struct SourceCounts {
+    rows: Vec<u64>,
+    feed: i64,
+}
+
+/// Reads every table in one read transaction, sending batches of rows.
+fn read_source(path: &Path, send: tokio::sync::mpsc::Sender<Batch>) -> Result<SourceCounts> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sqlite::unavailable)?;
     conn.execute_batch("BEGIN").map_err(sqlite::unavailable)?;
+    let feed: i64 = conn
+        .query_row("SELECT value FROM counters WHERE name = 'feed'", [], |r| {
+            r.get(0)
+        })
+        .map_err(sqlite::unavailable)?;
     let mut counts = Vec::new();
     for (t, table) in TABLES.iter().enumerate() {
         let count: i64 = conn
@@ -246,7 +261,7 @@ fn read_source(path: &Path, send: tokio::sync::mpsc::Sender<Batch>) -> Result<Ve
             if batch.len() == BATCH_ROWS {
                 let rows = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
                 if send.blocking_send(Batch { table: t, rows }).is_err() {
-                    return Ok(counts);
+                    return Ok(SourceCounts { rows: counts, feed });
                 }
             }
         }
@@ -258,11 +273,11 @@ fn read_source(path: &Path, send: tokio::sync::mpsc::Sender<Batch>) -> Result<Ve
                 })
                 .is_err()
         {
-            return Ok(counts);
+            return Ok(SourceCounts { rows: counts, feed });
         }
     }
     conn.execute_batch("COMMIT").map_err(sqlite::unavailable)?;
-    Ok(counts)
+    Ok(SourceCounts { rows: counts, feed })
 }
 
 async fn count(tx: &tokio_postgres::Transaction<'_>, table: &str) -> Result<u64> {
@@ -364,9 +379,16 @@ pub async fn sqlite_to_postgres(
     let source_counts = reader
         .await
         .map_err(|e| StoreError::Unavailable(format!("reading the source failed: {e}")))??;
+    // Feed positions go on from the source's last one.
+    tx.execute(
+        "UPDATE counters SET value = GREATEST(value, $1) WHERE name = 'feed'",
+        &[&source_counts.feed],
+    )
+    .await
+    .map_err(postgres::db_error)?;
 
     let mut report = Vec::new();
-    for ((table, before), source) in TABLES.iter().zip(before).zip(source_counts) {
+    for ((table, before), source) in TABLES.iter().zip(before).zip(source_counts.rows) {
         let copied = count(&tx, table.name).await? - before;
         if copied != source {
             return Err(StoreError::Corrupt(format!(

@@ -478,7 +478,7 @@ impl UpdateOrderRequest {
     }
 }
 
-fn list_of<T: Copy>(
+pub(crate) fn list_of<T: Copy>(
     field: &str,
     text: Option<&str>,
     parse: fn(&str) -> Option<T>,
@@ -831,17 +831,23 @@ fn time(t: Timestamp) -> String {
     t.to_rfc3339()
 }
 
+impl ActorResponse {
+    pub(crate) fn from_domain(a: &ordo_domain::Actor) -> Self {
+        ActorResponse {
+            kind: a.kind.clone(),
+            id: a.id.clone(),
+            role: a.role.clone(),
+        }
+    }
+}
+
 impl EventResponse {
     fn from_domain(e: &OrderEvent) -> Self {
         EventResponse {
             id: e.id.to_string(),
             sequence: e.sequence,
             kind: e.event_type.as_str().to_string(),
-            actor: ActorResponse {
-                kind: e.actor.kind.clone(),
-                id: e.actor.id.clone(),
-                role: e.actor.role.clone(),
-            },
+            actor: ActorResponse::from_domain(&e.actor),
             at: time(e.at),
             data: e.data.clone(),
         }

@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod crash;
 mod create;
+mod events;
 mod helpers;
 mod idempotency;
 mod list;

@@ -100,6 +100,28 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     let other = app.create_as(&other_key, &plain_order()).await;
     let other_ids = vec![other["id"].as_str().unwrap().to_string()];
     let before = snapshot(&app.client, &app.base, &app.key, &ids).await;
+    // The feed, once every event is in it.
+    let feed = |base: String, key: String| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let page: Value = reqwest::Client::new()
+                .get(format!("{base}/v1/events?limit=500"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if page["data"].as_array().unwrap().len() >= 70 || std::time::Instant::now() > deadline
+            {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let feed_before = feed(app.base.clone(), app.key.clone()).await;
+    assert_eq!(feed_before["data"].as_array().unwrap().len(), 70);
     let before_other = snapshot(&app.client, &app.base, &other_key, &other_ids).await;
 
     let target = create_database(&server).await;
@@ -158,6 +180,11 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     let client = reqwest::Client::new();
     assert_eq!(snapshot(&client, &base, &app.key, &ids).await, before);
     assert_eq!(
+        feed(base.clone(), app.key.clone()).await,
+        feed_before,
+        "the feed, cursors and all"
+    );
+    assert_eq!(
         snapshot(&client, &base, &other_key, &other_ids).await,
         before_other
     );
@@ -195,6 +222,29 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
         let o: Value = r.json().await.unwrap();
         assert!(!known.contains(&o["reference"]), "{}", o["reference"]);
     }
+    // New events enter the feed after the copied ones.
+    let last: u64 = feed_before["next_cursor"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let newer = loop {
+        let page: Value = client
+            .get(format!("{base}/v1/events?after={last}"))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["data"].as_array().unwrap().len() >= 5 || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(newer["data"].as_array().unwrap().len(), 5);
     let _ = node.kill();
     let _ = node.wait();
 }

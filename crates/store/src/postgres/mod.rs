@@ -5,6 +5,7 @@
 //! locks the order row it changes. What a node does keep is a block of each
 //! tenant's order numbers (see `numbers`).
 
+mod feed;
 mod jobs;
 mod orders;
 mod tenants;
@@ -22,9 +23,9 @@ use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope,
-    Store, StoreError, Tenant,
+    ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
+    NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
+    Renderer, Result, Scope, Store, StoreError, Tenant,
 };
 use orders::Insert;
 
@@ -46,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         3,
         "0003_claims",
         include_str!("../../migrations/postgres/0003_claims.sql"),
+    ),
+    (
+        4,
+        "0004_feed",
+        include_str!("../../migrations/postgres/0004_feed.sql"),
     ),
 ];
 
@@ -468,6 +474,14 @@ impl Store for PostgresStore {
 
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
         orders::prune_idempotency_keys(&self.db().await?, before).await
+    }
+
+    async fn sequence_events(&self, limit: u32) -> Result<u64> {
+        feed::sequence(&mut self.db().await?, limit).await
+    }
+
+    async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
+        feed::page(&self.db().await?, scope, query, self.renderer).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

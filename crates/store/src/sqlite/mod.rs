@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer with group commit,
 //! a small pool of readers.
 
+mod feed;
 mod jobs;
 mod orders;
 mod tenants;
@@ -19,9 +20,9 @@ use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope,
-    Store, StoreError, Tenant,
+    ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
+    NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
+    Renderer, Result, Scope, Store, StoreError, Tenant,
 };
 use writer::WriteQueue;
 
@@ -47,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_jobs",
         include_str!("../../migrations/sqlite/0003_jobs.sql"),
+    ),
+    (
+        4,
+        "0004_feed",
+        include_str!("../../migrations/sqlite/0004_feed.sql"),
     ),
 ];
 
@@ -546,6 +552,21 @@ impl Store for SqliteStore {
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {
         self.queue
             .write(move |conn| orders::prune_idempotency_keys(conn, before))
+            .await
+    }
+
+    async fn sequence_events(&self, limit: u32) -> Result<u64> {
+        if !self.point_read(feed::pending).await? {
+            return Ok(0);
+        }
+        self.queue
+            .write(move |conn| feed::sequence(conn, limit))
+            .await
+    }
+
+    async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
+        let (scope, query, renderer) = (scope.clone(), query.clone(), self.renderer);
+        self.read(move |conn| feed::page(conn, &scope, &query, renderer))
             .await
     }
 

@@ -131,8 +131,8 @@ fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Render
     }
 }
 
-fn update_row(conn: &Connection, order: &Order, renderer: Renderer) -> Result<()> {
-    let cols = columns(order, Stored::of(order, renderer, None)?, renderer);
+fn update_row(conn: &Connection, order: &Order, stored: Stored, renderer: Renderer) -> Result<()> {
+    let cols = columns(order, stored, renderer);
     let mut stmt = conn
         .prepare_cached(
             "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
@@ -223,13 +223,16 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
     Ok(())
 }
 
-/// Appends an event to the order's timeline; `first` when the order is new
-/// (its sequence is then 1 without asking).
+/// Appends an event to the order's timeline, with the order as the API
+/// shows it after the change (`api`); `first` when the order is new (its
+/// sequence is then 1 without asking). The event enters the feed when the
+/// sequencer gives it a position.
 fn append_event(
     conn: &Connection,
     order: &Order,
     actor: &Actor,
     draft: EventDraft,
+    api: &[u8],
     first: bool,
 ) -> Result<OrderEvent> {
     let tenant = order.tenant_id.to_string();
@@ -251,7 +254,8 @@ fn append_event(
         data: draft.data,
     };
     conn.prepare_cached(
-        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -263,6 +267,7 @@ fn append_event(
             serde_json::to_string(&event.actor).unwrap_or_default(),
             event.at.unix_millis(),
             event.data.to_string(),
+            api,
         ])
     })
     .map_err(unavailable)?;
@@ -310,9 +315,10 @@ pub(super) fn insert(
             });
         }
     }
+    let api = stored.api.clone();
     insert_row(conn, &order, stored, renderer)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
-    append_event(conn, &order, &record.actor, record.event, true)?;
+    append_event(conn, &order, &record.actor, record.event, &api, true)?;
     if let Some(claim) = record.idempotency {
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -351,11 +357,13 @@ fn apply_change(
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
-    update_row(conn, &order, renderer)?;
+    let stored = Stored::of(&order, renderer, None)?;
+    let api = stored.api.clone();
+    update_row(conn, &order, stored, renderer)?;
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
-    let event = append_event(conn, &order, actor, draft, false)?;
+    let event = append_event(conn, &order, actor, draft, &api, false)?;
     Ok(Changed {
         order,
         event: Some(event),
@@ -460,7 +468,7 @@ pub(super) fn change(
     apply_change(conn, order, actor, change, renderer)
 }
 
-fn values(args: Vec<Arg>) -> Vec<Value> {
+pub(super) fn values(args: Vec<Arg>) -> Vec<Value> {
     args.into_iter()
         .map(|a| match a {
             Arg::Text(s) => Value::Text(s),
