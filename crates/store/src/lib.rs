@@ -407,9 +407,12 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets idempotency keys first used before `before`.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
 
-    /// Gives feed positions to up to `limit` committed events that have
-    /// none yet, oldest first, and returns how many it placed. Only one
-    /// process does this at a time; the others get 0.
+    /// Puts committed events that are not in the feed yet into it (up to
+    /// `limit`, oldest first) and returns how many entered the feed: where
+    /// positions are handed out after commit (PostgreSQL), only one node
+    /// does this at a time and the others get 0; where they are handed out
+    /// as events are written (SQLite), it returns how many entered the feed
+    /// since the last call.
     async fn sequence_events(&self, limit: u32) -> Result<u64>;
     /// A page of the tenant's event feed.
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>>;

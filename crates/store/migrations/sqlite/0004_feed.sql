@@ -1,14 +1,12 @@
--- 0004: the event feed. Every timeline event gets a feed position, handed
--- out after it is committed by one sequencer at a time, so a reader paging
--- the feed by position never skips an event that committed late. Each event
--- also keeps the order as the API showed it right after the change (what
--- webhooks and the feed deliver).
+-- 0004: the event feed. Every timeline event gets a feed position in the
+-- transaction that writes it: SQLite has one writer at a time (across
+-- processes too), so positions grow in commit order and a reader paging
+-- the feed by position never skips an event. Each event also keeps the
+-- order as the API showed it right after the change (what webhooks and the
+-- feed deliver).
 
 ALTER TABLE order_events ADD COLUMN feed_seq INTEGER;
 ALTER TABLE order_events ADD COLUMN order_api BLOB;
-
-CREATE UNIQUE INDEX order_events_feed ON order_events (tenant_id, feed_seq) WHERE feed_seq IS NOT NULL;
-CREATE INDEX order_events_unsequenced ON order_events (tenant_id, id) WHERE feed_seq IS NULL;
 
 -- Counters of the whole installation: 'feed' is the last feed position.
 CREATE TABLE counters (
@@ -16,4 +14,11 @@ CREATE TABLE counters (
     value  INTEGER NOT NULL
 ) STRICT;
 
-INSERT INTO counters (name, value) VALUES ('feed', 0);
+-- Events written before this migration enter the feed in time order.
+UPDATE order_events SET feed_seq = (
+    SELECT n FROM (SELECT rowid AS r, row_number() OVER (ORDER BY id) AS n FROM order_events) AS numbered
+     WHERE numbered.r = order_events.rowid);
+
+INSERT INTO counters (name, value) SELECT 'feed', COALESCE(MAX(feed_seq), 0) FROM order_events;
+
+CREATE UNIQUE INDEX order_events_feed ON order_events (tenant_id, feed_seq);

@@ -1,57 +1,22 @@
-//! The event feed on SQLite. Positions are handed out in the writer, whose
-//! transactions exclude every other process's, so there is one sequencer.
+//! The event feed on SQLite. Positions are handed out as events are written,
+//! in the writer, whose transactions exclude every other process's: they
+//! grow in commit order without a sequencer.
 
 use ordo_domain::{EventType, OrderId, Timestamp};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection};
 
 use super::orders;
 use super::{corrupt, unavailable};
 use crate::query;
 use crate::{FeedEvent, FeedQuery, OrderLookup, Renderer, Result, Scope, StoreError};
 
-/// Whether any committed event waits for a position (a read, so an idle
-/// sequencer does not write).
-pub(super) fn pending(conn: &Connection) -> Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM order_events WHERE feed_seq IS NULL)")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(unavailable)
-}
-
-pub(super) fn sequence(conn: &Connection, limit: u32) -> Result<u64> {
-    let waiting: Vec<(String, String, i64)> = conn
-        .prepare_cached(
-            "SELECT tenant_id, order_id, sequence FROM order_events WHERE feed_seq IS NULL
-             ORDER BY tenant_id, id LIMIT ?1",
-        )
-        .and_then(|mut s| {
-            s.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .map_err(unavailable)?;
-    if waiting.is_empty() {
-        return Ok(0);
-    }
+/// The last feed position handed out.
+pub(super) fn last_position(conn: &Connection) -> Result<u64> {
     let last: i64 = conn
         .prepare_cached("SELECT value FROM counters WHERE name = 'feed'")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
-        .map_err(unavailable)?
-        .ok_or_else(|| corrupt("the feed counter is missing"))?;
-    let mut place = conn
-        .prepare_cached(
-            "UPDATE order_events SET feed_seq = ?4 WHERE tenant_id = ?1 AND order_id = ?2 AND sequence = ?3",
-        )
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(unavailable)?;
-    let mut position = last;
-    for (tenant, order, sequence) in &waiting {
-        position += 1;
-        place
-            .execute(params![tenant, order, sequence, position])
-            .map_err(unavailable)?;
-    }
-    conn.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'feed'")
-        .and_then(|mut s| s.execute([position]))
-        .map_err(unavailable)?;
-    Ok(waiting.len() as u64)
+    u64::try_from(last).map_err(corrupt)
 }
 
 type FeedRow = (

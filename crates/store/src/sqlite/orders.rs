@@ -224,9 +224,10 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
 }
 
 /// Appends an event to the order's timeline, with the order as the API
-/// shows it after the change (`api`); `first` when the order is new (its
-/// sequence is then 1 without asking). The event enters the feed when the
-/// sequencer gives it a position.
+/// shows it after the change (`api`), at the next feed position; `first`
+/// when the order is new (its sequence is then 1 without asking). The
+/// writer's transaction excludes every other writer, so feed positions
+/// grow in commit order.
 fn append_event(
     conn: &Connection,
     order: &Order,
@@ -253,9 +254,13 @@ fn append_event(
         at: order.updated_at,
         data: draft.data,
     };
+    let position: i64 = conn
+        .prepare_cached("UPDATE counters SET value = value + 1 WHERE name = 'feed' RETURNING value")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(unavailable)?;
     conn.prepare_cached(
-        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api, feed_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -268,6 +273,7 @@ fn append_event(
             event.at.unix_millis(),
             event.data.to_string(),
             api,
+            position,
         ])
     })
     .map_err(unavailable)?;
