@@ -220,16 +220,30 @@ pub(crate) fn count(dialect: Dialect, scope: &Scope, filter: &OrderFilter) -> Sq
     sql
 }
 
-/// The feed's columns, in the order [`feed`] selects them.
+/// Gives the order's latest event the order's current rendering, before
+/// the order changes (`$1`/`?1` the tenant, `$2`/`?2` the order; the same
+/// text in both dialects). Until then the latest event shares the order
+/// row's rendering: see [`feed`].
+pub(crate) const KEEP_SNAPSHOT: &str = "UPDATE order_events SET order_api =
+     (SELECT api FROM orders WHERE tenant_id = $1 AND id = $2)
+ WHERE tenant_id = $1 AND order_id = $2 AND order_api IS NULL";
+
+/// The feed's columns, in the order [`feed`] selects them. An event whose
+/// `order_api` is empty is the order's latest, and the order row's
+/// rendering is the order as it was right after the event.
 pub(crate) const FEED_COLUMNS: &str =
-    "e.feed_seq, e.id, e.order_id, e.sequence, e.type, e.actor, e.at, e.data, e.order_api";
+    "e.feed_seq, e.id, e.order_id, e.sequence, e.type, e.actor, e.at, e.data, COALESCE(e.order_api, o.api)";
 
 /// A page of the tenant's event feed; a vendor sees the events of its own
 /// orders only.
 pub(crate) fn feed(dialect: Dialect, scope: &Scope, q: &FeedQuery) -> Sql {
     let mut sql = Sql::new(
         dialect,
-        format!("SELECT {FEED_COLUMNS} FROM order_events e WHERE e.tenant_id = "),
+        format!(
+            "SELECT {FEED_COLUMNS} FROM order_events e
+               JOIN orders o ON o.tenant_id = e.tenant_id AND o.id = e.order_id
+              WHERE e.tenant_id = "
+        ),
     );
     sql.arg(Arg::Text(scope.tenant_id.to_string()));
     sql.push(" AND e.feed_seq > ");
@@ -240,12 +254,8 @@ pub(crate) fn feed(dialect: Dialect, scope: &Scope, q: &FeedQuery) -> Sql {
         sql.arg(Arg::Text(id.to_string()));
     }
     if let Some(creator) = &scope.creator {
-        let tenant = sql.placeholder(1);
-        sql.push(&format!(
-            " AND e.order_id IN (SELECT id FROM orders WHERE tenant_id = {tenant} AND created_by = "
-        ));
+        sql.push(" AND o.created_by = ");
         sql.arg(Arg::Text(creator.clone()));
-        sql.push(")");
     }
     sql.push(" ORDER BY e.feed_seq LIMIT ");
     sql.arg(Arg::Int(i64::from(q.limit)));

@@ -9,7 +9,7 @@ use tokio_postgres::types::Json;
 use super::orders;
 use super::{corrupt, db_error, Db};
 use crate::query;
-use crate::{FeedEvent, FeedQuery, OrderLookup, Renderer, Result, Scope, StoreError};
+use crate::{FeedEvent, FeedQuery, Result, Scope};
 
 /// Held by the node handing out feed positions. ("feed" in ASCII.)
 const SEQUENCER_LOCK: i64 = 0x6665_6564;
@@ -57,29 +57,14 @@ pub(super) async fn sequence(db: &mut Db, limit: u32) -> Result<u64> {
     Ok(placed)
 }
 
-pub(super) async fn page(
-    db: &Db,
-    scope: &Scope,
-    q: &FeedQuery,
-    renderer: Renderer,
-) -> Result<Vec<FeedEvent>> {
+pub(super) async fn page(db: &Db, scope: &Scope, q: &FeedQuery) -> Result<Vec<FeedEvent>> {
     let sql = query::feed(query::POSTGRES, scope, q);
     let rows = orders::query(db, &sql).await?;
     let mut page = Vec::with_capacity(rows.len());
     for r in rows {
+        // (A stored event always has its order: the row's rendering or its own.)
         let order_id: OrderId = r.get::<_, &str>(2).parse().map_err(corrupt)?;
-        let order = match r.get::<_, Option<Vec<u8>>>(8) {
-            Some(api) => api,
-            // Written before events kept the order: show it as it is now.
-            None => orders::find(
-                db,
-                &Scope::tenant(scope.tenant_id),
-                &OrderLookup::Id(order_id),
-            )
-            .await?
-            .map(|o| (renderer.render)(&o))
-            .ok_or(StoreError::NotFound)?,
-        };
+        let order: Vec<u8> = r.get(8);
         let kind: &str = r.get(4);
         page.push(FeedEvent {
             position: u64::try_from(r.get::<_, i64>(0)).map_err(corrupt)?,

@@ -481,7 +481,7 @@ impl Store for PostgresStore {
     }
 
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
-        feed::page(&self.db().await?, scope, query, self.renderer).await
+        feed::page(&self.db().await?, scope, query).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

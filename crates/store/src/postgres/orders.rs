@@ -21,7 +21,7 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
-use crate::query::{self, sequence_of, Arg};
+use crate::query::{self, sequence_of, Arg, KEEP_SNAPSHOT};
 use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery,
     RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
@@ -187,21 +187,20 @@ async fn sync_external_ids(
 }
 
 const APPEND_EVENT: &str =
-    "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api)
- SELECT $1, $2, COALESCE(MAX(sequence), 0) + 1, $3, $4, $5, $6, $7, $8
+    "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
+ SELECT $1, $2, COALESCE(MAX(sequence), 0) + 1, $3, $4, $5, $6, $7
    FROM order_events WHERE tenant_id = $1 AND order_id = $2
  RETURNING sequence";
 
-/// Appends an event to the order's timeline, numbered after the last one,
-/// with the order as the API shows it after the change (`api`). The order
-/// row is locked (or new), so no other event of the order can be written at
-/// the same time.
+/// Appends an event to the order's timeline, numbered after the last one.
+/// The order row is locked (or new), so no other event of the order can be
+/// written at the same time. The order as the API shows it after the event
+/// is the row's rendering until the next change (`KEEP_SNAPSHOT`).
 async fn append_event(
     tx: &Transaction<'_>,
     order: &Order,
     actor: &Actor,
     draft: EventDraft,
-    api: &[u8],
 ) -> Result<OrderEvent> {
     let stmt = tx.prepare_cached(APPEND_EVENT).await.map_err(db_error)?;
     let id = EventId::new_at(order.updated_at);
@@ -216,7 +215,6 @@ async fn append_event(
                 &Json(actor),
                 &order.updated_at.unix_millis(),
                 &Json(&draft.data),
-                &api,
             ],
         )
         .await
@@ -291,7 +289,7 @@ pub(super) async fn insert(
     let row = write_row(tx, INSERT_ORDER, order, api, renderer);
     let none = ExternalIds::new();
     let ids = sync_external_ids(tx, order, &none);
-    let event = append_event(tx, order, &record.actor, record.event.clone(), api);
+    let event = append_event(tx, order, &record.actor, record.event.clone());
     let (key_claimed, _, taken, _) = futures_util::try_join!(key, row, ids, event)?;
     if !key_claimed {
         return Ok(Insert::KeyTaken);
@@ -316,8 +314,8 @@ const INSERT_STATEMENT: &str = "WITH claimed_key AS (
                         total, version, body, api, api_version, reference_seq, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 ), first_event AS (
-    INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api)
-    VALUES ($1, $2, 1, $31, $32, $33, $23, $34, $19)
+    INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
+    VALUES ($1, $2, 1, $31, $32, $33, $23, $34)
 )
 SELECT ordo_claims_held($24::text IS NULL OR EXISTS (SELECT 1 FROM claimed_key),
                         (SELECT count(*) FROM claimed_ids) = cardinality($29::text[]))";
@@ -473,6 +471,12 @@ pub(super) async fn apply_change(
         return Err(corrupt("a change tried to move an order"));
     }
     let api = (renderer.render)(&order);
+    // Sent and answered before the row changes: the latest event keeps the
+    // rendering it shared with the row.
+    let keep = tx.prepare_cached(KEEP_SNAPSHOT).await.map_err(db_error)?;
+    tx.execute(&keep, &[&tenant.to_string(), &id.to_string()])
+        .await
+        .map_err(db_error)?;
     let row = write_row(tx, UPDATE_ORDER, &order, &api, renderer);
     let ids = async {
         if order.external_ids == previous_ids {
@@ -480,7 +484,7 @@ pub(super) async fn apply_change(
         }
         sync_external_ids(tx, &order, &previous_ids).await
     };
-    let event = append_event(tx, &order, actor, draft, &api);
+    let event = append_event(tx, &order, actor, draft);
     let (_, taken, event) = futures_util::try_join!(row, ids, event)?;
     if let Some((ns, value)) = taken {
         return Err(StoreError::Conflict {

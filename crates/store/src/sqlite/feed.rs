@@ -8,7 +8,7 @@ use rusqlite::{params_from_iter, Connection};
 use super::orders;
 use super::{corrupt, unavailable};
 use crate::query;
-use crate::{FeedEvent, FeedQuery, OrderLookup, Renderer, Result, Scope, StoreError};
+use crate::{FeedEvent, FeedQuery, Result, Scope};
 
 /// The last feed position handed out.
 pub(super) fn last_position(conn: &Connection) -> Result<u64> {
@@ -28,15 +28,10 @@ type FeedRow = (
     String,
     i64,
     String,
-    Option<Vec<u8>>,
+    Vec<u8>,
 );
 
-pub(super) fn page(
-    conn: &Connection,
-    scope: &Scope,
-    q: &FeedQuery,
-    renderer: Renderer,
-) -> Result<Vec<FeedEvent>> {
+pub(super) fn page(conn: &Connection, scope: &Scope, q: &FeedQuery) -> Result<Vec<FeedEvent>> {
     let sql = query::feed(query::SQLITE, scope, q);
     let args = orders::values(sql.args);
     let rows: Vec<FeedRow> = conn
@@ -62,17 +57,6 @@ pub(super) fn page(
         .map(
             |(position, id, order_id, sequence, kind, actor, at, data, api)| {
                 let order_id: OrderId = order_id.parse().map_err(corrupt)?;
-                let order = match api {
-                    Some(api) => api,
-                    // Written before events kept the order: show it as it is now.
-                    None => orders::find(
-                        conn,
-                        &Scope::tenant(scope.tenant_id),
-                        &OrderLookup::Id(order_id),
-                    )?
-                    .map(|o| (renderer.render)(&o))
-                    .ok_or(StoreError::NotFound)?,
-                };
                 Ok(FeedEvent {
                     position: u64::try_from(position).map_err(corrupt)?,
                     event: ordo_domain::OrderEvent {
@@ -85,7 +69,7 @@ pub(super) fn page(
                         at: Timestamp::from_unix_millis(at),
                         data: serde_json::from_str(&data).map_err(corrupt)?,
                     },
-                    order,
+                    order: api,
                 })
             },
         )

@@ -569,8 +569,8 @@ impl Store for SqliteStore {
     }
 
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
-        let (scope, query, renderer) = (scope.clone(), query.clone(), self.renderer);
-        self.read(move |conn| feed::page(conn, &scope, &query, renderer))
+        let (scope, query) = (scope.clone(), query.clone());
+        self.read(move |conn| feed::page(conn, &scope, &query))
             .await
     }
 

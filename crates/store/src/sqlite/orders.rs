@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension};
 
 use super::{corrupt, unavailable};
-use crate::query::{self, sequence_of, Arg};
+use crate::query::{self, sequence_of, Arg, KEEP_SNAPSHOT};
 use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put,
     RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
@@ -223,17 +223,16 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
     Ok(())
 }
 
-/// Appends an event to the order's timeline, with the order as the API
-/// shows it after the change (`api`), at the next feed position; `first`
-/// when the order is new (its sequence is then 1 without asking). The
-/// writer's transaction excludes every other writer, so feed positions
-/// grow in commit order.
+/// Appends an event to the order's timeline at the next feed position;
+/// `first` when the order is new (its sequence is then 1 without asking).
+/// The writer's transaction excludes every other writer, so feed positions
+/// grow in commit order. The order as the API shows it after the event is
+/// the order row's rendering until the next change (see [`keep_snapshot`]).
 fn append_event(
     conn: &Connection,
     order: &Order,
     actor: &Actor,
     draft: EventDraft,
-    api: &[u8],
     first: bool,
 ) -> Result<OrderEvent> {
     let tenant = order.tenant_id.to_string();
@@ -259,8 +258,8 @@ fn append_event(
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(unavailable)?;
     conn.prepare_cached(
-        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, order_api, feed_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, feed_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -272,12 +271,21 @@ fn append_event(
             serde_json::to_string(&event.actor).unwrap_or_default(),
             event.at.unix_millis(),
             event.data.to_string(),
-            api,
             position,
         ])
     })
     .map_err(unavailable)?;
     Ok(event)
+}
+
+/// Before an order changes, gives its latest event the order as the API
+/// showed it until now (the row's rendering), which the event has shared
+/// with the row so far. A new order thus costs no second copy of itself.
+fn keep_snapshot(conn: &Connection, order: &Order) -> Result<()> {
+    conn.prepare_cached(KEEP_SNAPSHOT)
+        .and_then(|mut s| s.execute(params![order.tenant_id.to_string(), order.id.to_string()]))
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 pub(super) fn insert(
@@ -321,10 +329,9 @@ pub(super) fn insert(
             });
         }
     }
-    let api = stored.api.clone();
     insert_row(conn, &order, stored, renderer)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
-    append_event(conn, &order, &record.actor, record.event, &api, true)?;
+    append_event(conn, &order, &record.actor, record.event, true)?;
     if let Some(claim) = record.idempotency {
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -364,12 +371,12 @@ fn apply_change(
         check_external_ids(conn, &order, &previous_ids)?;
     }
     let stored = Stored::of(&order, renderer, None)?;
-    let api = stored.api.clone();
+    keep_snapshot(conn, &order)?;
     update_row(conn, &order, stored, renderer)?;
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
-    let event = append_event(conn, &order, actor, draft, &api, false)?;
+    let event = append_event(conn, &order, actor, draft, false)?;
     Ok(Changed {
         order,
         event: Some(event),
