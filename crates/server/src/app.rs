@@ -130,12 +130,21 @@ impl App {
         let state = self.state.clone();
         let router = api::router(state.clone());
         let poll = Duration::from_millis(state.config().jobs.poll_interval_ms.max(10));
-        let worker = tokio::spawn(crate::jobs::run(state.clone(), poll));
+        let (stop_worker, stopping) = tokio::sync::watch::channel(false);
+        let mut worker = tokio::spawn(crate::jobs::run(state.clone(), poll, stopping));
         let sequencer = tokio::spawn(crate::jobs::sequence_events(state.clone()));
         let served = axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await;
-        worker.abort();
+        // Background work under way is finished, not cut off.
+        let _ = stop_worker.send(true);
+        if tokio::time::timeout(Duration::from_secs(30), &mut worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not finish within 30 s; its claims will run out and another node (or the next start) will do it");
+            worker.abort();
+        }
         sequencer.abort();
         state.inner.store.close().await;
         served.context("the HTTP server failed")

@@ -86,6 +86,12 @@ pub struct PostgresConfig {
 pub struct JobsConfig {
     /// Milliseconds between two looks for due background work.
     pub poll_interval_ms: u64,
+    /// Milliseconds before the first retry of failed work; doubled each time.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Seconds after which failing work is given up (kept, marked dead).
+    pub max_age_secs: u64,
 }
 
 /// Where the data lives.
@@ -159,6 +165,9 @@ impl Default for Config {
             },
             jobs: JobsConfig {
                 poll_interval_ms: 1000,
+                retry_initial_ms: 10_000,
+                retry_max_ms: 3_600_000,
+                max_age_secs: 3 * 24 * 3600,
             },
             idempotency_key_hours: 24,
         }
@@ -276,6 +285,13 @@ wait_timeout_secs = 10
 # Milliseconds between two looks for due background work
 # (each job is run by one node at a time).                   ORDO_JOBS__POLL_INTERVAL_MS
 poll_interval_ms = 1000
+# Failed work is retried after 10 s, 20 s, 40 s, … (each wait a random
+# time between half and all of that), at most an hour apart,   ORDO_JOBS__RETRY_INITIAL_MS
+# and given up (kept, marked dead) 3 days after it was         ORDO_JOBS__RETRY_MAX_MS
+# scheduled.                                                   ORDO_JOBS__MAX_AGE_SECS
+retry_initial_ms = 10000
+retry_max_ms = 3600000
+max_age_secs = 259200
 "#;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ordo_domain::Timestamp;
 use ordo_store::{Job, JobClaim, JobOutcome, NewJob};
+use rand::Rng;
 
 use crate::app::AppState;
 
@@ -32,15 +33,57 @@ pub fn node_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// Waits before retrying a failed job: 10 s, 20 s, 40 s, … up to an hour.
-fn backoff(attempts: u32) -> i64 {
-    10_000_i64
-        .saturating_mul(1_i64 << attempts.min(20))
-        .min(3_600_000)
+/// When failed jobs are tried again, and when they are given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The wait after the first failure; it doubles with each one.
+    pub initial_ms: i64,
+    /// The longest wait between two attempts.
+    pub max_ms: i64,
+    /// A job still failing this long after it was scheduled is dead.
+    pub max_age_ms: i64,
 }
 
-/// Runs until the task is aborted.
-pub async fn run(state: AppState, poll: Duration) {
+impl RetryPolicy {
+    pub fn from_config(config: &crate::config::JobsConfig) -> Self {
+        RetryPolicy {
+            initial_ms: i64::try_from(config.retry_initial_ms.max(1)).unwrap_or(i64::MAX),
+            max_ms: i64::try_from(config.retry_max_ms.max(1)).unwrap_or(i64::MAX),
+            max_age_ms: i64::try_from(config.max_age_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1000),
+        }
+    }
+
+    /// The longest wait before attempt `attempts + 1`: initial × 2^attempts,
+    /// at most `max_ms`.
+    fn ceiling(&self, attempts: u32) -> i64 {
+        self.initial_ms
+            .saturating_mul(1_i64 << attempts.min(40))
+            .min(self.max_ms)
+    }
+
+    /// How a job that failed with `error` goes on: again after a random
+    /// wait between half the ceiling and the ceiling (so jobs that failed
+    /// together do not all come back together), or dead once it is older
+    /// than the maximum age.
+    pub fn after_failure(&self, job: &Job, now: Timestamp, error: String) -> JobOutcome {
+        let age = now.unix_millis() - job.created_at.unix_millis();
+        if age >= self.max_age_ms {
+            return JobOutcome::Dead { error };
+        }
+        let ceiling = self.ceiling(job.attempts);
+        let wait = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
+        JobOutcome::Retry {
+            at: now.plus_millis(wait),
+            error,
+        }
+    }
+}
+
+/// Runs until `stop` turns true; a job under way is finished first.
+pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let policy = RetryPolicy::from_config(&state.config().jobs);
     let node = node_name();
     let store = state.store();
     let first = NewJob {
@@ -56,7 +99,13 @@ pub async fn run(state: AppState, poll: Duration) {
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
         let claim = JobClaim {
             node: node.clone(),
             kinds: vec![PRUNE_IDEMPOTENCY_KEYS.into()],
@@ -72,7 +121,7 @@ pub async fn run(state: AppState, poll: Duration) {
             }
         };
         for job in jobs {
-            let outcome = handle(&state, &job).await;
+            let outcome = handle(&state, &job, &policy).await;
             match store.finish_job(&job, outcome).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -115,7 +164,7 @@ pub async fn sequence_events(state: AppState) {
     }
 }
 
-async fn handle(state: &AppState, job: &Job) -> JobOutcome {
+async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {
         PRUNE_IDEMPOTENCY_KEYS => {
@@ -136,24 +185,81 @@ async fn handle(state: &AppState, job: &Job) -> JobOutcome {
         }
     };
     result.unwrap_or_else(|e| {
-        tracing::warn!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed; it will be retried");
-        JobOutcome::Retry {
-            at: now.plus_millis(backoff(job.attempts)),
-            error: e.to_string(),
+        let outcome = policy.after_failure(job, now, e.to_string());
+        match &outcome {
+            JobOutcome::Dead { .. } => tracing::error!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed for too long; it is dead"),
+            _ => tracing::warn!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed; it will be retried"),
         }
+        outcome
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::*;
+
+    fn job(attempts: u32, created_at: Timestamp) -> Job {
+        Job {
+            tenant_id: None,
+            key: "k".into(),
+            kind: "deliver".into(),
+            payload: serde_json::json!({}),
+            created_at,
+            attempts,
+            claim: "c".into(),
+            claimed_until: created_at,
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        initial_ms: 10_000,
+        max_ms: 3_600_000,
+        max_age_ms: 3 * 86_400_000,
+    };
 
     #[test]
-    fn retries_back_off_to_an_hour() {
-        assert_eq!(backoff(0), 10_000);
-        assert_eq!(backoff(1), 20_000);
-        assert_eq!(backoff(8), 2_560_000);
-        assert_eq!(backoff(9), 3_600_000);
-        assert_eq!(backoff(u32::MAX), 3_600_000);
+    fn retries_back_off_exponentially_with_jitter_up_to_the_cap() {
+        let now = Timestamp::now();
+        for (attempts, ceiling) in [
+            (0, 10_000),
+            (1, 20_000),
+            (8, 2_560_000),
+            (9, 3_600_000),
+            (u32::MAX, 3_600_000),
+        ] {
+            let mut waits = std::collections::BTreeSet::new();
+            for _ in 0..50 {
+                let JobOutcome::Retry { at, error } =
+                    POLICY.after_failure(&job(attempts, now), now, "503".into())
+                else {
+                    panic!("retried")
+                };
+                assert_eq!(error, "503");
+                let wait = at.unix_millis() - now.unix_millis();
+                assert!(
+                    (ceiling / 2..=ceiling).contains(&wait),
+                    "{attempts}: {wait}"
+                );
+                waits.insert(wait);
+            }
+            assert!(waits.len() > 1, "the waits are spread");
+        }
+    }
+
+    #[test]
+    fn a_job_failing_past_its_maximum_age_is_dead() {
+        let now = Timestamp::now();
+        let old = now.plus_millis(-3 * 86_400_000);
+        assert_eq!(
+            POLICY.after_failure(&job(40, old), now, "410".into()),
+            JobOutcome::Dead {
+                error: "410".into()
+            }
+        );
+        let young = now.plus_millis(-3 * 86_400_000 + 1);
+        assert!(matches!(
+            POLICY.after_failure(&job(40, young), now, "410".into()),
+            JobOutcome::Retry { .. }
+        ));
     }
 }

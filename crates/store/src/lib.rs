@@ -296,6 +296,8 @@ pub struct Job {
     pub key: String,
     pub kind: String,
     pub payload: serde_json::Value,
+    /// When it was first scheduled.
+    pub created_at: Timestamp,
     /// Failed attempts so far.
     pub attempts: u32,
     /// This claim's token: finishing the job is only possible with it, so a
@@ -313,6 +315,8 @@ pub enum JobOutcome {
     Again(Timestamp),
     /// Failed; try again at this time.
     Retry { at: Timestamp, error: String },
+    /// Failed for good: kept, never claimed again.
+    Dead { error: String },
 }
 
 /// What to claim.

@@ -152,6 +152,8 @@ const TABLES: &[Table] = &[
             ("kind", Kind::Text),
             ("payload", Kind::Jsonb),
             ("run_at", Kind::Int8),
+            ("status", Kind::Text),
+            ("created_at", Kind::Int8),
             ("attempts", Kind::Int4),
             ("claimed_by", Kind::OptText),
             ("claim", Kind::OptText),

@@ -11,6 +11,9 @@ CREATE TABLE jobs (
     kind           text    NOT NULL,
     payload        jsonb   NOT NULL,
     run_at         bigint  NOT NULL,
+    -- 'queued' (waiting or claimed) or 'dead' (gave up; kept for operators).
+    status         text    NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'dead')),
+    created_at     bigint  NOT NULL,
     attempts       integer NOT NULL DEFAULT 0,
     claimed_by     text,
     claim          text,
@@ -21,4 +24,4 @@ CREATE TABLE jobs (
 
 -- Due work is found by time across tenants: the one index not led by the
 -- tenant (see docs/SCALING.md).
-CREATE INDEX jobs_due ON jobs (run_at);
+CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'queued';

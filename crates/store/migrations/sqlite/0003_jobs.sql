@@ -10,6 +10,9 @@ CREATE TABLE jobs (
     kind           TEXT    NOT NULL,
     payload        TEXT    NOT NULL,
     run_at         INTEGER NOT NULL,
+    -- 'queued' (waiting or claimed) or 'dead' (gave up; kept for operators).
+    status         TEXT    NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'dead')),
+    created_at     INTEGER NOT NULL,
     attempts       INTEGER NOT NULL DEFAULT 0,
     claimed_by     TEXT,
     claim          TEXT,
@@ -20,4 +23,4 @@ CREATE TABLE jobs (
 
 -- Due work is found by time across tenants: the one index not led by the
 -- tenant (see docs/SCALING.md).
-CREATE INDEX jobs_due ON jobs (run_at);
+CREATE INDEX jobs_due ON jobs (run_at) WHERE status = 'queued';

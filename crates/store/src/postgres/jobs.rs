@@ -2,6 +2,7 @@
 //! nodes polling at the same moment take different jobs without waiting for
 //! each other, and a job whose claim has run out is claimed again.
 
+use ordo_domain::Timestamp;
 use tokio_postgres::types::Json;
 
 use super::{corrupt, db_error, Db};
@@ -10,7 +11,7 @@ use crate::{job_tenant, parse_job_tenant, Job, JobClaim, JobOutcome, NewJob, Res
 pub(super) async fn schedule(db: &Db, job: &NewJob) -> Result<bool> {
     let stmt = db
         .prepare_cached(
-            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING",
         )
         .await
@@ -24,6 +25,7 @@ pub(super) async fn schedule(db: &Db, job: &NewJob) -> Result<bool> {
                 &job.kind,
                 &Json(&job.payload),
                 &job.run_at.unix_millis(),
+                &Timestamp::now().unix_millis(),
             ],
         )
         .await
@@ -36,11 +38,12 @@ pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Job>> {
         .prepare_cached(
             "UPDATE jobs j SET claimed_by = $1, claim = $2, claimed_until = $3
              FROM (SELECT tenant_id, key FROM jobs
-                    WHERE kind = ANY($4) AND run_at <= $5 AND (claimed_until IS NULL OR claimed_until <= $5)
+                    WHERE status = 'queued' AND kind = ANY($4) AND run_at <= $5
+                      AND (claimed_until IS NULL OR claimed_until <= $5)
                     ORDER BY run_at LIMIT $6
                     FOR UPDATE SKIP LOCKED) due
              WHERE j.tenant_id = due.tenant_id AND j.key = due.key
-             RETURNING j.tenant_id, j.key, j.kind, j.payload, j.attempts",
+             RETURNING j.tenant_id, j.key, j.kind, j.payload, j.attempts, j.created_at",
         )
         .await
         .map_err(db_error)?;
@@ -68,6 +71,7 @@ pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Job>> {
                 kind: r.get(2),
                 payload: r.get::<_, Json<serde_json::Value>>(3).0,
                 attempts: u32::try_from(r.get::<_, i32>(4)).map_err(corrupt)?,
+                created_at: Timestamp::from_unix_millis(r.get(5)),
                 claim: token.clone(),
                 claimed_until: until,
             })
@@ -91,6 +95,15 @@ pub(super) async fn finish(db: &Db, job: &Job, outcome: &JobOutcome) -> Result<b
                                  claimed_by = NULL, claim = NULL, claimed_until = NULL
                  WHERE tenant_id = $1 AND key = $2 AND claim = $3",
                 &[&tenant, &job.key, &job.claim, &at.unix_millis()],
+            )
+            .await
+        }
+        JobOutcome::Dead { error } => {
+            db.execute(
+                "UPDATE jobs SET status = 'dead', attempts = attempts + 1, last_error = $4,
+                                 claimed_by = NULL, claim = NULL, claimed_until = NULL
+                 WHERE tenant_id = $1 AND key = $2 AND claim = $3",
+                &[&tenant, &job.key, &job.claim, error],
             )
             .await
         }

@@ -10,7 +10,7 @@ use crate::{job_tenant, parse_job_tenant, Job, JobClaim, JobOutcome, NewJob, Res
 pub(super) fn schedule(conn: &Connection, job: &NewJob) -> Result<bool> {
     let n = conn
         .prepare_cached(
-            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT DO NOTHING",
         )
         .and_then(|mut s| {
@@ -19,7 +19,8 @@ pub(super) fn schedule(conn: &Connection, job: &NewJob) -> Result<bool> {
                 job.key,
                 job.kind,
                 job.payload.to_string(),
-                job.run_at.unix_millis()
+                job.run_at.unix_millis(),
+                ordo_domain::Timestamp::now().unix_millis()
             ])
         })
         .map_err(unavailable)?;
@@ -35,10 +36,10 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
             "UPDATE jobs SET claimed_by = ?1, claim = ?2, claimed_until = ?3
              WHERE (tenant_id, key) IN
                    (SELECT tenant_id, key FROM jobs
-                     WHERE kind IN (SELECT value FROM json_each(?4)) AND run_at <= ?5
+                     WHERE status = 'queued' AND kind IN (SELECT value FROM json_each(?4)) AND run_at <= ?5
                        AND (claimed_until IS NULL OR claimed_until <= ?5)
                      ORDER BY run_at LIMIT ?6)
-             RETURNING tenant_id, key, kind, payload, attempts",
+             RETURNING tenant_id, key, kind, payload, attempts, created_at",
         )
         .map_err(unavailable)?;
     let rows = stmt
@@ -58,6 +59,7 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
                 ))
             },
         )
@@ -65,13 +67,14 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(unavailable)?;
     rows.into_iter()
-        .map(|(tenant, key, kind, payload, attempts)| {
+        .map(|(tenant, key, kind, payload, attempts, created_at)| {
             Ok(Job {
                 tenant_id: parse_job_tenant(&tenant)?,
                 key,
                 kind,
                 payload: serde_json::from_str(&payload).map_err(corrupt)?,
                 attempts: u32::try_from(attempts).map_err(corrupt)?,
+                created_at: ordo_domain::Timestamp::from_unix_millis(created_at),
                 claim: token.clone(),
                 claimed_until: until,
             })
@@ -91,6 +94,12 @@ pub(super) fn finish(conn: &Connection, job: &Job, outcome: &JobOutcome) -> Resu
                              claimed_by = NULL, claim = NULL, claimed_until = NULL
              WHERE tenant_id = ?1 AND key = ?2 AND claim = ?3",
             params![tenant, job.key, job.claim, at.unix_millis()],
+        ),
+        JobOutcome::Dead { error } => conn.execute(
+            "UPDATE jobs SET status = 'dead', attempts = attempts + 1, last_error = ?4,
+                             claimed_by = NULL, claim = NULL, claimed_until = NULL
+             WHERE tenant_id = ?1 AND key = ?2 AND claim = ?3",
+            params![tenant, job.key, job.claim, error],
         ),
         JobOutcome::Retry { at, error } => conn.execute(
             "UPDATE jobs SET run_at = ?4, attempts = attempts + 1, last_error = ?5,
