@@ -23,6 +23,8 @@ str_enum!(
 pub enum Permission {
     ReadOrders,
     WriteOrders,
+    /// Webhook endpoints and their secrets.
+    ManageWebhooks,
 }
 
 impl Role {
@@ -30,6 +32,9 @@ impl Role {
         match permission {
             Permission::ReadOrders => true,
             Permission::WriteOrders => !matches!(self, Role::Viewer),
+            Permission::ManageWebhooks => {
+                matches!(self, Role::Owner | Role::Admin | Role::Integration)
+            }
         }
     }
 
@@ -39,7 +44,8 @@ impl Role {
     }
 }
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_LEN: usize = 32;
 
 /// The SHA-256 of an API key's secret. Keys are long random strings, so a

@@ -121,6 +121,10 @@ prefixed_id!(
     /// A timeline event.
     EventId, "evt_"
 );
+prefixed_id!(
+    /// A webhook endpoint: where a tenant's events are sent.
+    WebhookEndpointId, "whe_"
+);
 
 #[cfg(test)]
 mod tests {

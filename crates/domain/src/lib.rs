@@ -50,12 +50,13 @@ pub mod order;
 pub mod reference;
 pub mod status;
 pub mod timestamp;
+pub mod webhook;
 
 pub use access::{ApiKeySecret, Permission, Role, SecretHash};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
-pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId};
+pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId, WebhookEndpointId};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
@@ -64,3 +65,4 @@ pub use order::{
 pub use reference::OrderReference;
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
 pub use timestamp::Timestamp;
+pub use webhook::{WebhookEndpoint, WebhookSecret, WebhookUrl};

@@ -29,6 +29,7 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     pub postgres: PostgresConfig,
     pub jobs: JobsConfig,
+    pub webhooks: WebhooksConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -92,6 +93,14 @@ pub struct JobsConfig {
     pub retry_max_ms: u64,
     /// Seconds after which failing work is given up (kept, marked dead).
     pub max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Let webhook URLs name this machine or a private network (off: ordo
+    /// must not be a way into the network it runs in).
+    pub allow_private_urls: bool,
 }
 
 /// Where the data lives.
@@ -168,6 +177,9 @@ impl Default for Config {
                 retry_initial_ms: 10_000,
                 retry_max_ms: 3_600_000,
                 max_age_secs: 3 * 24 * 3600,
+            },
+            webhooks: WebhooksConfig {
+                allow_private_urls: false,
             },
             idempotency_key_hours: 24,
         }
@@ -292,6 +304,12 @@ poll_interval_ms = 1000
 retry_initial_ms = 10000
 retry_max_ms = 3600000
 max_age_secs = 259200
+
+[webhooks]
+# Let webhook URLs name this machine or a private network
+# (loopback, 10/8, 192.168/16, …). Off, ordo cannot be made to
+# call into the network it runs in.                           ORDO_WEBHOOKS__ALLOW_PRIVATE_URLS
+allow_private_urls = false
 "#;
 
 #[cfg(test)]

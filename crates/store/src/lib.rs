@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
-    Refusal, Role, SecretHash, Stage, TenantId, Timestamp,
+    Refusal, Role, SecretHash, Stage, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 
 mod numbers;
@@ -420,6 +420,23 @@ pub trait Store: Send + Sync + 'static {
     async fn sequence_events(&self, limit: u32) -> Result<u64>;
     /// A page of the tenant's event feed.
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>>;
+
+    /// Stores a webhook endpoint: a new one (`new`), or the whole of an
+    /// existing one (`NotFound` if it is gone).
+    async fn save_webhook_endpoint(&self, endpoint: WebhookEndpoint, new: bool) -> Result<()>;
+    /// The tenant's webhook endpoints, oldest first.
+    async fn webhook_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>>;
+    async fn webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>>;
+    /// `false` if there was no such endpoint.
+    async fn delete_webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<bool>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -33,6 +33,10 @@ enum Kind {
     OptBytea,
     Jsonb,
     Json,
+    /// A JSON array of strings on SQLite, `text[]` here.
+    TextArray,
+    /// 0 or 1 on SQLite.
+    Bool,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::Bytea | Kind::OptBytea => Type::BYTEA,
             Kind::Jsonb => Type::JSONB,
             Kind::Json => Type::JSON,
+            Kind::TextArray => Type::TEXT_ARRAY,
+            Kind::Bool => Type::BOOL,
         }
     }
 }
@@ -145,6 +151,24 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "webhook_endpoints",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("url", Kind::Text),
+            ("description", Kind::OptText),
+            ("event_types", Kind::TextArray),
+            ("active", Kind::Bool),
+            ("secret", Kind::Text),
+            ("previous_secret", Kind::OptText),
+            ("previous_secret_expires_at", Kind::OptInt8),
+            ("created_at", Kind::Int8),
+            ("updated_at", Kind::Int8),
+            ("disabled_at", Kind::OptInt8),
+            ("disabled_reason", Kind::OptText),
+        ],
+    },
+    Table {
         name: "jobs",
         columns: &[
             ("tenant_id", Kind::Text),
@@ -212,6 +236,12 @@ fn cell(
                 .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}")))?;
             Box::new(Json(raw))
         }
+        (Kind::TextArray, Value::Text(s)) => {
+            let items: Vec<String> = serde_json::from_str(&s)
+                .map_err(|e| StoreError::Corrupt(format!("{table}.{column}: {e}")))?;
+            Box::new(items)
+        }
+        (Kind::Bool, Value::Integer(i)) => Box::new(i != 0),
         (_, other) => return Err(bad(table, column, &other)),
     })
 }

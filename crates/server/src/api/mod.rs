@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod orders;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -74,6 +75,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::order_events))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))

@@ -106,7 +106,7 @@ pub struct CreateOrderRequest {
 }
 
 /// Distinguishes an absent field (leave as is) from `null` (clear it).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

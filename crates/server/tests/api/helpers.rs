@@ -112,7 +112,24 @@ where
     F: FnOnce(DynStore, Tenant) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let app = App::open(db.config()).await.expect("open");
+    let config = db.config();
+    start_app(db, config, prepare).await
+}
+
+/// A fresh app whose configuration `configure` changes first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let db = TestDb::new().await;
+    let mut config = db.config();
+    configure(&mut config);
+    start_app(db, config, |_, _| async {}).await
+}
+
+async fn start_app<F, Fut>(db: TestDb, config: Config, prepare: F) -> TestApp
+where
+    F: FnOnce(DynStore, Tenant) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let app = App::open(config).await.expect("open");
     let store = app.store();
     let tenant = store.create_tenant("shop", "Shop").await.expect("tenant");
     let (_, key) = create_key(store.as_ref(), &tenant, Role::Owner, "test owner")

@@ -19,3 +19,4 @@ mod operations;
 mod roundtrip;
 mod seed000;
 mod validation;
+mod webhooks;

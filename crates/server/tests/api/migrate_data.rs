@@ -99,6 +99,17 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     let other_key = app.other_tenant_key().await;
     let other = app.create_as(&other_key, &plain_order()).await;
     let other_ids = vec![other["id"].as_str().unwrap().to_string()];
+    let hook: Value = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://example.com/hooks", "event_types": ["order.created"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hook_path = format!("/v1/webhook-endpoints/{}", hook["id"].as_str().unwrap());
+    let hook_before: Value = app.get(&hook_path).await.json().await.unwrap();
     let before = snapshot(&app.client, &app.base, &app.key, &ids).await;
     // The feed, once every event is in it.
     let feed = |base: String, key: String| async move {
@@ -150,6 +161,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "order_external_ids",
             "order_events",
             "idempotency_keys",
+            "webhook_endpoints",
             "jobs"
         ]
     );
@@ -163,6 +175,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     assert_eq!(count("idempotency_keys"), 40);
     assert!(count("api_keys") >= 2);
     assert_eq!(count("jobs"), 1, "the idempotency key sweep");
+    assert_eq!(count("webhook_endpoints"), 1);
 
     // A second copy into the now non-empty database is refused.
     let (ok, _, err) = migrate_data(&["--from", &from, "--to", &target]);
@@ -179,6 +192,16 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     assert_eq!(snapshot(&client, &base, &app.key, &ids).await, before);
+    let hook_after: Value = client
+        .get(format!("{base}{hook_path}"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hook_after, hook_before);
     assert_eq!(
         feed(base.clone(), app.key.clone()).await,
         feed_before,

@@ -9,6 +9,7 @@ mod feed;
 mod jobs;
 mod orders;
 mod tenants;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ordo_domain::{
     Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp,
+    Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
@@ -52,6 +53,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         4,
         "0004_feed",
         include_str!("../../migrations/postgres/0004_feed.sql"),
+    ),
+    (
+        5,
+        "0005_webhooks",
+        include_str!("../../migrations/postgres/0005_webhooks.sql"),
     ),
 ];
 
@@ -482,6 +488,32 @@ impl Store for PostgresStore {
 
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
         feed::page(&self.db().await?, scope, query).await
+    }
+
+    async fn save_webhook_endpoint(&self, endpoint: WebhookEndpoint, new: bool) -> Result<()> {
+        webhooks::save(&self.db().await?, &endpoint, new).await
+    }
+
+    async fn webhook_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {
+        webhooks::list(&self.db().await?, tenant, None).await
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>> {
+        Ok(webhooks::list(&self.db().await?, tenant, Some(id))
+            .await?
+            .pop())
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<bool> {
+        webhooks::delete(&self.db().await?, tenant, id).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

@@ -5,6 +5,7 @@ mod feed;
 mod jobs;
 mod orders;
 mod tenants;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp,
+    Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
@@ -53,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_feed",
         include_str!("../../migrations/sqlite/0004_feed.sql"),
+    ),
+    (
+        5,
+        "0005_webhooks",
+        include_str!("../../migrations/sqlite/0005_webhooks.sql"),
     ),
 ];
 
@@ -571,6 +577,37 @@ impl Store for SqliteStore {
     async fn feed(&self, scope: &Scope, query: &FeedQuery) -> Result<Vec<FeedEvent>> {
         let (scope, query) = (scope.clone(), query.clone());
         self.read(move |conn| feed::page(conn, &scope, &query))
+            .await
+    }
+
+    async fn save_webhook_endpoint(&self, endpoint: WebhookEndpoint, new: bool) -> Result<()> {
+        self.queue
+            .write(move |conn| webhooks::save(conn, &endpoint, new))
+            .await
+    }
+
+    async fn webhook_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {
+        self.read(move |conn| webhooks::list(conn, tenant, None))
+            .await
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>> {
+        self.point_read(move |conn| webhooks::list(conn, tenant, Some(id)))
+            .await
+            .map(|mut found| found.pop())
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        tenant: TenantId,
+        id: WebhookEndpointId,
+    ) -> Result<bool> {
+        self.queue
+            .write(move |conn| webhooks::delete(conn, tenant, id))
             .await
     }
 

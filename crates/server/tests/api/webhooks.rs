@@ -1,0 +1,253 @@
+//! Webhook endpoints: made, read, changed, rotated and removed through the
+//! API; URLs checked; secrets shown once.
+
+use ordo_domain::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{fields, problem, spawn_app, spawn_app_with, TestApp};
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(&app.key);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn endpoints_are_made_read_changed_rotated_and_removed() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://example.com/hooks/ordo", "description": "ERP"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made: Value = r.json().await.unwrap();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("whe_"));
+    let secret = made["secret"].as_str().unwrap().to_string();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 38,
+        "{secret}"
+    );
+    assert_eq!(made["event_types"], json!(["*"]));
+    assert_eq!(made["active"], true);
+    assert_eq!(made["url"], "https://example.com/hooks/ordo");
+
+    // Read back: everything but the secret.
+    let got: Value = app
+        .get(&format!("/v1/webhook-endpoints/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(got.get("secret").is_none(), "the secret is shown once");
+    assert_eq!(got["description"], "ERP");
+    let list: Value = app.get("/v1/webhook-endpoints").await.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&secret));
+
+    // Changed.
+    let r = app
+        .patch(
+            &format!("/v1/webhook-endpoints/{id}"),
+            &json!({"event_types": ["order.created", "order.cancelled", "order.created"], "description": null, "active": false}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(
+        changed["event_types"],
+        json!(["order.created", "order.cancelled"])
+    );
+    assert_eq!(changed["description"], Value::Null);
+    assert_eq!(changed["active"], false);
+    assert!(changed.get("secret").is_none());
+
+    // Rotated: a new secret, the old one signing 2 more hours.
+    let r = app
+        .post(
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            &json!({"overlap_hours": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let rotated: Value = r.json().await.unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    let until = rotated["previous_secret_expires_at"].as_str().unwrap();
+    let until = ordo_domain::Timestamp::parse_rfc3339(until).unwrap();
+    let minutes = (until.unix_millis() - ordo_domain::Timestamp::now().unix_millis()) / 60_000;
+    assert!((115..=120).contains(&minutes), "{minutes} minutes");
+    // An empty body rotates with the default overlap.
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/webhook-endpoints/{id}/rotate-secret")))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Another tenant cannot see it; removed, it is gone.
+    let other = app.other_tenant_key().await;
+    let r = app
+        .get_as(&other, &format!("/v1/webhook-endpoints/{id}"))
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
+    let r = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/webhook-endpoints/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = app.get(&format!("/v1/webhook-endpoints/{id}")).await;
+    problem(r, StatusCode::NOT_FOUND).await;
+    let r = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/v1/webhook-endpoints/{id}"),
+        None,
+    )
+    .await;
+    problem(r, StatusCode::NOT_FOUND).await;
+    let r = app.get("/v1/webhook-endpoints/whe_nonsense").await;
+    problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn only_owners_admins_and_integrations_manage_webhooks() {
+    let app = spawn_app().await;
+    for role in [Role::Vendor, Role::Viewer] {
+        let key = app.key_for(role).await;
+        let r = app
+            .post_as(
+                &key,
+                "/v1/webhook-endpoints",
+                &json!({"url": "https://example.com/"}),
+            )
+            .await;
+        problem(r, StatusCode::FORBIDDEN).await;
+        let r = app.get_as(&key, "/v1/webhook-endpoints").await;
+        problem(r, StatusCode::FORBIDDEN).await;
+    }
+    for role in [Role::Admin, Role::Integration] {
+        let key = app.key_for(role).await;
+        let r = app
+            .post_as(
+                &key,
+                "/v1/webhook-endpoints",
+                &json!({"url": "https://example.com/"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+}
+
+#[tokio::test]
+async fn urls_and_event_types_are_checked() {
+    let app = spawn_app().await;
+    for (url, why) in [
+        ("ftp://example.com/x", "scheme"),
+        ("not a url", "not a URL"),
+        ("http://127.0.0.1:9000/hook", "private network"),
+        ("http://localhost:9000/hook", "private network"),
+        ("http://169.254.169.254/latest/meta-data", "private network"),
+        ("http://10.0.0.7/hook", "private network"),
+        ("http://[::1]/hook", "private network"),
+    ] {
+        let r = app
+            .post("/v1/webhook-endpoints", &json!({"url": url}))
+            .await;
+        let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(fields(&p), ["url"], "{url}");
+        assert_eq!(p["errors"][0]["value"], url);
+        assert!(
+            p["errors"][0]["reason"].as_str().unwrap().contains(why),
+            "{url}: {p}"
+        );
+    }
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://example.com/", "event_types": ["order.created", "order.shipped"], "description": "x".repeat(501)}),
+        )
+        .await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["event_types[1]", "description"]);
+    assert!(p["errors"][0]["accepted"]
+        .as_str()
+        .unwrap()
+        .contains("order.confirmed"));
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://example.com/", "secret": "mine"}),
+        )
+        .await;
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let r = app.post("/v1/webhook-endpoints", &json!({})).await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["url"]);
+
+    let made: Value = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://example.com/"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap();
+    let r = app
+        .patch(
+            &format!("/v1/webhook-endpoints/{id}"),
+            &json!({"url": "http://192.168.1.10/"}),
+        )
+        .await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["url"]);
+    let r = app
+        .post(
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            &json!({"overlap_hours": 169}),
+        )
+        .await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["overlap_hours"]);
+    // Unchanged by the refused requests.
+    let got: Value = app
+        .get(&format!("/v1/webhook-endpoints/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["url"], "https://example.com/");
+    assert_eq!(got["previous_secret_expires_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn private_urls_are_allowed_when_configured() {
+    let app = spawn_app_with(|c| c.webhooks.allow_private_urls = true).await;
+    let r = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9000/hook"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
