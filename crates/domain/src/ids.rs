@@ -125,6 +125,10 @@ prefixed_id!(
     /// A webhook endpoint: where a tenant's events are sent.
     WebhookEndpointId, "whe_"
 );
+prefixed_id!(
+    /// One event on its way to one webhook endpoint.
+    WebhookDeliveryId, "whd_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -56,7 +56,7 @@ pub use access::{ApiKeySecret, Permission, Role, SecretHash};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
-pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId, WebhookEndpointId};
+pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId, WebhookDeliveryId, WebhookEndpointId};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,

@@ -147,20 +147,26 @@ const SEQUENCE_IDLE: Duration = Duration::from_millis(20);
 pub async fn sequence_events(state: AppState) {
     let store = state.store_handle();
     loop {
-        match store.sequence_events(SEQUENCE_BATCH).await {
-            Ok(n) if n > 0 => {
-                state.feed_placed(n);
-                if n == u64::from(SEQUENCE_BATCH) {
-                    continue;
-                }
-            }
-            Ok(_) => {}
+        let placed = match store.sequence_events(SEQUENCE_BATCH).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "could not place events in the feed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
+        };
+        if placed > 0 {
+            state.feed_placed(placed);
         }
-        tokio::time::sleep(SEQUENCE_IDLE).await;
+        // Events in the feed become deliveries for the endpoints that want them.
+        if let Err(e) = store.fan_out_events(SEQUENCE_BATCH).await {
+            tracing::warn!(error = %e, "could not fan events out to webhook endpoints; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if placed < u64::from(SEQUENCE_BATCH) {
+            tokio::time::sleep(SEQUENCE_IDLE).await;
+        }
     }
 }
 

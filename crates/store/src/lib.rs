@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ordo_domain::{
-    Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventType, FulfillmentStatus,
+    Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
-    Refusal, Role, SecretHash, Stage, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId,
+    Refusal, Role, SecretHash, Stage, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint,
+    WebhookEndpointId,
 };
 
+pub mod fanout;
 mod numbers;
 pub mod postgres;
 mod query;
@@ -276,6 +278,60 @@ pub struct FeedEvent {
     pub order: Vec<u8>,
 }
 
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not yet delivered; a job will try.
+    Pending,
+    Succeeded,
+    /// The last attempt failed; a job will try again.
+    Failed,
+    /// Given up; kept, and can be retried by hand.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => DeliveryStatus::Pending,
+            "succeeded" => DeliveryStatus::Succeeded,
+            "failed" => DeliveryStatus::Failed,
+            "dead" => DeliveryStatus::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// One event on its way to one webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub tenant_id: TenantId,
+    pub id: WebhookDeliveryId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_id: EventId,
+    pub order_id: OrderId,
+    /// The event's sequence on its order.
+    pub event_sequence: u64,
+    /// The event's feed position.
+    pub position: u64,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+}
+
 /// Background work to do at `run_at`, by whichever process claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -437,6 +493,18 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         id: WebhookEndpointId,
     ) -> Result<bool>;
+
+    /// Turns events that entered the feed into deliveries, with their jobs,
+    /// for the webhook endpoints that want them (up to `limit` events of
+    /// each tenant per call); returns how many deliveries it made. One
+    /// process at a time does this; the others get 0.
+    async fn fan_out_events(&self, limit: u32) -> Result<u64>;
+    /// The tenant's deliveries, oldest first; of one endpoint if given.
+    async fn webhook_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: Option<WebhookEndpointId>,
+    ) -> Result<Vec<WebhookDelivery>>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -29,6 +29,7 @@ enum Kind {
     OptInt8,
     Int4,
     Int2,
+    OptInt2,
     Bytea,
     OptBytea,
     Jsonb,
@@ -45,7 +46,7 @@ impl Kind {
             Kind::Text | Kind::OptText => Type::TEXT,
             Kind::Int8 | Kind::OptInt8 => Type::INT8,
             Kind::Int4 => Type::INT4,
-            Kind::Int2 => Type::INT2,
+            Kind::Int2 | Kind::OptInt2 => Type::INT2,
             Kind::Bytea | Kind::OptBytea => Type::BYTEA,
             Kind::Jsonb => Type::JSONB,
             Kind::Json => Type::JSON,
@@ -169,6 +170,33 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "webhook_deliveries",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("endpoint_id", Kind::Text),
+            ("event_id", Kind::Text),
+            ("order_id", Kind::Text),
+            ("event_sequence", Kind::Int8),
+            ("feed_seq", Kind::Int8),
+            ("event_type", Kind::Text),
+            ("status", Kind::Text),
+            ("attempts", Kind::Int4),
+            ("created_at", Kind::Int8),
+            ("updated_at", Kind::Int8),
+            ("last_status_code", Kind::OptInt2),
+            ("last_error", Kind::OptText),
+        ],
+    },
+    Table {
+        name: "feed_cursors",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("name", Kind::Text),
+            ("position", Kind::Int8),
+        ],
+    },
+    Table {
         name: "jobs",
         columns: &[
             ("tenant_id", Kind::Text),
@@ -226,7 +254,8 @@ fn cell(
         (Kind::Int4, Value::Integer(i)) => {
             Box::new(i32::try_from(i).map_err(|_| bad(table, column, &Value::Integer(i)))?)
         }
-        (Kind::Int2, Value::Integer(i)) => {
+        (Kind::OptInt2, Value::Null) => Box::new(None::<i16>),
+        (Kind::Int2 | Kind::OptInt2, Value::Integer(i)) => {
             Box::new(i16::try_from(i).map_err(|_| bad(table, column, &Value::Integer(i)))?)
         }
         (Kind::Bytea | Kind::OptBytea, Value::Blob(b)) => Box::new(b),

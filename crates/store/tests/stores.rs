@@ -587,3 +587,70 @@ async fn a_dead_nodes_job_is_claimed_again_and_its_late_finish_changes_nothing()
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fan_each_event_out_once() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("t", "T").await.unwrap();
+    let now = Timestamp::now().plus_millis(-60_000);
+    let endpoint = ordo_domain::WebhookEndpoint {
+        tenant_id: tenant.id,
+        id: ordo_domain::WebhookEndpointId::new(),
+        url: ordo_domain::WebhookUrl::parse("https://example.com/", false).unwrap(),
+        description: None,
+        event_types: vec![],
+        active: true,
+        secret: ordo_domain::WebhookSecret::generate(),
+        previous_secret: None,
+        created_at: now,
+        updated_at: now,
+        disabled: None,
+    };
+    a.save_webhook_endpoint(endpoint.clone(), true)
+        .await
+        .unwrap();
+    let writer = tokio::spawn(insert_with_references(
+        std::sync::Arc::clone(&a),
+        tenant.id,
+        60,
+    ));
+    let fanners: Vec<_> = [&a, &b, &a, &b]
+        .into_iter()
+        .map(|store| {
+            let store = std::sync::Arc::clone(store);
+            tokio::spawn(async move {
+                let mut made = 0;
+                for _ in 0..400 {
+                    let _ = store.sequence_events(1000).await.unwrap();
+                    made += store.fan_out_events(7).await.unwrap();
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                made
+            })
+        })
+        .collect();
+    writer.await.unwrap();
+    let mut made = 0;
+    for f in fanners {
+        made += f.await.unwrap();
+    }
+    // Whatever is left after the writers stopped.
+    for _ in 0..20 {
+        a.sequence_events(1000).await.unwrap();
+        made += a.fan_out_events(1000).await.unwrap();
+    }
+    let deliveries = b
+        .webhook_deliveries(tenant.id, Some(endpoint.id))
+        .await
+        .unwrap();
+    assert_eq!(made, 60);
+    assert_eq!(deliveries.len(), 60);
+    let mut events: Vec<_> = deliveries.iter().map(|d| d.event_id).collect();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), 60, "each event once");
+    a.close().await;
+    b.close().await;
+}

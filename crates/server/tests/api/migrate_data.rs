@@ -162,6 +162,8 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "order_events",
             "idempotency_keys",
             "webhook_endpoints",
+            "webhook_deliveries",
+            "feed_cursors",
             "jobs"
         ]
     );

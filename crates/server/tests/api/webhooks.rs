@@ -251,3 +251,82 @@ async fn private_urls_are_allowed_when_configured() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn events_become_deliveries_for_the_endpoints_that_want_them() {
+    let app = spawn_app().await;
+    let make = |body: Value| {
+        let app = &app;
+        async move {
+            let r = app.post("/v1/webhook-endpoints", &body).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let made: Value = r.json().await.unwrap();
+            ordo_domain::WebhookEndpointId::parse(made["id"].as_str().unwrap()).unwrap()
+        }
+    };
+    let all = make(json!({"url": "https://example.com/all"})).await;
+    let created_only =
+        make(json!({"url": "https://example.com/created", "event_types": ["order.created"]})).await;
+    let off = make(json!({"url": "https://example.com/off", "active": false})).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(
+            app.create(&crate::helpers::plain_order()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    app.post(&format!("/v1/orders/{}/confirm", orders[0]), &json!({}))
+        .await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deliveries = loop {
+        let found = app
+            .store
+            .webhook_deliveries(app.tenant.id, None)
+            .await
+            .unwrap();
+        if found.len() >= 7 || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(deliveries.len(), 7, "{deliveries:#?}");
+    let to = |e| deliveries.iter().filter(|d| d.endpoint_id == e).count();
+    assert_eq!((to(all), to(created_only), to(off)), (4, 3, 0));
+    assert!(deliveries
+        .iter()
+        .all(|d| d.status == ordo_store::DeliveryStatus::Pending && d.attempts == 0));
+    let confirmed = deliveries
+        .iter()
+        .find(|d| d.event_type == ordo_domain::EventType::OrderConfirmed)
+        .unwrap();
+    assert_eq!((confirmed.endpoint_id, confirmed.event_sequence), (all, 2));
+    assert_eq!(confirmed.order_id.to_string(), orders[0]);
+    // Each event once per endpoint.
+    let mut pairs: Vec<_> = deliveries
+        .iter()
+        .map(|d| (d.endpoint_id, d.event_id))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 7);
+
+    // An endpoint made later gets only what happens after it.
+    let later = make(json!({"url": "https://example.com/later"})).await;
+    app.create(&crate::helpers::plain_order()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = app
+            .store
+            .webhook_deliveries(app.tenant.id, Some(later))
+            .await
+            .unwrap();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            assert_eq!(found.len(), 1);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -26,7 +26,7 @@ use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
     NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
-    Renderer, Result, Scope, Store, StoreError, Tenant,
+    Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         5,
         "0005_webhooks",
         include_str!("../../migrations/postgres/0005_webhooks.sql"),
+    ),
+    (
+        6,
+        "0006_deliveries",
+        include_str!("../../migrations/postgres/0006_deliveries.sql"),
     ),
 ];
 
@@ -514,6 +519,18 @@ impl Store for PostgresStore {
         id: WebhookEndpointId,
     ) -> Result<bool> {
         webhooks::delete(&self.db().await?, tenant, id).await
+    }
+
+    async fn fan_out_events(&self, limit: u32) -> Result<u64> {
+        webhooks::fan_out(&mut self.db().await?, limit, Timestamp::now()).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: Option<WebhookEndpointId>,
+    ) -> Result<Vec<WebhookDelivery>> {
+        webhooks::deliveries(&self.db().await?, tenant, endpoint).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

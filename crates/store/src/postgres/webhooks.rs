@@ -3,10 +3,12 @@
 use ordo_domain::{
     EventType, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId, WebhookSecret, WebhookUrl,
 };
+use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
-use crate::{Result, StoreError};
+use crate::fanout;
+use crate::{DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -122,4 +124,204 @@ pub(super) async fn delete(db: &Db, tenant: TenantId, id: WebhookEndpointId) -> 
         .await
         .map(|n| n == 1)
         .map_err(db_error)
+}
+
+/// Held by the node fanning events out. ("fout" in ASCII.)
+const FAN_OUT_LOCK: i64 = 0x666f_7574;
+
+/// Whether some tenant with an active endpoint has events past its
+/// fan-out cursor (a read, so an idle pass does not write).
+async fn fan_out_pending(db: &Db) -> Result<bool> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT EXISTS (
+                 SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints WHERE active) t
+                  WHERE (SELECT MAX(feed_seq) FROM order_events e WHERE e.tenant_id = t.tenant_id)
+                        > COALESCE((SELECT position FROM feed_cursors c
+                                     WHERE c.tenant_id = t.tenant_id AND c.name = $1), 0))",
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(db
+        .query_one(&stmt, &[&fanout::CURSOR])
+        .await
+        .map_err(db_error)?
+        .get(0))
+}
+
+/// The fan-out pass: one node at a time (an advisory lock held by its
+/// transaction), each tenant's deliveries, jobs and cursor in one commit.
+pub(super) async fn fan_out(db: &mut Db, limit: u32, now: Timestamp) -> Result<u64> {
+    if !fan_out_pending(db).await? {
+        return Ok(0);
+    }
+    let tx = db.transaction().await.map_err(db_error)?;
+    let locked: bool = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&FAN_OUT_LOCK])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    if !locked {
+        return Ok(0);
+    }
+    let endpoints = tx
+        .query(
+            &format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE active ORDER BY tenant_id, id"),
+            &[],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(endpoint)
+        .collect::<Result<Vec<_>>>()?;
+    let mut made = 0;
+    for group in endpoints.chunk_by(|a, b| a.tenant_id == b.tenant_id) {
+        made += fan_out_tenant(&tx, group, limit, now).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(made)
+}
+
+async fn fan_out_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    endpoints: &[WebhookEndpoint],
+    limit: u32,
+    now: Timestamp,
+) -> Result<u64> {
+    let tenant = endpoints[0].tenant_id.to_string();
+    let cursor: i64 = tx
+        .query_opt(
+            "SELECT position FROM feed_cursors WHERE tenant_id = $1 AND name = $2",
+            &[&tenant, &fanout::CURSOR],
+        )
+        .await
+        .map_err(db_error)?
+        .map_or(0, |r| r.get(0));
+    let events = tx
+        .query(
+            "SELECT feed_seq, id, order_id, sequence, type, at FROM order_events
+              WHERE tenant_id = $1 AND feed_seq > $2 ORDER BY feed_seq LIMIT $3",
+            &[&tenant, &cursor, &i64::from(limit)],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| {
+            let kind: &str = r.get(4);
+            Ok(fanout::FedEvent {
+                position: u64::try_from(r.get::<_, i64>(0)).map_err(corrupt)?,
+                id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
+                order_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
+                sequence: u64::try_from(r.get::<_, i64>(3)).map_err(corrupt)?,
+                event_type: EventType::parse(kind)
+                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                at: Timestamp::from_unix_millis(r.get(5)),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(0);
+    };
+    let planned = fanout::plan(endpoints, &events, now);
+    if !planned.is_empty() {
+        let ids: Vec<String> = planned.iter().map(|d| d.id.to_string()).collect();
+        let endpoint_ids: Vec<String> = planned.iter().map(|d| d.endpoint_id.to_string()).collect();
+        let event_ids: Vec<String> = planned.iter().map(|d| d.event.id.to_string()).collect();
+        let orders: Vec<String> = planned
+            .iter()
+            .map(|d| d.event.order_id.to_string())
+            .collect();
+        let sequences: Vec<i64> = planned
+            .iter()
+            .map(|d| i64::try_from(d.event.sequence).unwrap_or(i64::MAX))
+            .collect();
+        let positions: Vec<i64> = planned
+            .iter()
+            .map(|d| i64::try_from(d.event.position).unwrap_or(i64::MAX))
+            .collect();
+        let kinds: Vec<&str> = planned
+            .iter()
+            .map(|d| d.event.event_type.as_str())
+            .collect();
+        let payloads: Vec<Json<&serde_json::Value>> =
+            planned.iter().map(|d| Json(&d.job.payload)).collect();
+        let at = now.unix_millis();
+        tx.execute(
+            "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
+                                             feed_seq, event_type, status, created_at, updated_at)
+             SELECT $1, d.id, d.endpoint_id, d.event_id, d.order_id, d.seq, d.pos, d.kind, 'pending', $9, $9
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
+                 AS d (id, endpoint_id, event_id, order_id, seq, pos, kind)",
+            &[&tenant, &ids, &endpoint_ids, &event_ids, &orders, &sequences, &positions, &kinds, &at],
+        )
+        .await
+        .map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at)
+             SELECT $1, j.key, $2, j.payload, $4, $4 FROM unnest($3::text[], $5::jsonb[]) AS j (key, payload)
+             ON CONFLICT DO NOTHING",
+            &[&tenant, &fanout::DELIVER_WEBHOOK, &ids, &at, &payloads],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    tx.execute(
+        "INSERT INTO feed_cursors (tenant_id, name, position) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET position = excluded.position",
+        &[
+            &tenant,
+            &fanout::CURSOR,
+            &i64::try_from(last).unwrap_or(i64::MAX),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(planned.len() as u64)
+}
+
+pub(super) async fn deliveries(
+    db: &Db,
+    tenant: TenantId,
+    endpoint: Option<WebhookEndpointId>,
+) -> Result<Vec<WebhookDelivery>> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
+                    attempts, created_at, updated_at, last_status_code, last_error
+               FROM webhook_deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR endpoint_id = $2) ORDER BY id",
+        )
+        .await
+        .map_err(db_error)?;
+    db.query(
+        &stmt,
+        &[&tenant.to_string(), &endpoint.map(|e| e.to_string())],
+    )
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        let kind: &str = r.get(7);
+        let status: &str = r.get(8);
+        Ok(WebhookDelivery {
+            tenant_id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
+            id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
+            endpoint_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
+            event_id: r.get::<_, &str>(3).parse().map_err(corrupt)?,
+            order_id: r.get::<_, &str>(4).parse().map_err(corrupt)?,
+            event_sequence: u64::try_from(r.get::<_, i64>(5)).map_err(corrupt)?,
+            position: u64::try_from(r.get::<_, i64>(6)).map_err(corrupt)?,
+            event_type: EventType::parse(kind)
+                .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+            status: DeliveryStatus::parse(status)
+                .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
+            attempts: u32::try_from(r.get::<_, i32>(9)).map_err(corrupt)?,
+            created_at: Timestamp::from_unix_millis(r.get(10)),
+            updated_at: Timestamp::from_unix_millis(r.get(11)),
+            last_status_code: r
+                .get::<_, Option<i16>>(12)
+                .and_then(|c| u16::try_from(c).ok()),
+            last_error: r.get(13),
+        })
+    })
+    .collect()
 }

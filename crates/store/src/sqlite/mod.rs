@@ -23,7 +23,7 @@ use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
     NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
-    Renderer, Result, Scope, Store, StoreError, Tenant,
+    Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_webhooks",
         include_str!("../../migrations/sqlite/0005_webhooks.sql"),
+    ),
+    (
+        6,
+        "0006_deliveries",
+        include_str!("../../migrations/sqlite/0006_deliveries.sql"),
     ),
 ];
 
@@ -608,6 +613,24 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         self.queue
             .write(move |conn| webhooks::delete(conn, tenant, id))
+            .await
+    }
+
+    async fn fan_out_events(&self, limit: u32) -> Result<u64> {
+        if !self.point_read(webhooks::fan_out_pending).await? {
+            return Ok(0);
+        }
+        self.queue
+            .write(move |conn| webhooks::fan_out(conn, limit, Timestamp::now()))
+            .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: Option<WebhookEndpointId>,
+    ) -> Result<Vec<WebhookDelivery>> {
+        self.read(move |conn| webhooks::deliveries(conn, tenant, endpoint))
             .await
     }
 

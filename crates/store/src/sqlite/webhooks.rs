@@ -3,10 +3,11 @@
 use ordo_domain::{
     EventType, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId, WebhookSecret, WebhookUrl,
 };
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
-use crate::{Result, StoreError};
+use crate::fanout;
+use crate::{DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -148,4 +149,204 @@ pub(super) fn delete(conn: &Connection, tenant: TenantId, id: WebhookEndpointId)
         .and_then(|mut s| s.execute(params![tenant.to_string(), id.to_string()]))
         .map(|n| n == 1)
         .map_err(unavailable)
+}
+
+/// Every active endpoint of every tenant.
+fn active_endpoints(conn: &Connection) -> Result<Vec<WebhookEndpoint>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM webhook_endpoints WHERE active = 1 ORDER BY tenant_id, id"
+        ))
+        .and_then(|mut s| s.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(unavailable)?;
+    rows.into_iter().map(endpoint).collect()
+}
+
+/// Whether some tenant with an active endpoint has events past its
+/// fan-out cursor (a read, so an idle pass does not write).
+pub(super) fn fan_out_pending(conn: &Connection) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (
+             SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints WHERE active = 1) t
+              WHERE (SELECT MAX(feed_seq) FROM order_events e WHERE e.tenant_id = t.tenant_id)
+                    > COALESCE((SELECT position FROM feed_cursors c
+                                 WHERE c.tenant_id = t.tenant_id AND c.name = ?1), 0))",
+    )
+    .and_then(|mut s| s.query_row([fanout::CURSOR], |r| r.get(0)))
+    .map_err(unavailable)
+}
+
+/// The fan-out pass, in the writer (which excludes every other process).
+pub(super) fn fan_out(conn: &Connection, limit: u32, now: Timestamp) -> Result<u64> {
+    let endpoints = active_endpoints(conn)?;
+    let mut made = 0;
+    let mut start = 0;
+    while start < endpoints.len() {
+        let tenant = endpoints[start].tenant_id;
+        let end = endpoints[start..]
+            .iter()
+            .position(|e| e.tenant_id != tenant)
+            .map_or(endpoints.len(), |n| start + n);
+        made += fan_out_tenant(conn, tenant, &endpoints[start..end], limit, now)?;
+        start = end;
+    }
+    Ok(made)
+}
+
+fn fan_out_tenant(
+    conn: &Connection,
+    tenant: TenantId,
+    endpoints: &[WebhookEndpoint],
+    limit: u32,
+    now: Timestamp,
+) -> Result<u64> {
+    let tenant_text = tenant.to_string();
+    let cursor: i64 = conn
+        .prepare_cached("SELECT position FROM feed_cursors WHERE tenant_id = ?1 AND name = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant_text, fanout::CURSOR], |r| r.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?
+        .unwrap_or(0);
+    let events = conn
+        .prepare_cached(
+            "SELECT feed_seq, id, order_id, sequence, type, at FROM order_events
+              WHERE tenant_id = ?1 AND feed_seq > ?2 ORDER BY feed_seq LIMIT ?3",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![tenant_text, cursor, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|(position, id, order, sequence, kind, at)| {
+            Ok(fanout::FedEvent {
+                position: u64::try_from(position).map_err(corrupt)?,
+                id: id.parse().map_err(corrupt)?,
+                order_id: order.parse().map_err(corrupt)?,
+                sequence: u64::try_from(sequence).map_err(corrupt)?,
+                event_type: EventType::parse(&kind)
+                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                at: Timestamp::from_unix_millis(at),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(0);
+    };
+    let planned = fanout::plan(endpoints, &events, now);
+    for d in &planned {
+        conn.prepare_cached(
+            "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
+                                             feed_seq, event_type, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant_text,
+                d.id.to_string(),
+                d.endpoint_id.to_string(),
+                d.event.id.to_string(),
+                d.event.order_id.to_string(),
+                i64::try_from(d.event.sequence).unwrap_or(i64::MAX),
+                i64::try_from(d.event.position).unwrap_or(i64::MAX),
+                d.event.event_type.as_str(),
+                now.unix_millis(),
+            ])
+        })
+        .map_err(unavailable)?;
+        super::jobs::schedule(conn, &d.job)?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO feed_cursors (tenant_id, name, position) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant_id, name) DO UPDATE SET position = excluded.position",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant_text,
+            fanout::CURSOR,
+            i64::try_from(last).unwrap_or(i64::MAX)
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(planned.len() as u64)
+}
+
+pub(super) fn deliveries(
+    conn: &Connection,
+    tenant: TenantId,
+    endpoint: Option<WebhookEndpointId>,
+) -> Result<Vec<WebhookDelivery>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
+                    attempts, created_at, updated_at, last_status_code, last_error
+               FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR endpoint_id = ?2) ORDER BY id",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![tenant.to_string(), endpoint.map(|e| e.to_string())],
+                |r| {
+                    Ok((
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, i64>(5)?,
+                            r.get::<_, i64>(6)?,
+                        ),
+                        (
+                            r.get::<_, String>(7)?,
+                            r.get::<_, String>(8)?,
+                            r.get::<_, i64>(9)?,
+                            r.get::<_, i64>(10)?,
+                            r.get::<_, i64>(11)?,
+                            r.get::<_, Option<i64>>(12)?,
+                            r.get::<_, Option<String>>(13)?,
+                        ),
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(
+            |(
+                (t, id, ep, ev, order, seq, pos),
+                (kind, status, attempts, created, updated, code, error),
+            )| {
+                Ok(WebhookDelivery {
+                    tenant_id: t.parse().map_err(corrupt)?,
+                    id: id.parse().map_err(corrupt)?,
+                    endpoint_id: ep.parse().map_err(corrupt)?,
+                    event_id: ev.parse().map_err(corrupt)?,
+                    order_id: order.parse().map_err(corrupt)?,
+                    event_sequence: u64::try_from(seq).map_err(corrupt)?,
+                    position: u64::try_from(pos).map_err(corrupt)?,
+                    event_type: EventType::parse(&kind)
+                        .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                    status: DeliveryStatus::parse(&status)
+                        .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
+                    attempts: u32::try_from(attempts).map_err(corrupt)?,
+                    created_at: Timestamp::from_unix_millis(created),
+                    updated_at: Timestamp::from_unix_millis(updated),
+                    last_status_code: code.and_then(|c| u16::try_from(c).ok()),
+                    last_error: error,
+                })
+            },
+        )
+        .collect()
 }
