@@ -19,8 +19,8 @@ pub const PRUNE_IDEMPOTENCY_KEYS: &str = "prune-idempotency-keys";
 /// taken for dead, and another node runs the job.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 
-/// Jobs claimed per poll.
-const BATCH: u32 = 16;
+/// Jobs claimed per poll (and run at once).
+const BATCH: u32 = 64;
 
 /// This process, as the jobs it claims name it.
 pub fn node_name() -> String {
@@ -84,6 +84,7 @@ impl RetryPolicy {
 /// Runs until `stop` turns true; a job under way is finished first.
 pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let policy = RetryPolicy::from_config(&state.config().jobs);
+    let client = crate::webhooks::client(crate::webhooks::TIMEOUT);
     let node = node_name();
     let store = state.store();
     let first = NewJob {
@@ -108,7 +109,10 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         }
         let claim = JobClaim {
             node: node.clone(),
-            kinds: vec![PRUNE_IDEMPOTENCY_KEYS.into()],
+            kinds: vec![
+                PRUNE_IDEMPOTENCY_KEYS.into(),
+                ordo_store::fanout::DELIVER_WEBHOOK.into(),
+            ],
             limit: BATCH,
             lease_ms: LEASE_MS,
             now: Timestamp::now(),
@@ -120,18 +124,19 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
                 continue;
             }
         };
-        for job in jobs {
-            let outcome = handle(&state, &job, &policy).await;
-            match store.finish_job(&job, outcome).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(job = %job.key, "a job's claim ran out before it finished; another node has it")
-                }
-                Err(e) => {
-                    tracing::warn!(job = %job.key, error = %e, "could not record how a job ended; it will run again")
+        // The claimed jobs run side by side (a slow receiver holds up no one).
+        let runs = jobs.into_iter().map(|job| {
+            let (state, client, policy) = (&state, &client, &policy);
+            async move {
+                let outcome = handle(state, client, &job, policy).await;
+                match state.store().finish_job(&job, outcome).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job = %job.key, "a job's claim ran out before it finished; another node has it"),
+                    Err(e) => tracing::warn!(job = %job.key, error = %e, "could not record how a job ended; it will run again"),
                 }
             }
-        }
+        });
+        futures_util::future::join_all(runs).await;
     }
 }
 
@@ -170,9 +175,17 @@ pub async fn sequence_events(state: AppState) {
     }
 }
 
-async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome {
+async fn handle(
+    state: &AppState,
+    client: &reqwest::Client,
+    job: &Job,
+    policy: &RetryPolicy,
+) -> JobOutcome {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {
+        ordo_store::fanout::DELIVER_WEBHOOK => {
+            crate::webhooks::deliver(state, client, job, policy).await
+        }
         PRUNE_IDEMPOTENCY_KEYS => {
             let hours = i64::from(state.config().idempotency_key_hours.max(24));
             let before = now.plus_millis(-hours * 3_600_000);

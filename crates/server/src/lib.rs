@@ -8,6 +8,7 @@ pub mod config;
 pub mod jobs;
 pub mod orders;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;

@@ -332,6 +332,19 @@ pub struct WebhookDelivery {
     pub last_error: Option<String>,
 }
 
+/// One attempt at a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub at: Timestamp,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// What went wrong, if it did.
+    pub error: Option<String>,
+    /// The start of the receiver's answer.
+    pub response_excerpt: Option<String>,
+}
+
 /// Background work to do at `run_at`, by whichever process claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -505,6 +518,20 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         endpoint: Option<WebhookEndpointId>,
     ) -> Result<Vec<WebhookDelivery>>;
+
+    async fn webhook_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Option<WebhookDelivery>>;
+    /// Records an attempt at a delivery and where the delivery now stands.
+    async fn record_delivery_attempt(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<()>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -189,6 +189,19 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "webhook_attempts",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("delivery_id", Kind::Text),
+            ("number", Kind::Int4),
+            ("at", Kind::Int8),
+            ("status_code", Kind::OptInt2),
+            ("latency_ms", Kind::Int8),
+            ("error", Kind::OptText),
+            ("response_excerpt", Kind::OptText),
+        ],
+    },
+    Table {
         name: "feed_cursors",
         columns: &[
             ("tenant_id", Kind::Text),

@@ -163,6 +163,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "idempotency_keys",
             "webhook_endpoints",
             "webhook_deliveries",
+            "webhook_attempts",
             "feed_cursors",
             "jobs"
         ]

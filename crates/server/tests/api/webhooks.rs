@@ -330,3 +330,121 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to its first
+/// `failures` requests and 200 after, and keeps every request.
+struct Receiver {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Receiver {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> =
+            std::sync::Arc::default();
+        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let record = std::sync::Arc::clone(&seen);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let (record, count) = (
+                    std::sync::Arc::clone(&record),
+                    std::sync::Arc::clone(&count),
+                );
+                async move {
+                    record.lock().unwrap().push((headers, body));
+                    if count.fetch_add(1, Ordering::SeqCst) < failures {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "not now")
+                    } else {
+                        (axum::http::StatusCode::OK, "thanks")
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, seen }
+    }
+
+    fn requests(&self) -> Vec<(axum::http::HeaderMap, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Checks `Ordo-Signature` the way a receiver would.
+fn verify(secret: &str, header: &str, body: &str) -> bool {
+    use hmac::Mac;
+    let mut t = "";
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v,
+            Some(("v1", v)) => signatures.push(v),
+            _ => return false,
+        }
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    signatures.contains(&expected.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
+    let receiver = Receiver::start(2).await;
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        c.jobs.retry_initial_ms = 50;
+        c.jobs.retry_max_ms = 200;
+    })
+    .await;
+    let made: Value = app
+        .post("/v1/webhook-endpoints", &json!({"url": receiver.url}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = made["secret"].as_str().unwrap().to_string();
+    let order = app.create(&crate::helpers::plain_order()).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while receiver.requests().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "two failures, then the success");
+    for (headers, body) in &requests {
+        let signature = headers["ordo-signature"].to_str().unwrap();
+        assert!(verify(&secret, signature, body), "{signature}");
+        assert!(!verify("whsec_wrong", signature, body));
+        let event: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(headers["ordo-event-id"].to_str().unwrap(), event["id"]);
+        assert_eq!(event["type"], "order.created");
+        assert_eq!(event["sequence"], 1);
+        assert_eq!(event["tenant"], app.tenant.id.to_string());
+        assert_eq!(event["data"]["id"], order["id"]);
+        assert_eq!(headers["content-type"], "application/json");
+    }
+    assert_eq!(requests[0].1, requests[2].1, "a retry sends the same event");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let delivery = loop {
+        let found = app
+            .store
+            .webhook_deliveries(app.tenant.id, None)
+            .await
+            .unwrap();
+        if found[0].status == ordo_store::DeliveryStatus::Succeeded
+            || std::time::Instant::now() > deadline
+        {
+            break found[0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(delivery.status, ordo_store::DeliveryStatus::Succeeded);
+    assert_eq!(delivery.attempts, 3);
+    assert_eq!(delivery.last_status_code, Some(200));
+    assert_eq!(delivery.last_error, None);
+}

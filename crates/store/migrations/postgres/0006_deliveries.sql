@@ -30,3 +30,16 @@ CREATE TABLE feed_cursors (
     position   bigint NOT NULL,
     PRIMARY KEY (tenant_id, name)
 );
+
+-- Every attempt at a delivery: what the receiver answered, how fast.
+CREATE TABLE webhook_attempts (
+    tenant_id         text     COLLATE "C" NOT NULL,
+    delivery_id       text     COLLATE "C" NOT NULL,
+    number            integer  NOT NULL,
+    at                bigint   NOT NULL,
+    status_code       smallint,
+    latency_ms        bigint   NOT NULL,
+    error             text,
+    response_excerpt  text,
+    PRIMARY KEY (tenant_id, delivery_id, number)
+);

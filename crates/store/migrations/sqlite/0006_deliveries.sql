@@ -30,3 +30,16 @@ CREATE TABLE feed_cursors (
     position   INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, name)
 ) STRICT;
+
+-- Every attempt at a delivery: what the receiver answered, how fast.
+CREATE TABLE webhook_attempts (
+    tenant_id         TEXT    NOT NULL,
+    delivery_id       TEXT    NOT NULL,
+    number            INTEGER NOT NULL,
+    at                INTEGER NOT NULL,
+    status_code       INTEGER,
+    latency_ms        INTEGER NOT NULL,
+    error             TEXT,
+    response_excerpt  TEXT,
+    PRIMARY KEY (tenant_id, delivery_id, number)
+) STRICT;

@@ -17,16 +17,17 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ordo_domain::{
     Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp, WebhookEndpoint, WebhookEndpointId,
+    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
-    NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
-    Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    ApiKey, Changed, DeliveryAttempt, DeliveryStatus, FeedEvent, FeedQuery, Inserted, Job,
+    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
+    WebhookDelivery,
 };
 use orders::Insert;
 
@@ -530,7 +531,29 @@ impl Store for PostgresStore {
         tenant: TenantId,
         endpoint: Option<WebhookEndpointId>,
     ) -> Result<Vec<WebhookDelivery>> {
-        webhooks::deliveries(&self.db().await?, tenant, endpoint).await
+        webhooks::deliveries(&self.db().await?, tenant, endpoint, None).await
+    }
+
+    async fn webhook_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Option<WebhookDelivery>> {
+        Ok(
+            webhooks::deliveries(&self.db().await?, tenant, None, Some(id))
+                .await?
+                .pop(),
+        )
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<()> {
+        webhooks::record_attempt(&self.db().await?, tenant, id, &attempt, status).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

@@ -1,14 +1,15 @@
 //! Webhook endpoints on PostgreSQL.
 
 use ordo_domain::{
-    EventType, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId, WebhookSecret, WebhookUrl,
+    EventType, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    WebhookSecret, WebhookUrl,
 };
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
 use crate::fanout;
-use crate::{DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{DeliveryAttempt, DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -283,18 +284,24 @@ pub(super) async fn deliveries(
     db: &Db,
     tenant: TenantId,
     endpoint: Option<WebhookEndpointId>,
+    id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
     let stmt = db
         .prepare_cached(
             "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
                     attempts, created_at, updated_at, last_status_code, last_error
-               FROM webhook_deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR endpoint_id = $2) ORDER BY id",
+               FROM webhook_deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR endpoint_id = $2)
+                AND ($3::text IS NULL OR id = $3) ORDER BY id",
         )
         .await
         .map_err(db_error)?;
     db.query(
         &stmt,
-        &[&tenant.to_string(), &endpoint.map(|e| e.to_string())],
+        &[
+            &tenant.to_string(),
+            &endpoint.map(|e| e.to_string()),
+            &id.map(|d| d.to_string()),
+        ],
     )
     .await
     .map_err(db_error)?
@@ -324,4 +331,48 @@ pub(super) async fn deliveries(
         })
     })
     .collect()
+}
+
+pub(super) async fn record_attempt(
+    db: &Db,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+    attempt: &DeliveryAttempt,
+    status: DeliveryStatus,
+) -> Result<()> {
+    let stmt = db
+        .prepare_cached(
+            "WITH delivery AS (
+                 UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, updated_at = $4,
+                        last_status_code = $5, last_error = $6
+                  WHERE tenant_id = $1 AND id = $2
+                 RETURNING attempts)
+             INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error, response_excerpt)
+             SELECT $1, $2, attempts, $4, $5, $7, $6, $8 FROM delivery",
+        )
+        .await
+        .map_err(db_error)?;
+    let code = attempt
+        .status_code
+        .map(|c| i16::try_from(c).unwrap_or(i16::MAX));
+    let changed = db
+        .execute(
+            &stmt,
+            &[
+                &tenant.to_string(),
+                &id.to_string(),
+                &status.as_str(),
+                &attempt.at.unix_millis(),
+                &code,
+                &attempt.error,
+                &i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
+                &attempt.response_excerpt,
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
 }

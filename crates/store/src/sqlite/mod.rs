@@ -14,16 +14,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp, WebhookEndpoint, WebhookEndpointId,
+    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, FeedEvent, FeedQuery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob,
-    NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder,
-    Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    ApiKey, Changed, DeliveryAttempt, DeliveryStatus, FeedEvent, FeedQuery, Inserted, Job,
+    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
+    WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -630,7 +631,29 @@ impl Store for SqliteStore {
         tenant: TenantId,
         endpoint: Option<WebhookEndpointId>,
     ) -> Result<Vec<WebhookDelivery>> {
-        self.read(move |conn| webhooks::deliveries(conn, tenant, endpoint))
+        self.read(move |conn| webhooks::deliveries(conn, tenant, endpoint, None))
+            .await
+    }
+
+    async fn webhook_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Option<WebhookDelivery>> {
+        self.point_read(move |conn| webhooks::deliveries(conn, tenant, None, Some(id)))
+            .await
+            .map(|mut found| found.pop())
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<()> {
+        self.queue
+            .write(move |conn| webhooks::record_attempt(conn, tenant, id, &attempt, status))
             .await
     }
 

@@ -1,13 +1,14 @@
 //! Webhook endpoints on SQLite.
 
 use ordo_domain::{
-    EventType, TenantId, Timestamp, WebhookEndpoint, WebhookEndpointId, WebhookSecret, WebhookUrl,
+    EventType, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    WebhookSecret, WebhookUrl,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
 use crate::fanout;
-use crate::{DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{DeliveryAttempt, DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -286,16 +287,22 @@ pub(super) fn deliveries(
     conn: &Connection,
     tenant: TenantId,
     endpoint: Option<WebhookEndpointId>,
+    id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
     let rows = conn
         .prepare_cached(
             "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
                     attempts, created_at, updated_at, last_status_code, last_error
-               FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR endpoint_id = ?2) ORDER BY id",
+               FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR endpoint_id = ?2)
+                AND (?3 IS NULL OR id = ?3) ORDER BY id",
         )
         .and_then(|mut s| {
             s.query_map(
-                params![tenant.to_string(), endpoint.map(|e| e.to_string())],
+                params![
+                    tenant.to_string(),
+                    endpoint.map(|e| e.to_string()),
+                    id.map(|d| d.to_string())
+                ],
                 |r| {
                     Ok((
                         (
@@ -349,4 +356,51 @@ pub(super) fn deliveries(
             },
         )
         .collect()
+}
+
+pub(super) fn record_attempt(
+    conn: &Connection,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+    attempt: &DeliveryAttempt,
+    status: DeliveryStatus,
+) -> Result<()> {
+    let (tenant, id) = (tenant.to_string(), id.to_string());
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, updated_at = ?4,
+                    last_status_code = ?5, last_error = ?6
+              WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant,
+                id,
+                status.as_str(),
+                attempt.at.unix_millis(),
+                attempt.status_code,
+                attempt.error
+            ])
+        })
+        .map_err(unavailable)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    conn.prepare_cached(
+        "INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error, response_excerpt)
+         SELECT ?1, ?2, attempts, ?3, ?4, ?5, ?6, ?7 FROM webhook_deliveries WHERE tenant_id = ?1 AND id = ?2",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant,
+            id,
+            attempt.at.unix_millis(),
+            attempt.status_code,
+            i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
+            attempt.error,
+            attempt.response_excerpt
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
 }
