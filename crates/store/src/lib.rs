@@ -332,6 +332,18 @@ pub struct WebhookDelivery {
     pub last_error: Option<String>,
 }
 
+/// Which deliveries to list. Absent filters match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    pub endpoint_id: Option<WebhookEndpointId>,
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<EventType>,
+    pub order_id: Option<OrderId>,
+    /// Only deliveries after this one (a page's last).
+    pub after: Option<WebhookDeliveryId>,
+    pub limit: Option<u32>,
+}
+
 /// One attempt at a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryAttempt {
@@ -512,12 +524,26 @@ pub trait Store: Send + Sync + 'static {
     /// each tenant per call); returns how many deliveries it made. One
     /// process at a time does this; the others get 0.
     async fn fan_out_events(&self, limit: u32) -> Result<u64>;
-    /// The tenant's deliveries, oldest first; of one endpoint if given.
+    /// The tenant's deliveries that match, oldest first.
     async fn webhook_deliveries(
         &self,
         tenant: TenantId,
-        endpoint: Option<WebhookEndpointId>,
+        query: &DeliveryQuery,
     ) -> Result<Vec<WebhookDelivery>>;
+    /// A delivery's attempts, first first, numbered from 1.
+    async fn delivery_attempts(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Vec<(u32, DeliveryAttempt)>>;
+    /// Sends a delivery again as soon as a worker can (a fresh maximum
+    /// age); `None` if there is no such delivery.
+    async fn retry_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<WebhookDelivery>>;
 
     async fn webhook_delivery(
         &self,

@@ -642,7 +642,13 @@ async fn two_nodes_fan_each_event_out_once() {
         made += a.fan_out_events(1000).await.unwrap();
     }
     let deliveries = b
-        .webhook_deliveries(tenant.id, Some(endpoint.id))
+        .webhook_deliveries(
+            tenant.id,
+            &ordo_store::DeliveryQuery {
+                endpoint_id: Some(endpoint.id),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(made, 60);

@@ -82,6 +82,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             webhooks::delete_endpoint
         ))
         .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))

@@ -422,3 +422,285 @@ pub async fn rotate_secret(
         EndpointResponse::of(&endpoint, Some(&secret)),
     ))
 }
+
+// ------------------------------------------------------------ deliveries
+
+/// Which deliveries to list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// Only to this endpoint (`whe_…`).
+    pub endpoint_id: Option<String>,
+    /// pending, succeeded, failed or dead.
+    pub status: Option<String>,
+    /// An event type, e.g. `order.created`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only of this order (`ord_…`).
+    pub order_id: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<String>,
+}
+
+/// One attempt at a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptResponse {
+    pub number: u32,
+    pub at: String,
+    /// The receiver's HTTP status, if it answered.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// The start of the receiver's answer.
+    pub response_excerpt: Option<String>,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    #[schema(example = "whd_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub id: String,
+    pub endpoint_id: String,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub order_id: String,
+    /// The event's sequence on its order.
+    pub sequence: u64,
+    /// pending, succeeded, failed (will be retried) or dead (given up; retry by hand).
+    pub status: String,
+    pub attempts: u32,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Every attempt, when one delivery is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt_log: Option<Vec<AttemptResponse>>,
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub data: Vec<DeliveryResponse>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+impl DeliveryResponse {
+    fn of(d: &ordo_store::WebhookDelivery) -> Self {
+        DeliveryResponse {
+            id: d.id.to_string(),
+            endpoint_id: d.endpoint_id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type.as_str().to_string(),
+            order_id: d.order_id.to_string(),
+            sequence: d.event_sequence,
+            status: d.status.as_str().to_string(),
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            created_at: d.created_at.to_rfc3339(),
+            updated_at: d.updated_at.to_rfc3339(),
+            attempt_log: None,
+        }
+    }
+}
+
+fn parse_id<T>(
+    field: &str,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    accepted: &str,
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty())?;
+    let parsed = parse(text);
+    if parsed.is_none() {
+        errors.push(
+            FieldError::new(field, "not valid")
+                .value(text)
+                .accepted(accepted),
+        );
+    }
+    parsed
+}
+
+/// Deliveries, oldest first, filtered.
+#[utoipa::path(
+    get, path = "/v1/webhook-deliveries", tag = "webhooks",
+    params(DeliveryParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role may not manage webhooks", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is not valid", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    principal: Principal,
+    super::extract::QueryParams(params): super::extract::QueryParams<DeliveryParams>,
+) -> Result<axum::Json<DeliveryPage>, ApiError> {
+    principal.require(Permission::ManageWebhooks, "manage webhooks")?;
+    let mut errors = FieldErrors::new();
+    let endpoint_id = parse_id(
+        "endpoint_id",
+        params.endpoint_id.as_deref(),
+        WebhookEndpointId::parse,
+        "an endpoint id (whe_…)",
+        &mut errors,
+    );
+    let status = parse_id(
+        "status",
+        params.status.as_deref(),
+        ordo_store::DeliveryStatus::parse,
+        "pending, succeeded, failed, dead",
+        &mut errors,
+    );
+    let event_type = parse_id(
+        "type",
+        params.event_type.as_deref(),
+        EventType::parse,
+        "an event type, e.g. order.created",
+        &mut errors,
+    );
+    let order_id = parse_id(
+        "order_id",
+        params.order_id.as_deref(),
+        ordo_domain::OrderId::parse,
+        "an order id (ord_…)",
+        &mut errors,
+    );
+    let after = parse_id(
+        "after",
+        params.after.as_deref(),
+        ordo_domain::WebhookDeliveryId::parse,
+        "the next_cursor of a page",
+        &mut errors,
+    );
+    let limit = match params.limit.as_deref().map(str::trim) {
+        None | Some("") => 50,
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                errors.push(
+                    FieldError::new("limit", "not a page size")
+                        .value(t)
+                        .accepted("a whole number from 1 to 200"),
+                );
+                50
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let query = ordo_store::DeliveryQuery {
+        endpoint_id,
+        status,
+        event_type,
+        order_id,
+        after,
+        limit: Some(limit + 1),
+    };
+    let mut found = state
+        .store()
+        .webhook_deliveries(principal.tenant_id, &query)
+        .await?;
+    let has_more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    Ok(axum::Json(DeliveryPage {
+        next_cursor: found.last().map(|d| d.id.to_string()),
+        data: found.iter().map(DeliveryResponse::of).collect(),
+        has_more,
+    }))
+}
+
+async fn find_delivery(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<DeliveryResponse, ApiError> {
+    let id = ordo_domain::WebhookDeliveryId::parse(id).ok_or(ApiError::NotFound("delivery"))?;
+    let delivery = state
+        .store()
+        .webhook_delivery(principal.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    let attempts = state
+        .store()
+        .delivery_attempts(principal.tenant_id, id)
+        .await?;
+    let mut body = DeliveryResponse::of(&delivery);
+    body.attempt_log = Some(
+        attempts
+            .into_iter()
+            .map(|(number, a)| AttemptResponse {
+                number,
+                at: a.at.to_rfc3339(),
+                status_code: a.status_code,
+                latency_ms: a.latency_ms,
+                error: a.error,
+                response_excerpt: a.response_excerpt,
+            })
+            .collect(),
+    );
+    Ok(body)
+}
+
+/// One delivery, with every attempt.
+#[utoipa::path(
+    get, path = "/v1/webhook-deliveries/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Delivery id (whd_…)")),
+    responses(
+        (status = 200, description = "The delivery and its attempts", body = DeliveryResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role may not manage webhooks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<DeliveryResponse>, ApiError> {
+    principal.require(Permission::ManageWebhooks, "manage webhooks")?;
+    Ok(axum::Json(find_delivery(&state, &principal, &id).await?))
+}
+
+/// Sends a delivery again as soon as a worker can, whatever its status
+/// (a dead one gets a fresh three days).
+#[utoipa::path(
+    post, path = "/v1/webhook-deliveries/{id}/retry", tag = "webhooks",
+    params(("id" = String, Path, description = "Delivery id (whd_…)")),
+    responses(
+        (status = 202, description = "Queued again", body = DeliveryResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role may not manage webhooks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ManageWebhooks, "manage webhooks")?;
+    let parsed =
+        ordo_domain::WebhookDeliveryId::parse(&id).ok_or(ApiError::NotFound("delivery"))?;
+    state
+        .store()
+        .retry_delivery(principal.tenant_id, parsed, Timestamp::now())
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    let body = find_delivery(&state, &principal, &id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}

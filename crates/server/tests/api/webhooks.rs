@@ -284,7 +284,7 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     let deliveries = loop {
         let found = app
             .store
-            .webhook_deliveries(app.tenant.id, None)
+            .webhook_deliveries(app.tenant.id, &Default::default())
             .await
             .unwrap();
         if found.len() >= 7 || std::time::Instant::now() > deadline {
@@ -320,7 +320,13 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     loop {
         let found = app
             .store
-            .webhook_deliveries(app.tenant.id, Some(later))
+            .webhook_deliveries(
+                app.tenant.id,
+                &ordo_store::DeliveryQuery {
+                    endpoint_id: Some(later),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         if !found.is_empty() || std::time::Instant::now() > deadline {
@@ -336,6 +342,7 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
 struct Receiver {
     url: String,
     seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    failures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
@@ -343,7 +350,8 @@ impl Receiver {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> =
             std::sync::Arc::default();
-        let count = std::sync::Arc::new(AtomicUsize::new(0));
+        let remaining = std::sync::Arc::new(AtomicUsize::new(failures));
+        let count = std::sync::Arc::clone(&remaining);
         let record = std::sync::Arc::clone(&seen);
         let app = axum::Router::new().route(
             "/hook",
@@ -354,7 +362,10 @@ impl Receiver {
                 );
                 async move {
                     record.lock().unwrap().push((headers, body));
-                    if count.fetch_add(1, Ordering::SeqCst) < failures {
+                    let failing = count
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if failing {
                         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "not now")
                     } else {
                         (axum::http::StatusCode::OK, "thanks")
@@ -365,7 +376,16 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { url, seen }
+        Receiver {
+            url,
+            seen,
+            failures: remaining,
+        }
+    }
+
+    /// From now on, answer 200.
+    fn recover(&self) {
+        self.failures.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn requests(&self) -> Vec<(axum::http::HeaderMap, String)> {
@@ -433,7 +453,7 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
     let delivery = loop {
         let found = app
             .store
-            .webhook_deliveries(app.tenant.id, None)
+            .webhook_deliveries(app.tenant.id, &Default::default())
             .await
             .unwrap();
         if found[0].status == ordo_store::DeliveryStatus::Succeeded
@@ -447,4 +467,111 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
     assert_eq!(delivery.attempts, 3);
     assert_eq!(delivery.last_status_code, Some(200));
     assert_eq!(delivery.last_error, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        c.jobs.retry_initial_ms = 20;
+        c.jobs.retry_max_ms = 50;
+        c.jobs.max_age_secs = 1;
+    })
+    .await;
+    let made: Value = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": receiver.url, "event_types": ["order.created"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let endpoint = made["id"].as_str().unwrap().to_string();
+    let order = app.create(&crate::helpers::plain_order()).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let dead = loop {
+        let page: Value = app
+            .get(&format!(
+                "/v1/webhook-deliveries?status=dead&endpoint_id={endpoint}"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if !page["data"].as_array().unwrap().is_empty() || std::time::Instant::now() > deadline {
+            break page["data"][0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert_eq!(dead["type"], "order.created");
+    assert_eq!(dead["order_id"], order["id"]);
+    assert_eq!(dead["last_status_code"], 500);
+    let attempts = dead["attempts"].as_u64().unwrap();
+    assert!(attempts >= 3, "retried before giving up: {attempts}");
+    assert_eq!(receiver.requests().len() as u64, attempts);
+
+    let id = dead["id"].as_str().unwrap();
+    let one: Value = app
+        .get(&format!("/v1/webhook-deliveries/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let log = one["attempt_log"].as_array().unwrap();
+    assert_eq!(log.len() as u64, attempts);
+    assert_eq!(log[0]["number"], 1);
+    assert_eq!(log[0]["status_code"], 500);
+    assert_eq!(log[0]["response_excerpt"], "not now");
+    assert!(log[0]["error"].as_str().unwrap().contains("500"));
+
+    // Filters that match nothing, and bad ones named.
+    let page: Value = app
+        .get("/v1/webhook-deliveries?status=succeeded")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"], json!([]));
+    let r = app
+        .get("/v1/webhook-deliveries?status=lost&type=order.shipped&limit=0")
+        .await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["status", "type", "limit"]);
+
+    // The receiver is fixed; the operator retries; it is delivered.
+    receiver.recover();
+    let r = app
+        .post(&format!("/v1/webhook-deliveries/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let done = loop {
+        let one: Value = app
+            .get(&format!("/v1/webhook-deliveries/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if one["status"] == "succeeded" || std::time::Instant::now() > deadline {
+            break one;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"].as_u64().unwrap(), attempts + 1);
+    assert_eq!(done["last_status_code"], 200);
+
+    let r = app
+        .post("/v1/webhook-deliveries/whd_nothing/retry", &json!({}))
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
+    let other = app.other_tenant_key().await;
+    let r = app
+        .get_as(&other, &format!("/v1/webhook-deliveries/{id}"))
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
 }

@@ -24,10 +24,10 @@ use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, DeliveryAttempt, DeliveryStatus, FeedEvent, FeedQuery, Inserted, Job,
-    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
-    WebhookDelivery,
+    ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
+    Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange,
+    OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store,
+    StoreError, Tenant, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -529,9 +529,26 @@ impl Store for PostgresStore {
     async fn webhook_deliveries(
         &self,
         tenant: TenantId,
-        endpoint: Option<WebhookEndpointId>,
+        query: &DeliveryQuery,
     ) -> Result<Vec<WebhookDelivery>> {
-        webhooks::deliveries(&self.db().await?, tenant, endpoint, None).await
+        webhooks::deliveries(&self.db().await?, tenant, query, None).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Vec<(u32, DeliveryAttempt)>> {
+        webhooks::attempts(&self.db().await?, tenant, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<WebhookDelivery>> {
+        webhooks::retry(&mut self.db().await?, tenant, id, now).await
     }
 
     async fn webhook_delivery(
@@ -539,11 +556,14 @@ impl Store for PostgresStore {
         tenant: TenantId,
         id: WebhookDeliveryId,
     ) -> Result<Option<WebhookDelivery>> {
-        Ok(
-            webhooks::deliveries(&self.db().await?, tenant, None, Some(id))
-                .await?
-                .pop(),
+        Ok(webhooks::deliveries(
+            &self.db().await?,
+            tenant,
+            &DeliveryQuery::default(),
+            Some(id),
         )
+        .await?
+        .pop())
     }
 
     async fn record_delivery_attempt(

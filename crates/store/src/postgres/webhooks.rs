@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
 use crate::fanout;
-use crate::{DeliveryAttempt, DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{DeliveryAttempt, DeliveryQuery, DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -283,7 +283,7 @@ async fn fan_out_tenant(
 pub(super) async fn deliveries(
     db: &Db,
     tenant: TenantId,
-    endpoint: Option<WebhookEndpointId>,
+    q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
     let stmt = db
@@ -291,7 +291,10 @@ pub(super) async fn deliveries(
             "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
                     attempts, created_at, updated_at, last_status_code, last_error
                FROM webhook_deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR endpoint_id = $2)
-                AND ($3::text IS NULL OR id = $3) ORDER BY id",
+                AND ($3::text IS NULL OR id = $3) AND ($4::text IS NULL OR status = $4)
+                AND ($5::text IS NULL OR event_type = $5) AND ($6::text IS NULL OR order_id = $6)
+                AND ($7::text IS NULL OR id > $7)
+              ORDER BY id LIMIT $8",
         )
         .await
         .map_err(db_error)?;
@@ -299,8 +302,13 @@ pub(super) async fn deliveries(
         &stmt,
         &[
             &tenant.to_string(),
-            &endpoint.map(|e| e.to_string()),
+            &q.endpoint_id.map(|e| e.to_string()),
             &id.map(|d| d.to_string()),
+            &q.status.map(DeliveryStatus::as_str),
+            &q.event_type.map(EventType::as_str),
+            &q.order_id.map(|o| o.to_string()),
+            &q.after.map(|a| a.to_string()),
+            &q.limit.map(i64::from),
         ],
     )
     .await
@@ -375,4 +383,76 @@ pub(super) async fn record_attempt(
         return Err(StoreError::NotFound);
     }
     Ok(())
+}
+
+pub(super) async fn attempts(
+    db: &Db,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+) -> Result<Vec<(u32, DeliveryAttempt)>> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT number, at, status_code, latency_ms, error, response_excerpt FROM webhook_attempts
+              WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY number",
+        )
+        .await
+        .map_err(db_error)?;
+    db.query(&stmt, &[&tenant.to_string(), &id.to_string()])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| {
+            Ok((
+                u32::try_from(r.get::<_, i32>(0)).map_err(corrupt)?,
+                DeliveryAttempt {
+                    at: Timestamp::from_unix_millis(r.get(1)),
+                    status_code: r
+                        .get::<_, Option<i16>>(2)
+                        .and_then(|c| u16::try_from(c).ok()),
+                    latency_ms: u64::try_from(r.get::<_, i64>(3)).map_err(corrupt)?,
+                    error: r.get(4),
+                    response_excerpt: r.get(5),
+                },
+            ))
+        })
+        .collect()
+}
+
+pub(super) async fn retry(
+    db: &mut Db,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+    now: Timestamp,
+) -> Result<Option<WebhookDelivery>> {
+    let tx = db.transaction().await.map_err(db_error)?;
+    let changed = tx
+        .execute(
+            "UPDATE webhook_deliveries SET status = 'pending', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+            &[&tenant.to_string(), &id.to_string(), &now.unix_millis()],
+        )
+        .await
+        .map_err(db_error)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    // A new job, or the old one revived with a fresh maximum age (a live
+    // claim is left alone; its attempt ends as it ends).
+    tx.execute(
+        "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
+             created_at = excluded.created_at, attempts = 0",
+        &[
+            &tenant.to_string(),
+            &id.to_string(),
+            &fanout::DELIVER_WEBHOOK,
+            &Json(serde_json::json!({ "delivery_id": id.to_string() })),
+            &now.unix_millis(),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(deliveries(db, tenant, &DeliveryQuery::default(), Some(id))
+        .await?
+        .pop())
 }

@@ -21,10 +21,10 @@ use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, DeliveryAttempt, DeliveryStatus, FeedEvent, FeedQuery, Inserted, Job,
-    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant,
-    WebhookDelivery,
+    ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
+    Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange,
+    OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store,
+    StoreError, Tenant, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -629,9 +629,30 @@ impl Store for SqliteStore {
     async fn webhook_deliveries(
         &self,
         tenant: TenantId,
-        endpoint: Option<WebhookEndpointId>,
+        query: &DeliveryQuery,
     ) -> Result<Vec<WebhookDelivery>> {
-        self.read(move |conn| webhooks::deliveries(conn, tenant, endpoint, None))
+        let query = query.clone();
+        self.read(move |conn| webhooks::deliveries(conn, tenant, &query, None))
+            .await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+    ) -> Result<Vec<(u32, DeliveryAttempt)>> {
+        self.read(move |conn| webhooks::attempts(conn, tenant, id))
+            .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        tenant: TenantId,
+        id: WebhookDeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<WebhookDelivery>> {
+        self.queue
+            .write(move |conn| webhooks::retry(conn, tenant, id, now))
             .await
     }
 
@@ -640,9 +661,11 @@ impl Store for SqliteStore {
         tenant: TenantId,
         id: WebhookDeliveryId,
     ) -> Result<Option<WebhookDelivery>> {
-        self.point_read(move |conn| webhooks::deliveries(conn, tenant, None, Some(id)))
-            .await
-            .map(|mut found| found.pop())
+        self.point_read(move |conn| {
+            webhooks::deliveries(conn, tenant, &DeliveryQuery::default(), Some(id))
+        })
+        .await
+        .map(|mut found| found.pop())
     }
 
     async fn record_delivery_attempt(

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
 use crate::fanout;
-use crate::{DeliveryAttempt, DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{DeliveryAttempt, DeliveryQuery, DeliveryStatus, Result, StoreError, WebhookDelivery};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -286,7 +286,7 @@ fn fan_out_tenant(
 pub(super) fn deliveries(
     conn: &Connection,
     tenant: TenantId,
-    endpoint: Option<WebhookEndpointId>,
+    q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
     let rows = conn
@@ -294,14 +294,21 @@ pub(super) fn deliveries(
             "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
                     attempts, created_at, updated_at, last_status_code, last_error
                FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR endpoint_id = ?2)
-                AND (?3 IS NULL OR id = ?3) ORDER BY id",
+                AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR event_type = ?5)
+                AND (?6 IS NULL OR order_id = ?6) AND (?7 IS NULL OR id > ?7)
+              ORDER BY id LIMIT ?8",
         )
         .and_then(|mut s| {
             s.query_map(
                 params![
                     tenant.to_string(),
-                    endpoint.map(|e| e.to_string()),
-                    id.map(|d| d.to_string())
+                    q.endpoint_id.map(|e| e.to_string()),
+                    id.map(|d| d.to_string()),
+                    q.status.map(DeliveryStatus::as_str),
+                    q.event_type.map(EventType::as_str),
+                    q.order_id.map(|o| o.to_string()),
+                    q.after.map(|a| a.to_string()),
+                    q.limit.map_or(-1, i64::from),
                 ],
                 |r| {
                     Ok((
@@ -404,3 +411,78 @@ pub(super) fn record_attempt(
     .map_err(unavailable)?;
     Ok(())
 }
+
+pub(super) fn attempts(
+    conn: &Connection,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+) -> Result<Vec<(u32, DeliveryAttempt)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT number, at, status_code, latency_ms, error, response_excerpt FROM webhook_attempts
+              WHERE tenant_id = ?1 AND delivery_id = ?2 ORDER BY number",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![tenant.to_string(), id.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(n, at, code, latency, error, excerpt)| {
+            Ok((
+                u32::try_from(n).map_err(corrupt)?,
+                DeliveryAttempt {
+                    at: Timestamp::from_unix_millis(at),
+                    status_code: code.and_then(|c| u16::try_from(c).ok()),
+                    latency_ms: u64::try_from(latency).map_err(corrupt)?,
+                    error,
+                    response_excerpt: excerpt,
+                },
+            ))
+        })
+        .collect()
+}
+
+pub(super) fn retry(
+    conn: &Connection,
+    tenant: TenantId,
+    id: WebhookDeliveryId,
+    now: Timestamp,
+) -> Result<Option<WebhookDelivery>> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'pending', updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| s.execute(params![tenant.to_string(), id.to_string(), now.unix_millis()]))
+        .map_err(unavailable)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    conn.prepare_cached(RETRY_JOB)
+        .and_then(|mut s| {
+            s.execute(params![
+                tenant.to_string(),
+                id.to_string(),
+                fanout::DELIVER_WEBHOOK,
+                serde_json::json!({ "delivery_id": id.to_string() }).to_string(),
+                now.unix_millis()
+            ])
+        })
+        .map_err(unavailable)?;
+    Ok(deliveries(conn, tenant, &DeliveryQuery::default(), Some(id))?.pop())
+}
+
+/// Queues a delivery's job to run now with a fresh maximum age: a new job,
+/// or the old one revived (a live claim is left alone; its attempt ends).
+const RETRY_JOB: &str = "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+ ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
+     created_at = excluded.created_at, attempts = 0";
