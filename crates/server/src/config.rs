@@ -93,6 +93,9 @@ pub struct JobsConfig {
     pub retry_max_ms: u64,
     /// Seconds after which failing work is given up (kept, marked dead).
     pub max_age_secs: u64,
+    /// Seconds a node holds a job it claimed; past that, the node is taken
+    /// for dead and the job runs again elsewhere. Longer than any job.
+    pub lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -177,6 +180,7 @@ impl Default for Config {
                 retry_initial_ms: 10_000,
                 retry_max_ms: 3_600_000,
                 max_age_secs: 3 * 24 * 3600,
+                lease_secs: 300,
             },
             webhooks: WebhooksConfig {
                 allow_private_urls: false,
@@ -304,6 +308,9 @@ poll_interval_ms = 1000
 retry_initial_ms = 10000
 retry_max_ms = 3600000
 max_age_secs = 259200
+# Seconds a node holds a job it claimed; if it dies, the job runs
+# again elsewhere after this long.                             ORDO_JOBS__LEASE_SECS
+lease_secs = 300
 
 [webhooks]
 # Let webhook URLs name this machine or a private network

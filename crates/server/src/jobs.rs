@@ -15,10 +15,6 @@ use crate::app::AppState;
 /// Forgets idempotency keys past their retention, hourly.
 pub const PRUNE_IDEMPOTENCY_KEYS: &str = "prune-idempotency-keys";
 
-/// How long a claim holds: a node that has not finished a job by then is
-/// taken for dead, and another node runs the job.
-const LEASE_MS: i64 = 5 * 60 * 1000;
-
 /// Jobs claimed per poll (and run at once).
 const BATCH: u32 = 64;
 
@@ -84,6 +80,11 @@ impl RetryPolicy {
 /// Runs until `stop` turns true; a job under way is finished first.
 pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let policy = RetryPolicy::from_config(&state.config().jobs);
+    // How long a claim holds: a node that has not finished a job by then is
+    // taken for dead, and another node (or this one, restarted) runs it.
+    let lease_ms = i64::try_from(state.config().jobs.lease_secs.max(1))
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
     let client = crate::webhooks::client(crate::webhooks::TIMEOUT);
     let node = node_name();
     let store = state.store();
@@ -114,7 +115,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
                 ordo_store::fanout::DELIVER_WEBHOOK.into(),
             ],
             limit: BATCH,
-            lease_ms: LEASE_MS,
+            lease_ms,
             now: Timestamp::now(),
         };
         let jobs = match store.claim_jobs(claim).await {

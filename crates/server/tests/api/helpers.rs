@@ -301,12 +301,18 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts `ordo serve` on `db` and waits until it answers.
+pub async fn start(db: &TestDb, port: u16) -> std::process::Child {
+    start_with(db, port, &[]).await
+}
+
+/// Starts `ordo serve` on `db` with extra `ORDO_*` settings.
 // The child is returned to the caller, which kills and reaps it.
 #[allow(clippy::zombie_processes)]
-pub async fn start(db: &TestDb, port: u16) -> std::process::Child {
+pub async fn start_with(db: &TestDb, port: u16, env: &[(&str, &str)]) -> std::process::Child {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
         .args(db.args())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().copied())
         .env("ORDO_LOG__LEVEL", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -327,4 +333,78 @@ pub async fn start(db: &TestDb, port: u16) -> std::process::Child {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("ordo did not start");
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to its first
+/// `failures` requests and 200 after, and keeps every request.
+pub struct Receiver {
+    pub url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    failures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn start(failures: usize) -> Receiver {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> =
+            std::sync::Arc::default();
+        let remaining = std::sync::Arc::new(AtomicUsize::new(failures));
+        let count = std::sync::Arc::clone(&remaining);
+        let record = std::sync::Arc::clone(&seen);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let (record, count) = (
+                    std::sync::Arc::clone(&record),
+                    std::sync::Arc::clone(&count),
+                );
+                async move {
+                    record.lock().unwrap().push((headers, body));
+                    let failing = count
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if failing {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "not now")
+                    } else {
+                        (axum::http::StatusCode::OK, "thanks")
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url,
+            seen,
+            failures: remaining,
+        }
+    }
+
+    /// From now on, answer 200.
+    pub fn recover(&self) {
+        self.failures.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn requests(&self) -> Vec<(axum::http::HeaderMap, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Checks `Ordo-Signature` the way a receiver would.
+pub fn verify(secret: &str, header: &str, body: &str) -> bool {
+    use hmac::Mac;
+    let mut t = "";
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v,
+            Some(("v1", v)) => signatures.push(v),
+            _ => return false,
+        }
+    }
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    signatures.contains(&expected.as_str())
 }

@@ -5,7 +5,7 @@ use futures::future::join_all;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{free_port, ordo, plain_order, start, TestDb};
+use crate::helpers::{free_port, ordo, plain_order, start_with, Receiver, TestDb};
 
 struct Nodes {
     urls: [String; 2],
@@ -32,7 +32,14 @@ async fn two_nodes() -> Nodes {
         &["keys", "create", "--tenant", "shop", "--role", "owner"],
     );
     let (a, b) = (free_port(), free_port());
-    let children = vec![start(&db, a).await, start(&db, b).await];
+    let env = [
+        ("ORDO_WEBHOOKS__ALLOW_PRIVATE_URLS", "true"),
+        ("ORDO_JOBS__POLL_INTERVAL_MS", "20"),
+    ];
+    let children = vec![
+        start_with(&db, a, &env).await,
+        start_with(&db, b, &env).await,
+    ];
     Nodes {
         urls: [a, b].map(|p| format!("http://127.0.0.1:{p}")),
         key,
@@ -205,4 +212,58 @@ async fn one_idempotency_key_sent_to_two_nodes_at_once_creates_one_order() {
     }
     let list = nodes.get(1, "/v1/orders?limit=100").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_nodes_each_event_is_delivered_once() {
+    let receiver = Receiver::start(0).await;
+    let nodes = two_nodes().await;
+    let r = nodes
+        .client
+        .post(nodes.url(0, "/v1/webhook-endpoints"))
+        .bearer_auth(&nodes.key)
+        .json(&json!({"url": receiver.url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created = join_all((0..60).map(|i| {
+        let nodes = &nodes;
+        async move {
+            let o: Value = nodes
+                .client
+                .post(nodes.url(i, "/v1/orders"))
+                .bearer_auth(&nodes.key)
+                .json(&plain_order())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            o["id"].as_str().unwrap().to_string()
+        }
+    }))
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while receiver.requests().len() < 60 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A little longer, for any duplicate to show itself.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut delivered: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_str::<Value>(body).unwrap()["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(delivered.len(), 60, "one request per event, from one node");
+    delivered.sort();
+    let mut expected = created;
+    expected.sort();
+    assert_eq!(delivered, expected);
 }

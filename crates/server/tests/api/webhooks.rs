@@ -5,7 +5,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, problem, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{fields, problem, spawn_app, spawn_app_with, verify, Receiver, TestApp};
 
 async fn send(
     app: &TestApp,
@@ -335,80 +335,6 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-/// A webhook receiver on 127.0.0.1 that answers 500 to its first
-/// `failures` requests and 200 after, and keeps every request.
-struct Receiver {
-    url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
-    failures: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Receiver {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> =
-            std::sync::Arc::default();
-        let remaining = std::sync::Arc::new(AtomicUsize::new(failures));
-        let count = std::sync::Arc::clone(&remaining);
-        let record = std::sync::Arc::clone(&seen);
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                let (record, count) = (
-                    std::sync::Arc::clone(&record),
-                    std::sync::Arc::clone(&count),
-                );
-                async move {
-                    record.lock().unwrap().push((headers, body));
-                    let failing = count
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
-                    if failing {
-                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "not now")
-                    } else {
-                        (axum::http::StatusCode::OK, "thanks")
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver {
-            url,
-            seen,
-            failures: remaining,
-        }
-    }
-
-    /// From now on, answer 200.
-    fn recover(&self) {
-        self.failures.store(0, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn requests(&self) -> Vec<(axum::http::HeaderMap, String)> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-/// Checks `Ordo-Signature` the way a receiver would.
-fn verify(secret: &str, header: &str, body: &str) -> bool {
-    use hmac::Mac;
-    let mut t = "";
-    let mut signatures = Vec::new();
-    for part in header.split(',') {
-        match part.split_once('=') {
-            Some(("t", v)) => t = v,
-            Some(("v1", v)) => signatures.push(v),
-            _ => return false,
-        }
-    }
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    let expected = hex::encode(mac.finalize().into_bytes());
-    signatures.contains(&expected.as_str())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
