@@ -104,6 +104,8 @@ pub struct WebhooksConfig {
     /// Let webhook URLs name this machine or a private network (off: ordo
     /// must not be a way into the network it runs in).
     pub allow_private_urls: bool,
+    /// Seconds a receiver has to answer a delivery.
+    pub timeout_secs: u64,
 }
 
 /// Where the data lives.
@@ -184,6 +186,7 @@ impl Default for Config {
             },
             webhooks: WebhooksConfig {
                 allow_private_urls: false,
+                timeout_secs: 10,
             },
             idempotency_key_hours: 24,
         }
@@ -317,6 +320,8 @@ lease_secs = 300
 # (loopback, 10/8, 192.168/16, …). Off, ordo cannot be made to
 # call into the network it runs in.                           ORDO_WEBHOOKS__ALLOW_PRIVATE_URLS
 allow_private_urls = false
+# Seconds a receiver has to answer; any 2xx in time is success. ORDO_WEBHOOKS__TIMEOUT_SECS
+timeout_secs = 10
 "#;
 
 #[cfg(test)]

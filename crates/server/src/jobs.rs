@@ -85,7 +85,9 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
     let lease_ms = i64::try_from(state.config().jobs.lease_secs.max(1))
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
-    let client = crate::webhooks::client(crate::webhooks::TIMEOUT);
+    let client = crate::webhooks::client(std::time::Duration::from_secs(
+        state.config().webhooks.timeout_secs.max(1),
+    ));
     let node = node_name();
     let store = state.store();
     let first = NewJob {

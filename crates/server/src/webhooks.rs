@@ -14,9 +14,6 @@ use crate::api::events::FeedEventResponse;
 use crate::app::AppState;
 use crate::jobs::RetryPolicy;
 
-/// How long a receiver may take to answer.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The most of a receiver's answer kept with an attempt.
 const EXCERPT_CHARS: usize = 500;
 
@@ -140,7 +137,10 @@ pub async fn deliver(
         }
         Err(e) if e.is_timeout() => (
             None,
-            Some(format!("no answer within {} s", TIMEOUT.as_secs())),
+            Some(format!(
+                "no answer within {} s",
+                state.config().webhooks.timeout_secs
+            )),
             None,
         ),
         Err(e) => (None, Some(format!("could not deliver: {e}")), None),
@@ -160,10 +160,51 @@ pub async fn deliver(
         },
     };
     metrics::counter!("ordo_webhook_deliveries_total", "outcome" => status.as_str()).increment(1);
+    let mut attempt = attempt;
+    if status == DeliveryStatus::Dead
+        && disable_if_failing(state, endpoint, policy.max_age_ms).await?
+    {
+        attempt.error = attempt
+            .error
+            .map(|e| format!("{e}; the endpoint kept failing and was disabled"));
+    }
     store
         .record_delivery_attempt(tenant, id, attempt, status)
         .await?;
     Ok(outcome)
+}
+
+/// Turns an endpoint off when nothing sent to it has succeeded for the
+/// maximum age (its deliveries keep dying); says whether it did. It stays
+/// listed, with when and why, until someone sets it active again.
+async fn disable_if_failing(
+    state: &AppState,
+    mut endpoint: WebhookEndpoint,
+    max_age_ms: i64,
+) -> Result<bool, ordo_store::StoreError> {
+    // The delivery that just died was made after the endpoint and failed
+    // for the maximum age, so the endpoint is at least that old.
+    let now = Timestamp::now();
+    let since = now.plus_millis(-max_age_ms);
+    let store = state.store();
+    if store
+        .endpoint_succeeded_since(endpoint.tenant_id, endpoint.id, since)
+        .await?
+    {
+        return Ok(false);
+    }
+    let hours = max_age_ms / 3_600_000;
+    let reason = if hours >= 1 {
+        format!("every delivery failed for {hours} hours")
+    } else {
+        format!("every delivery failed for {} seconds", max_age_ms / 1000)
+    };
+    tracing::warn!(endpoint = %endpoint.id, url = endpoint.url.as_str(), %reason, "disabling a webhook endpoint");
+    endpoint.active = false;
+    endpoint.disabled = Some((now, reason));
+    endpoint.updated_at = now;
+    store.save_webhook_endpoint(endpoint, false).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -38,7 +38,9 @@ pub(crate) struct NewDelivery {
 }
 
 /// The deliveries of `events` to the tenant's `endpoints`: each event to
-/// each active endpoint that wants its type and existed when it happened.
+/// each endpoint that is active, wants its type and existed when it
+/// happened. (An inactive endpoint misses the events of its inactive time
+/// for good: the cursor moves past them.)
 pub(crate) fn plan(
     endpoints: &[WebhookEndpoint],
     events: &[FedEvent],

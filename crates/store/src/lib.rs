@@ -550,6 +550,13 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         id: WebhookDeliveryId,
     ) -> Result<Option<WebhookDelivery>>;
+    /// Whether any delivery to the endpoint succeeded at or after `since`.
+    async fn endpoint_succeeded_since(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        since: Timestamp,
+    ) -> Result<bool>;
     /// Records an attempt at a delivery and where the delivery now stands.
     async fn record_delivery_attempt(
         &self,

@@ -408,3 +408,46 @@ pub fn verify(secret: &str, header: &str, body: &str) -> bool {
     let expected = hex::encode(mac.finalize().into_bytes());
     signatures.contains(&expected.as_str())
 }
+
+/// A receiver that never answers well: `answer` is the status it gives,
+/// or `None` to hold every request for `stall` without answering.
+pub async fn bad_receiver(
+    answer: Option<u16>,
+    stall: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counted = std::sync::Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if answer.is_none() {
+                    tokio::time::sleep(stall).await;
+                }
+                let code = axum::http::StatusCode::from_u16(answer.unwrap_or(200)).unwrap();
+                (code, "gone")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+/// A receiver that accepts each connection and closes it at once.
+pub async fn closing_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (url, hits)
+}

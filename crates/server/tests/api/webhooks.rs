@@ -436,6 +436,56 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
     assert_eq!(dead["type"], "order.created");
     assert_eq!(dead["order_id"], order["id"]);
     assert_eq!(dead["last_status_code"], 500);
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("was disabled"),
+        "{dead}"
+    );
+    // Nothing got through for the maximum age: the endpoint is turned off,
+    // says when and why, and new events are not sent to it.
+    let ep: Value = app
+        .get(&format!("/v1/webhook-endpoints/{endpoint}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ep["active"], false);
+    assert!(
+        ep["disabled"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("every delivery failed"),
+        "{ep}"
+    );
+    app.create(&crate::helpers::plain_order()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let all: Value = app
+        .get(&format!("/v1/webhook-deliveries?endpoint_id={endpoint}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["data"].as_array().unwrap().len(),
+        1,
+        "nothing new for a disabled endpoint"
+    );
+    // Turned back on, it clears the disabling.
+    let ep: Value = app
+        .patch(
+            &format!("/v1/webhook-endpoints/{endpoint}"),
+            &json!({"active": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (ep["active"].clone(), ep["disabled"].clone()),
+        (json!(true), Value::Null)
+    );
     let attempts = dead["attempts"].as_u64().unwrap();
     assert!(attempts >= 3, "retried before giving up: {attempts}");
     assert_eq!(receiver.requests().len() as u64, attempts);
@@ -500,4 +550,87 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
         .get_as(&other, &format!("/v1/webhook-deliveries/{id}"))
         .await;
     problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_recorded() {
+    use crate::helpers::{bad_receiver, closing_receiver};
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        c.webhooks.timeout_secs = 1;
+        c.jobs.retry_initial_ms = 50;
+        c.jobs.retry_max_ms = 100;
+    })
+    .await;
+    let (stall_url, stall_hits) = bad_receiver(None, std::time::Duration::from_secs(5)).await;
+    let (gone_url, gone_hits) = bad_receiver(Some(410), std::time::Duration::ZERO).await;
+    let (error_url, error_hits) = bad_receiver(Some(500), std::time::Duration::ZERO).await;
+    let (close_url, close_hits) = closing_receiver().await;
+    let mut endpoints = Vec::new();
+    for url in [&stall_url, &gone_url, &error_url, &close_url] {
+        let made: Value = app
+            .post("/v1/webhook-endpoints", &json!({"url": url}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        endpoints.push(made["id"].as_str().unwrap().to_string());
+    }
+    app.create(&crate::helpers::plain_order()).await;
+
+    // Each is tried at least twice, and every attempt says why it failed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let hits = || {
+        [&stall_hits, &gone_hits, &error_hits, &close_hits]
+            .map(|h| h.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    while hits().iter().any(|n| *n < 2) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(hits().iter().all(|n| *n >= 2), "{:?}", hits());
+    let expected = [
+        (None::<u64>, "no answer within 1 s"),
+        (Some(410), "answered 410"),
+        (Some(500), "answered 500"),
+        (None, "could not deliver"),
+    ];
+    for (endpoint, (code, why)) in endpoints.iter().zip(expected) {
+        let page: Value = app
+            .get(&format!("/v1/webhook-deliveries?endpoint_id={endpoint}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let delivery = &page["data"][0];
+        let id = delivery["id"].as_str().unwrap();
+        let one: Value = app
+            .get(&format!("/v1/webhook-deliveries/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let first = &one["attempt_log"][0];
+        assert_eq!(first["status_code"].as_u64(), code, "{one}");
+        assert!(first["error"].as_str().unwrap().contains(why), "{one}");
+        assert_ne!(one["status"], "succeeded");
+    }
+    // The stalled attempt was cut off at the timeout, not waited out.
+    let page: Value = app
+        .get(&format!(
+            "/v1/webhook-deliveries?endpoint_id={}",
+            endpoints[0]
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = page["data"][0]["id"].as_str().unwrap();
+    let one: Value = app
+        .get(&format!("/v1/webhook-deliveries/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let latency = one["attempt_log"][0]["latency_ms"].as_u64().unwrap();
+    assert!((900..3000).contains(&latency), "{latency} ms");
 }

@@ -566,6 +566,15 @@ impl Store for PostgresStore {
         .pop())
     }
 
+    async fn endpoint_succeeded_since(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        since: Timestamp,
+    ) -> Result<bool> {
+        webhooks::succeeded_since(&self.db().await?, tenant, endpoint, since).await
+    }
+
     async fn record_delivery_attempt(
         &self,
         tenant: TenantId,

@@ -130,13 +130,13 @@ pub(super) async fn delete(db: &Db, tenant: TenantId, id: WebhookEndpointId) -> 
 /// Held by the node fanning events out. ("fout" in ASCII.)
 const FAN_OUT_LOCK: i64 = 0x666f_7574;
 
-/// Whether some tenant with an active endpoint has events past its
+/// Whether some tenant with an endpoint has events past its
 /// fan-out cursor (a read, so an idle pass does not write).
 async fn fan_out_pending(db: &Db) -> Result<bool> {
     let stmt = db
         .prepare_cached(
             "SELECT EXISTS (
-                 SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints WHERE active) t
+                 SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints) t
                   WHERE (SELECT MAX(feed_seq) FROM order_events e WHERE e.tenant_id = t.tenant_id)
                         > COALESCE((SELECT position FROM feed_cursors c
                                      WHERE c.tenant_id = t.tenant_id AND c.name = $1), 0))",
@@ -167,7 +167,7 @@ pub(super) async fn fan_out(db: &mut Db, limit: u32, now: Timestamp) -> Result<u
     }
     let endpoints = tx
         .query(
-            &format!("SELECT {COLUMNS} FROM webhook_endpoints WHERE active ORDER BY tenant_id, id"),
+            &format!("SELECT {COLUMNS} FROM webhook_endpoints ORDER BY tenant_id, id"),
             &[],
         )
         .await
@@ -455,4 +455,31 @@ pub(super) async fn retry(
     Ok(deliveries(db, tenant, &DeliveryQuery::default(), Some(id))
         .await?
         .pop())
+}
+
+pub(super) async fn succeeded_since(
+    db: &Db,
+    tenant: TenantId,
+    endpoint: WebhookEndpointId,
+    since: Timestamp,
+) -> Result<bool> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE tenant_id = $1 AND endpoint_id = $2
+                  AND status = 'succeeded' AND updated_at >= $3)",
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(db
+        .query_one(
+            &stmt,
+            &[
+                &tenant.to_string(),
+                &endpoint.to_string(),
+                &since.unix_millis(),
+            ],
+        )
+        .await
+        .map_err(db_error)?
+        .get(0))
 }

@@ -668,6 +668,16 @@ impl Store for SqliteStore {
         .map(|mut found| found.pop())
     }
 
+    async fn endpoint_succeeded_since(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        since: Timestamp,
+    ) -> Result<bool> {
+        self.read(move |conn| webhooks::succeeded_since(conn, tenant, endpoint, since))
+            .await
+    }
+
     async fn record_delivery_attempt(
         &self,
         tenant: TenantId,

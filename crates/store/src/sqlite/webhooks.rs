@@ -152,23 +152,24 @@ pub(super) fn delete(conn: &Connection, tenant: TenantId, id: WebhookEndpointId)
         .map_err(unavailable)
 }
 
-/// Every active endpoint of every tenant.
-fn active_endpoints(conn: &Connection) -> Result<Vec<WebhookEndpoint>> {
+/// Every endpoint of every tenant (inactive ones too: the cursor moves
+/// past what they miss, so turning one back on does not replay it).
+fn all_endpoints(conn: &Connection) -> Result<Vec<WebhookEndpoint>> {
     let rows = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhook_endpoints WHERE active = 1 ORDER BY tenant_id, id"
+            "SELECT {COLUMNS} FROM webhook_endpoints ORDER BY tenant_id, id"
         ))
         .and_then(|mut s| s.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(unavailable)?;
     rows.into_iter().map(endpoint).collect()
 }
 
-/// Whether some tenant with an active endpoint has events past its
+/// Whether some tenant with an endpoint has events past its
 /// fan-out cursor (a read, so an idle pass does not write).
 pub(super) fn fan_out_pending(conn: &Connection) -> Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (
-             SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints WHERE active = 1) t
+             SELECT 1 FROM (SELECT DISTINCT tenant_id FROM webhook_endpoints) t
               WHERE (SELECT MAX(feed_seq) FROM order_events e WHERE e.tenant_id = t.tenant_id)
                     > COALESCE((SELECT position FROM feed_cursors c
                                  WHERE c.tenant_id = t.tenant_id AND c.name = ?1), 0))",
@@ -179,7 +180,7 @@ pub(super) fn fan_out_pending(conn: &Connection) -> Result<bool> {
 
 /// The fan-out pass, in the writer (which excludes every other process).
 pub(super) fn fan_out(conn: &Connection, limit: u32, now: Timestamp) -> Result<u64> {
-    let endpoints = active_endpoints(conn)?;
+    let endpoints = all_endpoints(conn)?;
     let mut made = 0;
     let mut start = 0;
     while start < endpoints.len() {
@@ -486,3 +487,26 @@ pub(super) fn retry(
 const RETRY_JOB: &str = "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
  ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
      created_at = excluded.created_at, attempts = 0";
+
+pub(super) fn succeeded_since(
+    conn: &Connection,
+    tenant: TenantId,
+    endpoint: WebhookEndpointId,
+    since: Timestamp,
+) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE tenant_id = ?1 AND endpoint_id = ?2
+                  AND status = 'succeeded' AND updated_at >= ?3)",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                tenant.to_string(),
+                endpoint.to_string(),
+                since.unix_millis()
+            ],
+            |r| r.get(0),
+        )
+    })
+    .map_err(unavailable)
+}
