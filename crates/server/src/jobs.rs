@@ -101,6 +101,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         tracing::warn!(error = %e, "could not schedule the idempotency key sweep");
     }
     let mut tick = tokio::time::interval(poll);
+    let mut measured = std::time::Instant::now() - Duration::from_secs(60);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -109,6 +110,10 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         }
         if *stop.borrow() {
             return;
+        }
+        if measured.elapsed() >= Duration::from_secs(5) {
+            measured = std::time::Instant::now();
+            report_backlog(&state).await;
         }
         let claim = JobClaim {
             node: node.clone(),
@@ -175,6 +180,25 @@ pub async fn sequence_events(state: AppState) {
         if placed < u64::from(SEQUENCE_BATCH) {
             tokio::time::sleep(SEQUENCE_IDLE).await;
         }
+    }
+}
+
+/// Deliveries waiting and the age of the oldest, as gauges.
+async fn report_backlog(state: &AppState) {
+    match state
+        .store()
+        .job_backlog(ordo_store::fanout::DELIVER_WEBHOOK)
+        .await
+    {
+        Ok((depth, oldest)) => {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("ordo_webhook_queue_depth").set(depth as f64);
+            let age_ms = oldest.map_or(0, |t| Timestamp::now().unix_millis() - t.unix_millis());
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("ordo_webhook_oldest_undelivered_seconds")
+                .set(age_ms.max(0) as f64 / 1000.0);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not measure the webhook backlog"),
     }
 }
 

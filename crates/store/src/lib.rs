@@ -566,6 +566,20 @@ pub trait Store: Send + Sync + 'static {
         status: DeliveryStatus,
     ) -> Result<()>;
 
+    /// Sends the endpoint's deliveries in `statuses` made in `[from, to)`
+    /// again now (each with a fresh maximum age); returns how many.
+    async fn retry_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        statuses: Vec<DeliveryStatus>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Queued jobs of a kind (of every tenant) and when the oldest was made.
+    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)>;
+
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;
     /// Claims up to `limit` due jobs that no live claim holds: each job is

@@ -85,6 +85,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::get_delivery))
         .routes(routes!(webhooks::retry_delivery))
+        .routes(routes!(webhooks::retry_deliveries))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))

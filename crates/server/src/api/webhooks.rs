@@ -704,3 +704,110 @@ pub async fn retry_delivery(
     let body = find_delivery(&state, &principal, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
+
+/// Which deliveries of an endpoint to send again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRetryRequest {
+    /// The endpoint (`whe_…`).
+    pub endpoint_id: String,
+    /// Default `["failed", "dead"]`.
+    pub statuses: Option<Vec<String>>,
+    /// Only deliveries made at or after this RFC 3339 time.
+    pub created_gte: Option<String>,
+    /// Only deliveries made before this RFC 3339 time.
+    pub created_lt: Option<String>,
+}
+
+/// How many deliveries were queued again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkRetryResponse {
+    pub retried: u64,
+}
+
+/// Sends an endpoint's failed and dead deliveries (of a time range) again.
+#[utoipa::path(
+    post, path = "/v1/webhook-deliveries/retry", tag = "webhooks",
+    request_body = BulkRetryRequest,
+    responses(
+        (status = 202, description = "Queued again", body = BulkRetryResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key's role may not manage webhooks", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is not valid", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn retry_deliveries(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: JsonBody<BulkRetryRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::ManageWebhooks, "manage webhooks")?;
+    let req = body.value;
+    let mut errors = FieldErrors::new();
+    let endpoint = parse_id(
+        "endpoint_id",
+        Some(&req.endpoint_id),
+        WebhookEndpointId::parse,
+        "an endpoint id (whe_…)",
+        &mut errors,
+    );
+    let statuses = match &req.statuses {
+        None => vec![
+            ordo_store::DeliveryStatus::Failed,
+            ordo_store::DeliveryStatus::Dead,
+        ],
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                parse_id(
+                    &format!("statuses[{i}]"),
+                    Some(s),
+                    ordo_store::DeliveryStatus::parse,
+                    "pending, succeeded, failed, dead",
+                    &mut errors,
+                )
+            })
+            .collect(),
+    };
+    let from = parse_id(
+        "created_gte",
+        req.created_gte.as_deref(),
+        Timestamp::parse_rfc3339,
+        "an RFC 3339 time",
+        &mut errors,
+    );
+    let to = parse_id(
+        "created_lt",
+        req.created_lt.as_deref(),
+        Timestamp::parse_rfc3339,
+        "an RFC 3339 time",
+        &mut errors,
+    );
+    let Some(endpoint) = endpoint.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    state
+        .store()
+        .webhook_endpoint(principal.tenant_id, endpoint)
+        .await?
+        .ok_or(ApiError::NotFound("webhook endpoint"))?;
+    let retried = state
+        .store()
+        .retry_deliveries(
+            principal.tenant_id,
+            endpoint,
+            statuses,
+            from,
+            to,
+            Timestamp::now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(BulkRetryResponse { retried }),
+    )
+        .into_response())
+}

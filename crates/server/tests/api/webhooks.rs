@@ -634,3 +634,102 @@ async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_
     let latency = one["attempt_log"][0]["latency_ms"].as_u64().unwrap();
     assert!((900..3000).contains(&latency), "{latency} ms");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_deliveries_of_an_endpoint_are_retried_in_bulk() {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        c.jobs.retry_initial_ms = 20;
+        c.jobs.retry_max_ms = 50;
+        c.jobs.max_age_secs = 1;
+    })
+    .await;
+    let made: Value = app
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": receiver.url, "event_types": ["order.created"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let endpoint = made["id"].as_str().unwrap().to_string();
+    let since = ordo_domain::Timestamp::now().to_rfc3339();
+    for _ in 0..2 {
+        app.create(&crate::helpers::plain_order()).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let page: Value = app
+            .get("/v1/webhook-deliveries?status=dead")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["data"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("ordo_webhook_deliveries_total"),
+        "{metrics}"
+    );
+
+    receiver.recover();
+    app.patch(
+        &format!("/v1/webhook-endpoints/{endpoint}"),
+        &json!({"active": true}),
+    )
+    .await;
+    let r = app
+        .post(
+            "/v1/webhook-deliveries/retry",
+            &json!({"endpoint_id": endpoint, "created_gte": since}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["retried"], 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let page: Value = app
+            .get("/v1/webhook-deliveries?status=succeeded")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["data"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Nothing failed in a range that ends before them.
+    let r = app
+        .post(
+            "/v1/webhook-deliveries/retry",
+            &json!({"endpoint_id": endpoint, "created_lt": since, "statuses": ["failed", "dead", "succeeded"]}),
+        )
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["retried"], 0);
+    let r = app
+        .post(
+            "/v1/webhook-deliveries/retry",
+            &json!({"endpoint_id": endpoint, "statuses": ["lost"], "created_gte": "yesterday"}),
+        )
+        .await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["statuses[0]", "created_gte"]);
+    let r = app
+        .post(
+            "/v1/webhook-deliveries/retry",
+            &json!({"endpoint_id": "whe_01JD5Q4ZB8Y7K6M3N2P1R0S9TV"}),
+        )
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
+}

@@ -585,6 +585,31 @@ impl Store for PostgresStore {
         webhooks::record_attempt(&self.db().await?, tenant, id, &attempt, status).await
     }
 
+    async fn retry_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        statuses: Vec<DeliveryStatus>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        webhooks::retry_many(
+            &mut self.db().await?,
+            tenant,
+            endpoint,
+            &statuses,
+            from,
+            to,
+            now,
+        )
+        .await
+    }
+
+    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
+        jobs::backlog(&self.db().await?, kind).await
+    }
+
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
         jobs::schedule(&self.db().await?, &job).await
     }

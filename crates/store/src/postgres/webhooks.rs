@@ -483,3 +483,51 @@ pub(super) async fn succeeded_since(
         .map_err(db_error)?
         .get(0))
 }
+
+pub(super) async fn retry_many(
+    db: &mut Db,
+    tenant: TenantId,
+    endpoint: WebhookEndpointId,
+    statuses: &[DeliveryStatus],
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<u64> {
+    let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let tx = db.transaction().await.map_err(db_error)?;
+    let ids: Vec<String> = tx
+        .query(
+            "UPDATE webhook_deliveries SET status = 'pending', updated_at = $6
+              WHERE tenant_id = $1 AND endpoint_id = $2 AND status = ANY($3)
+                AND ($4::bigint IS NULL OR created_at >= $4) AND ($5::bigint IS NULL OR created_at < $5)
+             RETURNING id",
+            &[
+                &tenant.to_string(),
+                &endpoint.to_string(),
+                &wanted,
+                &from.map(Timestamp::unix_millis),
+                &to.map(Timestamp::unix_millis),
+                &now.unix_millis(),
+            ],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let payloads: Vec<Json<serde_json::Value>> = ids
+        .iter()
+        .map(|id| Json(serde_json::json!({ "delivery_id": id })))
+        .collect();
+    tx.execute(
+        "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at)
+         SELECT $1, j.key, $2, j.payload, $4, $4 FROM unnest($3::text[], $5::jsonb[]) AS j (key, payload)
+         ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
+             created_at = excluded.created_at, attempts = 0",
+        &[&tenant.to_string(), &fanout::DELIVER_WEBHOOK, &ids, &now.unix_millis(), &payloads],
+    )
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(ids.len() as u64)
+}

@@ -690,6 +690,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn retry_deliveries(
+        &self,
+        tenant: TenantId,
+        endpoint: WebhookEndpointId,
+        statuses: Vec<DeliveryStatus>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        self.queue
+            .write(move |conn| {
+                webhooks::retry_many(conn, tenant, endpoint, &statuses, from, to, now)
+            })
+            .await
+    }
+
+    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
+        let kind = kind.to_string();
+        self.read(move |conn| jobs::backlog(conn, &kind)).await
+    }
+
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
         self.queue
             .write(move |conn| jobs::schedule(conn, &job))

@@ -510,3 +510,52 @@ pub(super) fn succeeded_since(
     })
     .map_err(unavailable)
 }
+
+pub(super) fn retry_many(
+    conn: &Connection,
+    tenant: TenantId,
+    endpoint: WebhookEndpointId,
+    statuses: &[DeliveryStatus],
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<u64> {
+    let wanted = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .map_err(corrupt)?;
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'pending', updated_at = ?6
+              WHERE tenant_id = ?1 AND endpoint_id = ?2 AND status IN (SELECT value FROM json_each(?3))
+                AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
+             RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    tenant.to_string(),
+                    endpoint.to_string(),
+                    wanted,
+                    from.map(Timestamp::unix_millis),
+                    to.map(Timestamp::unix_millis),
+                    now.unix_millis()
+                ],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    for id in &ids {
+        conn.prepare_cached(RETRY_JOB)
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.to_string(),
+                    id,
+                    fanout::DELIVER_WEBHOOK,
+                    serde_json::json!({ "delivery_id": id }).to_string(),
+                    now.unix_millis()
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    Ok(ids.len() as u64)
+}
