@@ -411,6 +411,26 @@ pub fn order_body(run_id: &str, n: u64) -> Bytes {
     Bytes::from(body)
 }
 
+/// Subscribes an endpoint at `url` to every event.
+pub async fn subscribe(target: Arc<Target>, url: &str) -> anyhow::Result<()> {
+    let mut conn = Conn::new(target);
+    let body = serde_json::to_vec(&serde_json::json!({ "url": url }))?;
+    let (status, answer) = conn
+        .call(
+            Method::POST,
+            "/v1/webhook-endpoints",
+            Some(Bytes::from(body)),
+        )
+        .await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "POST /v1/webhook-endpoints -> {status}: {} (a server of your own needs webhooks.allow_private_urls)",
+            snippet(&answer)
+        );
+    }
+    Ok(())
+}
+
 /// Counts the server's orders (GET /v1/orders/count).
 pub async fn count_orders(target: Arc<Target>, query: &str) -> anyhow::Result<u64> {
     #[derive(Deserialize)]

@@ -37,6 +37,7 @@
 
 mod http;
 mod load;
+mod receiver;
 mod report;
 mod server;
 
@@ -118,6 +119,9 @@ struct Opts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phase {
     Create,
+    /// Create with one webhook endpoint subscribed, then wait for every
+    /// delivery.
+    Webhooks,
     Seed,
     Get,
     List,
@@ -125,8 +129,9 @@ enum Phase {
 }
 
 impl Phase {
-    const ORDER: [Phase; 5] = [
+    const ORDER: [Phase; 6] = [
         Phase::Create,
+        Phase::Webhooks,
         Phase::Seed,
         Phase::Get,
         Phase::List,
@@ -136,6 +141,7 @@ impl Phase {
     fn name(self) -> &'static str {
         match self {
             Phase::Create => "create",
+            Phase::Webhooks => "webhooks",
             Phase::Seed => "seed",
             Phase::Get => "get",
             Phase::List => "list",
@@ -318,6 +324,50 @@ async fn run_phases(
                 let (out, mut fig) =
                     measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
                 fig.notes.push(format!("orders created {}", out.ids.len()));
+                created.extend(out.ids);
+                fig
+            }
+            Phase::Webhooks => {
+                let receiver = receiver::Receiver::start().await?;
+                load::subscribe(target.clone(), &receiver.url).await?;
+                let work = Work::Create {
+                    run_id: format!("{run_id}w"),
+                    seq: AtomicU64::new(0),
+                };
+                let (out, mut fig) =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
+                let made = out.ids.len() as u64;
+                let stopped = Instant::now();
+                let deadline = stopped + Duration::from_secs(600);
+                while receiver.received() < made && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let delivered = receiver.received();
+                fig.notes.push(format!(
+                    "orders created {made} with one endpoint subscribed; deliveries {delivered} of {made}"
+                ));
+                if let Some((first, last)) = receiver.first_last() {
+                    let span = last.duration_since(first).as_secs_f64().max(1e-9);
+                    fig.notes.push(format!(
+                        "deliveries {:.0}/s from the first to the last ({:.1} s), the last {:.1} s after creation stopped",
+                        delivered as f64 / span,
+                        span,
+                        last.saturating_duration_since(stopped).as_secs_f64()
+                    ));
+                }
+                if let Some(plain) = figures.iter().find(|f: &&PhaseFigures| f.name == "create") {
+                    fig.notes.push(format!(
+                        "creation with one endpoint: {:.0}/s, {:.0}% of the {:.0}/s without",
+                        fig.throughput(),
+                        100.0 * fig.throughput() / plain.throughput().max(1e-9),
+                        plain.throughput()
+                    ));
+                }
+                if delivered < made {
+                    fig.notes
+                        .push(format!("MISSING {} deliveries", made - delivered));
+                    passed = false;
+                }
                 created.extend(out.ids);
                 fig
             }

@@ -120,6 +120,8 @@ impl OwnServer {
         if std::env::var_os("ORDO_LOG__LEVEL").is_none() {
             cmd.env("ORDO_LOG__LEVEL", "warn");
         }
+        // The webhooks phase's receiver is on this machine.
+        cmd.env("ORDO_WEBHOOKS__ALLOW_PRIVATE_URLS", "true");
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;

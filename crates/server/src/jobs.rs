@@ -16,7 +16,7 @@ use crate::app::AppState;
 pub const PRUNE_IDEMPOTENCY_KEYS: &str = "prune-idempotency-keys";
 
 /// Jobs claimed per poll (and run at once).
-const BATCH: u32 = 64;
+const BATCH: u32 = 256;
 
 /// This process, as the jobs it claims name it.
 pub fn node_name() -> String {
@@ -102,11 +102,15 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
     }
     let mut tick = tokio::time::interval(poll);
     let mut measured = std::time::Instant::now() - Duration::from_secs(60);
+    let mut busy = false;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => {}
+        // A full batch means more is due: look again at once.
+        if !busy {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => {}
+            }
         }
         if *stop.borrow() {
             return;
@@ -129,9 +133,11 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(error = %e, "could not claim background jobs");
+                busy = false;
                 continue;
             }
         };
+        busy = jobs.len() == BATCH as usize;
         // The claimed jobs run side by side (a slow receiver holds up no one).
         let runs = jobs.into_iter().map(|job| {
             let (state, client, policy) = (&state, &client, &policy);

@@ -286,18 +286,21 @@ pub(super) async fn deliveries(
     q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
-    let stmt = db
-        .prepare_cached(
-            "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
-                    attempts, created_at, updated_at, last_status_code, last_error
-               FROM webhook_deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR endpoint_id = $2)
-                AND ($3::text IS NULL OR id = $3) AND ($4::text IS NULL OR status = $4)
-                AND ($5::text IS NULL OR event_type = $5) AND ($6::text IS NULL OR order_id = $6)
-                AND ($7::text IS NULL OR id > $7)
-              ORDER BY id LIMIT $8",
-        )
-        .await
-        .map_err(db_error)?;
+    // The filters an index can serve are written in only when given (with
+    // `$n IS NULL OR …` a prepared statement's generic plan scans).
+    let sql = format!(
+        "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
+                attempts, created_at, updated_at, last_status_code, last_error
+           FROM webhook_deliveries WHERE tenant_id = $1 AND {} AND {}
+            AND ($4::text IS NULL OR status = $4)
+            AND ($5::text IS NULL OR event_type = $5) AND ($6::text IS NULL OR order_id = $6)
+            AND {}
+          ORDER BY id LIMIT $8",
+        if q.endpoint_id.is_some() { "endpoint_id = $2" } else { "$2::text IS NULL" },
+        if id.is_some() { "id = $3" } else { "$3::text IS NULL" },
+        if q.after.is_some() { "id > $7" } else { "$7::text IS NULL" },
+    );
+    let stmt = db.prepare_cached(&sql).await.map_err(db_error)?;
     db.query(
         &stmt,
         &[

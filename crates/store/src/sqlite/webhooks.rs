@@ -290,15 +290,21 @@ pub(super) fn deliveries(
     q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
+    // The filters an index can serve are written in only when given (an
+    // `?n IS NULL OR …` term would make SQLite scan the tenant's deliveries).
+    let sql = format!(
+        "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
+                attempts, created_at, updated_at, last_status_code, last_error
+           FROM webhook_deliveries WHERE tenant_id = ?1 AND {} AND {}
+            AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR event_type = ?5)
+            AND (?6 IS NULL OR order_id = ?6) AND {}
+          ORDER BY id LIMIT ?8",
+        if q.endpoint_id.is_some() { "endpoint_id = ?2" } else { "?2 IS NULL" },
+        if id.is_some() { "id = ?3" } else { "?3 IS NULL" },
+        if q.after.is_some() { "id > ?7" } else { "?7 IS NULL" },
+    );
     let rows = conn
-        .prepare_cached(
-            "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
-                    attempts, created_at, updated_at, last_status_code, last_error
-               FROM webhook_deliveries WHERE tenant_id = ?1 AND (?2 IS NULL OR endpoint_id = ?2)
-                AND (?3 IS NULL OR id = ?3) AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR event_type = ?5)
-                AND (?6 IS NULL OR order_id = ?6) AND (?7 IS NULL OR id > ?7)
-              ORDER BY id LIMIT ?8",
-        )
+        .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_map(
                 params![
