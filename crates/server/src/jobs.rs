@@ -85,6 +85,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
     let lease_ms = i64::try_from(state.config().jobs.lease_secs.max(1))
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
+    let endpoints = crate::webhooks::Endpoints::default();
     let client = crate::webhooks::client(std::time::Duration::from_secs(
         state.config().webhooks.timeout_secs.max(1),
     ));
@@ -140,10 +141,19 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         busy = jobs.len() == BATCH as usize;
         // The claimed jobs run side by side (a slow receiver holds up no one).
         let runs = jobs.into_iter().map(|job| {
-            let (state, client, policy) = (&state, &client, &policy);
+            let (state, client, policy, endpoints) = (&state, &client, &policy, &endpoints);
             async move {
-                let outcome = handle(state, client, &job, policy).await;
-                match state.store().finish_job(&job, outcome).await {
+                let (outcome, record) = handle(state, client, endpoints, &job, policy).await;
+                let finished = match record {
+                    Some((attempt, status)) => {
+                        state
+                            .store()
+                            .finish_delivery(&job, outcome, attempt, status)
+                            .await
+                    }
+                    None => state.store().finish_job(&job, outcome).await,
+                };
+                match finished {
                     Ok(true) => {}
                     Ok(false) => tracing::warn!(job = %job.key, "a job's claim ran out before it finished; another node has it"),
                     Err(e) => tracing::warn!(job = %job.key, error = %e, "could not record how a job ended; it will run again"),
@@ -211,13 +221,14 @@ async fn report_backlog(state: &AppState) {
 async fn handle(
     state: &AppState,
     client: &reqwest::Client,
+    endpoints: &crate::webhooks::Endpoints,
     job: &Job,
     policy: &RetryPolicy,
-) -> JobOutcome {
+) -> crate::webhooks::Delivered {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {
         ordo_store::fanout::DELIVER_WEBHOOK => {
-            crate::webhooks::deliver(state, client, job, policy).await
+            crate::webhooks::deliver(state, client, endpoints, job, policy).await
         }
         PRUNE_IDEMPOTENCY_KEYS => {
             let hours = i64::from(state.config().idempotency_key_hours.max(24));
@@ -226,14 +237,18 @@ async fn handle(
                 if n > 0 {
                     tracing::info!(removed = n, "forgot old idempotency keys");
                 }
-                JobOutcome::Again(now.plus_millis(3_600_000))
+                (JobOutcome::Again(now.plus_millis(3_600_000)), None)
             })
         }
         other => {
-            return JobOutcome::Retry {
-                at: now.plus_millis(3_600_000),
-                error: format!("no handler for jobs of kind {other:?}"),
-            }
+            let error = format!("no handler for jobs of kind {other:?}");
+            return (
+                JobOutcome::Retry {
+                    at: now.plus_millis(3_600_000),
+                    error,
+                },
+                None,
+            );
         }
     };
     result.unwrap_or_else(|e| {
@@ -242,7 +257,7 @@ async fn handle(
             JobOutcome::Dead { .. } => tracing::error!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed for too long; it is dead"),
             _ => tracing::warn!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed; it will be retried"),
         }
-        outcome
+        (outcome, None)
     })
 }
 

@@ -46,13 +46,59 @@ pub fn signature(endpoint: &WebhookEndpoint, now: Timestamp, body: &[u8]) -> Str
     header
 }
 
+/// What a delivery job came to: how the job ends, and the attempt to
+/// record with the delivery's new status (written together with the job's
+/// end).
+pub type Delivered = (JobOutcome, Option<(DeliveryAttempt, DeliveryStatus)>);
+
+/// Endpoints as read in the last second, so a batch of deliveries reads
+/// each endpoint once (a change to an endpoint shows within a second).
+#[derive(Default)]
+pub struct Endpoints {
+    seen: std::sync::Mutex<
+        std::collections::HashMap<EndpointKey, (Instant, Option<WebhookEndpoint>)>,
+    >,
+}
+
+type EndpointKey = (ordo_domain::TenantId, ordo_domain::WebhookEndpointId);
+
+impl Endpoints {
+    async fn get(
+        &self,
+        state: &AppState,
+        tenant: ordo_domain::TenantId,
+        id: ordo_domain::WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, ordo_store::StoreError> {
+        let fresh = self.seen.lock().ok().and_then(|seen| {
+            seen.get(&(tenant, id))
+                .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+                .map(|(_, e)| e.clone())
+        });
+        if let Some(endpoint) = fresh {
+            return Ok(endpoint);
+        }
+        let endpoint = state.store().webhook_endpoint(tenant, id).await?;
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert((tenant, id), (Instant::now(), endpoint.clone()));
+        }
+        Ok(endpoint)
+    }
+
+    fn forget(&self, tenant: ordo_domain::TenantId, id: ordo_domain::WebhookEndpointId) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(&(tenant, id));
+        }
+    }
+}
+
 /// Runs a `webhook.deliver` job.
 pub async fn deliver(
     state: &AppState,
     client: &reqwest::Client,
+    endpoints: &Endpoints,
     job: &Job,
     policy: &RetryPolicy,
-) -> Result<JobOutcome, ordo_store::StoreError> {
+) -> Result<Delivered, ordo_store::StoreError> {
     let store = state.store();
     let (Some(tenant), Some(id)) = (
         job.tenant_id,
@@ -60,14 +106,12 @@ pub async fn deliver(
             .as_str()
             .and_then(WebhookDeliveryId::parse),
     ) else {
-        return Ok(JobOutcome::Dead {
-            error: format!("not a delivery job: {}", job.payload),
-        });
+        let error = format!("not a delivery job: {}", job.payload);
+        return Ok((JobOutcome::Dead { error }, None));
     };
     let Some(delivery) = store.webhook_delivery(tenant, id).await? else {
-        return Ok(JobOutcome::Dead {
-            error: format!("no delivery {id}"),
-        });
+        let error = format!("no delivery {id}");
+        return Ok((JobOutcome::Dead { error }, None));
     };
     let now = Timestamp::now();
     let give_up = |error: String| DeliveryAttempt {
@@ -77,7 +121,7 @@ pub async fn deliver(
         error: Some(error),
         response_excerpt: None,
     };
-    let endpoint = match store.webhook_endpoint(tenant, delivery.endpoint_id).await? {
+    let endpoint = match endpoints.get(state, tenant, delivery.endpoint_id).await? {
         Some(e) if e.active => e,
         found => {
             let why = if found.is_some() {
@@ -85,10 +129,10 @@ pub async fn deliver(
             } else {
                 "the endpoint was removed"
             };
-            store
-                .record_delivery_attempt(tenant, id, give_up(why.into()), DeliveryStatus::Dead)
-                .await?;
-            return Ok(JobOutcome::Dead { error: why.into() });
+            return Ok((
+                JobOutcome::Dead { error: why.into() },
+                Some((give_up(why.into()), DeliveryStatus::Dead)),
+            ));
         }
     };
     let query = FeedQuery {
@@ -104,10 +148,10 @@ pub async fn deliver(
         .find(|e| e.event.id == delivery.event_id);
     let Some(event) = event else {
         let why = "the event is no longer in the feed".to_string();
-        store
-            .record_delivery_attempt(tenant, id, give_up(why.clone()), DeliveryStatus::Dead)
-            .await?;
-        return Ok(JobOutcome::Dead { error: why });
+        return Ok((
+            JobOutcome::Dead { error: why.clone() },
+            Some((give_up(why), DeliveryStatus::Dead)),
+        ));
     };
     let body = FeedEventResponse::from_feed(&tenant.to_string(), event)
         .ok()
@@ -161,17 +205,16 @@ pub async fn deliver(
     };
     metrics::counter!("ordo_webhook_deliveries_total", "outcome" => status.as_str()).increment(1);
     let mut attempt = attempt;
+    let endpoint_id = endpoint.id;
     if status == DeliveryStatus::Dead
         && disable_if_failing(state, endpoint, policy.max_age_ms).await?
     {
+        endpoints.forget(tenant, endpoint_id);
         attempt.error = attempt
             .error
             .map(|e| format!("{e}; the endpoint kept failing and was disabled"));
     }
-    store
-        .record_delivery_attempt(tenant, id, attempt, status)
-        .await?;
-    Ok(outcome)
+    Ok((outcome, Some((attempt, status))))
 }
 
 /// Turns an endpoint off when nothing sent to it has succeeded for the

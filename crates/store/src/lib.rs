@@ -357,6 +357,14 @@ pub struct DeliveryAttempt {
     pub response_excerpt: Option<String>,
 }
 
+/// The delivery a `webhook.deliver` job is for.
+pub fn delivery_of(job: &Job) -> Option<(TenantId, WebhookDeliveryId)> {
+    Some((
+        job.tenant_id?,
+        WebhookDeliveryId::parse(job.payload["delivery_id"].as_str()?)?,
+    ))
+}
+
 /// Background work to do at `run_at`, by whichever process claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -557,14 +565,6 @@ pub trait Store: Send + Sync + 'static {
         endpoint: WebhookEndpointId,
         since: Timestamp,
     ) -> Result<bool>;
-    /// Records an attempt at a delivery and where the delivery now stands.
-    async fn record_delivery_attempt(
-        &self,
-        tenant: TenantId,
-        id: WebhookDeliveryId,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<()>;
 
     /// Sends the endpoint's deliveries in `statuses` made in `[from, to)`
     /// again now (each with a fresh maximum age); returns how many.
@@ -579,6 +579,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64>;
     /// Queued jobs of a kind (of every tenant) and when the oldest was made.
     async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)>;
+
+    /// Records an attempt at a delivery and ends the delivery's job, in one
+    /// write; `false` if the job's claim had run out (the attempt is
+    /// recorded all the same: it happened).
+    async fn finish_delivery(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<bool>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

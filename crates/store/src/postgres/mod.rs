@@ -575,16 +575,6 @@ impl Store for PostgresStore {
         webhooks::succeeded_since(&self.db().await?, tenant, endpoint, since).await
     }
 
-    async fn record_delivery_attempt(
-        &self,
-        tenant: TenantId,
-        id: WebhookDeliveryId,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<()> {
-        webhooks::record_attempt(&self.db().await?, tenant, id, &attempt, status).await
-    }
-
     async fn retry_deliveries(
         &self,
         tenant: TenantId,
@@ -608,6 +598,24 @@ impl Store for PostgresStore {
 
     async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
         jobs::backlog(&self.db().await?, kind).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<bool> {
+        let (tenant, id) = crate::delivery_of(job).ok_or(StoreError::NotFound)?;
+        let db = self.db().await?;
+        // Two statements, pipelined; each commits on its own, the attempt
+        // first (it happened, whatever becomes of the claim).
+        let (_, finished) = futures_util::try_join!(
+            webhooks::record_attempt(&db, tenant, id, &attempt, status),
+            jobs::finish(&db, job, &outcome)
+        )?;
+        Ok(finished)
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

@@ -678,18 +678,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_delivery_attempt(
-        &self,
-        tenant: TenantId,
-        id: WebhookDeliveryId,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<()> {
-        self.queue
-            .write(move |conn| webhooks::record_attempt(conn, tenant, id, &attempt, status))
-            .await
-    }
-
     async fn retry_deliveries(
         &self,
         tenant: TenantId,
@@ -709,6 +697,23 @@ impl Store for SqliteStore {
     async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
         let kind = kind.to_string();
         self.read(move |conn| jobs::backlog(conn, &kind)).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        job: &Job,
+        outcome: JobOutcome,
+        attempt: DeliveryAttempt,
+        status: DeliveryStatus,
+    ) -> Result<bool> {
+        let (tenant, id) = crate::delivery_of(job).ok_or(StoreError::NotFound)?;
+        let job = job.clone();
+        self.queue
+            .write(move |conn| {
+                webhooks::record_attempt(conn, tenant, id, &attempt, status)?;
+                jobs::finish(conn, &job, &outcome)
+            })
+            .await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
