@@ -86,9 +86,10 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
     let endpoints = crate::webhooks::Endpoints::default();
-    let client = crate::webhooks::client(std::time::Duration::from_secs(
-        state.config().webhooks.timeout_secs.max(1),
-    ));
+    let client = crate::webhooks::client(
+        std::time::Duration::from_secs(state.config().webhooks.timeout_secs.max(1)),
+        state.config().webhooks.allow_private_urls,
+    );
     let node = node_name();
     let store = state.store();
     let first = NewJob {

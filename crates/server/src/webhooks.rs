@@ -19,13 +19,51 @@ const EXCERPT_CHARS: usize = 500;
 
 /// The HTTP client deliveries are sent with: no redirects (a receiver
 /// must answer at its own URL), a time limit.
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// Unless `allow_private`, host names are resolved by [`PublicOnly`], so a
+/// name that points at this machine or a private network (set up after
+/// the URL was checked, or rebound since) is refused when it is called.
+pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ordo-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .user_agent(concat!("ordo-webhooks/", env!("CARGO_PKG_VERSION")));
+    if !allow_private {
+        builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
+    }
+    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Resolves a delivery's host name to its public addresses only.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let public = public_only(name.as_str(), found)?;
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The public addresses among those a name resolved to; an error naming
+/// the host when there are none.
+fn public_only(
+    host: &str,
+    found: Vec<std::net::SocketAddr>,
+) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let public: Vec<_> = found
+        .into_iter()
+        .filter(|a| !ordo_domain::webhook::is_private(a.ip()))
+        .collect();
+    if public.is_empty() {
+        return Err(format!(
+            "{host} resolves only to this machine or a private network, which webhooks may not reach"
+        )
+        .into());
+    }
+    Ok(public)
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, one `v1` per
@@ -254,6 +292,41 @@ async fn disable_if_failing(
 mod tests {
     use super::*;
     use ordo_domain::{TenantId, WebhookEndpointId, WebhookSecret, WebhookUrl};
+
+    #[test]
+    fn names_resolving_to_private_addresses_are_refused() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().expect("addr");
+        let err = public_only(
+            "evil.example",
+            vec![addr("127.0.0.1:0"), addr("10.0.0.5:0")],
+        )
+        .expect_err("private only");
+        assert!(
+            err.to_string().contains("evil.example resolves only"),
+            "{err}"
+        );
+        assert_eq!(
+            public_only(
+                "mixed.example",
+                vec![addr("192.168.1.2:0"), addr("93.184.216.34:0")]
+            )
+            .expect("a public one"),
+            [addr("93.184.216.34:0")]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_refuses_a_name_that_points_here() {
+        // `localhost` resolves to this machine on every system.
+        let client = client(Duration::from_secs(2), false);
+        let err = client
+            .post("http://localhost:9/")
+            .send()
+            .await
+            .expect_err("refused");
+        let text = format!("{err:?}");
+        assert!(text.contains("resolves only to this machine"), "{text}");
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_time_and_the_body() {
