@@ -54,6 +54,11 @@ macro_rules! event_types {
             pub fn parse(text: &str) -> Option<Self> {
                 match text { $($text => Some(EventType::$variant),)+ _ => None }
             }
+
+            /// The accepted values, for error messages.
+            pub fn accepted() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
         }
     };
 }

@@ -65,4 +65,4 @@ pub use order::{
 pub use reference::OrderReference;
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
 pub use timestamp::Timestamp;
-pub use webhook::{WebhookEndpoint, WebhookSecret, WebhookUrl};
+pub use webhook::{DeliveryStatus, WebhookEndpoint, WebhookSecret, WebhookUrl};

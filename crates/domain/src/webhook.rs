@@ -9,6 +9,19 @@ use serde::{Deserialize, Serialize};
 use crate::access::BASE62;
 use crate::{EventType, TenantId, Timestamp, WebhookEndpointId};
 
+str_enum!(
+    /// Where a webhook delivery stands.
+    DeliveryStatus {
+        /// Not yet delivered; a job will try.
+        Pending = "pending",
+        Succeeded = "succeeded",
+        /// The last attempt failed; a job will try again.
+        Failed = "failed",
+        /// Given up; kept, and can be retried by hand.
+        Dead = "dead",
+    }
+);
+
 /// The longest URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 /// The longest description accepted, in characters.

@@ -241,6 +241,19 @@ pub enum Inserted {
 /// current order. It returns the timeline event, or `None` for no change.
 pub type OrderChange = Box<dyn FnOnce(&mut Order) -> Result<Option<EventDraft>, Refusal> + Send>;
 
+/// Runs `change` on the order inside a store's write; a change that would
+/// move the order to another id or tenant is refused as corrupt.
+pub(crate) fn run_change(order: &mut Order, change: OrderChange) -> Result<Option<EventDraft>> {
+    let (id, tenant) = (order.id, order.tenant_id);
+    let draft = change(order)?;
+    if order.id != id || order.tenant_id != tenant {
+        return Err(StoreError::Corrupt(
+            "a change tried to move an order".into(),
+        ));
+    }
+    Ok(draft)
+}
+
 /// What a change came to.
 #[derive(Debug, Clone)]
 pub struct Changed {
@@ -278,38 +291,7 @@ pub struct FeedEvent {
     pub order: Vec<u8>,
 }
 
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Not yet delivered; a job will try.
-    Pending,
-    Succeeded,
-    /// The last attempt failed; a job will try again.
-    Failed,
-    /// Given up; kept, and can be retried by hand.
-    Dead,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Dead => "dead",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => DeliveryStatus::Pending,
-            "succeeded" => DeliveryStatus::Succeeded,
-            "failed" => DeliveryStatus::Failed,
-            "dead" => DeliveryStatus::Dead,
-            _ => return None,
-        })
-    }
-}
+pub use ordo_domain::DeliveryStatus;
 
 /// One event on its way to one webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]

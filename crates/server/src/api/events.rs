@@ -104,14 +104,6 @@ impl FeedEventResponse {
     }
 }
 
-fn event_types() -> String {
-    EventType::ALL
-        .iter()
-        .map(|t| t.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn parse_cursor(field: &str, text: Option<&str>) -> Result<u64, FieldError> {
     match text.map(str::trim) {
         None | Some("") => Ok(0),
@@ -132,7 +124,7 @@ fn feed_query(params: &FeedParams, after: Result<u64, FieldError>) -> Result<Fee
         "types",
         params.types.as_deref(),
         EventType::parse,
-        event_types(),
+        EventType::accepted(),
         &mut errors,
     );
     let order_id = match params.order_id.as_deref().map(str::trim) {

@@ -152,14 +152,7 @@ fn parse_types(types: &[String], errors: &mut FieldErrors) -> Vec<EventType> {
             None => errors.push(
                 FieldError::new(format!("event_types[{i}]"), "unknown event type")
                     .value(t)
-                    .accepted(format!(
-                        "*, {}",
-                        EventType::ALL
-                            .iter()
-                            .map(|t| t.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
+                    .accepted(format!("*, {}", EventType::accepted())),
             ),
         }
     }
@@ -560,7 +553,7 @@ pub async fn list_deliveries(
         "status",
         params.status.as_deref(),
         ordo_store::DeliveryStatus::parse,
-        "pending, succeeded, failed, dead",
+        &ordo_store::DeliveryStatus::accepted(),
         &mut errors,
     );
     let event_type = parse_id(
@@ -766,7 +759,7 @@ pub async fn retry_deliveries(
                     &format!("statuses[{i}]"),
                     Some(s),
                     ordo_store::DeliveryStatus::parse,
-                    "pending, succeeded, failed, dead",
+                    &ordo_store::DeliveryStatus::accepted(),
                     &mut errors,
                 )
             })

@@ -221,6 +221,11 @@ impl TestApp {
         self.get_as(&self.key, path).await
     }
 
+    /// GET with the owner key, the answer's JSON.
+    pub async fn json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> Response {
         self.client
             .patch(self.url(path))
@@ -450,4 +455,21 @@ pub async fn closing_receiver() -> (String, std::sync::Arc<std::sync::atomic::At
         }
     });
     (url, hits)
+}
+
+/// Reads with `read` until `done` holds or 15 s pass, and returns the last
+/// read, for the caller to assert on (for what background work settles).
+pub async fn settle<T, F, Fut>(mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let value = read().await;
+        if done(&value) || std::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -5,7 +5,9 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, problem, spawn_app, spawn_app_with, verify, Receiver, TestApp};
+use crate::helpers::{
+    fields, problem, settle, spawn_app, spawn_app_with, verify, Receiver, TestApp,
+};
 
 async fn send(
     app: &TestApp,
@@ -280,18 +282,16 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     app.post(&format!("/v1/orders/{}/confirm", orders[0]), &json!({}))
         .await;
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let deliveries = loop {
-        let found = app
-            .store
-            .webhook_deliveries(app.tenant.id, &Default::default())
-            .await
-            .unwrap();
-        if found.len() >= 7 || std::time::Instant::now() > deadline {
-            break found;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let deliveries = settle(
+        || async {
+            app.store
+                .webhook_deliveries(app.tenant.id, &Default::default())
+                .await
+                .unwrap()
+        },
+        |found| found.len() >= 7,
+    )
+    .await;
     assert_eq!(deliveries.len(), 7, "{deliveries:#?}");
     let to = |e| deliveries.iter().filter(|d| d.endpoint_id == e).count();
     assert_eq!((to(all), to(created_only), to(off)), (4, 3, 0));
@@ -316,25 +316,21 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     // An endpoint made later gets only what happens after it.
     let later = make(json!({"url": "https://example.com/later"})).await;
     app.create(&crate::helpers::plain_order()).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let found = app
-            .store
-            .webhook_deliveries(
-                app.tenant.id,
-                &ordo_store::DeliveryQuery {
-                    endpoint_id: Some(later),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        if !found.is_empty() || std::time::Instant::now() > deadline {
-            assert_eq!(found.len(), 1);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let found = settle(
+        || async {
+            let query = ordo_store::DeliveryQuery {
+                endpoint_id: Some(later),
+                ..Default::default()
+            };
+            app.store
+                .webhook_deliveries(app.tenant.id, &query)
+                .await
+                .unwrap()
+        },
+        |found| !found.is_empty(),
+    )
+    .await;
+    assert_eq!(found.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,11 +351,7 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
     let secret = made["secret"].as_str().unwrap().to_string();
     let order = app.create(&crate::helpers::plain_order()).await;
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while receiver.requests().len() < 3 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let requests = receiver.requests();
+    let requests = settle(|| async { receiver.requests() }, |r| r.len() >= 3).await;
     assert_eq!(requests.len(), 3, "two failures, then the success");
     for (headers, body) in &requests {
         let signature = headers["ordo-signature"].to_str().unwrap();
@@ -375,20 +367,17 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
     }
     assert_eq!(requests[0].1, requests[2].1, "a retry sends the same event");
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let delivery = loop {
-        let found = app
-            .store
-            .webhook_deliveries(app.tenant.id, &Default::default())
-            .await
-            .unwrap();
-        if found[0].status == ordo_store::DeliveryStatus::Succeeded
-            || std::time::Instant::now() > deadline
-        {
-            break found[0].clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let delivery = settle(
+        || async {
+            app.store
+                .webhook_deliveries(app.tenant.id, &Default::default())
+                .await
+                .unwrap()[0]
+                .clone()
+        },
+        |d| d.status == ordo_store::DeliveryStatus::Succeeded,
+    )
+    .await;
     assert_eq!(delivery.status, ordo_store::DeliveryStatus::Succeeded);
     assert_eq!(delivery.attempts, 3);
     assert_eq!(delivery.last_status_code, Some(200));
@@ -417,21 +406,9 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
     let endpoint = made["id"].as_str().unwrap().to_string();
     let order = app.create(&crate::helpers::plain_order()).await;
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let dead = loop {
-        let page: Value = app
-            .get(&format!(
-                "/v1/webhook-deliveries?status=dead&endpoint_id={endpoint}"
-            ))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if !page["data"].as_array().unwrap().is_empty() || std::time::Instant::now() > deadline {
-            break page["data"][0].clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let dead_path = format!("/v1/webhook-deliveries?status=dead&endpoint_id={endpoint}");
+    let page = settle(|| app.json(&dead_path), |p| p["data"][0].is_object()).await;
+    let dead = page["data"][0].clone();
     assert_eq!(dead["status"], "dead", "{dead}");
     assert_eq!(dead["type"], "order.created");
     assert_eq!(dead["order_id"], order["id"]);
@@ -524,19 +501,8 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
         .post(&format!("/v1/webhook-deliveries/{id}/retry"), &json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let done = loop {
-        let one: Value = app
-            .get(&format!("/v1/webhook-deliveries/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if one["status"] == "succeeded" || std::time::Instant::now() > deadline {
-            break one;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let one_path = format!("/v1/webhook-deliveries/{id}");
+    let done = settle(|| app.json(&one_path), |one| one["status"] == "succeeded").await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"].as_u64().unwrap(), attempts + 1);
     assert_eq!(done["last_status_code"], 200);
@@ -579,15 +545,15 @@ async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_
     app.create(&crate::helpers::plain_order()).await;
 
     // Each is tried at least twice, and every attempt says why it failed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let hits = || {
-        [&stall_hits, &gone_hits, &error_hits, &close_hits]
-            .map(|h| h.load(std::sync::atomic::Ordering::SeqCst))
-    };
-    while hits().iter().any(|n| *n < 2) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(hits().iter().all(|n| *n >= 2), "{:?}", hits());
+    let hits = settle(
+        || async {
+            [&stall_hits, &gone_hits, &error_hits, &close_hits]
+                .map(|h| h.load(std::sync::atomic::Ordering::SeqCst))
+        },
+        |hits| hits.iter().all(|n| *n >= 2),
+    )
+    .await;
+    assert!(hits.iter().all(|n| *n >= 2), "{hits:?}");
     let expected = [
         (None::<u64>, "no answer within 1 s"),
         (Some(410), "answered 410"),
@@ -659,20 +625,12 @@ async fn failed_deliveries_of_an_endpoint_are_retried_in_bulk() {
     for _ in 0..2 {
         app.create(&crate::helpers::plain_order()).await;
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let page: Value = app
-            .get("/v1/webhook-deliveries?status=dead")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if page["data"].as_array().unwrap().len() == 2 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{page}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let page = settle(
+        || app.json("/v1/webhook-deliveries?status=dead"),
+        |p| p["data"].as_array().unwrap().len() == 2,
+    )
+    .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2, "{page}");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("ordo_webhook_deliveries_total"),
@@ -694,20 +652,12 @@ async fn failed_deliveries_of_an_endpoint_are_retried_in_bulk() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["retried"], 2);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let page: Value = app
-            .get("/v1/webhook-deliveries?status=succeeded")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if page["data"].as_array().unwrap().len() == 2 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{page}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let page = settle(
+        || app.json("/v1/webhook-deliveries?status=succeeded"),
+        |p| p["data"].as_array().unwrap().len() == 2,
+    )
+    .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 2, "{page}");
     // Nothing failed in a range that ends before them.
     let r = app
         .post(

@@ -119,7 +119,17 @@ pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
             value: db.detail().unwrap_or_default().to_string(),
         },
         Some(db) => StoreError::Unavailable(format!("{}: {}", db.code().code(), db.message())),
-        None => StoreError::Unavailable(e.to_string()),
+        None => {
+            // "error connecting to server" alone does not say why: add the causes.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            StoreError::Unavailable(text)
+        }
     }
 }
 

@@ -37,12 +37,79 @@ fn checked(order: Order, scope: &Scope) -> Result<Order> {
     Ok(order)
 }
 
-/// An order's columns, in the order of [`INSERT_ORDER`] and [`UPDATE_ORDER`].
+/// An order as the row's parameters, `$1`–`$23` of [`INSERT_ORDER`] and
+/// [`UPDATE_ORDER`].
+struct OrderRow<'a> {
+    order: &'a Order,
+    c: Columns,
+    body: Json<&'a Order>,
+    api: &'a [u8],
+}
+
+impl<'a> OrderRow<'a> {
+    fn new(order: &'a Order, api: &'a [u8], renderer: Renderer) -> Self {
+        OrderRow {
+            order,
+            c: Columns::of(order, renderer),
+            body: Json(order),
+            api,
+        }
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        let (o, c) = (self.order, &self.c);
+        vec![
+            &c.tenant_id,
+            &c.id,
+            &c.reference,
+            &c.status,
+            &c.payment_status,
+            &c.fulfillment_status,
+            &c.stage,
+            &c.currency,
+            &o.buyer.name,
+            &c.buyer_phone,
+            &c.buyer_email,
+            &c.buyer_channel_id,
+            &c.channel,
+            &o.created_by.id,
+            &o.batch_id,
+            &o.total,
+            &c.version,
+            &self.body,
+            &self.api,
+            &c.api_version,
+            &c.reference_seq,
+            &c.created_at,
+            &c.updated_at,
+        ]
+    }
+
+    /// A unique violation of the row, as the conflict it is.
+    fn conflict(&self, e: &tokio_postgres::Error) -> Option<StoreError> {
+        let (field, value) = match e.as_db_error()?.constraint()? {
+            "orders_reference" => ("reference", self.order.reference.to_string()),
+            "orders_pkey" => ("id", self.order.id.to_string()),
+            _ => return None,
+        };
+        Some(StoreError::Conflict {
+            field: field.into(),
+            value,
+        })
+    }
+}
+
+/// An order's derived columns.
 struct Columns {
     tenant_id: String,
     id: String,
     reference: String,
+    status: &'static str,
+    payment_status: &'static str,
+    fulfillment_status: &'static str,
     stage: &'static str,
+    currency: &'static str,
+    channel: &'static str,
     buyer_phone: Option<String>,
     buyer_email: Option<String>,
     buyer_channel_id: Option<String>,
@@ -59,7 +126,12 @@ impl Columns {
             tenant_id: order.tenant_id.to_string(),
             id: order.id.to_string(),
             reference: order.reference.to_string(),
+            status: order.status.as_str(),
+            payment_status: order.payment_status.as_str(),
+            fulfillment_status: order.fulfillment_status.as_str(),
             stage: order.stage().as_str(),
+            currency: order.currency.code(),
+            channel: order.channel.as_str(),
             buyer_phone: order.buyer.phone.as_ref().map(|p| p.as_str().to_string()),
             buyer_email: order.buyer.email.as_ref().map(|e| e.as_str().to_string()),
             buyer_channel_id: order.buyer.channel_id.as_ref().map(ToString::to_string),
@@ -73,10 +145,18 @@ impl Columns {
     }
 }
 
-const INSERT_ORDER: &str = "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
+/// The INSERT of an order row, parameters `$1`–`$23` in the order of
+/// [`OrderRow::params`] (a macro, so the one-statement create can embed it).
+macro_rules! insert_order_sql {
+    () => {
+        "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
                     buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
                     total, version, body, api, api_version, reference_seq, created_at, updated_at)
- VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+    };
+}
+
+const INSERT_ORDER: &str = insert_order_sql!();
 
 const UPDATE_ORDER: &str = "UPDATE orders SET reference = $3, status = $4, payment_status = $5, fulfillment_status = $6, stage = $7,
                   currency = $8, buyer_name = $9, buyer_phone = $10, buyer_email = $11, buyer_channel_id = $12,
@@ -93,46 +173,10 @@ async fn write_row(
     renderer: Renderer,
 ) -> Result<u64> {
     let stmt = tx.prepare_cached(sql).await.map_err(db_error)?;
-    let c = Columns::of(order, renderer);
-    let body = Json(order);
-    let params: [Param<'_>; 23] = [
-        &c.tenant_id,
-        &c.id,
-        &c.reference,
-        &order.status.as_str(),
-        &order.payment_status.as_str(),
-        &order.fulfillment_status.as_str(),
-        &c.stage,
-        &order.currency.code(),
-        &order.buyer.name,
-        &c.buyer_phone,
-        &c.buyer_email,
-        &c.buyer_channel_id,
-        &order.channel.as_str(),
-        &order.created_by.id,
-        &order.batch_id,
-        &order.total,
-        &c.version,
-        &body,
-        &api,
-        &c.api_version,
-        &c.reference_seq,
-        &c.created_at,
-        &c.updated_at,
-    ];
-    tx.execute(&stmt, &params).await.map_err(|e| {
-        match e.as_db_error().and_then(|d| d.constraint()) {
-            Some("orders_reference") => StoreError::Conflict {
-                field: "reference".into(),
-                value: order.reference.to_string(),
-            },
-            Some("orders_pkey") => StoreError::Conflict {
-                field: "id".into(),
-                value: order.id.to_string(),
-            },
-            _ => db_error(e),
-        }
-    })
+    let row = OrderRow::new(order, api, renderer);
+    tx.execute(&stmt, &row.params())
+        .await
+        .map_err(|e| row.conflict(&e).unwrap_or_else(|| db_error(e)))
 }
 
 const CLAIM_EXTERNAL_ID: &str =
@@ -300,7 +344,8 @@ pub(super) async fn insert(
     Ok(Insert::Done)
 }
 
-const INSERT_STATEMENT: &str = "WITH claimed_key AS (
+const INSERT_STATEMENT: &str = concat!(
+    "WITH claimed_key AS (
     INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at)
     SELECT $1, $24::text, $25::bytea, $26::smallint, $27::bytea, $2, $28::bigint WHERE $24::text IS NOT NULL
     ON CONFLICT DO NOTHING RETURNING 1
@@ -309,16 +354,16 @@ const INSERT_STATEMENT: &str = "WITH claimed_key AS (
     SELECT $1, x.namespace, x.value, $2 FROM unnest($29::text[], $30::text[]) AS x (namespace, value)
     ON CONFLICT DO NOTHING RETURNING 1
 ), new_order AS (
-    INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
-                        buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
-                        total, version, body, api, api_version, reference_seq, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+",
+    insert_order_sql!(),
+    "
 ), first_event AS (
     INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
     VALUES ($1, $2, 1, $31, $32, $33, $23, $34)
 )
 SELECT ordo_claims_held($24::text IS NULL OR EXISTS (SELECT 1 FROM claimed_key),
-                        (SELECT count(*) FROM claimed_ids) = cardinality($29::text[]))";
+                        (SELECT count(*) FROM claimed_ids) = cardinality($29::text[]))"
+);
 
 /// Inserts a new order (its idempotency key, external ids, row and first
 /// event) in one statement, so in one round trip and one implicit
@@ -334,8 +379,7 @@ pub(super) async fn insert_statement(
         .await
         .map_err(db_error)?;
     let order = &record.order;
-    let c = Columns::of(order, renderer);
-    let body = Json(order);
+    let row = OrderRow::new(order, api, renderer);
     let claim = record.idempotency.as_ref();
     let key = claim.map(|k| k.key.as_str());
     let fingerprint = claim.map(|k| &k.fingerprint[..]);
@@ -347,31 +391,10 @@ pub(super) async fn insert_statement(
     let event_id = EventId::new_at(order.updated_at).to_string();
     let actor = Json(&record.actor);
     let data = Json(&record.event.data);
-    let params: [Param<'_>; 34] = [
-        &c.tenant_id,
-        &c.id,
-        &c.reference,
-        &order.status.as_str(),
-        &order.payment_status.as_str(),
-        &order.fulfillment_status.as_str(),
-        &c.stage,
-        &order.currency.code(),
-        &order.buyer.name,
-        &c.buyer_phone,
-        &c.buyer_email,
-        &c.buyer_channel_id,
-        &order.channel.as_str(),
-        &order.created_by.id,
-        &order.batch_id,
-        &order.total,
-        &c.version,
-        &body,
-        &api,
-        &c.api_version,
-        &c.reference_seq,
-        &c.created_at,
-        &c.updated_at,
-        &key,
+    let event_type = record.event.event_type.as_str();
+    let mut params = row.params();
+    params.extend([
+        &key as Param<'_>,
         &fingerprint,
         &status,
         &response,
@@ -379,24 +402,16 @@ pub(super) async fn insert_statement(
         &namespaces,
         &values,
         &event_id,
-        &record.event.event_type.as_str(),
+        &event_type,
         &actor,
         &data,
-    ];
+    ]);
     match db.execute(&stmt, &params).await {
         Ok(_) => Ok(Insert::Done),
         Err(e) => match e.as_db_error().map(|d| (d.code().code(), d.constraint())) {
             Some(("OR001", _)) => Ok(Insert::KeyTaken),
             Some(("OR002", _)) => taken_external_id(db, order).await,
-            Some((_, Some("orders_reference"))) => Err(StoreError::Conflict {
-                field: "reference".into(),
-                value: order.reference.to_string(),
-            }),
-            Some((_, Some("orders_pkey"))) => Err(StoreError::Conflict {
-                field: "id".into(),
-                value: order.id.to_string(),
-            }),
-            _ => Err(db_error(e)),
+            _ => Err(row.conflict(&e).unwrap_or_else(|| db_error(e))),
         },
     }
 }
@@ -463,20 +478,19 @@ pub(super) async fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let (id, tenant) = (order.id, order.tenant_id);
-    let Some(draft) = change(&mut order)? else {
+    let Some(draft) = crate::run_change(&mut order, change)? else {
         return Ok(Changed { order, event: None });
     };
-    if order.id != id || order.tenant_id != tenant {
-        return Err(corrupt("a change tried to move an order"));
-    }
     let api = (renderer.render)(&order);
     // Sent and answered before the row changes: the latest event keeps the
     // rendering it shared with the row.
     let keep = tx.prepare_cached(KEEP_SNAPSHOT).await.map_err(db_error)?;
-    tx.execute(&keep, &[&tenant.to_string(), &id.to_string()])
-        .await
-        .map_err(db_error)?;
+    tx.execute(
+        &keep,
+        &[&order.tenant_id.to_string(), &order.id.to_string()],
+    )
+    .await
+    .map_err(db_error)?;
     let row = write_row(tx, UPDATE_ORDER, &order, &api, renderer);
     let ids = async {
         if order.external_ids == previous_ids {

@@ -286,62 +286,35 @@ pub(super) async fn deliveries(
     q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
-    // The filters an index can serve are written in only when given (with
-    // `$n IS NULL OR …` a prepared statement's generic plan scans).
-    let sql = format!(
-        "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
-                attempts, created_at, updated_at, last_status_code, last_error
-           FROM webhook_deliveries WHERE tenant_id = $1 AND {} AND {}
-            AND ($4::text IS NULL OR status = $4)
-            AND ($5::text IS NULL OR event_type = $5) AND ($6::text IS NULL OR order_id = $6)
-            AND {}
-          ORDER BY id LIMIT $8",
-        if q.endpoint_id.is_some() { "endpoint_id = $2" } else { "$2::text IS NULL" },
-        if id.is_some() { "id = $3" } else { "$3::text IS NULL" },
-        if q.after.is_some() { "id > $7" } else { "$7::text IS NULL" },
-    );
-    let stmt = db.prepare_cached(&sql).await.map_err(db_error)?;
-    db.query(
-        &stmt,
-        &[
-            &tenant.to_string(),
-            &q.endpoint_id.map(|e| e.to_string()),
-            &id.map(|d| d.to_string()),
-            &q.status.map(DeliveryStatus::as_str),
-            &q.event_type.map(EventType::as_str),
-            &q.order_id.map(|o| o.to_string()),
-            &q.after.map(|a| a.to_string()),
-            &q.limit.map(i64::from),
-        ],
-    )
-    .await
-    .map_err(db_error)?
-    .iter()
-    .map(|r| {
-        let kind: &str = r.get(7);
-        let status: &str = r.get(8);
-        Ok(WebhookDelivery {
-            tenant_id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
-            id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
-            endpoint_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
-            event_id: r.get::<_, &str>(3).parse().map_err(corrupt)?,
-            order_id: r.get::<_, &str>(4).parse().map_err(corrupt)?,
-            event_sequence: u64::try_from(r.get::<_, i64>(5)).map_err(corrupt)?,
-            position: u64::try_from(r.get::<_, i64>(6)).map_err(corrupt)?,
-            event_type: EventType::parse(kind)
-                .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
-            status: DeliveryStatus::parse(status)
-                .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
-            attempts: u32::try_from(r.get::<_, i32>(9)).map_err(corrupt)?,
-            created_at: Timestamp::from_unix_millis(r.get(10)),
-            updated_at: Timestamp::from_unix_millis(r.get(11)),
-            last_status_code: r
-                .get::<_, Option<i16>>(12)
-                .and_then(|c| u16::try_from(c).ok()),
-            last_error: r.get(13),
+    let sql = crate::query::deliveries(crate::query::POSTGRES, tenant, q, id);
+    super::orders::query(db, &sql)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind: &str = r.get(7);
+            let status: &str = r.get(8);
+            Ok(WebhookDelivery {
+                tenant_id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
+                id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
+                endpoint_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
+                event_id: r.get::<_, &str>(3).parse().map_err(corrupt)?,
+                order_id: r.get::<_, &str>(4).parse().map_err(corrupt)?,
+                event_sequence: u64::try_from(r.get::<_, i64>(5)).map_err(corrupt)?,
+                position: u64::try_from(r.get::<_, i64>(6)).map_err(corrupt)?,
+                event_type: EventType::parse(kind)
+                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+                status: DeliveryStatus::parse(status)
+                    .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
+                attempts: u32::try_from(r.get::<_, i32>(9)).map_err(corrupt)?,
+                created_at: Timestamp::from_unix_millis(r.get(10)),
+                updated_at: Timestamp::from_unix_millis(r.get(11)),
+                last_status_code: r
+                    .get::<_, Option<i16>>(12)
+                    .and_then(|c| u16::try_from(c).ok()),
+                last_error: r.get(13),
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 pub(super) async fn record_attempt(

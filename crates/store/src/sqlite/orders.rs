@@ -360,13 +360,9 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let (id, tenant) = (order.id, order.tenant_id);
-    let Some(draft) = change(&mut order)? else {
+    let Some(draft) = crate::run_change(&mut order, change)? else {
         return Ok(Changed { order, event: None });
     };
-    if order.id != id || order.tenant_id != tenant {
-        return Err(corrupt("a change tried to move an order"));
-    }
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }

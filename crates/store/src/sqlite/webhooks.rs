@@ -290,33 +290,12 @@ pub(super) fn deliveries(
     q: &DeliveryQuery,
     id: Option<WebhookDeliveryId>,
 ) -> Result<Vec<WebhookDelivery>> {
-    // The filters an index can serve are written in only when given (an
-    // `?n IS NULL OR …` term would make SQLite scan the tenant's deliveries).
-    let sql = format!(
-        "SELECT tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,
-                attempts, created_at, updated_at, last_status_code, last_error
-           FROM webhook_deliveries WHERE tenant_id = ?1 AND {} AND {}
-            AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR event_type = ?5)
-            AND (?6 IS NULL OR order_id = ?6) AND {}
-          ORDER BY id LIMIT ?8",
-        if q.endpoint_id.is_some() { "endpoint_id = ?2" } else { "?2 IS NULL" },
-        if id.is_some() { "id = ?3" } else { "?3 IS NULL" },
-        if q.after.is_some() { "id > ?7" } else { "?7 IS NULL" },
-    );
+    let sql = crate::query::deliveries(crate::query::SQLITE, tenant, q, id);
     let rows = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&sql.text)
         .and_then(|mut s| {
             s.query_map(
-                params![
-                    tenant.to_string(),
-                    q.endpoint_id.map(|e| e.to_string()),
-                    id.map(|d| d.to_string()),
-                    q.status.map(DeliveryStatus::as_str),
-                    q.event_type.map(EventType::as_str),
-                    q.order_id.map(|o| o.to_string()),
-                    q.after.map(|a| a.to_string()),
-                    q.limit.map_or(-1, i64::from),
-                ],
+                rusqlite::params_from_iter(super::orders::values(sql.args)),
                 |r| {
                     Ok((
                         (
