@@ -140,28 +140,22 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
             }
         };
         busy = jobs.len() == BATCH as usize;
-        // The claimed jobs run side by side (a slow receiver holds up no one).
-        let runs = jobs.into_iter().map(|job| {
-            let (state, client, policy, endpoints) = (&state, &client, &policy, &endpoints);
+        // Deliveries go as one batch; other jobs run beside them.
+        let (deliveries, others): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|job| job.kind == ordo_store::fanout::DELIVER_WEBHOOK);
+        let runs = others.into_iter().map(|job| {
+            let (state, policy) = (&state, &policy);
             async move {
-                let (outcome, record) = handle(state, client, endpoints, &job, policy).await;
-                let finished = match record {
-                    Some((attempt, status)) => {
-                        state
-                            .store()
-                            .finish_delivery(&job, outcome, attempt, status)
-                            .await
-                    }
-                    None => state.store().finish_job(&job, outcome).await,
-                };
-                match finished {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!(job = %job.key, "a job's claim ran out before it finished; another node has it"),
-                    Err(e) => tracing::warn!(job = %job.key, error = %e, "could not record how a job ended; it will run again"),
-                }
+                let outcome = handle(state, &job, policy).await;
+                end(state, &job, outcome).await;
             }
         });
-        futures_util::future::join_all(runs).await;
+        futures_util::future::join(
+            futures_util::future::join_all(runs),
+            crate::webhooks::deliver_all(&state, &client, &endpoints, deliveries, &policy),
+        )
+        .await;
     }
 }
 
@@ -219,18 +213,22 @@ async fn report_backlog(state: &AppState) {
     }
 }
 
-async fn handle(
-    state: &AppState,
-    client: &reqwest::Client,
-    endpoints: &crate::webhooks::Endpoints,
-    job: &Job,
-    policy: &RetryPolicy,
-) -> crate::webhooks::Delivered {
+/// Ends a claimed job (a delivery with no attempt to record, too).
+pub(crate) async fn end(state: &AppState, job: &Job, outcome: JobOutcome) {
+    match state.store().finish_job(job, outcome).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(job = %job.key, "a job's claim ran out before it finished; another node has it")
+        }
+        Err(e) => {
+            tracing::warn!(job = %job.key, error = %e, "could not record how a job ended; it will run again")
+        }
+    }
+}
+
+async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {
-        ordo_store::fanout::DELIVER_WEBHOOK => {
-            crate::webhooks::deliver(state, client, endpoints, job, policy).await
-        }
         PRUNE_IDEMPOTENCY_KEYS => {
             let hours = i64::from(state.config().idempotency_key_hours.max(24));
             let before = now.plus_millis(-hours * 3_600_000);
@@ -238,18 +236,15 @@ async fn handle(
                 if n > 0 {
                     tracing::info!(removed = n, "forgot old idempotency keys");
                 }
-                (JobOutcome::Again(now.plus_millis(3_600_000)), None)
+                JobOutcome::Again(now.plus_millis(3_600_000))
             })
         }
         other => {
             let error = format!("no handler for jobs of kind {other:?}");
-            return (
-                JobOutcome::Retry {
-                    at: now.plus_millis(3_600_000),
-                    error,
-                },
-                None,
-            );
+            return JobOutcome::Retry {
+                at: now.plus_millis(3_600_000),
+                error,
+            };
         }
     };
     result.unwrap_or_else(|e| {
@@ -258,7 +253,7 @@ async fn handle(
             JobOutcome::Dead { .. } => tracing::error!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed for too long; it is dead"),
             _ => tracing::warn!(job = %job.key, attempts = job.attempts + 1, error = %e, "a background job failed; it will be retried"),
         }
-        (outcome, None)
+        outcome
     })
 }
 

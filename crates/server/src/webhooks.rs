@@ -3,11 +3,12 @@
 //! attempt is recorded whatever happens, and the job says when to try
 //! again.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use ordo_domain::{Timestamp, WebhookDeliveryId, WebhookEndpoint};
-use ordo_store::{DeliveryAttempt, DeliveryStatus, FeedQuery, Job, JobOutcome, Scope};
+use ordo_store::{DeliveryAttempt, DeliveryStatus, FinishedDelivery, Job, JobOutcome, Outgoing};
 use sha2::Sha256;
 
 use crate::api::events::FeedEventResponse;
@@ -84,11 +85,6 @@ pub fn signature(endpoint: &WebhookEndpoint, now: Timestamp, body: &[u8]) -> Str
     header
 }
 
-/// What a delivery job came to: how the job ends, and the attempt to
-/// record with the delivery's new status (written together with the job's
-/// end).
-pub type Delivered = (JobOutcome, Option<(DeliveryAttempt, DeliveryStatus)>);
-
 /// Endpoints as read in the last second, so a batch of deliveries reads
 /// each endpoint once (a change to an endpoint shows within a second).
 #[derive(Default)]
@@ -129,67 +125,113 @@ impl Endpoints {
     }
 }
 
-/// Runs a `webhook.deliver` job.
-pub async fn deliver(
+/// Runs a batch of `webhook.deliver` jobs: their deliveries and events read
+/// at once, sent side by side (a slow receiver holds up no other), and every
+/// attempt with its job's end written at once.
+pub async fn deliver_all(
+    state: &AppState,
+    client: &reqwest::Client,
+    endpoints: &Endpoints,
+    jobs: Vec<Job>,
+    policy: &RetryPolicy,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let store = state.store();
+    let keys = jobs.iter().filter_map(ordo_store::delivery_of).collect();
+    let mut outgoing: HashMap<WebhookDeliveryId, Outgoing> =
+        match store.outgoing_deliveries(keys).await {
+            Ok(found) => found.into_iter().map(|o| (o.delivery.id, o)).collect(),
+            Err(e) => {
+                // Tried again after a wait, like any job that failed.
+                for job in &jobs {
+                    let outcome = policy.after_failure(job, Timestamp::now(), e.to_string());
+                    crate::jobs::end(state, job, outcome).await;
+                }
+                return;
+            }
+        };
+    let sends = jobs.into_iter().map(|job| {
+        let found = ordo_store::delivery_of(&job).and_then(|(_, id)| outgoing.remove(&id));
+        async move {
+            let Some(found) = found else {
+                let error = format!("no delivery for job {} ({})", job.key, job.payload);
+                crate::jobs::end(state, &job, JobOutcome::Dead { error }).await;
+                return None;
+            };
+            match send(state, client, endpoints, &job, found, policy).await {
+                Ok((outcome, attempt, status)) => Some(FinishedDelivery {
+                    job,
+                    outcome,
+                    attempt,
+                    status,
+                }),
+                Err(e) => {
+                    let outcome = policy.after_failure(&job, Timestamp::now(), e.to_string());
+                    tracing::warn!(job = %job.key, error = %e, "a delivery could not be made; it will be retried");
+                    crate::jobs::end(state, &job, outcome).await;
+                    None
+                }
+            }
+        }
+    });
+    let finished: Vec<FinishedDelivery> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if finished.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = finished.iter().map(|f| f.job.key.clone()).collect();
+    match store.finish_deliveries(finished).await {
+        Ok(ended) => {
+            for (key, ended) in keys.iter().zip(ended) {
+                if !ended {
+                    tracing::warn!(job = %key, "a delivery's claim ran out before it finished; another node has it");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(deliveries = keys.len(), error = %e, "could not record how deliveries went; they will be sent again")
+        }
+    }
+}
+
+/// Sends one delivery: how its job ends, and the attempt to record with the
+/// delivery's new status.
+async fn send(
     state: &AppState,
     client: &reqwest::Client,
     endpoints: &Endpoints,
     job: &Job,
+    outgoing: Outgoing,
     policy: &RetryPolicy,
-) -> Result<Delivered, ordo_store::StoreError> {
-    let store = state.store();
-    let (Some(tenant), Some(id)) = (
-        job.tenant_id,
-        job.payload["delivery_id"]
-            .as_str()
-            .and_then(WebhookDeliveryId::parse),
-    ) else {
-        let error = format!("not a delivery job: {}", job.payload);
-        return Ok((JobOutcome::Dead { error }, None));
-    };
-    let Some(delivery) = store.webhook_delivery(tenant, id).await? else {
-        let error = format!("no delivery {id}");
-        return Ok((JobOutcome::Dead { error }, None));
-    };
+) -> Result<(JobOutcome, DeliveryAttempt, DeliveryStatus), ordo_store::StoreError> {
+    let Outgoing { delivery, event } = outgoing;
+    let tenant = delivery.tenant_id;
     let now = Timestamp::now();
-    let give_up = |error: String| DeliveryAttempt {
-        at: now,
-        status_code: None,
-        latency_ms: 0,
-        error: Some(error),
-        response_excerpt: None,
+    let give_up = |error: &str| {
+        let attempt = DeliveryAttempt {
+            at: now,
+            status_code: None,
+            latency_ms: 0,
+            error: Some(error.into()),
+            response_excerpt: None,
+        };
+        let outcome = JobOutcome::Dead {
+            error: error.into(),
+        };
+        (outcome, attempt, DeliveryStatus::Dead)
     };
     let endpoint = match endpoints.get(state, tenant, delivery.endpoint_id).await? {
         Some(e) if e.active => e,
-        found => {
-            let why = if found.is_some() {
-                "the endpoint is inactive"
-            } else {
-                "the endpoint was removed"
-            };
-            return Ok((
-                JobOutcome::Dead { error: why.into() },
-                Some((give_up(why.into()), DeliveryStatus::Dead)),
-            ));
-        }
+        Some(_) => return Ok(give_up("the endpoint is inactive")),
+        None => return Ok(give_up("the endpoint was removed")),
     };
-    let query = FeedQuery {
-        after: delivery.position.saturating_sub(1),
-        types: Vec::new(),
-        order_id: Some(delivery.order_id),
-        limit: 1,
-    };
-    let event = store
-        .feed(&Scope::tenant(tenant), &query)
-        .await?
-        .into_iter()
-        .find(|e| e.event.id == delivery.event_id);
     let Some(event) = event else {
-        let why = "the event is no longer in the feed".to_string();
-        return Ok((
-            JobOutcome::Dead { error: why.clone() },
-            Some((give_up(why), DeliveryStatus::Dead)),
-        ));
+        return Ok(give_up("the event is no longer in the feed"));
     };
     let body = FeedEventResponse::from_feed(&tenant.to_string(), event)
         .ok()
@@ -200,7 +242,7 @@ pub async fn deliver(
         .post(endpoint.url.as_str())
         .header("Content-Type", "application/json")
         .header("Ordo-Event-Id", delivery.event_id.to_string())
-        .header("Ordo-Delivery-Id", id.to_string())
+        .header("Ordo-Delivery-Id", delivery.id.to_string())
         .header("Ordo-Signature", signature(&endpoint, now, &body))
         .body(body)
         .send()
@@ -252,7 +294,7 @@ pub async fn deliver(
             .error
             .map(|e| format!("{e}; the endpoint kept failing and was disabled"));
     }
-    Ok((outcome, Some((attempt, status))))
+    Ok((outcome, attempt, status))
 }
 
 /// Turns an endpoint off when nothing sent to it has succeeded for the

@@ -347,6 +347,23 @@ pub fn delivery_of(job: &Job) -> Option<(TenantId, WebhookDeliveryId)> {
     ))
 }
 
+/// A delivery about to be sent, with what it sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub delivery: WebhookDelivery,
+    /// The event as the feed shows it; `None` if it is no longer stored.
+    pub event: Option<FeedEvent>,
+}
+
+/// An attempt at a delivery, and how its job ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedDelivery {
+    pub job: Job,
+    pub outcome: JobOutcome,
+    pub attempt: DeliveryAttempt,
+    pub status: DeliveryStatus,
+}
+
 /// Background work to do at `run_at`, by whichever process claims it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -562,16 +579,17 @@ pub trait Store: Send + Sync + 'static {
     /// Queued jobs of a kind (of every tenant) and when the oldest was made.
     async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)>;
 
-    /// Records an attempt at a delivery and ends the delivery's job, in one
-    /// write; `false` if the job's claim had run out (the attempt is
-    /// recorded all the same: it happened).
-    async fn finish_delivery(
+    /// The deliveries with these keys, each with the event it sends as the
+    /// feed shows it (`None` if the event is gone), in one read. Keys with
+    /// no delivery are left out.
+    async fn outgoing_deliveries(
         &self,
-        job: &Job,
-        outcome: JobOutcome,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<bool>;
+        keys: Vec<(TenantId, WebhookDeliveryId)>,
+    ) -> Result<Vec<Outgoing>>;
+    /// Records attempts at deliveries and ends their jobs, all in one
+    /// write; for each, `false` if its job's claim had run out (the attempt
+    /// is recorded all the same: it happened).
+    async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -588,15 +588,9 @@ async fn a_dead_nodes_job_is_claimed_again_and_its_late_finish_changes_nothing()
     b.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_fan_each_event_out_once() {
-    let db = Database::fresh().await;
-    let (a, _) = db.open(V1).await;
-    let (b, _) = db.open(V1).await;
-    let tenant = a.create_tenant("t", "T").await.unwrap();
-    let now = Timestamp::now().plus_millis(-60_000);
-    let endpoint = ordo_domain::WebhookEndpoint {
-        tenant_id: tenant.id,
+fn endpoint(tenant: ordo_domain::TenantId, now: Timestamp) -> ordo_domain::WebhookEndpoint {
+    ordo_domain::WebhookEndpoint {
+        tenant_id: tenant,
         id: ordo_domain::WebhookEndpointId::new(),
         url: ordo_domain::WebhookUrl::parse("https://example.com/", false).unwrap(),
         description: None,
@@ -607,7 +601,17 @@ async fn two_nodes_fan_each_event_out_once() {
         created_at: now,
         updated_at: now,
         disabled: None,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fan_each_event_out_once() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("t", "T").await.unwrap();
+    let now = Timestamp::now().plus_millis(-60_000);
+    let endpoint = endpoint(tenant.id, now);
     a.save_webhook_endpoint(endpoint.clone(), true)
         .await
         .unwrap();
@@ -657,6 +661,112 @@ async fn two_nodes_fan_each_event_out_once() {
     events.sort();
     events.dedup();
     assert_eq!(events.len(), 60, "each event once");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("t", "T").await.unwrap();
+    let now = Timestamp::now().plus_millis(-60_000);
+    a.save_webhook_endpoint(endpoint(tenant.id, now), true)
+        .await
+        .unwrap();
+    insert_with_references(std::sync::Arc::clone(&a), tenant.id, 3).await;
+    a.sequence_events(1000).await.unwrap();
+    assert_eq!(a.fan_out_events(1000).await.unwrap(), 3);
+    let claim = |node: &str, at: Timestamp| JobClaim {
+        kinds: vec![ordo_store::fanout::DELIVER_WEBHOOK.into()],
+        ..claim(node, at)
+    };
+    let jobs = a.claim_jobs(claim("a", Timestamp::now())).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    let mut keys: Vec<_> = jobs
+        .iter()
+        .map(|j| ordo_store::delivery_of(j).unwrap())
+        .collect();
+    keys.push((tenant.id, ordo_domain::WebhookDeliveryId::new()));
+    let outgoing = a.outgoing_deliveries(keys).await.unwrap();
+    assert_eq!(outgoing.len(), 3, "a key with no delivery is left out");
+    for o in &outgoing {
+        let event = o.event.as_ref().expect("the event");
+        assert_eq!(event.event.id, o.delivery.event_id);
+        assert_eq!(event.position, o.delivery.position);
+        assert_eq!(
+            String::from_utf8_lossy(&event.order),
+            format!("v1 {} 1", o.delivery.order_id),
+            "the order as it was right after the event"
+        );
+    }
+
+    // The first job's lease runs out and node b takes it over; node a's
+    // finish of it then ends nothing, but its attempt is kept.
+    let taken = b
+        .claim_jobs(JobClaim {
+            limit: 1,
+            ..claim("b", Timestamp::now().plus_millis(31_000))
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let attempt = |code: u16| ordo_store::DeliveryAttempt {
+        at: Timestamp::now(),
+        status_code: Some(code),
+        latency_ms: 12,
+        error: (code >= 300).then(|| format!("the receiver answered {code}")),
+        response_excerpt: Some("ok 田中".into()),
+    };
+    let retry_at = Timestamp::now().plus_millis(3_600_000);
+    // The others: one to retry later, one given up.
+    let mut others = jobs.iter().filter(|j| j.key != taken[0].key);
+    let (retried, dead) = (others.next().unwrap(), others.next().unwrap());
+    let succeeded = jobs.iter().find(|j| j.key == taken[0].key).unwrap();
+    let finished = vec![
+        ordo_store::FinishedDelivery {
+            job: succeeded.clone(),
+            outcome: JobOutcome::Done,
+            attempt: attempt(200),
+            status: ordo_store::DeliveryStatus::Succeeded,
+        },
+        ordo_store::FinishedDelivery {
+            job: retried.clone(),
+            outcome: JobOutcome::Retry {
+                at: retry_at,
+                error: "503".into(),
+            },
+            attempt: attempt(503),
+            status: ordo_store::DeliveryStatus::Failed,
+        },
+        ordo_store::FinishedDelivery {
+            job: dead.clone(),
+            outcome: JobOutcome::Dead {
+                error: "410".into(),
+            },
+            attempt: attempt(410),
+            status: ordo_store::DeliveryStatus::Dead,
+        },
+    ];
+    let ended = a.finish_deliveries(finished.clone()).await.unwrap();
+    assert_eq!(ended, [false, true, true]);
+    for f in &finished {
+        let (_, id) = ordo_store::delivery_of(&f.job).unwrap();
+        let stored = b.webhook_delivery(tenant.id, id).await.unwrap().unwrap();
+        assert_eq!(stored.status, f.status);
+        assert_eq!(stored.attempts, 1);
+        assert_eq!(stored.last_status_code, f.attempt.status_code);
+        let attempts = b.delivery_attempts(tenant.id, id).await.unwrap();
+        assert_eq!(attempts, [(1, f.attempt.clone())]);
+    }
+    // The one node b took over is still b's to finish; the retried one
+    // comes back at its time; the dead one never does.
+    assert!(b.finish_job(&taken[0], JobOutcome::Done).await.unwrap());
+    let later = b.claim_jobs(claim("c", retry_at)).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].key, retried.key);
+    assert_eq!(later[0].attempts, 1);
     a.close().await;
     b.close().await;
 }

@@ -3,7 +3,7 @@
 //! events whose transactions have committed, so positions only grow in the
 //! order readers can see them.
 
-use ordo_domain::{Actor, EventType, OrderEvent, OrderId, Timestamp};
+use ordo_domain::{Actor, EventType, OrderEvent, Timestamp};
 use tokio_postgres::types::Json;
 
 use super::orders;
@@ -60,26 +60,25 @@ pub(super) async fn sequence(db: &mut Db, limit: u32) -> Result<u64> {
 pub(super) async fn page(db: &Db, scope: &Scope, q: &FeedQuery) -> Result<Vec<FeedEvent>> {
     let sql = query::feed(query::POSTGRES, scope, q);
     let rows = orders::query(db, &sql).await?;
-    let mut page = Vec::with_capacity(rows.len());
-    for r in rows {
-        // (A stored event always has its order: the row's rendering or its own.)
-        let order_id: OrderId = r.get::<_, &str>(2).parse().map_err(corrupt)?;
-        let order: Vec<u8> = r.get(8);
-        let kind: &str = r.get(4);
-        page.push(FeedEvent {
-            position: u64::try_from(r.get::<_, i64>(0)).map_err(corrupt)?,
-            event: OrderEvent {
-                id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
-                order_id,
-                sequence: u64::try_from(r.get::<_, i64>(3)).map_err(corrupt)?,
-                event_type: EventType::parse(kind)
-                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
-                actor: r.get::<_, Json<Actor>>(5).0,
-                at: Timestamp::from_unix_millis(r.get(6)),
-                data: r.get::<_, Json<serde_json::Value>>(7).0,
-            },
-            order,
-        });
-    }
-    Ok(page)
+    rows.iter().map(|r| event(r, 0)).collect()
+}
+
+/// The event in a row's [`query::FEED_COLUMNS`], which start at column `at`.
+pub(super) fn event(r: &tokio_postgres::Row, at: usize) -> Result<FeedEvent> {
+    // (A stored event always has its order: the row's rendering or its own.)
+    let kind: &str = r.get(at + 4);
+    Ok(FeedEvent {
+        position: u64::try_from(r.get::<_, i64>(at)).map_err(corrupt)?,
+        event: OrderEvent {
+            id: r.get::<_, &str>(at + 1).parse().map_err(corrupt)?,
+            order_id: r.get::<_, &str>(at + 2).parse().map_err(corrupt)?,
+            sequence: u64::try_from(r.get::<_, i64>(at + 3)).map_err(corrupt)?,
+            event_type: EventType::parse(kind)
+                .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+            actor: r.get::<_, Json<Actor>>(at + 5).0,
+            at: Timestamp::from_unix_millis(r.get(at + 6)),
+            data: r.get::<_, Json<serde_json::Value>>(at + 7).0,
+        },
+        order: r.get(at + 8),
+    })
 }

@@ -25,9 +25,9 @@ use tokio_postgres::NoTls;
 use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
-    Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange,
-    OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store,
-    StoreError, Tenant, WebhookDelivery,
+    FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, Put, RenderedOrder, Renderer,
+    Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -610,22 +610,15 @@ impl Store for PostgresStore {
         jobs::backlog(&self.db().await?, kind).await
     }
 
-    async fn finish_delivery(
+    async fn outgoing_deliveries(
         &self,
-        job: &Job,
-        outcome: JobOutcome,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<bool> {
-        let (tenant, id) = crate::delivery_of(job).ok_or(StoreError::NotFound)?;
-        let db = self.db().await?;
-        // Two statements, pipelined; each commits on its own, the attempt
-        // first (it happened, whatever becomes of the claim).
-        let (_, finished) = futures_util::try_join!(
-            webhooks::record_attempt(&db, tenant, id, &attempt, status),
-            jobs::finish(&db, job, &outcome)
-        )?;
-        Ok(finished)
+        keys: Vec<(TenantId, WebhookDeliveryId)>,
+    ) -> Result<Vec<Outgoing>> {
+        webhooks::outgoing(&self.db().await?, &keys).await
+    }
+
+    async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>> {
+        webhooks::finish(&self.db().await?, &finished).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

@@ -9,7 +9,10 @@ use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
 use crate::fanout;
-use crate::{DeliveryAttempt, DeliveryQuery, DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{
+    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FinishedDelivery, JobOutcome, Outgoing, Result,
+    StoreError, WebhookDelivery,
+};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -290,75 +293,188 @@ pub(super) async fn deliveries(
     super::orders::query(db, &sql)
         .await?
         .iter()
+        .map(delivery)
+        .collect()
+}
+
+/// The delivery in a row's first [`crate::query::DELIVERY_COLUMNS`].
+fn delivery(r: &Row) -> Result<WebhookDelivery> {
+    let kind: &str = r.get(7);
+    let status: &str = r.get(8);
+    Ok(WebhookDelivery {
+        tenant_id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
+        id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
+        endpoint_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
+        event_id: r.get::<_, &str>(3).parse().map_err(corrupt)?,
+        order_id: r.get::<_, &str>(4).parse().map_err(corrupt)?,
+        event_sequence: u64::try_from(r.get::<_, i64>(5)).map_err(corrupt)?,
+        position: u64::try_from(r.get::<_, i64>(6)).map_err(corrupt)?,
+        event_type: EventType::parse(kind)
+            .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
+        status: DeliveryStatus::parse(status)
+            .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
+        attempts: u32::try_from(r.get::<_, i32>(9)).map_err(corrupt)?,
+        created_at: Timestamp::from_unix_millis(r.get(10)),
+        updated_at: Timestamp::from_unix_millis(r.get(11)),
+        last_status_code: r
+            .get::<_, Option<i16>>(12)
+            .and_then(|c| u16::try_from(c).ok()),
+        last_error: r.get(13),
+    })
+}
+
+/// The deliveries with these keys, each with its event as the feed shows
+/// it, in one query.
+pub(super) async fn outgoing(
+    db: &Db,
+    keys: &[(TenantId, WebhookDeliveryId)],
+) -> Result<Vec<Outgoing>> {
+    let columns: Vec<String> = crate::query::DELIVERY_COLUMNS
+        .split(',')
+        .map(|c| format!("d.{}", c.trim()))
+        .collect();
+    let stmt = db
+        .prepare_cached(&format!(
+            "SELECT {}, {} FROM unnest($1::text[], $2::text[]) AS k (tenant_id, id)
+               JOIN webhook_deliveries d ON d.tenant_id = k.tenant_id AND d.id = k.id
+               LEFT JOIN order_events e ON e.tenant_id = d.tenant_id AND e.order_id = d.order_id
+                     AND e.sequence = d.event_sequence AND e.id = d.event_id AND e.feed_seq IS NOT NULL
+               LEFT JOIN orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id",
+            columns.join(", "),
+            crate::query::FEED_COLUMNS
+        ))
+        .await
+        .map_err(db_error)?;
+    let tenants: Vec<String> = keys.iter().map(|(t, _)| t.to_string()).collect();
+    let ids: Vec<String> = keys.iter().map(|(_, d)| d.to_string()).collect();
+    let events_at = columns.len();
+    db.query(&stmt, &[&tenants, &ids])
+        .await
+        .map_err(db_error)?
+        .iter()
         .map(|r| {
-            let kind: &str = r.get(7);
-            let status: &str = r.get(8);
-            Ok(WebhookDelivery {
-                tenant_id: r.get::<_, &str>(0).parse().map_err(corrupt)?,
-                id: r.get::<_, &str>(1).parse().map_err(corrupt)?,
-                endpoint_id: r.get::<_, &str>(2).parse().map_err(corrupt)?,
-                event_id: r.get::<_, &str>(3).parse().map_err(corrupt)?,
-                order_id: r.get::<_, &str>(4).parse().map_err(corrupt)?,
-                event_sequence: u64::try_from(r.get::<_, i64>(5)).map_err(corrupt)?,
-                position: u64::try_from(r.get::<_, i64>(6)).map_err(corrupt)?,
-                event_type: EventType::parse(kind)
-                    .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
-                status: DeliveryStatus::parse(status)
-                    .ok_or_else(|| corrupt(format!("unknown delivery status {status}")))?,
-                attempts: u32::try_from(r.get::<_, i32>(9)).map_err(corrupt)?,
-                created_at: Timestamp::from_unix_millis(r.get(10)),
-                updated_at: Timestamp::from_unix_millis(r.get(11)),
-                last_status_code: r
-                    .get::<_, Option<i16>>(12)
-                    .and_then(|c| u16::try_from(c).ok()),
-                last_error: r.get(13),
+            let found = r.get::<_, Option<&str>>(events_at + 1).is_some();
+            Ok(Outgoing {
+                delivery: delivery(r)?,
+                event: found
+                    .then(|| super::feed::event(r, events_at))
+                    .transpose()?,
             })
         })
         .collect()
 }
 
-pub(super) async fn record_attempt(
-    db: &Db,
-    tenant: TenantId,
-    id: WebhookDeliveryId,
-    attempt: &DeliveryAttempt,
-    status: DeliveryStatus,
-) -> Result<()> {
+/// Every attempt recorded and every job ended in one statement: one round
+/// trip, one commit for a worker's whole batch.
+pub(super) async fn finish(db: &Db, finished: &[FinishedDelivery]) -> Result<Vec<bool>> {
     let stmt = db
         .prepare_cached(
-            "WITH delivery AS (
-                 UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, updated_at = $4,
-                        last_status_code = $5, last_error = $6
-                  WHERE tenant_id = $1 AND id = $2
-                 RETURNING attempts)
-             INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error, response_excerpt)
-             SELECT $1, $2, attempts, $4, $5, $7, $6, $8 FROM delivery",
+            "WITH f AS (
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int2[],
+                                      $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[],
+                                      $11::bigint[], $12::text[])
+                   AS f (tenant_id, id, status, at, code, error, latency, excerpt, claim, outcome,
+                         run_at, job_error)
+             ), d AS (
+                 UPDATE webhook_deliveries d SET status = f.status, attempts = d.attempts + 1,
+                        updated_at = f.at, last_status_code = f.code, last_error = f.error
+                   FROM f WHERE d.tenant_id = f.tenant_id AND d.id = f.id
+                 RETURNING d.tenant_id, d.id, d.attempts
+             ), a AS (
+                 INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms,
+                                               error, response_excerpt)
+                 SELECT d.tenant_id, d.id, d.attempts, f.at, f.code, f.latency, f.error, f.excerpt
+                   FROM d JOIN f ON f.tenant_id = d.tenant_id AND f.id = d.id
+             ), done AS (
+                 DELETE FROM jobs j USING f
+                  WHERE f.outcome = 'done' AND j.tenant_id = f.tenant_id AND j.key = f.id AND j.claim = f.claim
+                 RETURNING j.key
+             ), ended AS (
+                 UPDATE jobs j SET run_at = COALESCE(f.run_at, j.run_at),
+                        attempts = CASE f.outcome WHEN 'again' THEN 0 ELSE j.attempts + 1 END,
+                        last_error = f.job_error, status = CASE f.outcome WHEN 'dead' THEN 'dead' ELSE 'queued' END,
+                        claimed_by = NULL, claim = NULL, claimed_until = NULL
+                   FROM f
+                  WHERE f.outcome <> 'done' AND j.tenant_id = f.tenant_id AND j.key = f.id AND j.claim = f.claim
+                 RETURNING j.key
+             )
+             SELECT key FROM done UNION ALL SELECT key FROM ended",
         )
         .await
         .map_err(db_error)?;
-    let code = attempt
-        .status_code
-        .map(|c| i16::try_from(c).unwrap_or(i16::MAX));
-    let changed = db
-        .execute(
+    let mut tenants = Vec::new();
+    let mut ids = Vec::new();
+    let mut keys = Vec::new();
+    for f in finished {
+        let (tenant, id) = crate::delivery_of(&f.job).ok_or(StoreError::NotFound)?;
+        tenants.push(tenant.to_string());
+        ids.push(id.to_string());
+        keys.push(f.job.key.clone());
+    }
+    let statuses: Vec<&str> = finished.iter().map(|f| f.status.as_str()).collect();
+    let at: Vec<i64> = finished
+        .iter()
+        .map(|f| f.attempt.at.unix_millis())
+        .collect();
+    let codes: Vec<Option<i16>> = finished
+        .iter()
+        .map(|f| {
+            f.attempt
+                .status_code
+                .map(|c| i16::try_from(c).unwrap_or(i16::MAX))
+        })
+        .collect();
+    let errors: Vec<Option<&str>> = finished
+        .iter()
+        .map(|f| f.attempt.error.as_deref())
+        .collect();
+    let latencies: Vec<i64> = finished
+        .iter()
+        .map(|f| i64::try_from(f.attempt.latency_ms).unwrap_or(i64::MAX))
+        .collect();
+    let excerpts: Vec<Option<&str>> = finished
+        .iter()
+        .map(|f| f.attempt.response_excerpt.as_deref())
+        .collect();
+    let claims: Vec<&str> = finished.iter().map(|f| f.job.claim.as_str()).collect();
+    let (mut outcomes, mut run_at, mut job_errors) = (Vec::new(), Vec::new(), Vec::new());
+    for f in finished {
+        let (outcome, at, error) = match &f.outcome {
+            JobOutcome::Done => ("done", None, None),
+            JobOutcome::Again(at) => ("again", Some(at.unix_millis()), None),
+            JobOutcome::Retry { at, error } => {
+                ("retry", Some(at.unix_millis()), Some(error.as_str()))
+            }
+            JobOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
+        };
+        outcomes.push(outcome);
+        run_at.push(at);
+        job_errors.push(error);
+    }
+    let ended: std::collections::HashSet<String> = db
+        .query(
             &stmt,
             &[
-                &tenant.to_string(),
-                &id.to_string(),
-                &status.as_str(),
-                &attempt.at.unix_millis(),
-                &code,
-                &attempt.error,
-                &i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
-                &attempt.response_excerpt,
+                &tenants,
+                &ids,
+                &statuses,
+                &at,
+                &codes,
+                &errors,
+                &latencies,
+                &excerpts,
+                &claims,
+                &outcomes,
+                &run_at,
+                &job_errors,
             ],
         )
         .await
-        .map_err(db_error)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(keys.iter().map(|k| ended.contains(k)).collect())
 }
 
 pub(super) async fn attempts(

@@ -22,9 +22,9 @@ use tokio::sync::Semaphore;
 use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
-    Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange,
-    OrderFilter, OrderLookup, OrderQuery, Put, RenderedOrder, Renderer, Result, Scope, Store,
-    StoreError, Tenant, WebhookDelivery,
+    FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, Put, RenderedOrder, Renderer,
+    Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -699,19 +699,29 @@ impl Store for SqliteStore {
         self.read(move |conn| jobs::backlog(conn, &kind)).await
     }
 
-    async fn finish_delivery(
+    async fn outgoing_deliveries(
         &self,
-        job: &Job,
-        outcome: JobOutcome,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-    ) -> Result<bool> {
-        let (tenant, id) = crate::delivery_of(job).ok_or(StoreError::NotFound)?;
-        let job = job.clone();
+        keys: Vec<(TenantId, WebhookDeliveryId)>,
+    ) -> Result<Vec<Outgoing>> {
+        self.read(move |conn| webhooks::outgoing(conn, &keys)).await
+    }
+
+    async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>> {
         self.queue
             .write(move |conn| {
-                webhooks::record_attempt(conn, tenant, id, &attempt, status)?;
-                jobs::finish(conn, &job, &outcome)
+                finished
+                    .iter()
+                    .map(|f| {
+                        let (tenant, id) =
+                            crate::delivery_of(&f.job).ok_or(StoreError::NotFound)?;
+                        match webhooks::record_attempt(conn, tenant, id, &f.attempt, f.status) {
+                            // (A delivery that is gone still ends its job.)
+                            Ok(()) | Err(StoreError::NotFound) => {}
+                            Err(e) => return Err(e),
+                        }
+                        jobs::finish(conn, &f.job, &f.outcome)
+                    })
+                    .collect()
             })
             .await
     }

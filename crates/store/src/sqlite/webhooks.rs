@@ -8,7 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
 use crate::fanout;
-use crate::{DeliveryAttempt, DeliveryQuery, DeliveryStatus, Result, StoreError, WebhookDelivery};
+use crate::{
+    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedQuery, Outgoing, Result, Scope, StoreError,
+    WebhookDelivery,
+};
 
 const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
@@ -349,6 +352,32 @@ pub(super) fn deliveries(
             },
         )
         .collect()
+}
+
+/// The deliveries with these keys and their events, read one after the
+/// other on one connection (each an index lookup).
+pub(super) fn outgoing(
+    conn: &Connection,
+    keys: &[(TenantId, WebhookDeliveryId)],
+) -> Result<Vec<Outgoing>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for &(tenant, id) in keys {
+        let Some(delivery) = deliveries(conn, tenant, &DeliveryQuery::default(), Some(id))?.pop()
+        else {
+            continue;
+        };
+        let query = FeedQuery {
+            after: delivery.position.saturating_sub(1),
+            types: Vec::new(),
+            order_id: Some(delivery.order_id),
+            limit: 1,
+        };
+        let event = super::feed::page(conn, &Scope::tenant(tenant), &query)?
+            .into_iter()
+            .find(|e| e.event.id == delivery.event_id);
+        out.push(Outgoing { delivery, event });
+    }
+    Ok(out)
 }
 
 pub(super) fn record_attempt(
