@@ -105,6 +105,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
     let mut tick = tokio::time::interval(poll);
     let mut measured = std::time::Instant::now() - Duration::from_secs(60);
     let mut busy = false;
+    let mut jobs_claimed: Option<std::time::Instant> = None;
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // A full batch means more is due: look again at once.
@@ -121,30 +122,35 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
             measured = std::time::Instant::now();
             report_backlog(&state).await;
         }
-        let claim = JobClaim {
+        let now = Timestamp::now();
+        let claim = |kinds: Vec<String>| JobClaim {
             node: node.clone(),
-            kinds: vec![
-                PRUNE_IDEMPOTENCY_KEYS.into(),
-                ordo_store::fanout::DELIVER_WEBHOOK.into(),
-            ],
+            kinds,
             limit: BATCH,
             lease_ms,
-            now: Timestamp::now(),
+            now,
         };
-        let jobs = match store.claim_jobs(claim).await {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim background jobs");
+        // Deliveries are claimed as often as a batch comes back full; other
+        // work once a poll interval.
+        let jobs = if jobs_claimed.is_none_or(|at| at.elapsed() >= poll) {
+            jobs_claimed = Some(std::time::Instant::now());
+            store
+                .claim_jobs(claim(vec![PRUNE_IDEMPOTENCY_KEYS.into()]))
+                .await
+        } else {
+            Ok(Vec::new())
+        };
+        let deliveries = store.claim_deliveries(claim(Vec::new())).await;
+        let (jobs, deliveries) = match (jobs, deliveries) {
+            (Ok(jobs), Ok(deliveries)) => (jobs, deliveries),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "could not claim background work");
                 busy = false;
                 continue;
             }
         };
-        busy = jobs.len() == BATCH as usize;
-        // Deliveries go as one batch; other jobs run beside them.
-        let (deliveries, others): (Vec<Job>, Vec<Job>) = jobs
-            .into_iter()
-            .partition(|job| job.kind == ordo_store::fanout::DELIVER_WEBHOOK);
-        let runs = others.into_iter().map(|job| {
+        busy = deliveries.len() == BATCH as usize;
+        let runs = jobs.into_iter().map(|job| {
             let (state, policy) = (&state, &policy);
             async move {
                 let outcome = handle(state, &job, policy).await;
@@ -196,11 +202,7 @@ pub async fn sequence_events(state: AppState) {
 
 /// Deliveries waiting and the age of the oldest, as gauges.
 async fn report_backlog(state: &AppState) {
-    match state
-        .store()
-        .job_backlog(ordo_store::fanout::DELIVER_WEBHOOK)
-        .await
-    {
+    match state.store().delivery_backlog().await {
         Ok((depth, oldest)) => {
             #[allow(clippy::cast_precision_loss)]
             metrics::gauge!("ordo_webhook_queue_depth").set(depth as f64);

@@ -3,12 +3,11 @@
 //! attempt is recorded whatever happens, and the job says when to try
 //! again.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use ordo_domain::{Timestamp, WebhookDeliveryId, WebhookEndpoint};
-use ordo_store::{DeliveryAttempt, DeliveryStatus, FinishedDelivery, Job, JobOutcome, Outgoing};
+use ordo_domain::{Timestamp, WebhookEndpoint};
+use ordo_store::{DeliveryAttempt, DeliveryStatus, FinishedDelivery, JobOutcome, Outgoing};
 use sha2::Sha256;
 
 use crate::api::events::FeedEventResponse;
@@ -125,65 +124,53 @@ impl Endpoints {
     }
 }
 
-/// Runs a batch of `webhook.deliver` jobs: their deliveries and events read
-/// at once, sent side by side (a slow receiver holds up no other), and every
-/// attempt with its job's end written at once.
+/// Sends a batch of claimed deliveries side by side (a slow receiver holds
+/// up no other) and records every attempt, with when each is tried next,
+/// in one write.
 pub async fn deliver_all(
     state: &AppState,
     client: &reqwest::Client,
     endpoints: &Endpoints,
-    jobs: Vec<Job>,
+    batch: Vec<Outgoing>,
     policy: &RetryPolicy,
 ) {
-    if jobs.is_empty() {
+    if batch.is_empty() {
         return;
     }
     let store = state.store();
-    let keys = jobs.iter().filter_map(ordo_store::delivery_of).collect();
-    let mut outgoing: HashMap<WebhookDeliveryId, Outgoing> =
-        match store.outgoing_deliveries(keys).await {
-            Ok(found) => found.into_iter().map(|o| (o.delivery.id, o)).collect(),
+    let sends = batch.into_iter().map(|outgoing| async move {
+        let job = outgoing.job.clone();
+        let (outcome, attempt, status) = match send(state, client, endpoints, outgoing, policy).await
+        {
+            Ok(sent) => sent,
             Err(e) => {
-                // Tried again after a wait, like any job that failed.
-                for job in &jobs {
-                    let outcome = policy.after_failure(job, Timestamp::now(), e.to_string());
-                    crate::jobs::end(state, job, outcome).await;
-                }
-                return;
+                // Not sent (the store could not be asked about the
+                // endpoint): tried again after a wait, like a failure.
+                tracing::warn!(delivery = %job.key, error = %e, "a delivery could not be made; it will be retried");
+                let error = format!("not sent: {e}");
+                let outcome = policy.after_failure(&job, Timestamp::now(), error.clone());
+                let status = match outcome {
+                    JobOutcome::Dead { .. } => DeliveryStatus::Dead,
+                    _ => DeliveryStatus::Failed,
+                };
+                let attempt = DeliveryAttempt {
+                    at: Timestamp::now(),
+                    status_code: None,
+                    latency_ms: 0,
+                    error: Some(error),
+                    response_excerpt: None,
+                };
+                (outcome, attempt, status)
             }
         };
-    let sends = jobs.into_iter().map(|job| {
-        let found = ordo_store::delivery_of(&job).and_then(|(_, id)| outgoing.remove(&id));
-        async move {
-            let Some(found) = found else {
-                let error = format!("no delivery for job {} ({})", job.key, job.payload);
-                crate::jobs::end(state, &job, JobOutcome::Dead { error }).await;
-                return None;
-            };
-            match send(state, client, endpoints, &job, found, policy).await {
-                Ok((outcome, attempt, status)) => Some(FinishedDelivery {
-                    job,
-                    outcome,
-                    attempt,
-                    status,
-                }),
-                Err(e) => {
-                    let outcome = policy.after_failure(&job, Timestamp::now(), e.to_string());
-                    tracing::warn!(job = %job.key, error = %e, "a delivery could not be made; it will be retried");
-                    crate::jobs::end(state, &job, outcome).await;
-                    None
-                }
-            }
+        FinishedDelivery {
+            job,
+            outcome,
+            attempt,
+            status,
         }
     });
-    let finished: Vec<FinishedDelivery> = futures_util::future::join_all(sends)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    if finished.is_empty() {
-        return;
-    }
+    let finished: Vec<FinishedDelivery> = futures_util::future::join_all(sends).await;
     let keys: Vec<String> = finished.iter().map(|f| f.job.key.clone()).collect();
     match store.finish_deliveries(finished).await {
         Ok(ended) => {
@@ -205,11 +192,14 @@ async fn send(
     state: &AppState,
     client: &reqwest::Client,
     endpoints: &Endpoints,
-    job: &Job,
     outgoing: Outgoing,
     policy: &RetryPolicy,
 ) -> Result<(JobOutcome, DeliveryAttempt, DeliveryStatus), ordo_store::StoreError> {
-    let Outgoing { delivery, event } = outgoing;
+    let Outgoing {
+        job,
+        delivery,
+        event,
+    } = outgoing;
     let tenant = delivery.tenant_id;
     let now = Timestamp::now();
     let give_up = |error: &str| {
@@ -278,7 +268,7 @@ async fn send(
     };
     let (outcome, status) = match error {
         None => (JobOutcome::Done, DeliveryStatus::Succeeded),
-        Some(error) => match policy.after_failure(job, Timestamp::now(), error) {
+        Some(error) => match policy.after_failure(&job, Timestamp::now(), error) {
             dead @ JobOutcome::Dead { .. } => (dead, DeliveryStatus::Dead),
             retry => (retry, DeliveryStatus::Failed),
         },

@@ -1,16 +1,15 @@
 //! Which events go to which webhook endpoints: decided here, once, for
 //! every database. A database's fan-out pass reads a tenant's active
 //! endpoints and the events past its cursor, asks [`plan`], and writes the
-//! deliveries (and their jobs) and the new cursor in one transaction.
+//! deliveries (each its own job: workers claim deliveries) and the new
+//! cursor in one transaction.
 
 use ordo_domain::{
     EventId, EventType, OrderId, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint,
     WebhookEndpointId,
 };
 
-use crate::NewJob;
-
-/// The job kind of a delivery.
+/// The job kind of a claimed delivery.
 pub const DELIVER_WEBHOOK: &str = "webhook.deliver";
 
 /// The cursor name of the fan-out pass in `feed_cursors`.
@@ -27,14 +26,13 @@ pub(crate) struct FedEvent {
     pub at: Timestamp,
 }
 
-/// A delivery to write, with its job.
+/// A delivery to write, due at once.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NewDelivery {
     pub id: WebhookDeliveryId,
     pub tenant_id: TenantId,
     pub endpoint_id: WebhookEndpointId,
     pub event: FedEvent,
-    pub job: NewJob,
 }
 
 /// The deliveries of `events` to the tenant's `endpoints`: each event to
@@ -54,23 +52,26 @@ pub(crate) fn plan(
             {
                 continue;
             }
-            let id = WebhookDeliveryId::new_at(now);
             out.push(NewDelivery {
-                id,
+                id: WebhookDeliveryId::new_at(now),
                 tenant_id: endpoint.tenant_id,
                 endpoint_id: endpoint.id,
                 event: event.clone(),
-                job: NewJob {
-                    tenant_id: Some(endpoint.tenant_id),
-                    key: id.to_string(),
-                    kind: DELIVER_WEBHOOK.into(),
-                    payload: serde_json::json!({ "delivery_id": id.to_string() }),
-                    run_at: now,
-                },
             });
         }
     }
     out
+}
+
+/// When a delivery whose attempt ended so is tried next (`None`: never),
+/// and whether the attempt failed.
+pub(crate) fn next_run(outcome: &crate::JobOutcome) -> (Option<i64>, bool) {
+    match outcome {
+        crate::JobOutcome::Done => (None, false),
+        crate::JobOutcome::Again(at) => (Some(at.unix_millis()), false),
+        crate::JobOutcome::Retry { at, .. } => (Some(at.unix_millis()), true),
+        crate::JobOutcome::Dead { .. } => (None, true),
+    }
 }
 
 #[cfg(test)]
@@ -126,8 +127,8 @@ mod tests {
             pairs,
             [(1, all.id), (1, created_only.id), (2, all.id), (2, late.id)]
         );
-        assert!(planned.iter().all(|d| d.job.kind == DELIVER_WEBHOOK
-            && d.job.key == d.id.to_string()
-            && d.job.tenant_id == Some(d.tenant_id)));
+        let mut ids: Vec<_> = planned.iter().map(|d| d.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "each delivery its own id");
     }
 }

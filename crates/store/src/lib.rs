@@ -339,23 +339,24 @@ pub struct DeliveryAttempt {
     pub response_excerpt: Option<String>,
 }
 
-/// The delivery a `webhook.deliver` job is for.
+/// The delivery a claimed delivery's job is for.
 pub fn delivery_of(job: &Job) -> Option<(TenantId, WebhookDeliveryId)> {
-    Some((
-        job.tenant_id?,
-        WebhookDeliveryId::parse(job.payload["delivery_id"].as_str()?)?,
-    ))
+    Some((job.tenant_id?, WebhookDeliveryId::parse(&job.key)?))
 }
 
-/// A delivery about to be sent, with what it sends.
+/// A claimed delivery, with what it sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
+    /// The claim, as a job of kind [`fanout::DELIVER_WEBHOOK`] keyed by the
+    /// delivery's id: `created_at` is when its maximum age started (it was
+    /// made, or retried by hand), `attempts` its failures since.
+    pub job: Job,
     pub delivery: WebhookDelivery,
     /// The event as the feed shows it; `None` if it is no longer stored.
     pub event: Option<FeedEvent>,
 }
 
-/// An attempt at a delivery, and how its job ends.
+/// An attempt at a claimed delivery, and how its claim ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedDelivery {
     pub job: Job,
@@ -576,19 +577,18 @@ pub trait Store: Send + Sync + 'static {
         to: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<u64>;
-    /// Queued jobs of a kind (of every tenant) and when the oldest was made.
-    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)>;
+    /// Deliveries still to be sent (of every tenant) and when the oldest
+    /// was made.
+    async fn delivery_backlog(&self) -> Result<(u64, Option<Timestamp>)>;
 
-    /// The deliveries with these keys, each with the event it sends as the
-    /// feed shows it (`None` if the event is gone), in one read. Keys with
-    /// no delivery are left out.
-    async fn outgoing_deliveries(
-        &self,
-        keys: Vec<(TenantId, WebhookDeliveryId)>,
-    ) -> Result<Vec<Outgoing>>;
-    /// Records attempts at deliveries and ends their jobs, all in one
-    /// write; for each, `false` if its job's claim had run out (the attempt
-    /// is recorded all the same: it happened).
+    /// Claims up to `limit` due deliveries that no live claim holds, as
+    /// [`Store::claim_jobs`] claims jobs (`kinds` is not used), each with
+    /// the event it sends.
+    async fn claim_deliveries(&self, claim: JobClaim) -> Result<Vec<Outgoing>>;
+    /// Records attempts at claimed deliveries and when each is tried next
+    /// (never, once it succeeded or died), all in one write; for each,
+    /// `false` if its claim had run out (the attempt is recorded all the
+    /// same: it happened; the rest is the new claimant's).
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.

@@ -262,6 +262,12 @@ pub(crate) fn feed(dialect: Dialect, scope: &Scope, q: &FeedQuery) -> Sql {
     sql
 }
 
+/// A delivery sent again as soon as a worker can, with a fresh maximum
+/// age (`?3` now; PostgreSQL writes `$` for `?`). A live claim is left
+/// alone: its attempt ends as it ends.
+pub(crate) const RETRY: &str =
+    "status = 'pending', updated_at = ?3, run_at = ?3, retrying_since = ?3, failures = 0";
+
 /// The columns [`deliveries`] selects, in order.
 pub(crate) const DELIVERY_COLUMNS: &str =
     "tenant_id, id, endpoint_id, event_id, order_id, event_sequence, feed_seq, event_type, status,

@@ -186,6 +186,12 @@ const TABLES: &[Table] = &[
             ("updated_at", Kind::Int8),
             ("last_status_code", Kind::OptInt2),
             ("last_error", Kind::OptText),
+            ("run_at", Kind::OptInt8),
+            ("retrying_since", Kind::Int8),
+            ("failures", Kind::Int4),
+            ("claimed_by", Kind::OptText),
+            ("claim", Kind::OptText),
+            ("claimed_until", Kind::OptInt8),
         ],
     },
     Table {

@@ -679,19 +679,23 @@ async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write
     a.sequence_events(1000).await.unwrap();
     assert_eq!(a.fan_out_events(1000).await.unwrap(), 3);
     let claim = |node: &str, at: Timestamp| JobClaim {
-        kinds: vec![ordo_store::fanout::DELIVER_WEBHOOK.into()],
+        kinds: Vec::new(),
         ..claim(node, at)
     };
-    let jobs = a.claim_jobs(claim("a", Timestamp::now())).await.unwrap();
-    assert_eq!(jobs.len(), 3);
-    let mut keys: Vec<_> = jobs
-        .iter()
-        .map(|j| ordo_store::delivery_of(j).unwrap())
-        .collect();
-    keys.push((tenant.id, ordo_domain::WebhookDeliveryId::new()));
-    let outgoing = a.outgoing_deliveries(keys).await.unwrap();
-    assert_eq!(outgoing.len(), 3, "a key with no delivery is left out");
+    let outgoing = a
+        .claim_deliveries(claim("a", Timestamp::now()))
+        .await
+        .unwrap();
+    assert_eq!(outgoing.len(), 3);
+    assert!(b
+        .claim_deliveries(claim("b", Timestamp::now()))
+        .await
+        .unwrap()
+        .is_empty());
+    let jobs: Vec<_> = outgoing.iter().map(|o| o.job.clone()).collect();
     for o in &outgoing {
+        assert_eq!(o.job.key, o.delivery.id.to_string());
+        assert_eq!(o.job.attempts, 0);
         let event = o.event.as_ref().expect("the event");
         assert_eq!(event.event.id, o.delivery.event_id);
         assert_eq!(event.position, o.delivery.position);
@@ -704,13 +708,16 @@ async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write
 
     // The first job's lease runs out and node b takes it over; node a's
     // finish of it then ends nothing, but its attempt is kept.
-    let taken = b
-        .claim_jobs(JobClaim {
+    let taken: Vec<_> = b
+        .claim_deliveries(JobClaim {
             limit: 1,
             ..claim("b", Timestamp::now().plus_millis(31_000))
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|o| o.job)
+        .collect();
     assert_eq!(taken.len(), 1);
     let attempt = |code: u16| ordo_store::DeliveryAttempt {
         at: Timestamp::now(),
@@ -751,22 +758,49 @@ async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write
     ];
     let ended = a.finish_deliveries(finished.clone()).await.unwrap();
     assert_eq!(ended, [false, true, true]);
-    for f in &finished {
+    for (i, f) in finished.iter().enumerate() {
         let (_, id) = ordo_store::delivery_of(&f.job).unwrap();
         let stored = b.webhook_delivery(tenant.id, id).await.unwrap().unwrap();
-        assert_eq!(stored.status, f.status);
+        if i == 0 {
+            // Node b's now: the attempt counts, the status is b's to set.
+            assert_eq!(stored.status, ordo_store::DeliveryStatus::Pending);
+        } else {
+            assert_eq!(stored.status, f.status);
+            assert_eq!(stored.last_status_code, f.attempt.status_code);
+        }
         assert_eq!(stored.attempts, 1);
-        assert_eq!(stored.last_status_code, f.attempt.status_code);
         let attempts = b.delivery_attempts(tenant.id, id).await.unwrap();
         assert_eq!(attempts, [(1, f.attempt.clone())]);
     }
     // The one node b took over is still b's to finish; the retried one
     // comes back at its time; the dead one never does.
-    assert!(b.finish_job(&taken[0], JobOutcome::Done).await.unwrap());
-    let later = b.claim_jobs(claim("c", retry_at)).await.unwrap();
+    let after = b
+        .finish_deliveries(vec![ordo_store::FinishedDelivery {
+            job: taken[0].clone(),
+            ..finished[0].clone()
+        }])
+        .await
+        .unwrap();
+    assert_eq!(after, [true]);
+    let later = b.claim_deliveries(claim("c", retry_at)).await.unwrap();
     assert_eq!(later.len(), 1);
-    assert_eq!(later[0].key, retried.key);
-    assert_eq!(later[0].attempts, 1);
+    assert_eq!(later[0].job.key, retried.key);
+    assert_eq!(later[0].job.attempts, 1, "one failure so far");
+    assert_eq!(later[0].delivery.attempts, 1);
+    // A retry by hand: due now, a fresh maximum age, no failures.
+    let retry_now = Timestamp::now().plus_millis(7_200_000);
+    b.retry_delivery(tenant.id, later[0].delivery.id, retry_now)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = b
+        .claim_deliveries(claim("d", retry_now.plus_millis(31_000)))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.attempts, 0);
+    assert_eq!(again[0].job.created_at, retry_now);
+    assert_eq!(b.delivery_backlog().await.unwrap().0, 1);
     a.close().await;
     b.close().await;
 }

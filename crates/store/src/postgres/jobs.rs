@@ -120,18 +120,3 @@ pub(super) async fn finish(db: &Db, job: &Job, outcome: &JobOutcome) -> Result<b
     .map_err(db_error)?;
     Ok(n == 1)
 }
-
-pub(super) async fn backlog(db: &Db, kind: &str) -> Result<(u64, Option<Timestamp>)> {
-    let row = db
-        .query_one(
-            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND kind = $1",
-            &[&kind],
-        )
-        .await
-        .map_err(db_error)?;
-    Ok((
-        u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
-        row.get::<_, Option<i64>>(1)
-            .map(Timestamp::from_unix_millis),
-    ))
-}

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0006_deliveries",
         include_str!("../../migrations/postgres/0006_deliveries.sql"),
     ),
+    (
+        7,
+        "0007_delivery_jobs",
+        include_str!("../../migrations/postgres/0007_delivery_jobs.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -606,15 +611,12 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
-        jobs::backlog(&self.db().await?, kind).await
+    async fn delivery_backlog(&self) -> Result<(u64, Option<Timestamp>)> {
+        webhooks::backlog(&self.db().await?).await
     }
 
-    async fn outgoing_deliveries(
-        &self,
-        keys: Vec<(TenantId, WebhookDeliveryId)>,
-    ) -> Result<Vec<Outgoing>> {
-        webhooks::outgoing(&self.db().await?, &keys).await
+    async fn claim_deliveries(&self, claim: JobClaim) -> Result<Vec<Outgoing>> {
+        webhooks::claim(&self.db().await?, &claim).await
     }
 
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>> {

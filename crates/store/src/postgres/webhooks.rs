@@ -4,14 +4,13 @@ use ordo_domain::{
     EventType, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
     WebhookSecret, WebhookUrl,
 };
-use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
 use crate::fanout;
 use crate::{
-    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FinishedDelivery, JobOutcome, Outgoing, Result,
-    StoreError, WebhookDelivery,
+    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FinishedDelivery, Job, JobClaim, Outgoing,
+    Result, StoreError, WebhookDelivery,
 };
 
 const COLUMNS: &str =
@@ -247,24 +246,15 @@ async fn fan_out_tenant(
             .iter()
             .map(|d| d.event.event_type.as_str())
             .collect();
-        let payloads: Vec<Json<&serde_json::Value>> =
-            planned.iter().map(|d| Json(&d.job.payload)).collect();
         let at = now.unix_millis();
         tx.execute(
             "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
-                                             feed_seq, event_type, status, created_at, updated_at)
-             SELECT $1, d.id, d.endpoint_id, d.event_id, d.order_id, d.seq, d.pos, d.kind, 'pending', $9, $9
+                                             feed_seq, event_type, status, created_at, updated_at, run_at,
+                                             retrying_since)
+             SELECT $1, d.id, d.endpoint_id, d.event_id, d.order_id, d.seq, d.pos, d.kind, 'pending', $9, $9, $9, $9
                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
                  AS d (id, endpoint_id, event_id, order_id, seq, pos, kind)",
             &[&tenant, &ids, &endpoint_ids, &event_ids, &orders, &sequences, &positions, &kinds, &at],
-        )
-        .await
-        .map_err(db_error)?;
-        tx.execute(
-            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at)
-             SELECT $1, j.key, $2, j.payload, $4, $4 FROM unnest($3::text[], $5::jsonb[]) AS j (key, payload)
-             ON CONFLICT DO NOTHING",
-            &[&tenant, &fanout::DELIVER_WEBHOOK, &ids, &at, &payloads],
         )
         .await
         .map_err(db_error)?;
@@ -323,20 +313,26 @@ fn delivery(r: &Row) -> Result<WebhookDelivery> {
     })
 }
 
-/// The deliveries with these keys, each with its event as the feed shows
-/// it, in one query.
-pub(super) async fn outgoing(
-    db: &Db,
-    keys: &[(TenantId, WebhookDeliveryId)],
-) -> Result<Vec<Outgoing>> {
+/// Claims due deliveries (`FOR UPDATE SKIP LOCKED`: nodes polling at once
+/// take different ones) and reads each with its event as the feed shows
+/// it, in one statement.
+pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
     let columns: Vec<String> = crate::query::DELIVERY_COLUMNS
         .split(',')
         .map(|c| format!("d.{}", c.trim()))
         .collect();
     let stmt = db
         .prepare_cached(&format!(
-            "SELECT {}, {} FROM unnest($1::text[], $2::text[]) AS k (tenant_id, id)
-               JOIN webhook_deliveries d ON d.tenant_id = k.tenant_id AND d.id = k.id
+            "WITH d AS (
+                 UPDATE webhook_deliveries d SET claimed_by = $1, claim = $2, claimed_until = $3
+                   FROM (SELECT tenant_id, id FROM webhook_deliveries
+                          WHERE run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
+                          ORDER BY run_at LIMIT $5
+                          FOR UPDATE SKIP LOCKED) due
+                  WHERE d.tenant_id = due.tenant_id AND d.id = due.id
+                 RETURNING d.*
+             )
+             SELECT {}, d.retrying_since, d.failures, {} FROM d
                LEFT JOIN order_events e ON e.tenant_id = d.tenant_id AND e.order_id = d.order_id
                      AND e.sequence = d.event_sequence AND e.id = d.event_id AND e.feed_seq IS NOT NULL
                LEFT JOIN orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id",
@@ -345,71 +341,79 @@ pub(super) async fn outgoing(
         ))
         .await
         .map_err(db_error)?;
-    let tenants: Vec<String> = keys.iter().map(|(t, _)| t.to_string()).collect();
-    let ids: Vec<String> = keys.iter().map(|(_, d)| d.to_string()).collect();
-    let events_at = columns.len();
-    db.query(&stmt, &[&tenants, &ids])
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| {
-            let found = r.get::<_, Option<&str>>(events_at + 1).is_some();
-            Ok(Outgoing {
-                delivery: delivery(r)?,
-                event: found
-                    .then(|| super::feed::event(r, events_at))
-                    .transpose()?,
-            })
+    let token = ulid::Ulid::new().to_string();
+    let until = c.now.plus_millis(c.lease_ms);
+    let events_at = columns.len() + 2;
+    db.query(
+        &stmt,
+        &[
+            &c.node,
+            &token,
+            &until.unix_millis(),
+            &c.now.unix_millis(),
+            &i64::from(c.limit),
+        ],
+    )
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        let delivery = delivery(r)?;
+        let found = r.get::<_, Option<&str>>(events_at + 1).is_some();
+        Ok(Outgoing {
+            job: Job {
+                tenant_id: Some(delivery.tenant_id),
+                key: delivery.id.to_string(),
+                kind: fanout::DELIVER_WEBHOOK.into(),
+                payload: serde_json::Value::Null,
+                created_at: Timestamp::from_unix_millis(r.get(columns.len())),
+                attempts: u32::try_from(r.get::<_, i32>(columns.len() + 1)).map_err(corrupt)?,
+                claim: token.clone(),
+                claimed_until: until,
+            },
+            delivery,
+            event: found
+                .then(|| super::feed::event(r, events_at))
+                .transpose()?,
         })
-        .collect()
+    })
+    .collect()
 }
 
-/// Every attempt recorded and every job ended in one statement: one round
-/// trip, one commit for a worker's whole batch.
+/// Every attempt recorded, and each delivery whose claim still holds given
+/// its status and next time, in one statement: one round trip, one commit
+/// for a worker's whole batch. Returns the ids whose claim held.
+const FINISH: &str = "WITH f AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int2[], $6::text[],
+                         $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::int4[])
+      AS f (tenant_id, id, status, at, code, error, latency, excerpt, claim, run_at, failed)
+), held AS (
+    UPDATE webhook_deliveries d SET status = f.status, attempts = d.attempts + 1, updated_at = f.at,
+           last_status_code = f.code, last_error = f.error, run_at = f.run_at,
+           failures = d.failures + f.failed, claimed_by = NULL, claim = NULL, claimed_until = NULL
+      FROM f WHERE d.tenant_id = f.tenant_id AND d.id = f.id AND d.claim = f.claim
+    RETURNING d.tenant_id, d.id, d.attempts
+), lost AS (
+    UPDATE webhook_deliveries d SET attempts = d.attempts + 1
+      FROM f WHERE d.tenant_id = f.tenant_id AND d.id = f.id AND d.claim IS DISTINCT FROM f.claim
+    RETURNING d.tenant_id, d.id, d.attempts
+), a AS (
+    INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error,
+                                  response_excerpt)
+    SELECT d.tenant_id, d.id, d.attempts, f.at, f.code, f.latency, f.error, f.excerpt
+      FROM (SELECT * FROM held UNION ALL SELECT * FROM lost) d
+      JOIN f ON f.tenant_id = d.tenant_id AND f.id = d.id
+)
+SELECT id FROM held";
+
 pub(super) async fn finish(db: &Db, finished: &[FinishedDelivery]) -> Result<Vec<bool>> {
-    let stmt = db
-        .prepare_cached(
-            "WITH f AS (
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int2[],
-                                      $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[],
-                                      $11::bigint[], $12::text[])
-                   AS f (tenant_id, id, status, at, code, error, latency, excerpt, claim, outcome,
-                         run_at, job_error)
-             ), d AS (
-                 UPDATE webhook_deliveries d SET status = f.status, attempts = d.attempts + 1,
-                        updated_at = f.at, last_status_code = f.code, last_error = f.error
-                   FROM f WHERE d.tenant_id = f.tenant_id AND d.id = f.id
-                 RETURNING d.tenant_id, d.id, d.attempts
-             ), a AS (
-                 INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms,
-                                               error, response_excerpt)
-                 SELECT d.tenant_id, d.id, d.attempts, f.at, f.code, f.latency, f.error, f.excerpt
-                   FROM d JOIN f ON f.tenant_id = d.tenant_id AND f.id = d.id
-             ), done AS (
-                 DELETE FROM jobs j USING f
-                  WHERE f.outcome = 'done' AND j.tenant_id = f.tenant_id AND j.key = f.id AND j.claim = f.claim
-                 RETURNING j.key
-             ), ended AS (
-                 UPDATE jobs j SET run_at = COALESCE(f.run_at, j.run_at),
-                        attempts = CASE f.outcome WHEN 'again' THEN 0 ELSE j.attempts + 1 END,
-                        last_error = f.job_error, status = CASE f.outcome WHEN 'dead' THEN 'dead' ELSE 'queued' END,
-                        claimed_by = NULL, claim = NULL, claimed_until = NULL
-                   FROM f
-                  WHERE f.outcome <> 'done' AND j.tenant_id = f.tenant_id AND j.key = f.id AND j.claim = f.claim
-                 RETURNING j.key
-             )
-             SELECT key FROM done UNION ALL SELECT key FROM ended",
-        )
-        .await
-        .map_err(db_error)?;
+    let stmt = db.prepare_cached(FINISH).await.map_err(db_error)?;
     let mut tenants = Vec::new();
     let mut ids = Vec::new();
-    let mut keys = Vec::new();
     for f in finished {
         let (tenant, id) = crate::delivery_of(&f.job).ok_or(StoreError::NotFound)?;
         tenants.push(tenant.to_string());
         ids.push(id.to_string());
-        keys.push(f.job.key.clone());
     }
     let statuses: Vec<&str> = finished.iter().map(|f| f.status.as_str()).collect();
     let at: Vec<i64> = finished
@@ -437,36 +441,19 @@ pub(super) async fn finish(db: &Db, finished: &[FinishedDelivery]) -> Result<Vec
         .map(|f| f.attempt.response_excerpt.as_deref())
         .collect();
     let claims: Vec<&str> = finished.iter().map(|f| f.job.claim.as_str()).collect();
-    let (mut outcomes, mut run_at, mut job_errors) = (Vec::new(), Vec::new(), Vec::new());
-    for f in finished {
-        let (outcome, at, error) = match &f.outcome {
-            JobOutcome::Done => ("done", None, None),
-            JobOutcome::Again(at) => ("again", Some(at.unix_millis()), None),
-            JobOutcome::Retry { at, error } => {
-                ("retry", Some(at.unix_millis()), Some(error.as_str()))
-            }
-            JobOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
-        };
-        outcomes.push(outcome);
-        run_at.push(at);
-        job_errors.push(error);
-    }
-    let ended: std::collections::HashSet<String> = db
+    let (run_at, failed): (Vec<Option<i64>>, Vec<i32>) = finished
+        .iter()
+        .map(|f| {
+            let (run_at, failed) = fanout::next_run(&f.outcome);
+            (run_at, i32::from(failed))
+        })
+        .unzip();
+    let held: std::collections::HashSet<String> = db
         .query(
             &stmt,
             &[
-                &tenants,
-                &ids,
-                &statuses,
-                &at,
-                &codes,
-                &errors,
-                &latencies,
-                &excerpts,
-                &claims,
-                &outcomes,
-                &run_at,
-                &job_errors,
+                &tenants, &ids, &statuses, &at, &codes, &errors, &latencies, &excerpts, &claims,
+                &run_at, &failed,
             ],
         )
         .await
@@ -474,7 +461,7 @@ pub(super) async fn finish(db: &Db, finished: &[FinishedDelivery]) -> Result<Vec
         .iter()
         .map(|r| r.get(0))
         .collect();
-    Ok(keys.iter().map(|k| ended.contains(k)).collect())
+    Ok(ids.iter().map(|id| held.contains(id)).collect())
 }
 
 pub(super) async fn attempts(
@@ -516,10 +503,12 @@ pub(super) async fn retry(
     id: WebhookDeliveryId,
     now: Timestamp,
 ) -> Result<Option<WebhookDelivery>> {
-    let tx = db.transaction().await.map_err(db_error)?;
-    let changed = tx
+    let changed = db
         .execute(
-            "UPDATE webhook_deliveries SET status = 'pending', updated_at = $3 WHERE tenant_id = $1 AND id = $2",
+            &format!(
+                "UPDATE webhook_deliveries SET {} WHERE tenant_id = $1 AND id = $2",
+                crate::query::RETRY.replace('?', "$")
+            ),
             &[&tenant.to_string(), &id.to_string(), &now.unix_millis()],
         )
         .await
@@ -527,26 +516,24 @@ pub(super) async fn retry(
     if changed == 0 {
         return Ok(None);
     }
-    // A new job, or the old one revived with a fresh maximum age (a live
-    // claim is left alone; its attempt ends as it ends).
-    tx.execute(
-        "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)
-         ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
-             created_at = excluded.created_at, attempts = 0",
-        &[
-            &tenant.to_string(),
-            &id.to_string(),
-            &fanout::DELIVER_WEBHOOK,
-            &Json(serde_json::json!({ "delivery_id": id.to_string() })),
-            &now.unix_millis(),
-        ],
-    )
-    .await
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
     Ok(deliveries(db, tenant, &DeliveryQuery::default(), Some(id))
         .await?
         .pop())
+}
+
+pub(super) async fn backlog(db: &Db) -> Result<(u64, Option<Timestamp>)> {
+    let row = db
+        .query_one(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE run_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok((
+        u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+        row.get::<_, Option<i64>>(1)
+            .map(Timestamp::from_unix_millis),
+    ))
 }
 
 pub(super) async fn succeeded_since(
@@ -586,40 +573,22 @@ pub(super) async fn retry_many(
     now: Timestamp,
 ) -> Result<u64> {
     let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-    let tx = db.transaction().await.map_err(db_error)?;
-    let ids: Vec<String> = tx
-        .query(
-            "UPDATE webhook_deliveries SET status = 'pending', updated_at = $6
-              WHERE tenant_id = $1 AND endpoint_id = $2 AND status = ANY($3)
-                AND ($4::bigint IS NULL OR created_at >= $4) AND ($5::bigint IS NULL OR created_at < $5)
-             RETURNING id",
-            &[
-                &tenant.to_string(),
-                &endpoint.to_string(),
-                &wanted,
-                &from.map(Timestamp::unix_millis),
-                &to.map(Timestamp::unix_millis),
-                &now.unix_millis(),
-            ],
-        )
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let payloads: Vec<Json<serde_json::Value>> = ids
-        .iter()
-        .map(|id| Json(serde_json::json!({ "delivery_id": id })))
-        .collect();
-    tx.execute(
-        "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at)
-         SELECT $1, j.key, $2, j.payload, $4, $4 FROM unnest($3::text[], $5::jsonb[]) AS j (key, payload)
-         ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
-             created_at = excluded.created_at, attempts = 0",
-        &[&tenant.to_string(), &fanout::DELIVER_WEBHOOK, &ids, &now.unix_millis(), &payloads],
+    db.execute(
+        &format!(
+            "UPDATE webhook_deliveries SET {}
+              WHERE tenant_id = $1 AND endpoint_id = $2 AND status = ANY($4)
+                AND ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at < $6)",
+            crate::query::RETRY.replace('?', "$")
+        ),
+        &[
+            &tenant.to_string(),
+            &endpoint.to_string(),
+            &now.unix_millis(),
+            &wanted,
+            &from.map(Timestamp::unix_millis),
+            &to.map(Timestamp::unix_millis),
+        ],
     )
     .await
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
-    Ok(ids.len() as u64)
+    .map_err(db_error)
 }

@@ -2,7 +2,6 @@
 //! exclude every other process's, so a job is claimed once; a job whose
 //! claim has run out is claimed again.
 
-use ordo_domain::Timestamp;
 use rusqlite::{params, Connection};
 
 use super::{corrupt, unavailable};
@@ -111,17 +110,4 @@ pub(super) fn finish(conn: &Connection, job: &Job, outcome: &JobOutcome) -> Resu
     }
     .map_err(unavailable)?;
     Ok(n == 1)
-}
-
-pub(super) fn backlog(conn: &Connection, kind: &str) -> Result<(u64, Option<Timestamp>)> {
-    let (count, oldest): (i64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND kind = ?1",
-        )
-        .and_then(|mut s| s.query_row([kind], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(unavailable)?;
-    Ok((
-        u64::try_from(count).unwrap_or(0),
-        oldest.map(Timestamp::from_unix_millis),
-    ))
 }

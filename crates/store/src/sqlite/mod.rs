@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_deliveries",
         include_str!("../../migrations/sqlite/0006_deliveries.sql"),
     ),
+    (
+        7,
+        "0007_delivery_jobs",
+        include_str!("../../migrations/sqlite/0007_delivery_jobs.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.
@@ -694,35 +699,24 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn job_backlog(&self, kind: &str) -> Result<(u64, Option<Timestamp>)> {
-        let kind = kind.to_string();
-        self.read(move |conn| jobs::backlog(conn, &kind)).await
+    async fn delivery_backlog(&self) -> Result<(u64, Option<Timestamp>)> {
+        self.read(webhooks::backlog).await
     }
 
-    async fn outgoing_deliveries(
-        &self,
-        keys: Vec<(TenantId, WebhookDeliveryId)>,
-    ) -> Result<Vec<Outgoing>> {
-        self.read(move |conn| webhooks::outgoing(conn, &keys)).await
+    async fn claim_deliveries(&self, claim: JobClaim) -> Result<Vec<Outgoing>> {
+        let jobs = self
+            .queue
+            .write(move |conn| webhooks::claim(conn, &claim))
+            .await?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |conn| webhooks::outgoing(conn, jobs)).await
     }
 
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>> {
         self.queue
-            .write(move |conn| {
-                finished
-                    .iter()
-                    .map(|f| {
-                        let (tenant, id) =
-                            crate::delivery_of(&f.job).ok_or(StoreError::NotFound)?;
-                        match webhooks::record_attempt(conn, tenant, id, &f.attempt, f.status) {
-                            // (A delivery that is gone still ends its job.)
-                            Ok(()) | Err(StoreError::NotFound) => {}
-                            Err(e) => return Err(e),
-                        }
-                        jobs::finish(conn, &f.job, &f.outcome)
-                    })
-                    .collect()
-            })
+            .write(move |conn| finished.iter().map(|f| webhooks::finish(conn, f)).collect())
             .await
     }
 
@@ -750,14 +744,14 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn events_written_before_the_feed_enter_it_in_time_order() {
-        let mut conn = Connection::open_in_memory().expect("open");
+    /// A database migrated up to (not including) migration `upto`.
+    fn migrated_before(upto: usize) -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
         conn.execute_batch(
             "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT;",
         )
         .expect("table");
-        for (version, name, sql) in &MIGRATIONS[..3] {
+        for (version, name, sql) in &MIGRATIONS[..upto - 1] {
             conn.execute_batch(sql).expect("migration");
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
@@ -765,6 +759,75 @@ mod tests {
             )
             .expect("record");
         }
+        conn
+    }
+
+    #[test]
+    fn delivery_jobs_become_columns_of_their_deliveries() {
+        let mut conn = migrated_before(7);
+        for (id, status) in [
+            ("whd_1", "pending"),
+            ("whd_2", "failed"),
+            ("whd_3", "succeeded"),
+            ("whd_4", "dead"),
+        ] {
+            conn.execute(
+                "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
+                                                 feed_seq, event_type, status, created_at, updated_at)
+                 VALUES ('ten_a', ?1, 'whe_1', 'evt_1', 'ord_1', 1, 1, 'order.created', ?2, 100, 200)",
+                rusqlite::params![id, status],
+            )
+            .expect("delivery");
+        }
+        // whd_1 is claimed by a node, whd_2 waits for its retry, whd_4's
+        // job is dead; a job of another kind stays.
+        conn.execute_batch(
+            "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at, attempts, claimed_by, claim, claimed_until)
+             VALUES ('ten_a', 'whd_1', 'webhook.deliver', '{}', 150, 100, 0, 'n1', 'c1', 999),
+                    ('ten_a', 'whd_2', 'webhook.deliver', '{}', 5000, 120, 3, NULL, NULL, NULL),
+                    ('', 'prune-idempotency-keys', 'prune-idempotency-keys', '{}', 0, 0, 0, NULL, NULL, NULL);
+             INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at, status)
+             VALUES ('ten_a', 'whd_4', 'webhook.deliver', '{}', 0, 100, 'dead');",
+        )
+        .expect("jobs");
+        assert_eq!(migrate(&mut conn).expect("migrate"), ["0007_delivery_jobs"]);
+        type Row = (String, Option<i64>, i64, i64, Option<String>, Option<i64>);
+        let rows: Vec<Row> = conn
+            .prepare("SELECT id, run_at, retrying_since, failures, claim, claimed_until FROM webhook_deliveries ORDER BY id")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                (
+                    "whd_1".into(),
+                    Some(150),
+                    100,
+                    0,
+                    Some("c1".into()),
+                    Some(999)
+                ),
+                ("whd_2".into(), Some(5000), 120, 3, None, None),
+                ("whd_3".into(), None, 100, 0, None, None),
+                ("whd_4".into(), None, 100, 0, None, None),
+            ]
+        );
+        let left: Vec<String> = conn
+            .prepare("SELECT key FROM jobs")
+            .expect("select")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(left, ["prune-idempotency-keys"]);
+    }
+
+    #[test]
+    fn events_written_before_the_feed_enter_it_in_time_order() {
+        let mut conn = migrated_before(4);
         // Three events of two tenants, inserted out of time order.
         for (tenant, order, id) in [
             ("ten_b", "ord_2", "evt_03"),

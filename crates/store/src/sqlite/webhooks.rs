@@ -8,9 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
 use crate::fanout;
+use crate::query::RETRY;
 use crate::{
-    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedQuery, Outgoing, Result, Scope, StoreError,
-    WebhookDelivery,
+    DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedQuery, FinishedDelivery, Job, JobClaim,
+    Outgoing, Result, Scope, StoreError, WebhookDelivery,
 };
 
 const COLUMNS: &str =
@@ -253,8 +254,9 @@ fn fan_out_tenant(
     for d in &planned {
         conn.prepare_cached(
             "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
-                                             feed_seq, event_type, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9)",
+                                             feed_seq, event_type, status, created_at, updated_at, run_at,
+                                             retrying_since)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9, ?9, ?9)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -270,7 +272,6 @@ fn fan_out_tenant(
             ])
         })
         .map_err(unavailable)?;
-        super::jobs::schedule(conn, &d.job)?;
     }
     conn.prepare_cached(
         "INSERT INTO feed_cursors (tenant_id, name, position) VALUES (?1, ?2, ?3)
@@ -354,14 +355,66 @@ pub(super) fn deliveries(
         .collect()
 }
 
-/// The deliveries with these keys and their events, read one after the
-/// other on one connection (each an index lookup).
-pub(super) fn outgoing(
-    conn: &Connection,
-    keys: &[(TenantId, WebhookDeliveryId)],
-) -> Result<Vec<Outgoing>> {
-    let mut out = Vec::with_capacity(keys.len());
-    for &(tenant, id) in keys {
+/// Claims due deliveries (in the writer, so no other process claims them
+/// too); what they send is read by [`outgoing`].
+pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
+    let token = ulid::Ulid::new().to_string();
+    let until = c.now.plus_millis(c.lease_ms);
+    let rows = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET claimed_by = ?1, claim = ?2, claimed_until = ?3
+              WHERE (tenant_id, id) IN
+                    (SELECT tenant_id, id FROM webhook_deliveries
+                      WHERE run_at IS NOT NULL AND run_at <= ?4
+                        AND (claimed_until IS NULL OR claimed_until <= ?4)
+                      ORDER BY run_at LIMIT ?5)
+             RETURNING tenant_id, id, retrying_since, failures",
+        )
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    c.node,
+                    token,
+                    until.unix_millis(),
+                    c.now.unix_millis(),
+                    c.limit
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    rows.into_iter()
+        .map(|(tenant, key, since, failures)| {
+            Ok(Job {
+                tenant_id: Some(tenant.parse().map_err(corrupt)?),
+                key,
+                kind: fanout::DELIVER_WEBHOOK.into(),
+                payload: serde_json::Value::Null,
+                created_at: Timestamp::from_unix_millis(since),
+                attempts: u32::try_from(failures).map_err(corrupt)?,
+                claim: token.clone(),
+                claimed_until: until,
+            })
+        })
+        .collect()
+}
+
+/// The claimed deliveries and their events, read one after the other on
+/// one connection (each an index lookup).
+pub(super) fn outgoing(conn: &Connection, jobs: Vec<Job>) -> Result<Vec<Outgoing>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let Some((tenant, id)) = crate::delivery_of(&job) else {
+            continue;
+        };
         let Some(delivery) = deliveries(conn, tenant, &DeliveryQuery::default(), Some(id))?.pop()
         else {
             continue;
@@ -375,38 +428,59 @@ pub(super) fn outgoing(
         let event = super::feed::page(conn, &Scope::tenant(tenant), &query)?
             .into_iter()
             .find(|e| e.event.id == delivery.event_id);
-        out.push(Outgoing { delivery, event });
+        out.push(Outgoing {
+            job,
+            delivery,
+            event,
+        });
     }
     Ok(out)
 }
 
-pub(super) fn record_attempt(
-    conn: &Connection,
-    tenant: TenantId,
-    id: WebhookDeliveryId,
-    attempt: &DeliveryAttempt,
-    status: DeliveryStatus,
-) -> Result<()> {
+/// Records an attempt at a claimed delivery and, if the claim still holds,
+/// its new status and when it is tried next; says whether it held.
+pub(super) fn finish(conn: &Connection, f: &FinishedDelivery) -> Result<bool> {
+    let Some((tenant, id)) = crate::delivery_of(&f.job) else {
+        return Ok(false);
+    };
     let (tenant, id) = (tenant.to_string(), id.to_string());
-    let changed = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, updated_at = ?4,
-                    last_status_code = ?5, last_error = ?6
-              WHERE tenant_id = ?1 AND id = ?2",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                tenant,
-                id,
-                status.as_str(),
-                attempt.at.unix_millis(),
-                attempt.status_code,
-                attempt.error
-            ])
-        })
+    let claim: Option<Option<String>> = conn
+        .prepare_cached("SELECT claim FROM webhook_deliveries WHERE tenant_id = ?1 AND id = ?2")
+        .and_then(|mut s| s.query_row(params![tenant, id], |r| r.get(0)).optional())
         .map_err(unavailable)?;
-    if changed == 0 {
-        return Err(StoreError::NotFound);
+    let Some(claim) = claim else {
+        return Ok(false);
+    };
+    let held = claim.as_deref() == Some(f.job.claim.as_str());
+    let (run_at, failed) = fanout::next_run(&f.outcome);
+    let attempt = &f.attempt;
+    conn.prepare_cached(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, updated_at = ?3, last_status_code = ?4,
+                last_error = ?5, status = ?6, run_at = ?7, failures = failures + ?8,
+                claimed_by = NULL, claim = NULL, claimed_until = NULL
+          WHERE tenant_id = ?1 AND id = ?2 AND ?9",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant,
+            id,
+            attempt.at.unix_millis(),
+            attempt.status_code,
+            attempt.error,
+            f.status.as_str(),
+            run_at,
+            i64::from(failed),
+            held
+        ])
+    })
+    .map_err(unavailable)?;
+    if !held {
+        // The attempt happened: it is counted, the rest is the claimant's.
+        conn.prepare_cached(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1 WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| s.execute(params![tenant, id]))
+        .map_err(unavailable)?;
     }
     conn.prepare_cached(
         "INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error, response_excerpt)
@@ -424,7 +498,7 @@ pub(super) fn record_attempt(
         ])
     })
     .map_err(unavailable)?;
-    Ok(())
+    Ok(held)
 }
 
 pub(super) fn attempts(
@@ -474,33 +548,35 @@ pub(super) fn retry(
     now: Timestamp,
 ) -> Result<Option<WebhookDelivery>> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET status = 'pending', updated_at = ?3 WHERE tenant_id = ?1 AND id = ?2",
-        )
-        .and_then(|mut s| s.execute(params![tenant.to_string(), id.to_string(), now.unix_millis()]))
-        .map_err(unavailable)?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    conn.prepare_cached(RETRY_JOB)
+        .prepare_cached(&format!(
+            "UPDATE webhook_deliveries SET {RETRY} WHERE tenant_id = ?1 AND id = ?2"
+        ))
         .and_then(|mut s| {
             s.execute(params![
                 tenant.to_string(),
                 id.to_string(),
-                fanout::DELIVER_WEBHOOK,
-                serde_json::json!({ "delivery_id": id.to_string() }).to_string(),
                 now.unix_millis()
             ])
         })
         .map_err(unavailable)?;
+    if changed == 0 {
+        return Ok(None);
+    }
     Ok(deliveries(conn, tenant, &DeliveryQuery::default(), Some(id))?.pop())
 }
 
-/// Queues a delivery's job to run now with a fresh maximum age: a new job,
-/// or the old one revived (a live claim is left alone; its attempt ends).
-const RETRY_JOB: &str = "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
- ON CONFLICT (tenant_id, key) DO UPDATE SET status = 'queued', run_at = excluded.run_at,
-     created_at = excluded.created_at, attempts = 0";
+pub(super) fn backlog(conn: &Connection) -> Result<(u64, Option<Timestamp>)> {
+    let (count, oldest): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE run_at IS NOT NULL",
+        )
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(unavailable)?;
+    Ok((
+        u64::try_from(count).unwrap_or(0),
+        oldest.map(Timestamp::from_unix_millis),
+    ))
+}
 
 pub(super) fn succeeded_since(
     conn: &Connection,
@@ -536,40 +612,23 @@ pub(super) fn retry_many(
 ) -> Result<u64> {
     let wanted = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .map_err(corrupt)?;
-    let ids: Vec<String> = conn
-        .prepare_cached(
-            "UPDATE webhook_deliveries SET status = 'pending', updated_at = ?6
-              WHERE tenant_id = ?1 AND endpoint_id = ?2 AND status IN (SELECT value FROM json_each(?3))
-                AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at < ?5)
-             RETURNING id",
-        )
+    let n = conn
+        .prepare_cached(&format!(
+            "UPDATE webhook_deliveries SET {}
+              WHERE tenant_id = ?1 AND endpoint_id = ?2 AND status IN (SELECT value FROM json_each(?4))
+                AND (?5 IS NULL OR created_at >= ?5) AND (?6 IS NULL OR created_at < ?6)",
+            RETRY
+        ))
         .and_then(|mut s| {
-            s.query_map(
-                params![
-                    tenant.to_string(),
-                    endpoint.to_string(),
-                    wanted,
-                    from.map(Timestamp::unix_millis),
-                    to.map(Timestamp::unix_millis),
-                    now.unix_millis()
-                ],
-                |r| r.get(0),
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()
+            s.execute(params![
+                tenant.to_string(),
+                endpoint.to_string(),
+                now.unix_millis(),
+                wanted,
+                from.map(Timestamp::unix_millis),
+                to.map(Timestamp::unix_millis),
+            ])
         })
         .map_err(unavailable)?;
-    for id in &ids {
-        conn.prepare_cached(RETRY_JOB)
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant.to_string(),
-                    id,
-                    fanout::DELIVER_WEBHOOK,
-                    serde_json::json!({ "delivery_id": id }).to_string(),
-                    now.unix_millis()
-                ])
-            })
-            .map_err(unavailable)?;
-    }
-    Ok(ids.len() as u64)
+    Ok(n as u64)
 }
