@@ -412,23 +412,48 @@ pub fn order_body(run_id: &str, n: u64) -> Bytes {
 }
 
 /// Subscribes an endpoint at `url` to every event.
-pub async fn subscribe(target: Arc<Target>, url: &str) -> anyhow::Result<()> {
+/// Subscribes `url` to every event; returns the endpoint's id.
+pub async fn subscribe(target: Arc<Target>, url: &str) -> anyhow::Result<String> {
+    let body = serde_json::json!({ "url": url });
+    let answer = call_json(target, Method::POST, "/v1/webhook-endpoints", &body)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("{e} (a server of your own needs webhooks.allow_private_urls)")
+        })?;
+    answer["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the new endpoint has no id: {answer}"))
+}
+
+/// Sends the endpoint's failed deliveries again now (the bulk retry an
+/// operator makes after a receiver's outage); returns how many.
+pub async fn retry_failed(target: Arc<Target>, endpoint: &str) -> anyhow::Result<u64> {
+    let body = serde_json::json!({ "endpoint_id": endpoint, "statuses": ["failed"] });
+    let answer = call_json(target, Method::POST, "/v1/webhook-deliveries/retry", &body).await?;
+    answer["retried"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no count of retried deliveries: {answer}"))
+}
+
+async fn call_json(
+    target: Arc<Target>,
+    method: Method,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
     let mut conn = Conn::new(target);
-    let body = serde_json::to_vec(&serde_json::json!({ "url": url }))?;
     let (status, answer) = conn
         .call(
-            Method::POST,
-            "/v1/webhook-endpoints",
-            Some(Bytes::from(body)),
+            method.clone(),
+            path,
+            Some(Bytes::from(serde_json::to_vec(body)?)),
         )
         .await?;
     if !status.is_success() {
-        anyhow::bail!(
-            "POST /v1/webhook-endpoints -> {status}: {} (a server of your own needs webhooks.allow_private_urls)",
-            snippet(&answer)
-        );
+        anyhow::bail!("{method} {path} -> {status}: {}", snippet(&answer));
     }
-    Ok(())
+    Ok(serde_json::from_slice(&answer)?)
 }
 
 /// Counts the server's orders (GET /v1/orders/count).

@@ -329,7 +329,7 @@ async fn run_phases(
             }
             Phase::Webhooks => {
                 let receiver = receiver::Receiver::start().await?;
-                load::subscribe(target.clone(), &receiver.url).await?;
+                let endpoint = load::subscribe(target.clone(), &receiver.url).await?;
                 let work = Work::Create {
                     run_id: format!("{run_id}w"),
                     seq: AtomicU64::new(0),
@@ -369,6 +369,52 @@ async fn run_phases(
                     passed = false;
                 }
                 created.extend(out.ids);
+                // Delivery capacity, not bounded by creation: the receiver
+                // is down while orders are made for half the phase's time,
+                // then everything that failed is retried in bulk.
+                receiver.set_failing(true);
+                let work = Work::Create {
+                    run_id: format!("{run_id}r"),
+                    seq: AtomicU64::new(0),
+                };
+                let (out, _) = measure(
+                    phase,
+                    &target,
+                    work,
+                    conns,
+                    limits(timed / 2),
+                    server_pid,
+                    None,
+                )
+                .await?;
+                let backlog = out.ids.len() as u64;
+                created.extend(out.ids);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while receiver.refused() < backlog && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                receiver.set_failing(false);
+                let replay = Instant::now();
+                let retried = load::retry_failed(target.clone(), &endpoint).await?;
+                let deadline = replay + Duration::from_secs(600);
+                while receiver.received() < backlog && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let replayed = receiver.received();
+                if let Some((_, last)) = receiver.first_last() {
+                    let span = last.duration_since(replay).as_secs_f64().max(1e-9);
+                    fig.notes.push(format!(
+                        "replay after an outage: {backlog} orders made while the receiver answered 503, {retried} failed deliveries retried in bulk, {replayed} delivered in {span:.1} s: {:.0}/s",
+                        replayed as f64 / span
+                    ));
+                }
+                if replayed < backlog {
+                    fig.notes.push(format!(
+                        "MISSING {} deliveries after the replay",
+                        backlog - replayed
+                    ));
+                    passed = false;
+                }
                 fig
             }
             Phase::Seed => {

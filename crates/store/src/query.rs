@@ -262,6 +262,17 @@ pub(crate) fn feed(dialect: Dialect, scope: &Scope, q: &FeedQuery) -> Sql {
     sql
 }
 
+/// Starts the fan-out cursor of a tenant's first webhook endpoint at the
+/// end of its feed (`?1` the tenant, `?2` the cursor's name, `?3` the new
+/// endpoint; PostgreSQL writes `$` for `?`), so the fan-out does not walk
+/// every earlier event only to find that none is for an endpoint made
+/// after it. A cursor in use (other endpoints) never moves back.
+pub(crate) const START_CURSOR: &str = "INSERT INTO feed_cursors (tenant_id, name, position)
+ SELECT ?1, ?2, COALESCE(MAX(feed_seq), 0) FROM order_events
+  WHERE tenant_id = ?1 AND NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE tenant_id = ?1 AND id <> ?3)
+ ON CONFLICT (tenant_id, name) DO UPDATE SET position =
+     CASE WHEN excluded.position > feed_cursors.position THEN excluded.position ELSE feed_cursors.position END";
+
 /// A delivery sent again as soon as a worker can, with a fresh maximum
 /// age (`?3` now; PostgreSQL writes `$` for `?`). A live claim is left
 /// alone: its attempt ends as it ends.

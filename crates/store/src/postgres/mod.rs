@@ -512,7 +512,7 @@ impl Store for PostgresStore {
     }
 
     async fn save_webhook_endpoint(&self, endpoint: WebhookEndpoint, new: bool) -> Result<()> {
-        webhooks::save(&self.db().await?, &endpoint, new).await
+        webhooks::save(&mut self.db().await?, &endpoint, new).await
     }
 
     async fn webhook_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {

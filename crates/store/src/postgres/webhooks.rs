@@ -17,7 +17,8 @@ const COLUMNS: &str =
     "tenant_id, id, url, description, event_types, active, secret, previous_secret,
     previous_secret_expires_at, created_at, updated_at, disabled_at, disabled_reason";
 
-pub(super) async fn save(db: &Db, e: &WebhookEndpoint, new: bool) -> Result<()> {
+pub(super) async fn save(db: &mut Db, e: &WebhookEndpoint, new: bool) -> Result<()> {
+    let tx = db.transaction().await.map_err(db_error)?;
     let sql = if new {
         format!("INSERT INTO webhook_endpoints ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
     } else {
@@ -27,9 +28,9 @@ pub(super) async fn save(db: &Db, e: &WebhookEndpoint, new: bool) -> Result<()> 
          WHERE tenant_id = $1 AND id = $2"
             .to_string()
     };
-    let stmt = db.prepare_cached(&sql).await.map_err(db_error)?;
+    let stmt = tx.prepare_cached(&sql).await.map_err(db_error)?;
     let types: Vec<&str> = e.event_types.iter().map(|t| t.as_str()).collect();
-    let changed = db
+    let changed = tx
         .execute(
             &stmt,
             &[
@@ -53,7 +54,15 @@ pub(super) async fn save(db: &Db, e: &WebhookEndpoint, new: bool) -> Result<()> 
     if changed == 0 {
         return Err(StoreError::NotFound);
     }
-    Ok(())
+    if new {
+        tx.execute(
+            &crate::query::START_CURSOR.replace('?', "$"),
+            &[&e.tenant_id.to_string(), &fanout::CURSOR, &e.id.to_string()],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)
 }
 
 fn endpoint(r: &Row) -> Result<WebhookEndpoint> {

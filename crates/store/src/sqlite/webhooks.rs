@@ -56,6 +56,17 @@ pub(super) fn save(conn: &Connection, e: &WebhookEndpoint, new: bool) -> Result<
     if changed == 0 {
         return Err(StoreError::NotFound);
     }
+    if new {
+        conn.prepare_cached(crate::query::START_CURSOR)
+            .and_then(|mut s| {
+                s.execute(params![
+                    e.tenant_id.to_string(),
+                    fanout::CURSOR,
+                    e.id.to_string()
+                ])
+            })
+            .map_err(unavailable)?;
+    }
     Ok(())
 }
 
