@@ -216,6 +216,15 @@ async fn send(
         (outcome, attempt, DeliveryStatus::Dead)
     };
     let endpoint = match endpoints.get(state, tenant, delivery.endpoint_id).await? {
+        Some(e) if e.active => Some(e),
+        // Given up only on what the store says now, not on the cache (the
+        // endpoint may have been turned back on within the second).
+        _ => {
+            endpoints.forget(tenant, delivery.endpoint_id);
+            endpoints.get(state, tenant, delivery.endpoint_id).await?
+        }
+    };
+    let endpoint = match endpoint {
         Some(e) if e.active => e,
         Some(_) => return Ok(give_up("the endpoint is inactive")),
         None => return Ok(give_up("the endpoint was removed")),
