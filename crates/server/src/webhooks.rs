@@ -148,18 +148,8 @@ pub async fn deliver_all(
                 // endpoint): tried again after a wait, like a failure.
                 tracing::warn!(delivery = %job.key, error = %e, "a delivery could not be made; it will be retried");
                 let error = format!("not sent: {e}");
-                let outcome = policy.after_failure(&job, Timestamp::now(), error.clone());
-                let status = match outcome {
-                    JobOutcome::Dead { .. } => DeliveryStatus::Dead,
-                    _ => DeliveryStatus::Failed,
-                };
-                let attempt = DeliveryAttempt {
-                    at: Timestamp::now(),
-                    status_code: None,
-                    latency_ms: 0,
-                    error: Some(error),
-                    response_excerpt: None,
-                };
+                let (outcome, status) = failed(policy, &job, error.clone());
+                let attempt = unsent(Timestamp::now(), error);
                 (outcome, attempt, status)
             }
         };
@@ -203,17 +193,10 @@ async fn send(
     let tenant = delivery.tenant_id;
     let now = Timestamp::now();
     let give_up = |error: &str| {
-        let attempt = DeliveryAttempt {
-            at: now,
-            status_code: None,
-            latency_ms: 0,
-            error: Some(error.into()),
-            response_excerpt: None,
-        };
         let outcome = JobOutcome::Dead {
             error: error.into(),
         };
-        (outcome, attempt, DeliveryStatus::Dead)
+        (outcome, unsent(now, error.into()), DeliveryStatus::Dead)
     };
     let endpoint = match endpoints.get(state, tenant, delivery.endpoint_id).await? {
         Some(e) if e.active => Some(e),
@@ -277,10 +260,7 @@ async fn send(
     };
     let (outcome, status) = match error {
         None => (JobOutcome::Done, DeliveryStatus::Succeeded),
-        Some(error) => match policy.after_failure(&job, Timestamp::now(), error) {
-            dead @ JobOutcome::Dead { .. } => (dead, DeliveryStatus::Dead),
-            retry => (retry, DeliveryStatus::Failed),
-        },
+        Some(error) => failed(policy, &job, error),
     };
     metrics::counter!("ordo_webhook_deliveries_total", "outcome" => status.as_str()).increment(1);
     let mut attempt = attempt;
@@ -294,6 +274,30 @@ async fn send(
             .map(|e| format!("{e}; the endpoint kept failing and was disabled"));
     }
     Ok((outcome, attempt, status))
+}
+
+/// How a delivery goes on after a failed attempt: retried later (failed),
+/// or dead past its maximum age.
+fn failed(
+    policy: &RetryPolicy,
+    job: &ordo_store::Job,
+    error: String,
+) -> (JobOutcome, DeliveryStatus) {
+    match policy.after_failure(job, Timestamp::now(), error) {
+        dead @ JobOutcome::Dead { .. } => (dead, DeliveryStatus::Dead),
+        retry => (retry, DeliveryStatus::Failed),
+    }
+}
+
+/// An attempt that never reached the receiver.
+fn unsent(at: Timestamp, error: String) -> DeliveryAttempt {
+    DeliveryAttempt {
+        at,
+        status_code: None,
+        latency_ms: 0,
+        error: Some(error),
+        response_excerpt: None,
+    }
 }
 
 /// Turns an endpoint off when nothing sent to it has succeeded for the

@@ -4,6 +4,8 @@ use ordo_domain::{
     EventType, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
     WebhookSecret, WebhookUrl,
 };
+use std::sync::LazyLock;
+
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
@@ -56,7 +58,7 @@ pub(super) async fn save(db: &mut Db, e: &WebhookEndpoint, new: bool) -> Result<
     }
     if new {
         tx.execute(
-            &crate::query::START_CURSOR.replace('?', "$"),
+            START_CURSOR.as_str(),
             &[&e.tenant_id.to_string(), &fanout::CURSOR, &e.id.to_string()],
         )
         .await
@@ -137,6 +139,12 @@ pub(super) async fn delete(db: &Db, tenant: TenantId, id: WebhookEndpointId) -> 
         .map(|n| n == 1)
         .map_err(db_error)
 }
+
+/// [`crate::query::RETRY`] and [`crate::query::START_CURSOR`] with
+/// PostgreSQL's placeholders, written once.
+static RETRY: LazyLock<String> = LazyLock::new(|| crate::query::RETRY.replace('?', "$"));
+static START_CURSOR: LazyLock<String> =
+    LazyLock::new(|| crate::query::START_CURSOR.replace('?', "$"));
 
 /// Held by the node fanning events out. ("fout" in ASCII.)
 const FAN_OUT_LOCK: i64 = 0x666f_7574;
@@ -322,37 +330,43 @@ fn delivery(r: &Row) -> Result<WebhookDelivery> {
     })
 }
 
-/// Claims due deliveries (`FOR UPDATE SKIP LOCKED`: nodes polling at once
-/// take different ones) and reads each with its event as the feed shows
-/// it, in one statement.
-pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
+/// The claim statement (written once), and the column where its event's
+/// [`crate::query::FEED_COLUMNS`] start: the delivery's columns, when its
+/// maximum age started and its failures come first.
+static CLAIM: LazyLock<(String, usize)> = LazyLock::new(|| {
     let columns: Vec<String> = crate::query::DELIVERY_COLUMNS
         .split(',')
         .map(|c| format!("d.{}", c.trim()))
         .collect();
-    let stmt = db
-        .prepare_cached(&format!(
-            "WITH d AS (
-                 UPDATE webhook_deliveries d SET claimed_by = $1, claim = $2, claimed_until = $3
-                   FROM (SELECT tenant_id, id FROM webhook_deliveries
-                          WHERE run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
-                          ORDER BY run_at LIMIT $5
-                          FOR UPDATE SKIP LOCKED) due
-                  WHERE d.tenant_id = due.tenant_id AND d.id = due.id
-                 RETURNING d.*
-             )
-             SELECT {}, d.retrying_since, d.failures, {} FROM d
-               LEFT JOIN order_events e ON e.tenant_id = d.tenant_id AND e.order_id = d.order_id
-                     AND e.sequence = d.event_sequence AND e.id = d.event_id AND e.feed_seq IS NOT NULL
-               LEFT JOIN orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id",
-            columns.join(", "),
-            crate::query::FEED_COLUMNS
-        ))
-        .await
-        .map_err(db_error)?;
+    let sql = format!(
+        "WITH d AS (
+             UPDATE webhook_deliveries d SET claimed_by = $1, claim = $2, claimed_until = $3
+               FROM (SELECT tenant_id, id FROM webhook_deliveries
+                      WHERE run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
+                      ORDER BY run_at LIMIT $5
+                      FOR UPDATE SKIP LOCKED) due
+              WHERE d.tenant_id = due.tenant_id AND d.id = due.id
+             RETURNING d.*
+         )
+         SELECT {}, d.retrying_since, d.failures, {} FROM d
+           LEFT JOIN order_events e ON e.tenant_id = d.tenant_id AND e.order_id = d.order_id
+                 AND e.sequence = d.event_sequence AND e.id = d.event_id AND e.feed_seq IS NOT NULL
+           LEFT JOIN orders o ON o.tenant_id = d.tenant_id AND o.id = d.order_id",
+        columns.join(", "),
+        crate::query::FEED_COLUMNS
+    );
+    (sql, columns.len() + 2)
+});
+
+/// Claims due deliveries (`FOR UPDATE SKIP LOCKED`: nodes polling at once
+/// take different ones) and reads each with its event as the feed shows
+/// it, in one statement.
+pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
+    let (sql, events_at) = &*CLAIM;
+    let events_at = *events_at;
+    let stmt = db.prepare_cached(sql).await.map_err(db_error)?;
     let token = ulid::Ulid::new().to_string();
     let until = c.now.plus_millis(c.lease_ms);
-    let events_at = columns.len() + 2;
     db.query(
         &stmt,
         &[
@@ -375,8 +389,8 @@ pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
                 key: delivery.id.to_string(),
                 kind: fanout::DELIVER_WEBHOOK.into(),
                 payload: serde_json::Value::Null,
-                created_at: Timestamp::from_unix_millis(r.get(columns.len())),
-                attempts: u32::try_from(r.get::<_, i32>(columns.len() + 1)).map_err(corrupt)?,
+                created_at: Timestamp::from_unix_millis(r.get(events_at - 2)),
+                attempts: u32::try_from(r.get::<_, i32>(events_at - 1)).map_err(corrupt)?,
                 claim: token.clone(),
                 claimed_until: until,
             },
@@ -516,7 +530,7 @@ pub(super) async fn retry(
         .execute(
             &format!(
                 "UPDATE webhook_deliveries SET {} WHERE tenant_id = $1 AND id = $2",
-                crate::query::RETRY.replace('?', "$")
+                &*RETRY
             ),
             &[&tenant.to_string(), &id.to_string(), &now.unix_millis()],
         )
@@ -587,7 +601,7 @@ pub(super) async fn retry_many(
             "UPDATE webhook_deliveries SET {}
               WHERE tenant_id = $1 AND endpoint_id = $2 AND status = ANY($4)
                 AND ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at < $6)",
-            crate::query::RETRY.replace('?', "$")
+            &*RETRY
         ),
         &[
             &tenant.to_string(),

@@ -455,52 +455,60 @@ pub(super) fn finish(conn: &Connection, f: &FinishedDelivery) -> Result<bool> {
         return Ok(false);
     };
     let (tenant, id) = (tenant.to_string(), id.to_string());
-    let claim: Option<Option<String>> = conn
-        .prepare_cached("SELECT claim FROM webhook_deliveries WHERE tenant_id = ?1 AND id = ?2")
-        .and_then(|mut s| s.query_row(params![tenant, id], |r| r.get(0)).optional())
-        .map_err(unavailable)?;
-    let Some(claim) = claim else {
-        return Ok(false);
-    };
-    let held = claim.as_deref() == Some(f.job.claim.as_str());
     let (run_at, failed) = fanout::next_run(&f.outcome);
     let attempt = &f.attempt;
-    conn.prepare_cached(
-        "UPDATE webhook_deliveries SET attempts = attempts + 1, updated_at = ?3, last_status_code = ?4,
-                last_error = ?5, status = ?6, run_at = ?7, failures = failures + ?8,
-                claimed_by = NULL, claim = NULL, claimed_until = NULL
-          WHERE tenant_id = ?1 AND id = ?2 AND ?9",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            tenant,
-            id,
-            attempt.at.unix_millis(),
-            attempt.status_code,
-            attempt.error,
-            f.status.as_str(),
-            run_at,
-            i64::from(failed),
-            held
-        ])
-    })
-    .map_err(unavailable)?;
-    if !held {
-        // The attempt happened: it is counted, the rest is the claimant's.
-        conn.prepare_cached(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1 WHERE tenant_id = ?1 AND id = ?2",
+    // While the claim holds: the attempt's outcome and the next time.
+    let held: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, updated_at = ?3, last_status_code = ?4,
+                    last_error = ?5, status = ?6, run_at = ?7, failures = failures + ?8,
+                    claimed_by = NULL, claim = NULL, claimed_until = NULL
+              WHERE tenant_id = ?1 AND id = ?2 AND claim = ?9
+             RETURNING attempts",
         )
-        .and_then(|mut s| s.execute(params![tenant, id]))
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    tenant,
+                    id,
+                    attempt.at.unix_millis(),
+                    attempt.status_code,
+                    attempt.error,
+                    f.status.as_str(),
+                    run_at,
+                    i64::from(failed),
+                    f.job.claim
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+        })
         .map_err(unavailable)?;
-    }
+    let number = match held {
+        Some(number) => number,
+        // Lost: the attempt happened and is counted; the rest is the
+        // new claimant's (or, with no delivery, there is nothing to keep).
+        None => match conn
+            .prepare_cached(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1 WHERE tenant_id = ?1 AND id = ?2
+                 RETURNING attempts",
+            )
+            .and_then(|mut s| s.query_row(params![tenant, id], |r| r.get(0)).optional())
+            .map_err(unavailable)?
+        {
+            Some(number) => number,
+            None => return Ok(false),
+        },
+    };
     conn.prepare_cached(
         "INSERT INTO webhook_attempts (tenant_id, delivery_id, number, at, status_code, latency_ms, error, response_excerpt)
-         SELECT ?1, ?2, attempts, ?3, ?4, ?5, ?6, ?7 FROM webhook_deliveries WHERE tenant_id = ?1 AND id = ?2",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
             tenant,
             id,
+            number,
             attempt.at.unix_millis(),
             attempt.status_code,
             i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX),
@@ -509,7 +517,7 @@ pub(super) fn finish(conn: &Connection, f: &FinishedDelivery) -> Result<bool> {
         ])
     })
     .map_err(unavailable)?;
-    Ok(held)
+    Ok(held.is_some())
 }
 
 pub(super) fn attempts(
