@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    fields, problem, settle, spawn_app, spawn_app_with, verify, Receiver, TestApp,
+    bad_receiver, fields, problem, settle, spawn_app, spawn_app_with, verify, Receiver, TestApp,
 };
 
 async fn send(
@@ -256,7 +256,16 @@ async fn private_urls_are_allowed_when_configured() {
 
 #[tokio::test]
 async fn events_become_deliveries_for_the_endpoints_that_want_them() {
-    let app = spawn_app().await;
+    // The receiver holds every request longer than the test runs, so no
+    // attempt ends while the deliveries are looked at (a URL on the
+    // internet would fail fast or slowly depending on the machine's DNS).
+    let (stall, _) = bad_receiver(None, std::time::Duration::from_secs(120)).await;
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        c.webhooks.timeout_secs = 120;
+    })
+    .await;
+    let hook = |name: &str| format!("{stall}?{name}");
     let make = |body: Value| {
         let app = &app;
         async move {
@@ -266,10 +275,10 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
             ordo_domain::WebhookEndpointId::parse(made["id"].as_str().unwrap()).unwrap()
         }
     };
-    let all = make(json!({"url": "https://example.com/all"})).await;
+    let all = make(json!({"url": hook("all")})).await;
     let created_only =
-        make(json!({"url": "https://example.com/created", "event_types": ["order.created"]})).await;
-    let off = make(json!({"url": "https://example.com/off", "active": false})).await;
+        make(json!({"url": hook("created"), "event_types": ["order.created"]})).await;
+    let off = make(json!({"url": hook("off"), "active": false})).await;
     let mut orders = Vec::new();
     for _ in 0..3 {
         orders.push(
@@ -314,7 +323,7 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     assert_eq!(pairs.len(), 7);
 
     // An endpoint made later gets only what happens after it.
-    let later = make(json!({"url": "https://example.com/later"})).await;
+    let later = make(json!({"url": hook("later")})).await;
     app.create(&crate::helpers::plain_order()).await;
     let found = settle(
         || async {
@@ -520,7 +529,7 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_recorded() {
-    use crate::helpers::{bad_receiver, closing_receiver};
+    use crate::helpers::closing_receiver;
     let app = spawn_app_with(|c| {
         c.webhooks.allow_private_urls = true;
         c.webhooks.timeout_secs = 1;
