@@ -131,7 +131,10 @@ impl App {
         let router = api::router(state.clone());
         let poll = Duration::from_millis(state.config().jobs.poll_interval_ms.max(10));
         let (stop_worker, stopping) = tokio::sync::watch::channel(false);
-        let mut worker = tokio::spawn(crate::jobs::run(state.clone(), poll, stopping));
+        let background = Background::start()?;
+        let mut worker = background
+            .handle()
+            .spawn(crate::jobs::run(state.clone(), poll, stopping));
         let sequencer = tokio::spawn(crate::jobs::sequence_events(state.clone()));
         let served = axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown)
@@ -146,8 +149,73 @@ impl App {
             worker.abort();
         }
         sequencer.abort();
+        drop(background);
         state.inner.store.close().await;
         served.context("the HTTP server failed")
+    }
+}
+
+/// How much lower background threads' CPU priority is than the process's
+/// (a `nice` increment, 0 to 19): when the machine is busy, requests and the
+/// database writer go first, and deliveries take what is left.
+pub const BACKGROUND_NICENESS: i32 = 10;
+
+/// The runtime background work (webhook deliveries, jobs) runs on: its own
+/// threads, at a lower CPU priority than the threads serving requests.
+/// Dropped, it lets go of its threads without waiting (a runtime may not
+/// block inside another).
+struct Background {
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Background {
+    fn start() -> anyhow::Result<Background> {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("ordo-background")
+            .on_thread_start(lower_priority())
+            .enable_all()
+            .build()
+            .context("cannot start the background work's threads")?;
+        Ok(Background {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// What each background thread runs first: it lowers its own CPU priority
+/// (on Linux `nice` is per thread) to [`BACKGROUND_NICENESS`] below the
+/// calling thread's. The value is set, not added: a thread starts with the
+/// niceness of the thread that made it, often another background thread.
+fn lower_priority() -> impl Fn() + Send + Sync + 'static {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let target = getpriority_process(None).map(|now| (now + BACKGROUND_NICENESS).min(19));
+        move || {
+            if let Err(e) = target.and_then(|nice| setpriority_process(None, nice)) {
+                tracing::debug!(error = %e, "could not lower a background thread's priority");
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        || {}
     }
 }
 

@@ -138,3 +138,46 @@ async fn unknown_routes_and_methods_are_problems_too() {
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("allowed_actions"));
 }
+
+/// Background work runs on its own threads at a lower CPU priority, so a
+/// saturated machine serves requests first.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn background_work_runs_at_a_lower_cpu_priority() {
+    let _app = spawn_app().await;
+    let ours = niceness(std::path::Path::new("/proc/thread-self")).unwrap();
+    let expected = (ours + ordo::app::BACKGROUND_NICENESS).min(19);
+    // A thread is seen a moment before it lowers its own priority.
+    let background = crate::helpers::settle(
+        || async { background_niceness() },
+        |found| !found.is_empty() && found.iter().all(|&n| n == expected),
+    )
+    .await;
+    assert!(!background.is_empty(), "no ordo-background thread");
+    assert!(
+        background.iter().all(|&n| n == expected),
+        "background threads at {background:?}, requests at {ours}"
+    );
+}
+
+/// The niceness of every `ordo-background` thread of this process.
+#[cfg(target_os = "linux")]
+fn background_niceness() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let name = std::fs::read_to_string(task.join("comm")).ok()?;
+            (name.trim() == "ordo-background").then(|| niceness(&task))?
+        })
+        .collect()
+}
+
+/// A thread's niceness, from `/proc/.../stat` (the 19th field; the name,
+/// the 2nd, is in parentheses and may hold spaces). None once it ended.
+#[cfg(target_os = "linux")]
+fn niceness(task: &std::path::Path) -> Option<i32> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    let after = stat.get(stat.rfind(')')? + 2..)?;
+    after.split(' ').nth(16)?.parse().ok()
+}
