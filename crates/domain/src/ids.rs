@@ -129,6 +129,14 @@ prefixed_id!(
     /// One event on its way to one webhook endpoint.
     WebhookDeliveryId, "whd_"
 );
+prefixed_id!(
+    /// A product of the catalog.
+    ProductId, "prod_"
+);
+prefixed_id!(
+    /// One change to a product's stock.
+    StockMovementId, "smv_"
+);
 
 #[cfg(test)]
 mod tests {

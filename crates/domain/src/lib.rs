@@ -47,6 +47,7 @@ pub mod field;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod product;
 pub mod reference;
 pub mod status;
 pub mod timestamp;
@@ -56,11 +57,17 @@ pub use access::{ApiKeySecret, Permission, Role, SecretHash};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
-pub use ids::{ApiKeyId, EventId, LineId, OrderId, TenantId, WebhookDeliveryId, WebhookEndpointId};
+pub use ids::{
+    ApiKeyId, EventId, LineId, OrderId, ProductId, StockMovementId, TenantId, WebhookDeliveryId,
+    WebhookEndpointId,
+};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
     OrderPatch, Reconcile, ReconcileError, Refusal, Sku,
+};
+pub use product::{
+    MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };
 pub use reference::OrderReference;
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};

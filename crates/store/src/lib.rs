@@ -17,10 +17,13 @@ use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
-    Refusal, Role, SecretHash, Stage, TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint,
-    WebhookEndpointId,
+    Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockMovement, StockMovementId,
+    TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 
+pub use catalog::{ProductChange, ProductQuery};
+
+pub mod catalog;
 pub mod fanout;
 mod numbers;
 pub mod postgres;
@@ -430,6 +433,12 @@ pub enum StoreError {
     Conflict { field: String, value: String },
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A change to stock the domain refused.
+    #[error(transparent)]
+    Stock(#[from] ordo_domain::StockError),
+    /// A field of a change the domain refused.
+    #[error("{0}")]
+    Invalid(ordo_domain::FieldErrors),
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("stored data could not be read: {0}")]
@@ -590,6 +599,31 @@ pub trait Store: Send + Sync + 'static {
     /// `false` if its claim had run out (the attempt is recorded all the
     /// same: it happened; the rest is the new claimant's).
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>>;
+
+    /// Adds a product; a SKU the tenant already uses is a `Conflict` on `sku`.
+    async fn insert_product(&self, product: Product) -> Result<()>;
+    async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>>;
+    /// A page of the tenant's products, by SKU.
+    async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>>;
+    /// Runs `change` on the current product inside a write and stores what
+    /// it did (nothing if its version did not move) with its stock
+    /// movement; with `expected_version`, only if the product is still at
+    /// that version.
+    async fn change_product(
+        &self,
+        tenant: TenantId,
+        sku: Sku,
+        expected_version: Option<u64>,
+        change: ProductChange,
+    ) -> Result<(Product, Option<StockMovement>)>;
+    /// A product's stock movements, oldest first, after `after`.
+    async fn stock_movements(
+        &self,
+        tenant: TenantId,
+        product: ProductId,
+        after: Option<StockMovementId>,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>>;
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;

@@ -44,7 +44,7 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
-    fn new(dialect: Dialect, text: String) -> Sql {
+    pub(crate) fn new(dialect: Dialect, text: String) -> Sql {
         Sql {
             text,
             args: Vec::new(),
@@ -52,18 +52,18 @@ impl Sql {
         }
     }
 
-    fn placeholder(&self, n: usize) -> String {
+    pub(crate) fn placeholder(&self, n: usize) -> String {
         format!("{}{n}", self.dialect.placeholder)
     }
 
     /// Appends `v` as the next parameter and its placeholder to the text.
-    fn arg(&mut self, v: Arg) {
+    pub(crate) fn arg(&mut self, v: Arg) {
         self.args.push(v);
         let p = self.placeholder(self.args.len());
         self.text.push_str(&p);
     }
 
-    fn push(&mut self, s: &str) {
+    pub(crate) fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
 
@@ -160,10 +160,7 @@ fn filter_sql(sql: &mut Sql, scope: &Scope, filter: &OrderFilter) {
             sql.push(" AND buyer_phone = ");
             sql.arg(Arg::Text(phone.as_str().to_string()));
         } else {
-            let escaped = q
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
+            let escaped = escape_like(q);
             let like = sql.dialect.like;
             sql.push(&format!(" AND (buyer_name {like} "));
             sql.arg(Arg::Text(format!("%{escaped}%")));
@@ -173,6 +170,13 @@ fn filter_sql(sql: &mut Sql, scope: &Scope, filter: &OrderFilter) {
             ));
         }
     }
+}
+
+/// `text` with `LIKE`'s wildcards (and the escape character) escaped by a backslash.
+pub(crate) fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// One page of a list, selecting `select` from `orders`.

@@ -804,3 +804,215 @@ async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write
     a.close().await;
     b.close().await;
 }
+
+fn product(tenant: ordo_domain::TenantId, sku: &str, on_hand: i64) -> ordo_domain::Product {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("size".to_string(), vec!["S".to_string(), "M".to_string()]);
+    ordo_domain::ProductDraft {
+        sku: Sku::parse(sku).unwrap(),
+        name: format!("Ankara dress {sku}"),
+        description: Some("Cotton, hand-dyed".into()),
+        currency: Currency::parse("NGN").unwrap(),
+        price: 1_250_050,
+        attributes,
+        variant_of: None,
+        image_url: Some("https://cdn.example.com/a.jpg".into()),
+        active: true,
+        track_stock: true,
+        on_hand,
+    }
+    .into_product(tenant, Timestamp::now())
+}
+
+fn adjust(delta: i64) -> ordo_store::ProductChange {
+    Box::new(move |p: &mut ordo_domain::Product| {
+        let movement = p.adjust(
+            ordo_domain::StockChange::Delta(delta),
+            "restock".into(),
+            Actor::api_key("key_test", "owner"),
+            Timestamp::now(),
+        )?;
+        Ok(Some(movement))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
+    let db = Database::fresh().await;
+    let (a, _) = db.open(V1).await;
+    let (b, _) = db.open(V1).await;
+    let tenant = a.create_tenant("shop", "Shop").await.unwrap();
+    let other = a.create_tenant("other", "Other").await.unwrap();
+
+    let dress = product(tenant.id, "DRESS-1", 10);
+    a.insert_product(dress.clone()).await.unwrap();
+    let sku = dress.sku.clone();
+    assert_eq!(a.product(tenant.id, &sku).await.unwrap().unwrap(), dress);
+    // A SKU is unique in its tenant, not across tenants.
+    let again = a.insert_product(product(tenant.id, "DRESS-1", 1)).await;
+    assert!(
+        matches!(&again, Err(StoreError::Conflict { field, value }) if field == "sku" && value == "DRESS-1"),
+        "{again:?}"
+    );
+    b.insert_product(product(other.id, "DRESS-1", 3))
+        .await
+        .unwrap();
+    assert_eq!(a.product(other.id, &sku).await.unwrap().unwrap().on_hand, 3);
+
+    // 100 adjustments from two nodes at once: none lost.
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = std::sync::Arc::clone(if i % 2 == 0 { &a } else { &b });
+        let (tenant, sku) = (tenant.id, sku.clone());
+        tasks.push(tokio::spawn(async move {
+            store.change_product(tenant, sku, None, adjust(1)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let now = a.product(tenant.id, &sku).await.unwrap().unwrap();
+    assert_eq!((now.on_hand, now.version), (110, 101));
+    let moves = b
+        .stock_movements(tenant.id, dress.id, None, 500)
+        .await
+        .unwrap();
+    assert_eq!(moves.len(), 100);
+    let mut seen: Vec<i64> = moves.iter().map(|m| m.on_hand).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (11..=110).collect::<Vec<_>>());
+    let page = b
+        .stock_movements(tenant.id, dress.id, Some(moves[49].id), 500)
+        .await
+        .unwrap();
+    assert_eq!(page, moves[50..]);
+
+    // A stale version changes nothing; a refused change neither.
+    let stale = a
+        .change_product(tenant.id, sku.clone(), Some(7), adjust(1))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::VersionMismatch {
+                expected: 7,
+                current: 101
+            })
+        ),
+        "{stale:?}"
+    );
+    let refused = a
+        .change_product(tenant.id, sku.clone(), None, adjust(-111))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Stock(_))), "{refused:?}");
+    // The database itself refuses more reserved than on hand.
+    let oversell: ordo_store::ProductChange = Box::new(|p: &mut ordo_domain::Product| {
+        p.reserved = p.on_hand + 1;
+        p.version += 1;
+        Ok(None)
+    });
+    assert!(a
+        .change_product(tenant.id, sku.clone(), None, oversell)
+        .await
+        .is_err());
+    let after = b.product(tenant.id, &sku).await.unwrap().unwrap();
+    assert_eq!(
+        (after.on_hand, after.reserved, after.version),
+        (110, 0, 101)
+    );
+    // Nothing of the other tenant moved.
+    assert_eq!(b.product(other.id, &sku).await.unwrap().unwrap().on_hand, 3);
+    assert!(b
+        .stock_movements(other.id, dress.id, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn products_are_listed_by_sku_with_filters() {
+    let db = Database::fresh().await;
+    let (store, _) = db.open(V1).await;
+    let tenant = store.create_tenant("shop", "Shop").await.unwrap();
+    let other = store.create_tenant("other", "Other").await.unwrap();
+    for (sku, on_hand) in [("TEE-S", 0), ("TEE-M", 4), ("CAP_1", 2), ("BAG.1", 1)] {
+        let mut p = product(tenant.id, sku, on_hand);
+        if sku.starts_with("TEE") {
+            p.variant_of = Some(Sku::parse("TEE").unwrap());
+        }
+        store.insert_product(p).await.unwrap();
+    }
+    store
+        .insert_product(product(other.id, "TEE-L", 9))
+        .await
+        .unwrap();
+    let archive: ordo_store::ProductChange = Box::new(|p: &mut ordo_domain::Product| {
+        p.archive(Timestamp::now());
+        Ok(None)
+    });
+    store
+        .change_product(tenant.id, Sku::parse("CAP_1").unwrap(), None, archive)
+        .await
+        .unwrap();
+    let list = |q: ordo_store::ProductQuery| {
+        let store = &store;
+        async move {
+            store
+                .products(tenant.id, &q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.sku.as_str().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let q = |f: &dyn Fn(&mut ordo_store::ProductQuery)| {
+        let mut q = ordo_store::ProductQuery {
+            limit: 50,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert_eq!(list(q(&|_| {})).await, ["BAG.1", "CAP_1", "TEE-M", "TEE-S"]);
+    assert_eq!(
+        list(q(&|q| q.archived = Some(false))).await,
+        ["BAG.1", "TEE-M", "TEE-S"]
+    );
+    assert_eq!(list(q(&|q| q.archived = Some(true))).await, ["CAP_1"]);
+    assert_eq!(list(q(&|q| q.active = Some(false))).await, ["CAP_1"]);
+    assert_eq!(list(q(&|q| q.in_stock = Some(false))).await, ["TEE-S"]);
+    assert_eq!(
+        list(q(&|q| q.in_stock = Some(true))).await,
+        ["BAG.1", "CAP_1", "TEE-M"]
+    );
+    assert_eq!(
+        list(q(&|q| q.variant_of = Some(Sku::parse("TEE").unwrap()))).await,
+        ["TEE-M", "TEE-S"]
+    );
+    // Search is by SKU or name, without regard to case, wildcards literal.
+    assert_eq!(
+        list(q(&|q| q.q = Some("tee-".into()))).await,
+        ["TEE-M", "TEE-S"]
+    );
+    assert!(list(q(&|q| q.q = Some("%".into()))).await.is_empty());
+    assert_eq!(list(q(&|q| q.q = Some("_".into()))).await, ["CAP_1"]);
+    assert_eq!(
+        list(q(&|q| q.q = Some("ankara DRESS cap".into()))).await,
+        ["CAP_1"]
+    );
+    // Pages go by SKU.
+    let first = list(q(&|q| q.limit = 2)).await;
+    assert_eq!(first, ["BAG.1", "CAP_1"]);
+    assert_eq!(
+        list(q(&|q| {
+            q.limit = 2;
+            q.after = Some(Sku::parse("CAP_1").unwrap());
+        }))
+        .await,
+        ["TEE-M", "TEE-S"]
+    );
+    store.close().await;
+}

@@ -257,6 +257,32 @@ impl From<StoreError> for ApiError {
                 existing_order_id: None,
             },
             StoreError::Refused(r) => r.into(),
+            StoreError::Invalid(errors) => ApiError::Validation(errors),
+            StoreError::Stock(e) => {
+                use ordo_domain::StockError;
+                let (change, accepted) = match &e {
+                    StockError::OutOfRange { change, .. } => (
+                        *change,
+                        format!(
+                            "a change leaving 0 to {} units on hand",
+                            ordo_domain::product::MAX_STOCK
+                        ),
+                    ),
+                    StockError::BelowReserved {
+                        change, reserved, ..
+                    } => (
+                        *change,
+                        format!("a change leaving at least the {reserved} reserved units on hand"),
+                    ),
+                };
+                ApiError::Conflict {
+                    detail: e.to_string(),
+                    errors: vec![FieldError::new(change.field(), e.to_string())
+                        .value(change.amount())
+                        .accepted(accepted)],
+                    existing_order_id: None,
+                }
+            }
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Corrupt(cause) => ApiError::Internal(cause),
         }

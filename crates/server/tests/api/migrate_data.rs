@@ -165,7 +165,9 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "webhook_deliveries",
             "webhook_attempts",
             "feed_cursors",
-            "jobs"
+            "jobs",
+            "products",
+            "stock_movements"
         ]
     );
     for (table, source, copied) in &counts {

@@ -8,6 +8,7 @@
 mod feed;
 mod jobs;
 mod orders;
+mod products;
 mod tenants;
 mod webhooks;
 
@@ -16,8 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ordo_domain::{
-    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, Product, ProductId,
+    SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp, WebhookDeliveryId,
+    WebhookEndpoint, WebhookEndpointId,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
@@ -26,8 +28,8 @@ use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
     FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, Put, RenderedOrder, Renderer,
-    Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put,
+    RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -69,6 +71,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         7,
         "0007_delivery_jobs",
         include_str!("../../migrations/postgres/0007_delivery_jobs.sql"),
+    ),
+    (
+        8,
+        "0008_products",
+        include_str!("../../migrations/postgres/0008_products.sql"),
     ),
 ];
 
@@ -621,6 +628,45 @@ impl Store for PostgresStore {
 
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>> {
         webhooks::finish(&self.db().await?, &finished).await
+    }
+
+    async fn insert_product(&self, product: Product) -> Result<()> {
+        products::insert(&self.db().await?, &product).await
+    }
+
+    async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
+        products::get(&self.db().await?, tenant, sku).await
+    }
+
+    async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>> {
+        products::list(&self.db().await?, tenant, query).await
+    }
+
+    async fn change_product(
+        &self,
+        tenant: TenantId,
+        sku: Sku,
+        expected_version: Option<u64>,
+        change: ProductChange,
+    ) -> Result<(Product, Option<StockMovement>)> {
+        products::change(
+            &mut self.db().await?,
+            tenant,
+            &sku,
+            expected_version,
+            change,
+        )
+        .await
+    }
+
+    async fn stock_movements(
+        &self,
+        tenant: TenantId,
+        product: ProductId,
+        after: Option<StockMovementId>,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>> {
+        products::movements(&self.db().await?, tenant, product, after, limit).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

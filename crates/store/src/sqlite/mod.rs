@@ -4,6 +4,7 @@
 mod feed;
 mod jobs;
 mod orders;
+mod products;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -13,8 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ordo_domain::{
-    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, SecretHash, TenantId,
-    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, Product, ProductId,
+    SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp, WebhookDeliveryId,
+    WebhookEndpoint, WebhookEndpointId,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
@@ -23,8 +25,8 @@ use crate::numbers::Numbers;
 use crate::{
     ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
     FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, Put, RenderedOrder, Renderer,
-    Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put,
+    RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -70,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "0007_delivery_jobs",
         include_str!("../../migrations/sqlite/0007_delivery_jobs.sql"),
+    ),
+    (
+        8,
+        "0008_products",
+        include_str!("../../migrations/sqlite/0008_products.sql"),
     ),
 ];
 
@@ -720,6 +727,47 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn insert_product(&self, product: Product) -> Result<()> {
+        self.queue
+            .write(move |conn| products::insert(conn, &product))
+            .await
+    }
+
+    async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
+        let sku = sku.clone();
+        self.point_read(move |conn| products::get(conn, tenant, &sku))
+            .await
+    }
+
+    async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>> {
+        let query = query.clone();
+        self.read(move |conn| products::list(conn, tenant, &query))
+            .await
+    }
+
+    async fn change_product(
+        &self,
+        tenant: TenantId,
+        sku: Sku,
+        expected_version: Option<u64>,
+        change: ProductChange,
+    ) -> Result<(Product, Option<StockMovement>)> {
+        self.queue
+            .write(move |conn| products::change(conn, tenant, &sku, expected_version, change))
+            .await
+    }
+
+    async fn stock_movements(
+        &self,
+        tenant: TenantId,
+        product: ProductId,
+        after: Option<StockMovementId>,
+        limit: u32,
+    ) -> Result<Vec<StockMovement>> {
+        self.read(move |conn| products::movements(conn, tenant, product, after, limit))
+            .await
+    }
+
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
         self.queue
             .write(move |conn| jobs::schedule(conn, &job))
@@ -790,7 +838,10 @@ mod tests {
              VALUES ('ten_a', 'whd_4', 'webhook.deliver', '{}', 0, 100, 'dead');",
         )
         .expect("jobs");
-        assert_eq!(migrate(&mut conn).expect("migrate"), ["0007_delivery_jobs"]);
+        assert_eq!(
+            migrate(&mut conn).expect("migrate")[0],
+            "0007_delivery_jobs"
+        );
         type Row = (String, Option<i64>, i64, i64, Option<String>, Option<i64>);
         let rows: Vec<Row> = conn
             .prepare("SELECT id, run_at, retrying_since, failures, claim, claimed_until FROM webhook_deliveries ORDER BY id")

@@ -1,0 +1,242 @@
+//! The catalog on PostgreSQL. A change locks its product's row (`FOR
+//! UPDATE`) for the length of its transaction, so changes to one product
+//! from any number of nodes happen one after the other.
+
+use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
+use tokio_postgres::Row;
+
+use super::{corrupt, db_error, Db};
+use crate::catalog::{
+    self, MovementRow, ProductChange, ProductRow, MOVEMENT_COLUMNS, PRODUCT_COLUMNS,
+};
+use crate::{ProductQuery, Result, StoreError};
+
+fn product_row(r: &Row) -> ProductRow {
+    ProductRow {
+        tenant_id: r.get(0),
+        id: r.get(1),
+        sku: r.get(2),
+        name: r.get(3),
+        description: r.get(4),
+        currency: r.get(5),
+        price: r.get(6),
+        attributes: r.get(7),
+        variant_of: r.get(8),
+        image_url: r.get(9),
+        active: r.get(10),
+        track_stock: r.get(11),
+        on_hand: r.get(12),
+        reserved: r.get(13),
+        version: r.get(14),
+        created_at: r.get(15),
+        updated_at: r.get(16),
+        archived_at: r.get(17),
+    }
+}
+
+pub(super) async fn insert(db: &Db, p: &Product) -> Result<()> {
+    let stmt = db
+        .prepare_cached(&format!(
+            "INSERT INTO products ({PRODUCT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        ))
+        .await
+        .map_err(db_error)?;
+    let inserted = db
+        .execute(
+            &stmt,
+            &[
+                &p.tenant_id.to_string(),
+                &p.id.to_string(),
+                &p.sku.as_str(),
+                &p.name,
+                &p.description,
+                &p.currency.code(),
+                &p.price,
+                &catalog::attributes_json(p)?,
+                &p.variant_of.as_ref().map(Sku::as_str),
+                &p.image_url,
+                &p.active,
+                &p.track_stock,
+                &p.on_hand,
+                &p.reserved,
+                &i64::try_from(p.version).unwrap_or(i64::MAX),
+                &p.created_at.unix_millis(),
+                &p.updated_at.unix_millis(),
+                &p.archived_at.map(|t| t.unix_millis()),
+            ],
+        )
+        .await
+        .map_err(db_error);
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict {
+            field: "sku".into(),
+            value: p.sku.as_str().to_string(),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn get(db: &Db, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
+    let stmt = db
+        .prepare_cached(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND sku = $2"
+        ))
+        .await
+        .map_err(db_error)?;
+    db.query_opt(&stmt, &[&tenant.to_string(), &sku.as_str()])
+        .await
+        .map_err(db_error)?
+        .map(|r| product_row(&r).into_product(tenant))
+        .transpose()
+}
+
+pub(super) async fn list(db: &Db, tenant: TenantId, q: &ProductQuery) -> Result<Vec<Product>> {
+    let sql = catalog::products(crate::query::POSTGRES, tenant, q);
+    super::orders::query(db, &sql)
+        .await?
+        .iter()
+        .map(|r| product_row(r).into_product(tenant))
+        .collect()
+}
+
+pub(super) async fn change(
+    db: &mut Db,
+    tenant: TenantId,
+    sku: &Sku,
+    expected_version: Option<u64>,
+    change: ProductChange,
+) -> Result<(Product, Option<StockMovement>)> {
+    let tx = db.transaction().await.map_err(db_error)?;
+    let stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND sku = $2 FOR UPDATE"
+        ))
+        .await
+        .map_err(db_error)?;
+    let current = tx
+        .query_opt(&stmt, &[&tenant.to_string(), &sku.as_str()])
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound)
+        .and_then(|r| product_row(&r).into_product(tenant))?;
+    let done = catalog::run_change(current, expected_version, change)?;
+    if !done.changed() {
+        return Ok((done.product, None));
+    }
+    let p = &done.product;
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE products SET name = $3, description = $4, price = $5, attributes = $6, variant_of = $7,
+                    image_url = $8, active = $9, track_stock = $10, on_hand = $11, reserved = $12,
+                    version = $13, updated_at = $14, archived_at = $15
+              WHERE tenant_id = $1 AND id = $2",
+        )
+        .await
+        .map_err(db_error)?;
+    let updated = tx
+        .execute(
+            &stmt,
+            &[
+                &p.tenant_id.to_string(),
+                &p.id.to_string(),
+                &p.name,
+                &p.description,
+                &p.price,
+                &catalog::attributes_json(p)?,
+                &p.variant_of.as_ref().map(Sku::as_str),
+                &p.image_url,
+                &p.active,
+                &p.track_stock,
+                &p.on_hand,
+                &p.reserved,
+                &i64::try_from(p.version).unwrap_or(i64::MAX),
+                &p.updated_at.unix_millis(),
+                &p.archived_at.map(|t| t.unix_millis()),
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    if updated != 1 {
+        return Err(corrupt("a locked product changed"));
+    }
+    if let Some(m) = &done.movement {
+        let stmt = tx
+            .prepare_cached(&format!(
+                "INSERT INTO stock_movements ({MOVEMENT_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .await
+            .map_err(db_error)?;
+        tx.execute(
+            &stmt,
+            &[
+                &m.tenant_id.to_string(),
+                &m.id.to_string(),
+                &m.product_id.to_string(),
+                &m.sku.as_str(),
+                &m.kind.as_str(),
+                &m.on_hand_change,
+                &m.reserved_change,
+                &m.on_hand,
+                &m.reserved,
+                &m.reason,
+                &m.order_id.map(|o| o.to_string()),
+                &catalog::actor_json(m)?,
+                &m.at.unix_millis(),
+            ],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok((done.product, done.movement))
+}
+
+pub(super) async fn movements(
+    db: &Db,
+    tenant: TenantId,
+    product: ProductId,
+    after: Option<StockMovementId>,
+    limit: u32,
+) -> Result<Vec<StockMovement>> {
+    let stmt = db
+        .prepare_cached(&format!(
+            "SELECT {MOVEMENT_COLUMNS} FROM stock_movements
+              WHERE tenant_id = $1 AND product_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+        ))
+        .await
+        .map_err(db_error)?;
+    db.query(
+        &stmt,
+        &[
+            &tenant.to_string(),
+            &product.to_string(),
+            &after.map(|a| a.to_string()).unwrap_or_default(),
+            &i64::from(limit),
+        ],
+    )
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        MovementRow {
+            tenant_id: r.get(0),
+            id: r.get(1),
+            product_id: r.get(2),
+            sku: r.get(3),
+            kind: r.get(4),
+            on_hand_change: r.get(5),
+            reserved_change: r.get(6),
+            on_hand: r.get(7),
+            reserved: r.get(8),
+            reason: r.get(9),
+            order_id: r.get(10),
+            actor: r.get(11),
+            at: r.get(12),
+        }
+        .into_movement()
+    })
+    .collect()
+}

@@ -1,0 +1,224 @@
+//! The catalog on SQLite.
+
+use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row};
+
+use super::{corrupt, unavailable};
+use crate::catalog::{
+    self, MovementRow, ProductChange, ProductRow, MOVEMENT_COLUMNS, PRODUCT_COLUMNS,
+};
+use crate::{ProductQuery, Result, StoreError};
+
+fn product_row(r: &Row<'_>) -> rusqlite::Result<ProductRow> {
+    Ok(ProductRow {
+        tenant_id: r.get(0)?,
+        id: r.get(1)?,
+        sku: r.get(2)?,
+        name: r.get(3)?,
+        description: r.get(4)?,
+        currency: r.get(5)?,
+        price: r.get(6)?,
+        attributes: r.get(7)?,
+        variant_of: r.get(8)?,
+        image_url: r.get(9)?,
+        active: r.get(10)?,
+        track_stock: r.get(11)?,
+        on_hand: r.get(12)?,
+        reserved: r.get(13)?,
+        version: r.get(14)?,
+        created_at: r.get(15)?,
+        updated_at: r.get(16)?,
+        archived_at: r.get(17)?,
+    })
+}
+
+pub(super) fn insert(conn: &Connection, p: &Product) -> Result<()> {
+    let inserted = conn
+        .prepare_cached(&format!(
+            "INSERT INTO products ({PRODUCT_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))
+        .and_then(|mut s| {
+            s.execute(params![
+                p.tenant_id.to_string(),
+                p.id.to_string(),
+                p.sku.as_str(),
+                p.name,
+                p.description,
+                p.currency.code(),
+                p.price,
+                catalog::attributes_json(p).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                p.variant_of.as_ref().map(Sku::as_str),
+                p.image_url,
+                p.active,
+                p.track_stock,
+                p.on_hand,
+                p.reserved,
+                i64::try_from(p.version).unwrap_or(i64::MAX),
+                p.created_at.unix_millis(),
+                p.updated_at.unix_millis(),
+                p.archived_at.map(|t| t.unix_millis()),
+            ])
+        });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
+            Err(StoreError::Conflict {
+                field: "sku".into(),
+                value: p.sku.as_str().to_string(),
+            })
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+pub(super) fn get(conn: &Connection, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = ?1 AND sku = ?2"
+    ))
+    .and_then(|mut s| {
+        s.query_row(params![tenant.to_string(), sku.as_str()], product_row)
+            .optional()
+    })
+    .map_err(unavailable)?
+    .map(|row| row.into_product(tenant))
+    .transpose()
+}
+
+pub(super) fn list(conn: &Connection, tenant: TenantId, q: &ProductQuery) -> Result<Vec<Product>> {
+    let sql = catalog::products(crate::query::SQLITE, tenant, q);
+    conn.prepare_cached(&sql.text)
+        .and_then(|mut s| {
+            s.query_map(
+                params_from_iter(super::orders::values(sql.args)),
+                product_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|row| row.into_product(tenant))
+        .collect()
+}
+
+/// Runs a change in the writer: read, change, write back with its movement.
+pub(super) fn change(
+    conn: &Connection,
+    tenant: TenantId,
+    sku: &Sku,
+    expected_version: Option<u64>,
+    change: ProductChange,
+) -> Result<(Product, Option<StockMovement>)> {
+    let current = get(conn, tenant, sku)?.ok_or(StoreError::NotFound)?;
+    let done = catalog::run_change(current, expected_version, change)?;
+    if !done.changed() {
+        return Ok((done.product, None));
+    }
+    let p = &done.product;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE products SET name = ?3, description = ?4, price = ?5, attributes = ?6, variant_of = ?7,
+                    image_url = ?8, active = ?9, track_stock = ?10, on_hand = ?11, reserved = ?12,
+                    version = ?13, updated_at = ?14, archived_at = ?15
+              WHERE tenant_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                p.tenant_id.to_string(),
+                p.id.to_string(),
+                p.name,
+                p.description,
+                p.price,
+                catalog::attributes_json(p).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                p.variant_of.as_ref().map(Sku::as_str),
+                p.image_url,
+                p.active,
+                p.track_stock,
+                p.on_hand,
+                p.reserved,
+                i64::try_from(p.version).unwrap_or(i64::MAX),
+                p.updated_at.unix_millis(),
+                p.archived_at.map(|t| t.unix_millis()),
+            ])
+        })
+        .map_err(unavailable)?;
+    if updated != 1 {
+        return Err(corrupt("a product changed under the writer"));
+    }
+    if let Some(m) = &done.movement {
+        record(conn, m)?;
+    }
+    Ok((done.product, done.movement))
+}
+
+fn record(conn: &Connection, m: &StockMovement) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO stock_movements ({MOVEMENT_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            m.tenant_id.to_string(),
+            m.id.to_string(),
+            m.product_id.to_string(),
+            m.sku.as_str(),
+            m.kind.as_str(),
+            m.on_hand_change,
+            m.reserved_change,
+            m.on_hand,
+            m.reserved,
+            m.reason,
+            m.order_id.map(|o| o.to_string()),
+            catalog::actor_json(m)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+            m.at.unix_millis(),
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) fn movements(
+    conn: &Connection,
+    tenant: TenantId,
+    product: ProductId,
+    after: Option<StockMovementId>,
+    limit: u32,
+) -> Result<Vec<StockMovement>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MOVEMENT_COLUMNS} FROM stock_movements
+          WHERE tenant_id = ?1 AND product_id = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+    ))
+    .and_then(|mut s| {
+        s.query_map(
+            params![
+                tenant.to_string(),
+                product.to_string(),
+                after.map(|a| a.to_string()).unwrap_or_default(),
+                limit
+            ],
+            |r| {
+                Ok(MovementRow {
+                    tenant_id: r.get(0)?,
+                    id: r.get(1)?,
+                    product_id: r.get(2)?,
+                    sku: r.get(3)?,
+                    kind: r.get(4)?,
+                    on_hand_change: r.get(5)?,
+                    reserved_change: r.get(6)?,
+                    on_hand: r.get(7)?,
+                    reserved: r.get(8)?,
+                    reason: r.get(9)?,
+                    order_id: r.get(10)?,
+                    actor: r.get(11)?,
+                    at: r.get(12)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(unavailable)?
+    .into_iter()
+    .map(MovementRow::into_movement)
+    .collect()
+}
