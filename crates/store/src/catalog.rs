@@ -12,9 +12,39 @@ use ordo_domain::{
 use crate::query::{Arg, Dialect, Sql};
 use crate::{Result, StoreError};
 
+/// Every column of `products`. A change writes them all back (a row's
+/// `id`, `sku`, `currency` and `created_at` never change, so rewriting
+/// them is harmless and lets insert and update bind the same values).
 pub(crate) const PRODUCT_COLUMNS: &str =
     "tenant_id, id, sku, name, description, currency, price, attributes, variant_of, image_url,
      active, track_stock, on_hand, reserved, version, created_at, updated_at, archived_at";
+
+/// `UPDATE products SET` every column from the parameters of an insert
+/// (`$n`/`?n` in [`PRODUCT_COLUMNS`] order), for the row of `$1`, `$2`.
+pub(crate) fn update_product(placeholder: char) -> String {
+    let sets: Vec<String> = PRODUCT_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .enumerate()
+        .skip(2)
+        .map(|(i, column)| format!("{column} = {placeholder}{}", i + 1))
+        .collect();
+    format!(
+        "UPDATE products SET {} WHERE tenant_id = {placeholder}1 AND id = {placeholder}2",
+        sets.join(", ")
+    )
+}
+
+/// `INSERT INTO products` with the columns as numbered parameters.
+pub(crate) fn insert_product(placeholder: char) -> String {
+    let values: Vec<String> = (1..=PRODUCT_COLUMNS.split(',').count())
+        .map(|n| format!("{placeholder}{n}"))
+        .collect();
+    format!(
+        "INSERT INTO products ({PRODUCT_COLUMNS}) VALUES ({})",
+        values.join(", ")
+    )
+}
 
 pub(crate) const MOVEMENT_COLUMNS: &str =
     "tenant_id, id, product_id, sku, kind, on_hand_change, reserved_change, on_hand, reserved,
@@ -106,8 +136,7 @@ impl ProductRow {
     }
 }
 
-/// A product's columns, in [`PRODUCT_COLUMNS`] order, as query arguments
-/// (booleans as 0 and 1 for SQLite; PostgreSQL binds its own).
+/// How a product's attributes are stored (JSON text on both databases).
 pub(crate) fn attributes_json(p: &Product) -> Result<String> {
     serde_json::to_string(&p.attributes).map_err(corrupt)
 }

@@ -436,9 +436,6 @@ pub enum StoreError {
     /// A change to stock the domain refused.
     #[error(transparent)]
     Stock(#[from] ordo_domain::StockError),
-    /// A field of a change the domain refused.
-    #[error("{0}")]
-    Invalid(ordo_domain::FieldErrors),
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("stored data could not be read: {0}")]

@@ -257,7 +257,6 @@ impl From<StoreError> for ApiError {
                 existing_order_id: None,
             },
             StoreError::Refused(r) => r.into(),
-            StoreError::Invalid(errors) => ApiError::Validation(errors),
             StoreError::Stock(e) => {
                 use ordo_domain::StockError;
                 let (change, accepted) = match &e {

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use ordo_domain::field::{FieldError, FieldErrors};
 use ordo_domain::webhook::MAX_DESCRIPTION_CHARS;
 use ordo_domain::{
-    EventType, Permission, Timestamp, WebhookEndpoint, WebhookEndpointId, WebhookSecret, WebhookUrl,
+    EventType, Permission, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    WebhookSecret, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -573,7 +574,7 @@ pub async fn list_deliveries(
     let after = parse_id(
         "after",
         params.after.as_deref(),
-        ordo_domain::WebhookDeliveryId::parse,
+        WebhookDeliveryId::parse,
         "the next_cursor of a page",
         &mut errors,
     );
@@ -615,22 +616,34 @@ pub async fn list_deliveries(
     }))
 }
 
+fn delivery_id(text: &str) -> Result<WebhookDeliveryId, ApiError> {
+    WebhookDeliveryId::parse(text).ok_or(ApiError::NotFound("delivery"))
+}
+
 async fn find_delivery(
     state: &AppState,
     principal: &Principal,
     id: &str,
 ) -> Result<DeliveryResponse, ApiError> {
-    let id = ordo_domain::WebhookDeliveryId::parse(id).ok_or(ApiError::NotFound("delivery"))?;
     let delivery = state
         .store()
-        .webhook_delivery(principal.tenant_id, id)
+        .webhook_delivery(principal.tenant_id, delivery_id(id)?)
         .await?
         .ok_or(ApiError::NotFound("delivery"))?;
+    with_attempts(state, principal, &delivery).await
+}
+
+/// A delivery as the API shows one, with its attempts.
+async fn with_attempts(
+    state: &AppState,
+    principal: &Principal,
+    delivery: &ordo_store::WebhookDelivery,
+) -> Result<DeliveryResponse, ApiError> {
     let attempts = state
         .store()
-        .delivery_attempts(principal.tenant_id, id)
+        .delivery_attempts(principal.tenant_id, delivery.id)
         .await?;
-    let mut body = DeliveryResponse::of(&delivery);
+    let mut body = DeliveryResponse::of(delivery);
     body.attempt_log = Some(
         attempts
             .into_iter()
@@ -687,14 +700,12 @@ pub async fn retry_delivery(
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ManageWebhooks, "manage webhooks")?;
-    let parsed =
-        ordo_domain::WebhookDeliveryId::parse(&id).ok_or(ApiError::NotFound("delivery"))?;
-    state
+    let delivery = state
         .store()
-        .retry_delivery(principal.tenant_id, parsed, Timestamp::now())
+        .retry_delivery(principal.tenant_id, delivery_id(&id)?, Timestamp::now())
         .await?
         .ok_or(ApiError::NotFound("delivery"))?;
-    let body = find_delivery(&state, &principal, &id).await?;
+    let body = with_attempts(&state, &principal, &delivery).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 

@@ -243,6 +243,14 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// Makes a webhook endpoint and returns it as the API showed it (with
+    /// its secret).
+    pub async fn subscribe(&self, body: &Value) -> Value {
+        let r = self.post("/v1/webhook-endpoints", body).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "subscribe failed");
+        r.json().await.expect("json")
+    }
+
     pub async fn create_as(&self, key: &str, body: &Value) -> Value {
         let r = self.post_as(key, "/v1/orders", body).await;
         assert_eq!(r.status(), StatusCode::CREATED);

@@ -269,9 +269,7 @@ async fn events_become_deliveries_for_the_endpoints_that_want_them() {
     let make = |body: Value| {
         let app = &app;
         async move {
-            let r = app.post("/v1/webhook-endpoints", &body).await;
-            assert_eq!(r.status(), StatusCode::CREATED);
-            let made: Value = r.json().await.unwrap();
+            let made = app.subscribe(&body).await;
             ordo_domain::WebhookEndpointId::parse(made["id"].as_str().unwrap()).unwrap()
         }
     };
@@ -351,12 +349,7 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
         c.jobs.retry_max_ms = 200;
     })
     .await;
-    let made: Value = app
-        .post("/v1/webhook-endpoints", &json!({"url": receiver.url}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let made = app.subscribe(&json!({"url": receiver.url})).await;
     let secret = made["secret"].as_str().unwrap().to_string();
     let order = app.create(&crate::helpers::plain_order()).await;
 
@@ -393,8 +386,9 @@ async fn deliveries_are_signed_retried_until_they_succeed_and_recorded() {
     assert_eq!(delivery.last_error, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
+/// A receiver that always fails, an app that gives a delivery up after a
+/// second, and an endpoint of it for `order.created`.
+async fn failing_for_good() -> (Receiver, TestApp, String) {
     let receiver = Receiver::start(usize::MAX).await;
     let app = spawn_app_with(|c| {
         c.webhooks.allow_private_urls = true;
@@ -403,16 +397,16 @@ async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
         c.jobs.max_age_secs = 1;
     })
     .await;
-    let made: Value = app
-        .post(
-            "/v1/webhook-endpoints",
-            &json!({"url": receiver.url, "event_types": ["order.created"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let made = app
+        .subscribe(&json!({"url": receiver.url, "event_types": ["order.created"]}))
+        .await;
     let endpoint = made["id"].as_str().unwrap().to_string();
+    (receiver, app, endpoint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_keeps_failing_dies_is_listed_and_can_be_retried() {
+    let (receiver, app, endpoint) = failing_for_good().await;
     let order = app.create(&crate::helpers::plain_order()).await;
 
     let dead_path = format!("/v1/webhook-deliveries?status=dead&endpoint_id={endpoint}");
@@ -543,12 +537,7 @@ async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_
     let (close_url, close_hits) = closing_receiver().await;
     let mut endpoints = Vec::new();
     for url in [&stall_url, &gone_url, &error_url, &close_url] {
-        let made: Value = app
-            .post("/v1/webhook-endpoints", &json!({"url": url}))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let made = app.subscribe(&json!({"url": url})).await;
         endpoints.push(made["id"].as_str().unwrap().to_string());
     }
     app.create(&crate::helpers::plain_order()).await;
@@ -612,24 +601,7 @@ async fn receivers_that_stall_refuse_or_hang_up_are_retried_and_each_failure_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_deliveries_of_an_endpoint_are_retried_in_bulk() {
-    let receiver = Receiver::start(usize::MAX).await;
-    let app = spawn_app_with(|c| {
-        c.webhooks.allow_private_urls = true;
-        c.jobs.retry_initial_ms = 20;
-        c.jobs.retry_max_ms = 50;
-        c.jobs.max_age_secs = 1;
-    })
-    .await;
-    let made: Value = app
-        .post(
-            "/v1/webhook-endpoints",
-            &json!({"url": receiver.url, "event_types": ["order.created"]}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let endpoint = made["id"].as_str().unwrap().to_string();
+    let (receiver, app, endpoint) = failing_for_good().await;
     let since = ordo_domain::Timestamp::now().to_rfc3339();
     for _ in 0..2 {
         app.create(&crate::helpers::plain_order()).await;

@@ -2,6 +2,9 @@
 //! UPDATE`) for the length of its transaction, so changes to one product
 //! from any number of nodes happen one after the other.
 
+use std::sync::LazyLock;
+
+use deadpool_postgres::GenericClient;
 use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
 use tokio_postgres::Row;
 
@@ -34,41 +37,42 @@ fn product_row(r: &Row) -> ProductRow {
     }
 }
 
+static INSERT: LazyLock<String> = LazyLock::new(|| catalog::insert_product('$'));
+static UPDATE: LazyLock<String> = LazyLock::new(|| catalog::update_product('$'));
+
+/// Writes a product's row with `sql` ([`INSERT`] or [`UPDATE`]); returns
+/// how many rows it wrote.
+async fn write<C: GenericClient>(db: &C, sql: &str, p: &Product) -> Result<u64> {
+    let stmt = db.prepare_cached(sql).await.map_err(db_error)?;
+    db.execute(
+        &stmt,
+        &[
+            &p.tenant_id.to_string(),
+            &p.id.to_string(),
+            &p.sku.as_str(),
+            &p.name,
+            &p.description,
+            &p.currency.code(),
+            &p.price,
+            &catalog::attributes_json(p)?,
+            &p.variant_of.as_ref().map(Sku::as_str),
+            &p.image_url,
+            &p.active,
+            &p.track_stock,
+            &p.on_hand,
+            &p.reserved,
+            &i64::try_from(p.version).unwrap_or(i64::MAX),
+            &p.created_at.unix_millis(),
+            &p.updated_at.unix_millis(),
+            &p.archived_at.map(|t| t.unix_millis()),
+        ],
+    )
+    .await
+    .map_err(db_error)
+}
+
 pub(super) async fn insert(db: &Db, p: &Product) -> Result<()> {
-    let stmt = db
-        .prepare_cached(&format!(
-            "INSERT INTO products ({PRODUCT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        ))
-        .await
-        .map_err(db_error)?;
-    let inserted = db
-        .execute(
-            &stmt,
-            &[
-                &p.tenant_id.to_string(),
-                &p.id.to_string(),
-                &p.sku.as_str(),
-                &p.name,
-                &p.description,
-                &p.currency.code(),
-                &p.price,
-                &catalog::attributes_json(p)?,
-                &p.variant_of.as_ref().map(Sku::as_str),
-                &p.image_url,
-                &p.active,
-                &p.track_stock,
-                &p.on_hand,
-                &p.reserved,
-                &i64::try_from(p.version).unwrap_or(i64::MAX),
-                &p.created_at.unix_millis(),
-                &p.updated_at.unix_millis(),
-                &p.archived_at.map(|t| t.unix_millis()),
-            ],
-        )
-        .await
-        .map_err(db_error);
-    match inserted {
+    match write(db, &INSERT, p).await {
         Ok(_) => Ok(()),
         Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict {
             field: "sku".into(),
@@ -125,39 +129,7 @@ pub(super) async fn change(
     if !done.changed() {
         return Ok((done.product, None));
     }
-    let p = &done.product;
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE products SET name = $3, description = $4, price = $5, attributes = $6, variant_of = $7,
-                    image_url = $8, active = $9, track_stock = $10, on_hand = $11, reserved = $12,
-                    version = $13, updated_at = $14, archived_at = $15
-              WHERE tenant_id = $1 AND id = $2",
-        )
-        .await
-        .map_err(db_error)?;
-    let updated = tx
-        .execute(
-            &stmt,
-            &[
-                &p.tenant_id.to_string(),
-                &p.id.to_string(),
-                &p.name,
-                &p.description,
-                &p.price,
-                &catalog::attributes_json(p)?,
-                &p.variant_of.as_ref().map(Sku::as_str),
-                &p.image_url,
-                &p.active,
-                &p.track_stock,
-                &p.on_hand,
-                &p.reserved,
-                &i64::try_from(p.version).unwrap_or(i64::MAX),
-                &p.updated_at.unix_millis(),
-                &p.archived_at.map(|t| t.unix_millis()),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+    let updated = write(&tx, &UPDATE, &done.product).await?;
     if updated != 1 {
         return Err(corrupt("a locked product changed"));
     }

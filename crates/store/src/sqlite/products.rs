@@ -1,5 +1,7 @@
 //! The catalog on SQLite.
 
+use std::sync::LazyLock;
+
 use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row};
 
@@ -32,35 +34,38 @@ fn product_row(r: &Row<'_>) -> rusqlite::Result<ProductRow> {
     })
 }
 
+static INSERT: LazyLock<String> = LazyLock::new(|| catalog::insert_product('?'));
+static UPDATE: LazyLock<String> = LazyLock::new(|| catalog::update_product('?'));
+
+/// Writes a product's row with `sql` ([`INSERT`] or [`UPDATE`]); returns
+/// how many rows it wrote.
+fn write(conn: &Connection, sql: &str, p: &Product) -> rusqlite::Result<usize> {
+    let attributes = catalog::attributes_json(p)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    conn.prepare_cached(sql)?.execute(params![
+        p.tenant_id.to_string(),
+        p.id.to_string(),
+        p.sku.as_str(),
+        p.name,
+        p.description,
+        p.currency.code(),
+        p.price,
+        attributes,
+        p.variant_of.as_ref().map(Sku::as_str),
+        p.image_url,
+        p.active,
+        p.track_stock,
+        p.on_hand,
+        p.reserved,
+        i64::try_from(p.version).unwrap_or(i64::MAX),
+        p.created_at.unix_millis(),
+        p.updated_at.unix_millis(),
+        p.archived_at.map(|t| t.unix_millis()),
+    ])
+}
+
 pub(super) fn insert(conn: &Connection, p: &Product) -> Result<()> {
-    let inserted = conn
-        .prepare_cached(&format!(
-            "INSERT INTO products ({PRODUCT_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-        ))
-        .and_then(|mut s| {
-            s.execute(params![
-                p.tenant_id.to_string(),
-                p.id.to_string(),
-                p.sku.as_str(),
-                p.name,
-                p.description,
-                p.currency.code(),
-                p.price,
-                catalog::attributes_json(p).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-                p.variant_of.as_ref().map(Sku::as_str),
-                p.image_url,
-                p.active,
-                p.track_stock,
-                p.on_hand,
-                p.reserved,
-                i64::try_from(p.version).unwrap_or(i64::MAX),
-                p.created_at.unix_millis(),
-                p.updated_at.unix_millis(),
-                p.archived_at.map(|t| t.unix_millis()),
-            ])
-        });
-    match inserted {
+    match write(conn, &INSERT, p) {
         Ok(_) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
             Err(StoreError::Conflict {
@@ -114,34 +119,7 @@ pub(super) fn change(
     if !done.changed() {
         return Ok((done.product, None));
     }
-    let p = &done.product;
-    let updated = conn
-        .prepare_cached(
-            "UPDATE products SET name = ?3, description = ?4, price = ?5, attributes = ?6, variant_of = ?7,
-                    image_url = ?8, active = ?9, track_stock = ?10, on_hand = ?11, reserved = ?12,
-                    version = ?13, updated_at = ?14, archived_at = ?15
-              WHERE tenant_id = ?1 AND id = ?2",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                p.tenant_id.to_string(),
-                p.id.to_string(),
-                p.name,
-                p.description,
-                p.price,
-                catalog::attributes_json(p).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
-                p.variant_of.as_ref().map(Sku::as_str),
-                p.image_url,
-                p.active,
-                p.track_stock,
-                p.on_hand,
-                p.reserved,
-                i64::try_from(p.version).unwrap_or(i64::MAX),
-                p.updated_at.unix_millis(),
-                p.archived_at.map(|t| t.unix_millis()),
-            ])
-        })
-        .map_err(unavailable)?;
+    let updated = write(conn, &UPDATE, &done.product).map_err(unavailable)?;
     if updated != 1 {
         return Err(corrupt("a product changed under the writer"));
     }
@@ -152,6 +130,7 @@ pub(super) fn change(
 }
 
 fn record(conn: &Connection, m: &StockMovement) -> Result<()> {
+    let actor = catalog::actor_json(m)?;
     conn.prepare_cached(&format!(
         "INSERT INTO stock_movements ({MOVEMENT_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
@@ -169,8 +148,7 @@ fn record(conn: &Connection, m: &StockMovement) -> Result<()> {
             m.reserved,
             m.reason,
             m.order_id.map(|o| o.to_string()),
-            catalog::actor_json(m)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+            actor,
             m.at.unix_millis(),
         ])
     })
