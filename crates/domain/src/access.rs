@@ -25,6 +25,8 @@ pub enum Permission {
     WriteOrders,
     /// Webhook endpoints and their secrets.
     ManageWebhooks,
+    /// Products, their prices and their stock (every role reads them).
+    ManageCatalog,
 }
 
 impl Role {
@@ -32,7 +34,7 @@ impl Role {
         match permission {
             Permission::ReadOrders => true,
             Permission::WriteOrders => !matches!(self, Role::Viewer),
-            Permission::ManageWebhooks => {
+            Permission::ManageWebhooks | Permission::ManageCatalog => {
                 matches!(self, Role::Owner | Role::Admin | Role::Integration)
             }
         }
@@ -157,6 +159,8 @@ mod tests {
         assert!(!Role::Viewer.can(Permission::WriteOrders));
         assert!(Role::Vendor.can(Permission::WriteOrders));
         assert!(Role::Vendor.sees_only_own_orders());
+        assert!(Role::Integration.can(Permission::ManageCatalog));
+        assert!(!Role::Vendor.can(Permission::ManageCatalog));
         assert!(!Role::Integration.sees_only_own_orders());
         assert_eq!(Role::parse("owner"), Some(Role::Owner));
     }

@@ -28,6 +28,8 @@ pub const MAX_IMAGE_URL_CHARS: usize = 2_000;
 pub const MAX_REASON_CHARS: usize = 500;
 /// The most units of one product ordo counts.
 pub const MAX_STOCK: i64 = 1_000_000_000;
+/// The reason on the movement of a new product's first units.
+pub const INITIAL_STOCK: &str = "initial stock";
 
 /// A product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +148,18 @@ impl Product {
                     .into(),
             );
         }
+        if patch.track_stock == Some(false) && self.track_stock && self.reserved > 0 {
+            return Err(FieldError::new(
+                "track_stock",
+                format!(
+                    "{} units are reserved for open orders; stock cannot stop being tracked while they are",
+                    self.reserved
+                ),
+            )
+            .value(false)
+            .accepted("false once no open order holds any unit")
+            .into());
+        }
         let before = self.clone();
         if let Some(name) = patch.name {
             self.name = name;
@@ -201,8 +215,16 @@ pub struct ProductDraft {
 }
 
 impl ProductDraft {
-    pub fn into_product(self, tenant_id: TenantId, now: Timestamp) -> Product {
-        Product {
+    /// The product, and the stock movement that brought its first units
+    /// in (none when it starts with none), so every unit on hand is
+    /// accounted for by a movement.
+    pub fn into_product(
+        self,
+        tenant_id: TenantId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> (Product, Option<StockMovement>) {
+        let product = Product {
             tenant_id,
             id: ProductId::new_at(now),
             sku: self.sku,
@@ -221,7 +243,23 @@ impl ProductDraft {
             created_at: now,
             updated_at: now,
             archived_at: None,
-        }
+        };
+        let movement = (product.on_hand != 0).then(|| StockMovement {
+            tenant_id,
+            id: StockMovementId::new_at(now),
+            product_id: product.id,
+            sku: product.sku.clone(),
+            kind: MovementKind::Adjustment,
+            on_hand_change: product.on_hand,
+            reserved_change: 0,
+            on_hand: product.on_hand,
+            reserved: 0,
+            reason: Some(INITIAL_STOCK.to_string()),
+            order_id: None,
+            actor,
+            at: now,
+        });
+        (product, movement)
     }
 }
 
@@ -489,7 +527,8 @@ mod tests {
             track_stock: true,
             on_hand,
         }
-        .into_product(TenantId::new(), now);
+        .into_product(TenantId::new(), actor(), now)
+        .0;
         p.reserved = reserved;
         p
     }

@@ -597,8 +597,10 @@ pub trait Store: Send + Sync + 'static {
     /// same: it happened; the rest is the new claimant's).
     async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> Result<Vec<bool>>;
 
-    /// Adds a product; a SKU the tenant already uses is a `Conflict` on `sku`.
-    async fn insert_product(&self, product: Product) -> Result<()>;
+    /// Adds a product with the movement of its first units, if any; a SKU
+    /// the tenant already uses is a `Conflict` on `sku`.
+    async fn insert_product(&self, product: Product, movement: Option<StockMovement>)
+        -> Result<()>;
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>>;
     /// A page of the tenant's products, by SKU.
     async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>>;

@@ -805,7 +805,11 @@ async fn a_batch_of_deliveries_is_read_with_its_events_and_finished_in_one_write
     b.close().await;
 }
 
-fn product(tenant: ordo_domain::TenantId, sku: &str, on_hand: i64) -> ordo_domain::Product {
+fn product(
+    tenant: ordo_domain::TenantId,
+    sku: &str,
+    on_hand: i64,
+) -> (ordo_domain::Product, Option<ordo_domain::StockMovement>) {
     let mut attributes = BTreeMap::new();
     attributes.insert("size".to_string(), vec!["S".to_string(), "M".to_string()]);
     ordo_domain::ProductDraft {
@@ -821,7 +825,11 @@ fn product(tenant: ordo_domain::TenantId, sku: &str, on_hand: i64) -> ordo_domai
         track_stock: true,
         on_hand,
     }
-    .into_product(tenant, Timestamp::now())
+    .into_product(
+        tenant,
+        Actor::api_key("key_test", "owner"),
+        Timestamp::now(),
+    )
 }
 
 fn adjust(delta: i64) -> ordo_store::ProductChange {
@@ -844,19 +852,21 @@ async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
     let tenant = a.create_tenant("shop", "Shop").await.unwrap();
     let other = a.create_tenant("other", "Other").await.unwrap();
 
-    let dress = product(tenant.id, "DRESS-1", 10);
-    a.insert_product(dress.clone()).await.unwrap();
+    let (dress, first) = product(tenant.id, "DRESS-1", 10);
+    a.insert_product(dress.clone(), first.clone())
+        .await
+        .unwrap();
     let sku = dress.sku.clone();
     assert_eq!(a.product(tenant.id, &sku).await.unwrap().unwrap(), dress);
     // A SKU is unique in its tenant, not across tenants.
-    let again = a.insert_product(product(tenant.id, "DRESS-1", 1)).await;
+    let (again, again_first) = product(tenant.id, "DRESS-1", 1);
+    let again = a.insert_product(again, again_first).await;
     assert!(
         matches!(&again, Err(StoreError::Conflict { field, value }) if field == "sku" && value == "DRESS-1"),
         "{again:?}"
     );
-    b.insert_product(product(other.id, "DRESS-1", 3))
-        .await
-        .unwrap();
+    let (theirs, theirs_first) = product(other.id, "DRESS-1", 3);
+    b.insert_product(theirs, theirs_first).await.unwrap();
     assert_eq!(a.product(other.id, &sku).await.unwrap().unwrap().on_hand, 3);
 
     // 100 adjustments from two nodes at once: none lost.
@@ -877,15 +887,23 @@ async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
         .stock_movements(tenant.id, dress.id, None, 500)
         .await
         .unwrap();
-    assert_eq!(moves.len(), 100);
+    // The first units came in with the product, recorded as a movement.
+    assert_eq!(moves.len(), 101);
+    assert_eq!(Some(&moves[0]), first.as_ref());
+    assert_eq!((moves[0].on_hand_change, moves[0].on_hand), (10, 10));
     let mut seen: Vec<i64> = moves.iter().map(|m| m.on_hand).collect();
     seen.sort_unstable();
-    assert_eq!(seen, (11..=110).collect::<Vec<_>>());
+    assert_eq!(seen, (10..=110).collect::<Vec<_>>());
     let page = b
         .stock_movements(tenant.id, dress.id, Some(moves[49].id), 500)
         .await
         .unwrap();
     assert_eq!(page, moves[50..]);
+    assert_eq!(
+        moves.iter().map(|m| m.on_hand_change).sum::<i64>(),
+        110,
+        "every unit on hand is accounted for by a movement"
+    );
 
     // A stale version changes nothing; a refused change neither.
     let stale = a
@@ -938,16 +956,14 @@ async fn products_are_listed_by_sku_with_filters() {
     let tenant = store.create_tenant("shop", "Shop").await.unwrap();
     let other = store.create_tenant("other", "Other").await.unwrap();
     for (sku, on_hand) in [("TEE-S", 0), ("TEE-M", 4), ("CAP_1", 2), ("BAG.1", 1)] {
-        let mut p = product(tenant.id, sku, on_hand);
+        let (mut p, first) = product(tenant.id, sku, on_hand);
         if sku.starts_with("TEE") {
             p.variant_of = Some(Sku::parse("TEE").unwrap());
         }
-        store.insert_product(p).await.unwrap();
+        store.insert_product(p, first).await.unwrap();
     }
-    store
-        .insert_product(product(other.id, "TEE-L", 9))
-        .await
-        .unwrap();
+    let (theirs, theirs_first) = product(other.id, "TEE-L", 9);
+    store.insert_product(theirs, theirs_first).await.unwrap();
     let archive: ordo_store::ProductChange = Box::new(|p: &mut ordo_domain::Product| {
         p.archive(Timestamp::now());
         Ok(None)

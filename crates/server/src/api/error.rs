@@ -74,8 +74,12 @@ pub enum ApiError {
     MethodNotAllowed { method: String },
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    #[error("the order is at version {current}, not {expected}: fetch it again and retry")]
-    Stale { expected: u64, current: u64 },
+    #[error("the {what} is at version {current}, not {expected}: fetch it again and retry")]
+    Stale {
+        what: &'static str,
+        expected: u64,
+        current: u64,
+    },
     #[error("{detail}")]
     Conflict {
         detail: String,
@@ -145,7 +149,7 @@ impl ApiError {
             E::Stale { .. } => (
                 StatusCode::PRECONDITION_FAILED,
                 "stale-version",
-                "The order has changed since you read it",
+                "It has changed since you read it",
             ),
             E::Conflict { .. } => (
                 StatusCode::CONFLICT,
@@ -234,7 +238,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "no-such-route" => "No endpoint has this path. See /docs for the API.",
         "method-not-allowed" => "The path exists but not with this method. See /docs.",
         "invalid-transition" => "The order's current status does not allow this action. `current_status` and `allowed_actions` say what can be done.",
-        "stale-version" => "`If-Match` named an older version. Fetch the order, re-apply your change, and send it with the new ETag.",
+        "stale-version" => "`If-Match` named an older version. Fetch the order (or product) again, re-apply your change, and send it with the new ETag.",
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
@@ -246,11 +250,21 @@ pub fn describe(slug: &str) -> Option<&'static str> {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        ApiError::from_store(e, "order")
+    }
+}
+
+impl ApiError {
+    /// A store error about a `what` (an order, a product): the store does
+    /// not say which kind of record it did not find or found changed.
+    pub fn from_store(e: StoreError, what: &'static str) -> Self {
         match e {
-            StoreError::NotFound => ApiError::NotFound("order"),
-            StoreError::VersionMismatch { expected, current } => {
-                ApiError::Stale { expected, current }
-            }
+            StoreError::NotFound => ApiError::NotFound(what),
+            StoreError::VersionMismatch { expected, current } => ApiError::Stale {
+                what,
+                expected,
+                current,
+            },
             StoreError::Conflict { field, value } => ApiError::Conflict {
                 detail: format!("{field} {value:?} is already used"),
                 errors: vec![FieldError::new(field, "already used by another record").value(value)],

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod orders;
+pub mod products;
 pub mod webhooks;
 
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -73,6 +74,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::cancel_order))
         .routes(routes!(orders::complete_order))
         .routes(routes!(orders::order_events))
+        .routes(routes!(products::create_product, products::list_products))
+        .routes(routes!(products::get_product, products::update_product))
+        .routes(routes!(products::archive_product))
+        .routes(routes!(products::restore_product))
+        .routes(routes!(products::adjust_stock))
+        .routes(routes!(products::list_stock_movements))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))

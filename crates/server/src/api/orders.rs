@@ -684,21 +684,9 @@ impl ListOrdersParams {
         let sort = errors
             .take(parse_sort(self.sort.as_deref()))
             .unwrap_or_default();
-        let limit = match self.limit.as_deref() {
-            None => 50,
-            Some(text) => errors
-                .take(
-                    text.parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=200).contains(n))
-                        .ok_or_else(|| {
-                            FieldError::new("limit", "not a page size")
-                                .value(text)
-                                .accepted("a whole number from 1 to 200")
-                        }),
-                )
-                .unwrap_or(50),
-        };
+        let limit = errors
+            .take(page_size(self.limit.as_deref()))
+            .unwrap_or(DEFAULT_PAGE_SIZE);
         let after = self
             .cursor
             .as_deref()
@@ -712,6 +700,23 @@ impl ListOrdersParams {
             })
             .map_err(ApiError::Validation)
     }
+}
+
+pub(crate) const DEFAULT_PAGE_SIZE: u32 = 50;
+
+/// Reads a list's `limit`: 1 to 200, [`DEFAULT_PAGE_SIZE`] when absent.
+pub(crate) fn page_size(text: Option<&str>) -> Result<u32, FieldError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_PAGE_SIZE);
+    };
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=200).contains(n))
+        .ok_or_else(|| {
+            FieldError::new("limit", "not a page size")
+                .value(text)
+                .accepted("a whole number from 1 to 200")
+        })
 }
 
 /// `ord_…` or a reference such as `ORD-7K3Q-X2MB`; anything else cannot exist.
@@ -741,7 +746,7 @@ fn external_key(namespace: &str, value: &str) -> Result<(Namespace, String), Api
 }
 
 /// Reads `If-Match`: `"3"`, `W/"3"` or `*`.
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
@@ -754,7 +759,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         ApiError::field(
             FieldError::new("If-Match", "not an ETag of this API")
                 .value(text)
-                .accepted("the ETag of the order, e.g. \"3\""),
+                .accepted("the ETag last read, e.g. \"3\""),
         )
     })
 }
@@ -827,7 +832,7 @@ fn canonical(value: &serde_json::Value, hasher: &mut Sha256) {
 
 // ---------------------------------------------------------------- rendering
 
-fn time(t: Timestamp) -> String {
+pub(crate) fn time(t: Timestamp) -> String {
     t.to_rfc3339()
 }
 
@@ -957,7 +962,7 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn json_response(status: StatusCode, body: Vec<u8>, version: Option<u64>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>, version: Option<u64>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -630,8 +630,12 @@ impl Store for PostgresStore {
         webhooks::finish(&self.db().await?, &finished).await
     }
 
-    async fn insert_product(&self, product: Product) -> Result<()> {
-        products::insert(&self.db().await?, &product).await
+    async fn insert_product(
+        &self,
+        product: Product,
+        movement: Option<StockMovement>,
+    ) -> Result<()> {
+        products::insert(&mut self.db().await?, &product, movement.as_ref()).await
     }
 
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {

@@ -71,15 +71,23 @@ async fn write<C: GenericClient>(db: &C, sql: &str, p: &Product) -> Result<u64> 
     .map_err(db_error)
 }
 
-pub(super) async fn insert(db: &Db, p: &Product) -> Result<()> {
-    match write(db, &INSERT, p).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::Conflict { .. }) => Err(StoreError::Conflict {
-            field: "sku".into(),
-            value: p.sku.as_str().to_string(),
-        }),
-        Err(e) => Err(e),
+/// Adds a product and the movement of its first units, in one transaction.
+pub(super) async fn insert(db: &mut Db, p: &Product, m: Option<&StockMovement>) -> Result<()> {
+    let tx = db.transaction().await.map_err(db_error)?;
+    match write(&tx, &INSERT, p).await {
+        Ok(_) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(StoreError::Conflict {
+                field: "sku".into(),
+                value: p.sku.as_str().to_string(),
+            })
+        }
+        Err(e) => return Err(e),
     }
+    if let Some(m) = m {
+        record(&tx, m).await?;
+    }
+    tx.commit().await.map_err(db_error)
 }
 
 pub(super) async fn get(db: &Db, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
@@ -134,36 +142,41 @@ pub(super) async fn change(
         return Err(corrupt("a locked product changed"));
     }
     if let Some(m) = &done.movement {
-        let stmt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO stock_movements ({MOVEMENT_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .await
-            .map_err(db_error)?;
-        tx.execute(
-            &stmt,
-            &[
-                &m.tenant_id.to_string(),
-                &m.id.to_string(),
-                &m.product_id.to_string(),
-                &m.sku.as_str(),
-                &m.kind.as_str(),
-                &m.on_hand_change,
-                &m.reserved_change,
-                &m.on_hand,
-                &m.reserved,
-                &m.reason,
-                &m.order_id.map(|o| o.to_string()),
-                &catalog::actor_json(m)?,
-                &m.at.unix_millis(),
-            ],
-        )
-        .await
-        .map_err(db_error)?;
+        record(&tx, m).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok((done.product, done.movement))
+}
+
+async fn record<C: GenericClient>(db: &C, m: &StockMovement) -> Result<()> {
+    let stmt = db
+        .prepare_cached(&format!(
+            "INSERT INTO stock_movements ({MOVEMENT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .await
+        .map_err(db_error)?;
+    db.execute(
+        &stmt,
+        &[
+            &m.tenant_id.to_string(),
+            &m.id.to_string(),
+            &m.product_id.to_string(),
+            &m.sku.as_str(),
+            &m.kind.as_str(),
+            &m.on_hand_change,
+            &m.reserved_change,
+            &m.on_hand,
+            &m.reserved,
+            &m.reason,
+            &m.order_id.map(|o| o.to_string()),
+            &catalog::actor_json(m)?,
+            &m.at.unix_millis(),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub(super) async fn movements(

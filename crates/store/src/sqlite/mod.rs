@@ -727,9 +727,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_product(&self, product: Product) -> Result<()> {
+    async fn insert_product(
+        &self,
+        product: Product,
+        movement: Option<StockMovement>,
+    ) -> Result<()> {
         self.queue
-            .write(move |conn| products::insert(conn, &product))
+            .write(move |conn| products::insert(conn, &product, movement.as_ref()))
             .await
     }
 

@@ -64,9 +64,11 @@ fn write(conn: &Connection, sql: &str, p: &Product) -> rusqlite::Result<usize> {
     ])
 }
 
-pub(super) fn insert(conn: &Connection, p: &Product) -> Result<()> {
+/// Adds a product and the movement of its first units: the insert is
+/// refused before anything is written, so a refusal leaves nothing behind.
+pub(super) fn insert(conn: &Connection, p: &Product, m: Option<&StockMovement>) -> Result<()> {
     match write(conn, &INSERT, p) {
-        Ok(_) => Ok(()),
+        Ok(_) => m.map_or(Ok(()), |m| record(conn, m)),
         Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::ConstraintViolation => {
             Err(StoreError::Conflict {
                 field: "sku".into(),
