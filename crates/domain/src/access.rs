@@ -27,6 +27,8 @@ pub enum Permission {
     ManageWebhooks,
     /// Products, their prices and their stock (every role reads them).
     ManageCatalog,
+    /// The tenant's settings.
+    ManageSettings,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
             Permission::ManageWebhooks | Permission::ManageCatalog => {
                 matches!(self, Role::Owner | Role::Admin | Role::Integration)
             }
+            Permission::ManageSettings => matches!(self, Role::Owner | Role::Admin),
         }
     }
 

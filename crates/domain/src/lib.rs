@@ -49,7 +49,9 @@ pub mod money;
 pub mod order;
 pub mod product;
 pub mod reference;
+pub mod settings;
 pub mod status;
+pub mod stock;
 pub mod timestamp;
 pub mod webhook;
 
@@ -70,6 +72,8 @@ pub use product::{
     MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };
 pub use reference::OrderReference;
+pub use settings::{ReservationPolicy, TenantSettings};
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
+pub use stock::{Shortage, StockBook};
 pub use timestamp::Timestamp;
 pub use webhook::{DeliveryStatus, WebhookEndpoint, WebhookSecret, WebhookUrl};

@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 use crate::contact::{Address, Buyer};
 use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
-use crate::ids::{LineId, OrderId, TenantId};
+use crate::ids::{LineId, OrderId, ProductId, TenantId};
 use crate::money::{self, Currency};
+use crate::product::Product;
 use crate::reference::OrderReference;
 use crate::status::{
     Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError,
@@ -147,6 +148,11 @@ pub struct LineDraft {
     pub unit_price: i64,
     /// Size, colour and the like.
     pub attributes: BTreeMap<String, String>,
+    /// The catalog product the line was taken from; `None` for free text.
+    pub product_id: Option<ProductId>,
+    /// What the catalog asked when the line was taken (a catalog line
+    /// whose `unit_price` differs was priced by the staff).
+    pub catalog_price: Option<i64>,
 }
 
 /// The text of a line as it arrives at the edge.
@@ -156,12 +162,61 @@ pub struct LineText<'a> {
     pub name: Option<&'a str>,
     pub description: Option<&'a str>,
     pub quantity: i64,
-    pub unit_price: &'a str,
+    pub unit_price: Option<&'a str>,
     pub attributes: &'a BTreeMap<String, String>,
 }
 
+fn check_description(text: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
+    let description = text.map(str::trim).filter(|d| !d.is_empty());
+    if description.is_some_and(|d| d.chars().count() > 2_000) {
+        errors.push(FieldError::new("description", "too long").accepted("at most 2000 characters"));
+    }
+    description.map(str::to_string)
+}
+
+fn check_quantity(quantity: i64, errors: &mut FieldErrors) -> u32 {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        errors.push(
+            FieldError::new("quantity", "the quantity must be a positive whole number")
+                .value(quantity)
+                .accepted(format!("a whole number from 1 to {MAX_QUANTITY}")),
+        );
+    }
+    u32::try_from(quantity).unwrap_or(0)
+}
+
+fn check_unit_price(text: &str, currency: Currency, errors: &mut FieldErrors) -> i64 {
+    match currency.parse_amount(text) {
+        Ok(p) if p < 0 => {
+            errors.push(
+                FieldError::new("unit_price", "a price cannot be negative")
+                    .value(text)
+                    .accepted(format!(
+                        "a decimal string of at least 0, with up to {} decimals for {currency}",
+                        currency.exponent()
+                    )),
+            );
+            0
+        }
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(
+                FieldError::new("unit_price", e.to_string())
+                    .value(text)
+                    .accepted(format!(
+                        "a decimal string with up to {} decimals for {currency}, e.g. \"{}\"",
+                        currency.exponent(),
+                        currency.format_amount(500_000)
+                    )),
+            );
+            0
+        }
+    }
+}
+
 impl LineDraft {
-    /// Checks a line; field names in errors are relative to the line.
+    /// Checks a free-text line (one not taken from the catalog); field
+    /// names in errors are relative to the line.
     pub fn parse(text: LineText<'_>, currency: Currency) -> Result<LineDraft, FieldErrors> {
         let mut errors = FieldErrors::new();
         let sku = text.sku.and_then(|s| {
@@ -177,41 +232,17 @@ impl LineDraft {
                 FieldError::new("name", "every item needs a name").accepted("1 to 500 characters");
             errors.push(if name.is_empty() { e } else { e.value(name) });
         }
-        let description = text.description.map(str::trim).filter(|d| !d.is_empty());
-        if description.is_some_and(|d| d.chars().count() > 2_000) {
-            errors.push(
-                FieldError::new("description", "too long").accepted("at most 2000 characters"),
-            );
-        }
-        if !(1..=MAX_QUANTITY).contains(&text.quantity) {
-            errors.push(
-                FieldError::new("quantity", "the quantity must be a positive whole number")
-                    .value(text.quantity)
-                    .accepted(format!("a whole number from 1 to {MAX_QUANTITY}")),
-            );
-        }
-        let unit_price = match currency.parse_amount(text.unit_price) {
-            Ok(p) if p < 0 => {
+        let description = check_description(text.description, &mut errors);
+        let quantity = check_quantity(text.quantity, &mut errors);
+        let unit_price = match text.unit_price {
+            Some(price) => check_unit_price(price, currency, &mut errors),
+            None => {
                 errors.push(
-                    FieldError::new("unit_price", "a price cannot be negative")
-                        .value(text.unit_price)
-                        .accepted(format!(
-                            "a decimal string of at least 0, with up to {} decimals for {currency}",
-                            currency.exponent()
-                        )),
-                );
-                0
-            }
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(
-                    FieldError::new("unit_price", e.to_string())
-                        .value(text.unit_price)
-                        .accepted(format!(
-                            "a decimal string with up to {} decimals for {currency}, e.g. \"{}\"",
-                            currency.exponent(),
-                            currency.format_amount(500_000)
-                        )),
+                    FieldError::new(
+                        "unit_price",
+                        "an item not taken from the catalog needs a price",
+                    )
+                    .accepted("a decimal string in major units, e.g. \"5000.00\""),
                 );
                 0
             }
@@ -247,10 +278,123 @@ impl LineDraft {
         errors.finish(|| LineDraft {
             sku,
             name: name.to_string(),
-            description: description.map(str::to_string),
-            quantity: u32::try_from(text.quantity).unwrap_or(0),
+            description,
+            quantity,
             unit_price,
             attributes: text.attributes.clone(),
+            product_id: None,
+            catalog_price: None,
+        })
+    }
+
+    /// Checks a line of `product`: its name, price and attribute values
+    /// are the catalog's as they are now (a snapshot); a `unit_price`
+    /// given is the staff's price instead of the catalog's; attributes must
+    /// be among the values the product lists, and one with several values
+    /// must be chosen. Field names in errors are relative to the line.
+    pub fn from_product(
+        text: LineText<'_>,
+        product: &Product,
+        currency: Currency,
+    ) -> Result<LineDraft, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let sku = product.sku.as_str();
+        if product.archived_at.is_some() || !product.active {
+            errors.push(
+                FieldError::new(
+                    "sku",
+                    if product.archived_at.is_some() {
+                        "this product is archived and no longer sold"
+                    } else {
+                        "this product is not on sale (inactive)"
+                    },
+                )
+                .value(sku)
+                .accepted("the SKU of an active product"),
+            );
+        }
+        if product.currency != currency {
+            errors.push(
+                FieldError::new(
+                    "sku",
+                    format!(
+                        "this product is priced in {}, the order in {currency}",
+                        product.currency
+                    ),
+                )
+                .value(sku)
+                .accepted(format!("a product priced in {currency}")),
+            );
+        }
+        if let Some(name) = text.name.filter(|n| n.trim() != product.name) {
+            errors.push(
+                FieldError::new("name", "a catalog item takes its name from the product")
+                    .value(name)
+                    .accepted(format!("no name, or {:?}", product.name)),
+            );
+        }
+        let description = check_description(text.description, &mut errors);
+        let quantity = check_quantity(text.quantity, &mut errors);
+        let unit_price = match text.unit_price {
+            Some(price) => check_unit_price(price, currency, &mut errors),
+            None => product.price,
+        };
+        let mut attributes = BTreeMap::new();
+        for (key, value) in text.attributes {
+            let Some(values) = product.attributes.get(key) else {
+                let names: Vec<&str> = product.attributes.keys().map(String::as_str).collect();
+                errors.push(
+                    FieldError::new(
+                        format!("attributes.{key}"),
+                        "the product has no such attribute",
+                    )
+                    .value(value)
+                    .accepted(if names.is_empty() {
+                        "no attributes".to_string()
+                    } else {
+                        names.join(", ")
+                    }),
+                );
+                continue;
+            };
+            // Buyers type "m" for "M": the catalog's spelling is kept.
+            match values.iter().find(|v| v.eq_ignore_ascii_case(value.trim())) {
+                Some(v) => {
+                    attributes.insert(key.clone(), v.clone());
+                }
+                None => errors.push(
+                    FieldError::new(
+                        format!("attributes.{key}"),
+                        "not a value this product comes in",
+                    )
+                    .value(value)
+                    .accepted(values.join(", ")),
+                ),
+            }
+        }
+        for (key, values) in &product.attributes {
+            if text.attributes.contains_key(key) {
+                continue;
+            }
+            match values.as_slice() {
+                [only] => {
+                    attributes.insert(key.clone(), only.clone());
+                }
+                _ => errors.push(
+                    FieldError::new(format!("attributes.{key}"), "choose one")
+                        .accepted(values.join(", ")),
+                ),
+            }
+        }
+        errors.finish(|| LineDraft {
+            sku: Some(product.sku.clone()),
+            name: product.name.clone(),
+            description,
+            quantity,
+            unit_price,
+            attributes,
+            product_id: Some(product.id),
+            catalog_price: Some(product.price),
         })
     }
 }
@@ -270,6 +414,12 @@ pub struct Line {
     pub attributes: BTreeMap<String, String>,
     /// `quantity × unit_price`, exactly.
     pub line_total: i64,
+    /// The catalog product the line was taken from; `None` for free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<ProductId>,
+    /// What the catalog asked when the line was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_price: Option<i64>,
 }
 
 impl Line {
@@ -280,6 +430,13 @@ impl Line {
             && self.quantity == draft.quantity
             && self.unit_price == draft.unit_price
             && self.attributes == draft.attributes
+            && self.product_id == draft.product_id
+            && self.catalog_price == draft.catalog_price
+    }
+
+    /// Whether the staff priced a catalog line instead of the catalog.
+    pub fn price_overridden(&self) -> bool {
+        self.catalog_price.is_some_and(|c| c != self.unit_price)
     }
 }
 
@@ -365,6 +522,9 @@ pub enum Refusal {
     Invalid(FieldErrors),
     #[error(transparent)]
     Reconcile(ReconcileError),
+    /// Not enough stock of these SKUs.
+    #[error("not enough stock of {}", .0.iter().map(|s| s.sku.as_str()).collect::<Vec<_>>().join(", "))]
+    Short(Vec<crate::stock::Shortage>),
 }
 
 impl From<EditError> for Refusal {
@@ -433,6 +593,17 @@ pub struct Order {
     pub completed_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<Timestamp>,
+    /// Whether the order holds stock for its catalog lines: it reserves
+    /// what they need while it does, and lets it go when it stops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_stock: bool,
+    /// Units reserved for the order, by SKU: what it holds of each product.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reserved: BTreeMap<Sku, u32>,
+    /// When an unconfirmed order's reservation lapses (the order is then
+    /// cancelled with reason `reservation_expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_until: Option<Timestamp>,
 }
 
 /// Everything an order needs besides its content.
@@ -468,6 +639,8 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             unit_price: d.unit_price,
             attributes: d.attributes,
             line_total,
+            product_id: d.product_id,
+            catalog_price: d.catalog_price,
         });
     }
     let subtotal = money::checked_sum(lines.iter().map(|l| l.line_total));
@@ -510,6 +683,9 @@ impl Order {
             confirmed_at: None,
             completed_at: None,
             cancelled_at: None,
+            holds_stock: false,
+            reserved: BTreeMap::new(),
+            reserved_until: None,
         };
         let event = EventDraft {
             event_type: EventType::OrderCreated,
@@ -786,6 +962,8 @@ mod tests {
             quantity,
             unit_price,
             attributes: BTreeMap::new(),
+            product_id: None,
+            catalog_price: None,
         }
     }
 
@@ -840,7 +1018,7 @@ mod tests {
                 name: None,
                 description: None,
                 quantity: 0,
-                unit_price: "5.001",
+                unit_price: Some("5.001"),
                 attributes: &attrs,
             },
             ngn(),
@@ -858,7 +1036,7 @@ mod tests {
                 name: Some("Product A"),
                 description: None,
                 quantity: 2,
-                unit_price: "5000.00",
+                unit_price: Some("5000.00"),
                 attributes: &attrs,
             },
             ngn(),

@@ -23,6 +23,7 @@ pub struct AppState {
 struct Inner {
     store: DynStore,
     keys: KeyCache,
+    settings: crate::settings::SettingsCache,
     config: Config,
     /// Counts the events this node placed in the feed, so live streams wake.
     feed: tokio::sync::watch::Sender<u64>,
@@ -35,6 +36,10 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyCache {
         &self.inner.keys
+    }
+
+    pub fn settings(&self) -> &crate::settings::SettingsCache {
+        &self.inner.settings
     }
 
     pub fn config(&self) -> &Config {
@@ -92,6 +97,7 @@ impl App {
                 inner: Arc::new(Inner {
                     store,
                     keys: KeyCache::new(),
+                    settings: crate::settings::SettingsCache::new(),
                     config,
                     feed: tokio::sync::watch::channel(0).0,
                 }),

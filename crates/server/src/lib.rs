@@ -3,10 +3,12 @@
 
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod jobs;
 pub mod orders;
+pub mod settings;
 pub mod telemetry;
 pub mod webhooks;
 

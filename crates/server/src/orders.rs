@@ -2,7 +2,8 @@
 //! the store, and where its transaction is (one store call, one transaction).
 
 use ordo_domain::{
-    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal, Timestamp,
+    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal, Sku, StockBook,
+    Timestamp,
 };
 use ordo_store::{
     Changed, IdempotencyClaim, Inserted, NewOrderRecord, OrderChange, OrderLookup, Put, Store,
@@ -145,13 +146,17 @@ pub async fn put(
         let now = Timestamp::now();
         let record = new_record(store, principal, &draft, now).await?;
         let wanted = draft.clone();
-        let change: OrderChange =
-            Box::new(
-                move |existing: &mut Order| match existing.reconcile(wanted)? {
-                    Reconcile::Unchanged => Ok(None),
-                    Reconcile::Edit(patch) => Ok(existing.edit(*patch, now)?),
-                },
-            );
+        let change = OrderChange::new(move |existing: &mut Order, book: &mut StockBook| {
+            match existing.reconcile(wanted)? {
+                Reconcile::Unchanged => Ok(None),
+                Reconcile::Edit(patch) => {
+                    let event = existing.edit(*patch, now)?;
+                    existing.sync_stock(book)?;
+                    Ok(event)
+                }
+            }
+        })
+        .with_skus(draft_skus(&draft));
         match store
             .put_order(principal.scope(), key.clone(), record, change)
             .await
@@ -176,7 +181,19 @@ pub async fn put(
     ))
 }
 
-/// Applies one change to one order, at `expected_version` if given.
+/// The SKUs of a draft's catalog lines.
+pub fn draft_skus(draft: &OrderDraft) -> Vec<Sku> {
+    draft
+        .lines
+        .iter()
+        .filter(|l| l.product_id.is_some())
+        .filter_map(|l| l.sku.clone())
+        .collect()
+}
+
+/// Applies one change to one order, at `expected_version` if given. The
+/// change moves stock through the book: the products of the order's stock
+/// and of `skus` (those an edit brings in), read in its transaction.
 #[tracing::instrument(skip_all, fields(?lookup, ?action))]
 pub async fn change(
     store: &dyn Store,
@@ -184,10 +201,15 @@ pub async fn change(
     lookup: OrderLookup,
     expected_version: Option<u64>,
     action: Action,
-    change: impl FnOnce(&mut Order, Timestamp) -> Result<Option<EventDraft>, Refusal> + Send + 'static,
+    skus: Vec<Sku>,
+    change: impl FnOnce(&mut Order, &mut StockBook, Timestamp) -> Result<Option<EventDraft>, Refusal>
+        + Send
+        + 'static,
 ) -> Result<Changed, ApiError> {
     let now = Timestamp::now();
-    let change: OrderChange = Box::new(move |order: &mut Order| change(order, now));
+    let change =
+        OrderChange::new(move |order: &mut Order, book: &mut StockBook| change(order, book, now))
+            .with_skus(skus);
     Ok(store
         .change_order(
             principal.scope(),

@@ -17,8 +17,9 @@ use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
-    Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockMovement, StockMovementId,
-    TenantId, Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockBook, StockMovement,
+    StockMovementId, TenantId, TenantSettings, Timestamp, WebhookDeliveryId, WebhookEndpoint,
+    WebhookEndpointId,
 };
 
 pub use catalog::{ProductChange, ProductQuery};
@@ -240,21 +241,78 @@ pub enum Inserted {
     },
 }
 
-/// A change to one order, run inside the store's write transaction on the
-/// current order. It returns the timeline event, or `None` for no change.
-pub type OrderChange = Box<dyn FnOnce(&mut Order) -> Result<Option<EventDraft>, Refusal> + Send>;
+/// The work of an [`OrderChange`]: it changes the order (moving stock
+/// through the book) and returns the timeline event, or `None` for no change.
+pub type ApplyChange =
+    Box<dyn FnOnce(&mut Order, &mut StockBook) -> Result<Option<EventDraft>, Refusal> + Send>;
 
-/// Runs `change` on the order inside a store's write; a change that would
-/// move the order to another id or tenant is refused as corrupt.
-pub(crate) fn run_change(order: &mut Order, change: OrderChange) -> Result<Option<EventDraft>> {
+/// A change to one order, run inside the store's write transaction on the
+/// current order, with the products of the order's stock (and of `skus`)
+/// read in the same transaction; PostgreSQL locks them in SKU order.
+pub struct OrderChange {
+    /// SKUs beyond the order's own whose products the change may move
+    /// (those of the lines an edit brings in).
+    pub skus: Vec<Sku>,
+    pub apply: ApplyChange,
+}
+
+impl OrderChange {
+    pub fn new(
+        apply: impl FnOnce(&mut Order, &mut StockBook) -> Result<Option<EventDraft>, Refusal>
+            + Send
+            + 'static,
+    ) -> Self {
+        OrderChange {
+            skus: Vec::new(),
+            apply: Box::new(apply),
+        }
+    }
+
+    pub fn with_skus(mut self, skus: Vec<Sku>) -> Self {
+        self.skus = skus;
+        self
+    }
+
+    /// Every SKU whose product the change may move, in order.
+    pub(crate) fn stock_skus(&self, order: &Order) -> Vec<Sku> {
+        let mut skus = order.stock_skus();
+        skus.extend(self.skus.iter().cloned());
+        skus.into_iter().collect()
+    }
+}
+
+/// What a change did: its event, and the products it changed with their
+/// stock movements.
+pub(crate) type ChangeDone = (EventDraft, Vec<Product>, Vec<StockMovement>);
+
+/// Runs `change` on the order inside a store's write, with `products` the
+/// store read for it; a change that would move the order to another id or
+/// tenant, or move stock without changing the order, is refused as corrupt.
+/// Returns the event, the products it changed and their movements.
+pub(crate) fn run_change(
+    order: &mut Order,
+    change: OrderChange,
+    products: Vec<Product>,
+    actor: &Actor,
+) -> Result<Option<ChangeDone>> {
     let (id, tenant) = (order.id, order.tenant_id);
-    let draft = change(order)?;
+    let mut book = StockBook::new(products, actor.clone(), Timestamp::now());
+    let draft = (change.apply)(order, &mut book)?;
     if order.id != id || order.tenant_id != tenant {
         return Err(StoreError::Corrupt(
             "a change tried to move an order".into(),
         ));
     }
-    Ok(draft)
+    match draft {
+        Some(draft) => {
+            let (products, movements) = book.into_changes();
+            Ok(Some((draft, products, movements)))
+        }
+        None if book.is_empty() => Ok(None),
+        None => Err(StoreError::Corrupt(
+            "a change moved stock without changing the order".into(),
+        )),
+    }
 }
 
 /// What a change came to.
@@ -455,6 +513,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+    /// The tenant's settings (defaults for whatever was never set);
+    /// `NotFound` if there is no such tenant.
+    async fn tenant_settings(&self, tenant: TenantId) -> Result<TenantSettings>;
+    async fn save_tenant_settings(&self, tenant: TenantId, settings: TenantSettings) -> Result<()>;
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
@@ -602,6 +664,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_product(&self, product: Product, movement: Option<StockMovement>)
         -> Result<()>;
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>>;
+    /// The products of these SKUs that exist, in SKU order.
+    async fn products_by_sku(&self, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>>;
     /// A page of the tenant's products, by SKU.
     async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>>;
     /// Runs `change` on the current product inside a write and stores what

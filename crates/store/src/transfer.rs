@@ -72,6 +72,7 @@ const TABLES: &[Table] = &[
             ("name", Kind::Text),
             ("created_at", Kind::Int8),
             ("order_numbers_taken", Kind::Int8),
+            ("settings", Kind::Text),
         ],
     },
     Table {

@@ -125,6 +125,8 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
                 ("size".into(), "L".into()),
                 ("colour".into(), "brown".into()),
             ]),
+            product_id: None,
+            catalog_price: None,
         }],
         shipping_address: Some(address.clone()),
         billing_address: Some(address),
@@ -192,7 +194,7 @@ async fn every_field_round_trips_exactly() {
             OrderLookup::Id(order.id),
             Some(1),
             Actor::system(),
-            Box::new(|o: &mut Order| {
+            ordo_store::OrderChange::new(|o: &mut Order, _| {
                 Ok(o.edit(
                     OrderPatch {
                         notes: Some(None),
@@ -226,7 +228,7 @@ async fn every_field_round_trips_exactly() {
             OrderLookup::Id(order.id),
             Some(1),
             Actor::system(),
-            Box::new(|o: &mut Order| Ok(Some(o.confirm(Timestamp::now())?))),
+            ordo_store::OrderChange::new(|o: &mut Order, _| Ok(Some(o.confirm(Timestamp::now())?))),
         )
         .await;
     assert!(matches!(
@@ -242,7 +244,9 @@ async fn every_field_round_trips_exactly() {
             OrderLookup::Id(order.id),
             None,
             Actor::system(),
-            Box::new(|o: &mut Order| Ok(Some(o.complete(Timestamp::now())?))),
+            ordo_store::OrderChange::new(|o: &mut Order, _| {
+                Ok(Some(o.complete(Timestamp::now())?))
+            }),
         )
         .await;
     assert!(matches!(

@@ -37,6 +37,19 @@ pub struct Problem {
     /// For a conflict with an existing order: its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_order_id: Option<String>,
+    /// For insufficient stock: every SKU that is short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortages: Option<Vec<ShortageBody>>,
+}
+
+/// A SKU an order could not reserve enough of.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShortageBody {
+    pub sku: String,
+    /// Units the order needed to reserve.
+    pub requested: i64,
+    /// Units available now.
+    pub available: i64,
 }
 
 /// One field at fault.
@@ -86,6 +99,8 @@ pub enum ApiError {
         errors: Vec<FieldError>,
         existing_order_id: Option<String>,
     },
+    #[error("not enough stock: {}", .0.iter().map(|s| format!("{} (requested {}, available {})", s.sku, s.requested, s.available)).collect::<Vec<_>>().join(", "))]
+    Short(Vec<ordo_domain::Shortage>),
     #[error("the Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyKeyReused(String),
     #[error("the service is temporarily unavailable; retry shortly")]
@@ -156,6 +171,11 @@ impl ApiError {
                 "conflict",
                 "The request conflicts with existing data",
             ),
+            E::Short(_) => (
+                StatusCode::CONFLICT,
+                "insufficient-stock",
+                "Not enough stock",
+            ),
             E::IdempotencyKeyReused(_) => (
                 StatusCode::CONFLICT,
                 "idempotency-key-reused",
@@ -191,6 +211,7 @@ impl ApiError {
             allowed_actions: None,
             current_version: None,
             existing_order_id: None,
+            shortages: None,
         };
         match self {
             ApiError::Validation(errors) => {
@@ -211,6 +232,29 @@ impl ApiError {
                 };
             }
             ApiError::Stale { current, .. } => p.current_version = Some(*current),
+            ApiError::Short(short) => {
+                p.errors = short
+                    .iter()
+                    .map(|s| {
+                        FieldError::new(
+                            format!("items[{}].quantity", s.line),
+                            format!("not enough {} in stock", s.sku),
+                        )
+                        .value(s.requested)
+                        .accepted(format!("at most {} (available now)", s.available))
+                    })
+                    .collect();
+                p.shortages = Some(
+                    short
+                        .iter()
+                        .map(|s| ShortageBody {
+                            sku: s.sku.as_str().to_string(),
+                            requested: s.requested,
+                            available: s.available,
+                        })
+                        .collect(),
+                );
+            }
             ApiError::Conflict {
                 errors,
                 existing_order_id,
@@ -240,6 +284,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "invalid-transition" => "The order's current status does not allow this action. `current_status` and `allowed_actions` say what can be done.",
         "stale-version" => "`If-Match` named an older version. Fetch the order (or product) again, re-apply your change, and send it with the new ETag.",
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
+        "insufficient-stock" => "Some SKUs have fewer units available than the order needs to reserve. `shortages` lists every one with the units requested and available; nothing was reserved. Adjust the quantities, restock, or try again later.",
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
         "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
@@ -322,6 +367,7 @@ impl From<ordo_domain::Refusal> for ApiError {
                 existing_order_id: None,
             },
             Refusal::Reconcile(ReconcileError::NotEditable(t)) => ApiError::Transition(t),
+            Refusal::Short(short) => ApiError::Short(short),
         }
     }
 }

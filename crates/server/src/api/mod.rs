@@ -7,6 +7,7 @@ pub mod events;
 pub mod extract;
 pub mod orders;
 pub mod products;
+pub mod settings;
 pub mod webhooks;
 
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -80,6 +81,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products::restore_product))
         .routes(routes!(products::adjust_stock))
         .routes(routes!(products::list_stock_movements))
+        .routes(routes!(settings::get_settings, settings::update_settings))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))
         .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))

@@ -12,7 +12,8 @@ use ordo_domain::order::{check_line_count, parse_external_value, parse_notes, Li
 use ordo_domain::{
     Action, Address, Buyer, Channel, ChannelId, Currency, Email, FieldError, FieldErrors,
     FulfillmentStatus, LineDraft, Namespace, Order, OrderDraft, OrderEvent, OrderId, OrderPatch,
-    OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164, Stage, Timestamp,
+    OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164, ReservationPolicy, Sku,
+    Stage, Timestamp,
 };
 use ordo_store::{Cursor, OrderFilter, OrderLookup, OrderQuery, Put, Sort, SortField};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +24,7 @@ use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use crate::app::AppState;
+use crate::catalog::Catalog;
 use crate::orders::{self, Created, Idempotency};
 
 // ---------------------------------------------------------------- shapes
@@ -63,17 +65,26 @@ pub struct AddressBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
+    /// A catalog product's SKU: the line takes its name, price and
+    /// attribute values from the product. Other items (where the tenant
+    /// allows them) need a `name` and a `unit_price`, and may carry the
+    /// seller's own code here.
     #[schema(example = "SKU-A")]
     pub sku: Option<String>,
+    /// Required for an item not in the catalog; a catalog item takes the product's.
     #[schema(example = "Product A")]
     pub name: Option<String>,
     pub description: Option<String>,
     #[schema(example = 2, minimum = 1, maximum = 1000000)]
     pub quantity: i64,
     /// Decimal string in major units with at most the currency's decimals.
+    /// Required for an item not in the catalog; for a catalog item, the
+    /// staff's price instead of the catalog's (the line then says so).
     #[schema(example = "5000.00")]
-    pub unit_price: String,
-    /// Size, colour, …: lower-case names, text values.
+    pub unit_price: Option<String>,
+    /// Size, colour, …: lower-case names, text values. For a catalog item,
+    /// among the values the product lists (each attribute with several
+    /// values must be chosen).
     #[serde(default)]
     #[schema(example = json!({"size": "M"}))]
     pub attributes: BTreeMap<String, String>,
@@ -160,6 +171,12 @@ pub struct LineResponse {
     /// `quantity × unit_price`, exactly.
     #[schema(example = "10000.00")]
     pub line_total: String,
+    /// The catalog product the line was taken from; `null` for an item not in the catalog.
+    pub product_id: Option<String>,
+    /// What the catalog asked for one unit when the line was taken.
+    pub catalog_price: Option<String>,
+    /// The staff set `unit_price` instead of the catalog's price.
+    pub price_overridden: bool,
 }
 
 /// Who made an order or a change.
@@ -224,6 +241,12 @@ pub struct OrderResponse {
     pub confirmed_at: Option<String>,
     pub completed_at: Option<String>,
     pub cancelled_at: Option<String>,
+    /// Units of stock reserved for the order, by SKU.
+    #[schema(example = json!({"ANKARA-DRESS": 2}))]
+    pub reserved: BTreeMap<String, u32>,
+    /// When the reservation of an unconfirmed order lapses (the order is
+    /// then cancelled with reason `reservation_expired`).
+    pub reserved_until: Option<String>,
     /// The timeline, with `?expand=events`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventResponse>>,
@@ -356,18 +379,19 @@ impl AddressBody {
 fn parse_lines(
     items: &[LineInput],
     currency: Currency,
+    catalog: &Catalog,
     errors: &mut FieldErrors,
 ) -> Option<Vec<LineDraft>> {
     errors.take(check_line_count(items.len()));
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let parsed = LineDraft::parse(
+        let parsed = catalog.line(
             LineText {
                 sku: item.sku.as_deref(),
                 name: item.name.as_deref(),
                 description: item.description.as_deref(),
                 quantity: item.quantity,
-                unit_price: &item.unit_price,
+                unit_price: item.unit_price.as_deref(),
                 attributes: &item.attributes,
             },
             currency,
@@ -407,8 +431,21 @@ fn parse_external_ids(
     out
 }
 
+/// The SKUs a request's lines name.
+pub(crate) fn line_skus(items: &[LineInput]) -> Vec<Sku> {
+    items
+        .iter()
+        .filter_map(|i| Sku::parse(i.sku.as_deref()?).ok())
+        .collect()
+}
+
 impl CreateOrderRequest {
-    pub fn into_draft(self) -> Result<OrderDraft, ApiError> {
+    /// The SKUs its lines name, to read from the catalog.
+    pub fn skus(&self) -> Vec<Sku> {
+        line_skus(&self.items)
+    }
+
+    pub fn into_draft(self, catalog: &Catalog) -> Result<OrderDraft, ApiError> {
         let mut errors = FieldErrors::new();
         let currency = errors.take(Currency::parse(&self.currency).map_err(|e| {
             FieldError::new("currency", e.to_string())
@@ -416,7 +453,7 @@ impl CreateOrderRequest {
                 .accepted("an ISO 4217 code such as NGN, USD, EUR, JPY or KWD")
         }));
         let buyer = errors.take_all(self.buyer.parse());
-        let lines = currency.and_then(|c| parse_lines(&self.items, c, &mut errors));
+        let lines = currency.and_then(|c| parse_lines(&self.items, c, catalog, &mut errors));
         let shipping = self
             .shipping_address
             .as_ref()
@@ -444,13 +481,13 @@ impl CreateOrderRequest {
 }
 
 impl UpdateOrderRequest {
-    fn into_patch(self, currency: Currency) -> Result<OrderPatch, ApiError> {
+    fn into_patch(self, currency: Currency, catalog: &Catalog) -> Result<OrderPatch, ApiError> {
         let mut errors = FieldErrors::new();
         let buyer = self.buyer.as_ref().and_then(|b| errors.take_all(b.parse()));
         let lines = self
             .items
             .as_ref()
-            .and_then(|items| parse_lines(items, currency, &mut errors));
+            .and_then(|items| parse_lines(items, currency, catalog, &mut errors));
         let shipping = self
             .shipping_address
             .map(|a| a.and_then(|a| errors.take_all(a.parse("shipping_address"))));
@@ -884,6 +921,9 @@ impl OrderResponse {
                     unit_price: c.format_amount(l.unit_price),
                     attributes: l.attributes.clone(),
                     line_total: c.format_amount(l.line_total),
+                    product_id: l.product_id.map(|p| p.to_string()),
+                    catalog_price: l.catalog_price.map(|p| c.format_amount(p)),
+                    price_overridden: l.price_overridden(),
                 })
                 .collect(),
             shipping_address: o.shipping_address.as_ref().map(AddressBody::from_domain),
@@ -910,6 +950,12 @@ impl OrderResponse {
             confirmed_at: o.confirmed_at.map(time),
             completed_at: o.completed_at.map(time),
             cancelled_at: o.cancelled_at.map(time),
+            reserved: o
+                .reserved
+                .iter()
+                .map(|(sku, n)| (sku.as_str().to_string(), *n))
+                .collect(),
+            reserved_until: o.reserved_until.map(time),
             events: None,
         }
     }
@@ -918,7 +964,7 @@ impl OrderResponse {
 /// The version of [`render`]'s output. The store keeps each order's
 /// rendering and serves it as is; bump this whenever `OrderResponse` or its
 /// parts change, and older renderings are redone when read.
-pub const RENDER_VERSION: u32 = 1;
+pub const RENDER_VERSION: u32 = 2;
 
 /// How the store renders orders for the API.
 pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
@@ -986,6 +1032,26 @@ fn location(order_id: &str) -> HeaderValue {
 
 // ---------------------------------------------------------------- handlers
 
+/// A create request's draft, its catalog lines taken from the catalog.
+async fn draft(
+    state: &AppState,
+    principal: &Principal,
+    req: CreateOrderRequest,
+) -> Result<OrderDraft, ApiError> {
+    let settings = state
+        .settings()
+        .get(state.store(), principal.tenant_id)
+        .await?;
+    let catalog = Catalog::read(
+        state.store(),
+        principal.tenant_id,
+        req.skus(),
+        settings.free_text_lines,
+    )
+    .await?;
+    req.into_draft(&catalog)
+}
+
 /// Create an order.
 ///
 /// With an `Idempotency-Key` header, a repeat of the same request replays
@@ -1018,7 +1084,7 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders", &principal)?;
-    let draft = body.value.into_draft()?;
+    let draft = draft(&state, &principal, body.value).await?;
     let created = orders::create(state.store(), &principal, draft, idempotency, &render).await?;
     Ok(match created {
         Created::New { order, body } => {
@@ -1067,7 +1133,7 @@ pub async fn put_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let key = external_key(&namespace, &value)?;
-    let mut draft = body.value.into_draft()?;
+    let mut draft = draft(&state, &principal, body.value).await?;
     match draft.external_ids.get(&key.0) {
         Some(v) if *v != key.1 => {
             return Err(ApiError::field(
@@ -1321,21 +1387,43 @@ pub async fn update_order(
         .order(&principal.scope(), &lookup)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    let patch = body.value.into_patch(current.currency)?;
+    let req = body.value;
+    let free_text = state
+        .settings()
+        .get(state.store(), principal.tenant_id)
+        .await?
+        .free_text_lines;
+    let skus = req.items.as_deref().map(line_skus).unwrap_or_default();
+    let catalog = Catalog::read(state.store(), principal.tenant_id, skus, free_text).await?;
+    let patch = req.into_patch(current.currency, &catalog)?;
+    let skus = patch
+        .lines
+        .iter()
+        .flatten()
+        .filter(|l| l.product_id.is_some())
+        .filter_map(|l| l.sku.clone())
+        .collect();
     let changed = orders::change(
         state.store(),
         &principal,
         lookup,
         expected,
         Action::Edit,
-        move |o, now| Ok(o.edit(patch, now)?),
+        skus,
+        move |o, book, now| {
+            let event = o.edit(patch, now)?;
+            if event.is_some() {
+                o.sync_stock(book)?;
+            }
+            Ok(event)
+        },
     )
     .await?;
     Ok(order_response(StatusCode::OK, &changed.order))
 }
 
 macro_rules! action_handler {
-    ($name:ident, $path:literal, $action:expr, $doc:literal, $body:ty, |$o:ident, $now:ident, $req:ident| $apply:expr) => {
+    ($name:ident, $path:literal, $action:expr, $doc:literal, $body:ty, |$o:ident, $book:ident, $now:ident, $req:ident, $settings:ident| $apply:expr) => {
         #[doc = $doc]
         #[utoipa::path(
             post, path = $path, tag = "orders",
@@ -1346,7 +1434,7 @@ macro_rules! action_handler {
                 (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
                 (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
                 (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
-                (status = 409, description = "Not allowed from the current status; the body names it and the allowed actions", body = Problem, content_type = "application/problem+json"),
+                (status = 409, description = "Not allowed from the current status (the body names it and the allowed actions), or not enough stock to reserve (`/problems/insufficient-stock`: `shortages` lists every short SKU)", body = Problem, content_type = "application/problem+json"),
                 (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
                 (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
             ),
@@ -1362,7 +1450,8 @@ macro_rules! action_handler {
             principal.require(Permission::WriteOrders, "change orders")?;
             let lookup = lookup(&id)?;
             let expected = if_match(&headers)?;
-            let changed = orders::change(state.store(), &principal, lookup, expected, $action, move |$o, $now| $apply).await?;
+            let $settings = state.settings().get(state.store(), principal.tenant_id).await?;
+            let changed = orders::change(state.store(), &principal, lookup, expected, $action, Vec::new(), move |$o, $book, $now| $apply).await?;
             Ok(order_response(StatusCode::OK, &changed.order))
         }
     };
@@ -1372,17 +1461,27 @@ action_handler!(
     confirm_order,
     "/v1/orders/{id}/confirm",
     Action::Confirm,
-    "Confirm a pending order.",
+    "Confirm a pending order. Under the `on_confirm` reservation policy this reserves the stock of its catalog lines, or fails with a 409 listing every short SKU; an order that holds stock from its creation keeps it, no longer with an expiry.",
     EmptyRequest,
-    |o, now, _req| Ok(Some(o.confirm(now)?))
+    |o, book, now, _req, settings| {
+        let event = o.confirm(now)?;
+        if o.holds_stock || settings.reservation_policy != ReservationPolicy::None {
+            o.hold_stock(None, book)?;
+        }
+        Ok(Some(event))
+    }
 );
 action_handler!(
     complete_order,
     "/v1/orders/{id}/complete",
     Action::Complete,
-    "Complete a confirmed order.",
+    "Complete a confirmed order: what it holds of each product leaves the shop (deducted from on hand and from reserved).",
     EmptyRequest,
-    |o, now, _req| Ok(Some(o.complete(now)?))
+    |o, book, now, _req, _settings| {
+        let event = o.complete(now)?;
+        o.deduct_stock(book);
+        Ok(Some(event))
+    }
 );
 
 /// The reason of a cancel, checked.
@@ -1430,7 +1529,12 @@ pub async fn cancel_order(
         lookup,
         expected,
         Action::Cancel,
-        move |o, now| Ok(Some(o.cancel(reason, now)?)),
+        Vec::new(),
+        move |o, book, now| {
+            let event = o.cancel(reason, now)?;
+            o.release_stock(book)?;
+            Ok(Some(event))
+        },
     )
     .await?;
     Ok(order_response(StatusCode::OK, &changed.order))
@@ -1476,7 +1580,7 @@ mod tests {
             "notes": "line one\nline two"
         }))
         .expect("request");
-        let draft = request.into_draft().expect("valid");
+        let draft = request.into_draft(&Catalog::empty(true)).expect("valid");
         Order::create(
             draft,
             ordo_domain::NewOrder {
@@ -1521,7 +1625,7 @@ mod tests {
             shape.push_str(&schemas[name].to_string());
         }
         let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
-        let pinned = [(1, "4144147111ecb008")];
+        let pinned = [(2, "540a9f2672cfa2ee")];
         assert!(
             pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
             "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"

@@ -141,6 +141,8 @@ async fn keys_are_forgotten_after_24_hours_by_background_work() {
                 quantity: 1,
                 unit_price: 500_000,
                 attributes: Default::default(),
+                product_id: None,
+                catalog_price: None,
             }],
             shipping_address: None,
             billing_address: None,

@@ -19,5 +19,6 @@ mod operations;
 mod products;
 mod roundtrip;
 mod seed000;
+mod stock;
 mod validation;
 mod webhooks;

@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0008_products",
         include_str!("../../migrations/postgres/0008_products.sql"),
     ),
+    (
+        9,
+        "0009_tenant_settings",
+        include_str!("../../migrations/postgres/0009_tenant_settings.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -373,6 +378,19 @@ impl Store for PostgresStore {
         tenants::tenant_by_slug(&self.db().await?, slug).await
     }
 
+    async fn tenant_settings(&self, tenant: TenantId) -> Result<crate::TenantSettings> {
+        tenants::settings(&self.db().await?, tenant).await
+    }
+
+    async fn save_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: crate::TenantSettings,
+    ) -> Result<()> {
+        let json = serde_json::to_string(&settings).map_err(corrupt)?;
+        tenants::save_settings(&self.db().await?, tenant, &json).await
+    }
+
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
         tenants::create_api_key(&self.db().await?, &key).await
     }
@@ -640,6 +658,10 @@ impl Store for PostgresStore {
 
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
         products::get(&self.db().await?, tenant, sku).await
+    }
+
+    async fn products_by_sku(&self, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>> {
+        products::by_sku(&self.db().await?, tenant, skus).await
     }
 
     async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>> {

@@ -478,9 +478,14 @@ pub(super) async fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let Some(draft) = crate::run_change(&mut order, change)? else {
+    let skus = change.stock_skus(&order);
+    let products = super::products::lock(tx, order.tenant_id, &skus).await?;
+    let Some((draft, products, movements)) =
+        crate::run_change(&mut order, change, products, actor)?
+    else {
         return Ok(Changed { order, event: None });
     };
+    super::products::save(tx, &products, &movements).await?;
     let api = (renderer.render)(&order);
     // Sent and answered before the row changes: the latest event keeps the
     // rendering it shared with the row.

@@ -148,6 +148,65 @@ pub(super) async fn change(
     Ok((done.product, done.movement))
 }
 
+/// The products of `skus` that exist, in SKU order; with `lock`, locked
+/// for the rest of the transaction (taken in SKU order, so two changes
+/// never wait on each other in a circle).
+async fn of_skus<C: GenericClient>(
+    db: &C,
+    tenant: TenantId,
+    skus: &[Sku],
+    lock: bool,
+) -> Result<Vec<Product>> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = db
+        .prepare_cached(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant_id = $1 AND sku = ANY($2)
+              ORDER BY sku{}",
+            if lock { " FOR UPDATE" } else { "" }
+        ))
+        .await
+        .map_err(db_error)?;
+    let names: Vec<&str> = skus.iter().map(Sku::as_str).collect();
+    db.query(&stmt, &[&tenant.to_string(), &names])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| product_row(r).into_product(tenant))
+        .collect()
+}
+
+pub(super) async fn by_sku(db: &Db, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>> {
+    of_skus(db, tenant, skus, false).await
+}
+
+/// Locks the products of `skus` for a change to an order.
+pub(super) async fn lock<C: GenericClient>(
+    tx: &C,
+    tenant: TenantId,
+    skus: &[Sku],
+) -> Result<Vec<Product>> {
+    of_skus(tx, tenant, skus, true).await
+}
+
+/// Writes what a change to an order did to stock.
+pub(super) async fn save<C: GenericClient>(
+    tx: &C,
+    products: &[Product],
+    movements: &[StockMovement],
+) -> Result<()> {
+    for p in products {
+        if write(tx, &UPDATE, p).await? != 1 {
+            return Err(corrupt("a locked product changed"));
+        }
+    }
+    for m in movements {
+        record(tx, m).await?;
+    }
+    Ok(())
+}
+
 async fn record<C: GenericClient>(db: &C, m: &StockMovement) -> Result<()> {
     let stmt = db
         .prepare_cached(&format!(

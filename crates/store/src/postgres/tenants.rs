@@ -4,7 +4,7 @@ use ordo_domain::{ApiKeyId, Role, SecretHash, TenantId, Timestamp};
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
-use crate::{ApiKey, NewApiKey, Result, StoreError, Tenant};
+use crate::{ApiKey, NewApiKey, Result, StoreError, Tenant, TenantSettings};
 
 fn tenant(row: &Row) -> Result<Tenant> {
     Ok(Tenant {
@@ -73,6 +73,31 @@ pub(super) async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<Tenant>
         .as_ref()
         .map(tenant)
         .transpose()
+}
+
+pub(super) async fn settings(db: &Db, tenant: TenantId) -> Result<TenantSettings> {
+    let stmt = db
+        .prepare_cached("SELECT settings FROM tenants WHERE id = $1")
+        .await
+        .map_err(db_error)?;
+    let row = db
+        .query_opt(&stmt, &[&tenant.to_string()])
+        .await
+        .map_err(db_error)?
+        .ok_or(StoreError::NotFound)?;
+    serde_json::from_str(row.get::<_, &str>(0)).map_err(corrupt)
+}
+
+pub(super) async fn save_settings(db: &Db, tenant: TenantId, json: &str) -> Result<()> {
+    let stmt = db
+        .prepare_cached("UPDATE tenants SET settings = $2 WHERE id = $1")
+        .await
+        .map_err(db_error)?;
+    match db.execute(&stmt, &[&tenant.to_string(), &json]).await {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(StoreError::NotFound),
+        Err(e) => Err(db_error(e)),
+    }
 }
 
 const KEY_COLUMNS: &str = "tenant_id, id, name, role, hint, created_at, revoked_at";

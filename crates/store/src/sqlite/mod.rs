@@ -78,6 +78,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_products",
         include_str!("../../migrations/sqlite/0008_products.sql"),
     ),
+    (
+        9,
+        "0009_tenant_settings",
+        include_str!("../../migrations/sqlite/0009_tenant_settings.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.
@@ -447,6 +452,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tenant_settings(&self, tenant: TenantId) -> Result<crate::TenantSettings> {
+        self.point_read(|conn| tenants::settings(conn, tenant))
+            .await
+    }
+
+    async fn save_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: crate::TenantSettings,
+    ) -> Result<()> {
+        let json =
+            serde_json::to_string(&settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.queue
+            .write(move |conn| tenants::save_settings(conn, tenant, &json))
+            .await
+    }
+
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {
         self.queue
             .write(move |conn| tenants::create_api_key(conn, &key))
@@ -740,6 +762,12 @@ impl Store for SqliteStore {
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>> {
         let sku = sku.clone();
         self.point_read(move |conn| products::get(conn, tenant, &sku))
+            .await
+    }
+
+    async fn products_by_sku(&self, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>> {
+        let skus = skus.to_vec();
+        self.point_read(move |conn| products::for_change(conn, tenant, &skus))
             .await
     }
 

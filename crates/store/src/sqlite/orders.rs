@@ -360,12 +360,17 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let Some(draft) = crate::run_change(&mut order, change)? else {
+    let skus = change.stock_skus(&order);
+    let products = super::products::for_change(conn, order.tenant_id, &skus)?;
+    let Some((draft, products, movements)) =
+        crate::run_change(&mut order, change, products, actor)?
+    else {
         return Ok(Changed { order, event: None });
     };
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
+    super::products::save(conn, &products, &movements)?;
     let stored = Stored::of(&order, renderer, None)?;
     keep_snapshot(conn, &order)?;
     update_row(conn, &order, stored, renderer)?;

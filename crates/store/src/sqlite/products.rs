@@ -131,6 +131,33 @@ pub(super) fn change(
     Ok((done.product, done.movement))
 }
 
+/// The products of `skus` (those that exist), for a change to an order.
+pub(super) fn for_change(
+    conn: &Connection,
+    tenant: TenantId,
+    skus: &[Sku],
+) -> Result<Vec<Product>> {
+    let mut found = Vec::with_capacity(skus.len());
+    for sku in skus {
+        found.extend(get(conn, tenant, sku)?);
+    }
+    Ok(found)
+}
+
+/// Writes what a change to an order did to stock.
+pub(super) fn save(
+    conn: &Connection,
+    products: &[Product],
+    movements: &[StockMovement],
+) -> Result<()> {
+    for p in products {
+        if write(conn, &UPDATE, p).map_err(unavailable)? != 1 {
+            return Err(corrupt("a product changed under the writer"));
+        }
+    }
+    movements.iter().try_for_each(|m| record(conn, m))
+}
+
 fn record(conn: &Connection, m: &StockMovement) -> Result<()> {
     let actor = catalog::actor_json(m)?;
     conn.prepare_cached(&format!(

@@ -4,7 +4,7 @@ use ordo_domain::{ApiKeyId, Role, SecretHash, TenantId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
-use crate::{ApiKey, NewApiKey, Result, StoreError, Tenant};
+use crate::{ApiKey, NewApiKey, Result, StoreError, Tenant, TenantSettings};
 
 fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -57,6 +57,27 @@ pub(super) fn tenant_by_slug(conn: &Connection, slug: &str) -> Result<Option<Ten
         .map_err(unavailable)?
         .map(tenant)
         .transpose()
+}
+
+pub(super) fn settings(conn: &Connection, tenant: TenantId) -> Result<TenantSettings> {
+    let json: String = conn
+        .prepare_cached("SELECT settings FROM tenants WHERE id = ?1")
+        .and_then(|mut s| s.query_row([tenant.to_string()], |r| r.get(0)).optional())
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound)?;
+    serde_json::from_str(&json).map_err(corrupt)
+}
+
+pub(super) fn save_settings(conn: &Connection, tenant: TenantId, json: &str) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE tenants SET settings = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![tenant.to_string(), json]))
+        .map_err(unavailable)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
 }
 
 const KEY_COLUMNS: &str = "tenant_id, id, name, role, hint, created_at, revoked_at";
