@@ -270,3 +270,70 @@ pub(crate) fn run_change(
         movement,
     })
 }
+
+/// One product's stock three ways: its counters, what the tenant's orders
+/// hold of it, and the sums of its movements. In balance, the three agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLedger {
+    pub sku: Sku,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// The sum of what every order holds of it.
+    pub held_by_orders: i64,
+    /// The sums of its movements' changes.
+    pub on_hand_moved: i64,
+    pub reserved_moved: i64,
+}
+
+impl StockLedger {
+    pub fn in_balance(&self) -> bool {
+        self.reserved == self.held_by_orders
+            && self.on_hand == self.on_hand_moved
+            && self.reserved == self.reserved_moved
+    }
+}
+
+/// Puts the three sums together, by SKU: products first, then what orders
+/// hold and what movements add up to (a SKU held or moved but with no
+/// product shows with zero counters).
+pub(crate) fn ledger(
+    products: Vec<(String, i64, i64)>,
+    held: Vec<(String, i64)>,
+    moved: Vec<(String, i64, i64)>,
+) -> Result<Vec<StockLedger>> {
+    fn entry<'a>(
+        out: &'a mut BTreeMap<String, StockLedger>,
+        sku: &str,
+    ) -> Result<&'a mut StockLedger> {
+        if !out.contains_key(sku) {
+            let parsed = Sku::parse(sku).map_err(corrupt)?;
+            out.insert(
+                sku.to_string(),
+                StockLedger {
+                    sku: parsed,
+                    on_hand: 0,
+                    reserved: 0,
+                    held_by_orders: 0,
+                    on_hand_moved: 0,
+                    reserved_moved: 0,
+                },
+            );
+        }
+        out.get_mut(sku).ok_or_else(|| corrupt("ledger entry"))
+    }
+    let mut out: BTreeMap<String, StockLedger> = BTreeMap::new();
+    for (sku, on_hand, reserved) in products {
+        let e = entry(&mut out, &sku)?;
+        e.on_hand = on_hand;
+        e.reserved = reserved;
+    }
+    for (sku, n) in held {
+        entry(&mut out, &sku)?.held_by_orders = n;
+    }
+    for (sku, on_hand, reserved) in moved {
+        let e = entry(&mut out, &sku)?;
+        e.on_hand_moved = on_hand;
+        e.reserved_moved = reserved;
+    }
+    Ok(out.into_values().collect())
+}

@@ -22,7 +22,7 @@ use ordo_domain::{
     WebhookEndpointId,
 };
 
-pub use catalog::{ProductChange, ProductQuery};
+pub use catalog::{ProductChange, ProductQuery, StockLedger};
 
 pub mod catalog;
 pub mod fanout;
@@ -679,6 +679,9 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<u64>,
         change: ProductChange,
     ) -> Result<(Product, Option<StockMovement>)>;
+    /// Every product's stock three ways (counters, what orders hold, what
+    /// movements add up to), by SKU, read in one snapshot.
+    async fn stock_ledger(&self, tenant: TenantId) -> Result<Vec<StockLedger>>;
     /// A product's stock movements, oldest first, after `after`.
     async fn stock_movements(
         &self,

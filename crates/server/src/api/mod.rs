@@ -81,6 +81,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products::restore_product))
         .routes(routes!(products::adjust_stock))
         .routes(routes!(products::list_stock_movements))
+        .routes(routes!(products::reconcile_stock))
         .routes(routes!(settings::get_settings, settings::update_settings))
         .routes(routes!(events::list_events))
         .routes(routes!(events::stream_events))

@@ -839,3 +839,65 @@ pub async fn list_stock_movements(
             .collect(),
     }))
 }
+
+/// A product whose stock does not add up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DriftResponse {
+    pub sku: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// The sum of what the tenant's orders hold of it; should equal `reserved`.
+    pub held_by_orders: i64,
+    /// The sums of its stock movements; should equal `on_hand` and `reserved`.
+    pub on_hand_by_movements: i64,
+    pub reserved_by_movements: i64,
+}
+
+/// What a reconciliation found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReconcileResponse {
+    /// True when every product's stock adds up.
+    pub in_balance: bool,
+    /// How many products (and SKUs held or moved) were checked.
+    pub checked: usize,
+    /// Every product whose stock does not add up (there should be none).
+    pub drift: Vec<DriftResponse>,
+}
+
+/// Check the stock: every product's reserved units against what the
+/// tenant's orders hold, and its counters against the sum of its stock
+/// movements, in one consistent read.
+#[utoipa::path(
+    get, path = "/v1/stock/reconcile", tag = "products",
+    responses(
+        (status = 200, description = "What was found", body = ReconcileResponse),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reconcile_stock(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<axum::Json<ReconcileResponse>, ApiError> {
+    let ledger = state.store().stock_ledger(principal.tenant_id).await?;
+    let drift: Vec<DriftResponse> = ledger
+        .iter()
+        .filter(|l| !l.in_balance())
+        .map(|l| DriftResponse {
+            sku: l.sku.as_str().to_string(),
+            on_hand: l.on_hand,
+            reserved: l.reserved,
+            held_by_orders: l.held_by_orders,
+            on_hand_by_movements: l.on_hand_moved,
+            reserved_by_movements: l.reserved_moved,
+        })
+        .collect();
+    if !drift.is_empty() {
+        tracing::error!(tenant = %principal.tenant_id, skus = drift.len(), "stock drift found");
+    }
+    Ok(axum::Json(ReconcileResponse {
+        in_balance: drift.is_empty(),
+        checked: ledger.len(),
+        drift,
+    }))
+}

@@ -685,6 +685,10 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn stock_ledger(&self, tenant: TenantId) -> Result<Vec<crate::StockLedger>> {
+        products::ledger(&mut self.db().await?, tenant).await
+    }
+
     async fn stock_movements(
         &self,
         tenant: TenantId,

@@ -238,6 +238,53 @@ async fn record<C: GenericClient>(db: &C, m: &StockMovement) -> Result<()> {
     Ok(())
 }
 
+/// The stock ledger, in one repeatable-read snapshot.
+pub(super) async fn ledger(db: &mut Db, tenant: TenantId) -> Result<Vec<catalog::StockLedger>> {
+    let tx = db
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(db_error)?;
+    let t = tenant.to_string();
+    let products = tx
+        .query(
+            "SELECT sku, on_hand, reserved FROM products WHERE tenant_id = $1",
+            &[&t],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let held = tx
+        .query(
+            "SELECT j.key, SUM(j.value::bigint)::bigint FROM orders o,
+                    jsonb_each_text(o.body -> 'reserved') j
+              WHERE o.tenant_id = $1 GROUP BY j.key",
+            &[&t],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let moved = tx
+        .query(
+            "SELECT sku, SUM(on_hand_change)::bigint, SUM(reserved_change)::bigint
+               FROM stock_movements WHERE tenant_id = $1 GROUP BY sku",
+            &[&t],
+        )
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    tx.commit().await.map_err(db_error)?;
+    catalog::ledger(products, held, moved)
+}
+
 pub(super) async fn movements(
     db: &Db,
     tenant: TenantId,

@@ -789,6 +789,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stock_ledger(&self, tenant: TenantId) -> Result<Vec<crate::StockLedger>> {
+        self.read(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(unavailable)?;
+            let ledger = products::ledger(&tx, tenant)?;
+            tx.finish().map_err(unavailable)?;
+            Ok(ledger)
+        })
+        .await
+    }
+
     async fn stock_movements(
         &self,
         tenant: TenantId,

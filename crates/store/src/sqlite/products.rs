@@ -185,6 +185,39 @@ fn record(conn: &Connection, m: &StockMovement) -> Result<()> {
     Ok(())
 }
 
+/// The stock ledger; the caller runs it in one read transaction.
+pub(super) fn ledger(conn: &Connection, tenant: TenantId) -> Result<Vec<catalog::StockLedger>> {
+    let t = tenant.to_string();
+    let products = conn
+        .prepare_cached("SELECT sku, on_hand, reserved FROM products WHERE tenant_id = ?1")
+        .and_then(|mut s| {
+            s.query_map([&t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    let held = conn
+        .prepare_cached(
+            "SELECT j.key, SUM(j.value) FROM orders o, json_each(o.body, '$.reserved') j
+              WHERE o.tenant_id = ?1 GROUP BY j.key",
+        )
+        .and_then(|mut s| {
+            s.query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    let moved = conn
+        .prepare_cached(
+            "SELECT sku, SUM(on_hand_change), SUM(reserved_change) FROM stock_movements
+              WHERE tenant_id = ?1 GROUP BY sku",
+        )
+        .and_then(|mut s| {
+            s.query_map([&t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    catalog::ledger(products, held, moved)
+}
+
 pub(super) fn movements(
     conn: &Connection,
     tenant: TenantId,
