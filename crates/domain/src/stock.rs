@@ -19,6 +19,9 @@ use crate::order::{Order, Refusal, Sku};
 use crate::product::{MovementKind, Product, StockMovement};
 use crate::timestamp::Timestamp;
 
+/// The reason of an order cancelled because its reservation lapsed.
+pub const RESERVATION_EXPIRED: &str = "reservation_expired";
+
 /// A SKU an order could not reserve enough of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {
@@ -141,6 +144,20 @@ impl StockBook {
     }
 }
 
+impl StockBook {
+    /// Reserves what a new order holds (planned on the products as read
+    /// before its transaction), on the products as they are now: all of it,
+    /// or nothing and every SKU that is short.
+    pub fn reserve_new(&mut self, order: &Order) -> Result<(), Refusal> {
+        let changes: BTreeMap<Sku, i64> = order
+            .reserved
+            .iter()
+            .map(|(sku, n)| (sku.clone(), i64::from(*n)))
+            .collect();
+        self.hold(order, &changes).map_err(Refusal::Short)
+    }
+}
+
 impl Order {
     /// The SKUs whose products a change to this order may move: those of
     /// its catalog lines and those it holds.
@@ -216,6 +233,24 @@ impl Order {
         self.holds_stock = false;
         self.reserved_until = None;
         self.sync_stock(book)
+    }
+
+    /// Lets an unconfirmed order's reservation lapse once `reserved_until`
+    /// has passed: the stock is released and the order cancelled with
+    /// reason `reservation_expired`. `None` if it was confirmed, cancelled
+    /// or given more time meanwhile.
+    pub fn expire_reservation(
+        &mut self,
+        now: Timestamp,
+        book: &mut StockBook,
+    ) -> Result<Option<crate::EventDraft>, Refusal> {
+        let due = self.holds_stock && self.reserved_until.is_some_and(|t| t <= now);
+        if !due || self.status != crate::OrderStatus::Pending {
+            return Ok(None);
+        }
+        let event = self.cancel(RESERVATION_EXPIRED.to_string(), now)?;
+        self.release_stock(book)?;
+        Ok(Some(event))
     }
 
     /// The goods left the shop: what the order holds comes off both the

@@ -44,6 +44,11 @@ impl Catalog {
         })
     }
 
+    /// The products read.
+    pub fn products(&self) -> Vec<Product> {
+        self.products.values().cloned().collect()
+    }
+
     /// A catalog without products: every line is free text, if allowed.
     pub fn empty(free_text: bool) -> Catalog {
         Catalog {

@@ -15,6 +15,13 @@ use crate::app::AppState;
 /// Forgets idempotency keys past their retention, hourly.
 pub const PRUNE_IDEMPOTENCY_KEYS: &str = "prune-idempotency-keys";
 
+/// Lets lapsed stock reservations go (releasing the stock and cancelling
+/// the order), every poll interval.
+pub const EXPIRE_RESERVATIONS: &str = "expire-reservations";
+
+/// Orders expired per run of [`EXPIRE_RESERVATIONS`] (the next run takes the rest).
+const EXPIRE_BATCH: u32 = 500;
+
 /// Jobs claimed per poll (and run at once).
 const BATCH: u32 = 256;
 
@@ -92,15 +99,17 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
     );
     let node = node_name();
     let store = state.store();
-    let first = NewJob {
-        tenant_id: None,
-        key: PRUNE_IDEMPOTENCY_KEYS.into(),
-        kind: PRUNE_IDEMPOTENCY_KEYS.into(),
-        payload: serde_json::json!({}),
-        run_at: Timestamp::now(),
-    };
-    if let Err(e) = store.schedule_job(first).await {
-        tracing::warn!(error = %e, "could not schedule the idempotency key sweep");
+    for kind in [PRUNE_IDEMPOTENCY_KEYS, EXPIRE_RESERVATIONS] {
+        let first = NewJob {
+            tenant_id: None,
+            key: kind.into(),
+            kind: kind.into(),
+            payload: serde_json::json!({}),
+            run_at: Timestamp::now(),
+        };
+        if let Err(e) = store.schedule_job(first).await {
+            tracing::warn!(error = %e, job = kind, "could not schedule a periodic job");
+        }
     }
     let mut tick = tokio::time::interval(poll);
     let mut measured = std::time::Instant::now() - Duration::from_secs(60);
@@ -135,7 +144,10 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         let jobs = if jobs_claimed.is_none_or(|at| at.elapsed() >= poll) {
             jobs_claimed = Some(std::time::Instant::now());
             store
-                .claim_jobs(claim(vec![PRUNE_IDEMPOTENCY_KEYS.into()]))
+                .claim_jobs(claim(vec![
+                    PRUNE_IDEMPOTENCY_KEYS.into(),
+                    EXPIRE_RESERVATIONS.into(),
+                ]))
                 .await
         } else {
             Ok(Vec::new())
@@ -216,6 +228,34 @@ async fn report_backlog(state: &AppState) {
 }
 
 /// Ends a claimed job (a delivery with no attempt to record, too).
+/// Cancels the pending orders whose reservation lapsed by `now`, releasing
+/// their stock, each in its own write (an order confirmed meanwhile is left
+/// alone); returns how many it cancelled.
+async fn expire_reservations(state: &AppState, now: Timestamp) -> ordo_store::Result<usize> {
+    let due = state.store().lapsed_reservations(now, EXPIRE_BATCH).await?;
+    let mut expired = 0;
+    for (tenant, id) in due {
+        let change = ordo_store::OrderChange::new(move |o, book| o.expire_reservation(now, book));
+        let changed = state
+            .store()
+            .change_order(
+                ordo_store::Scope::tenant(tenant),
+                ordo_store::OrderLookup::Id(id),
+                None,
+                ordo_domain::Actor::system(),
+                change,
+            )
+            .await?;
+        if changed.event.is_some() {
+            expired += 1;
+        }
+    }
+    if expired > 0 {
+        tracing::info!(expired, "cancelled orders whose stock reservation lapsed");
+    }
+    Ok(expired)
+}
+
 pub(crate) async fn end(state: &AppState, job: &Job, outcome: JobOutcome) {
     match state.store().finish_job(job, outcome).await {
         Ok(true) => {}
@@ -240,6 +280,13 @@ async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome
                 }
                 JobOutcome::Again(now.plus_millis(3_600_000))
             })
+        }
+        EXPIRE_RESERVATIONS => {
+            let every =
+                i64::try_from(state.config().jobs.poll_interval_ms.max(100)).unwrap_or(1000);
+            expire_reservations(state, now)
+                .await
+                .map(|_| JobOutcome::Again(now.plus_millis(every)))
         }
         other => {
             let error = format!("no handler for jobs of kind {other:?}");

@@ -24,15 +24,26 @@ pub struct Idempotency {
     pub fingerprint: [u8; 32],
 }
 
-/// A new order from `draft`, with the tenant's next reference, ready to insert.
+/// A new order that reserves its stock from the start (the `on_create`
+/// policy): until when, and its products as read before its transaction.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub until: Timestamp,
+    pub products: Vec<ordo_domain::Product>,
+}
+
+/// A new order from `draft`, with the tenant's next reference, ready to
+/// insert; with `hold`, holding its stock (the store reserves it on the
+/// products as they are in the insert's transaction).
 async fn new_record(
     store: &dyn Store,
     principal: &Principal,
     draft: &OrderDraft,
     now: Timestamp,
+    hold: Option<&Hold>,
 ) -> Result<NewOrderRecord, ApiError> {
     let reference = store.next_reference(principal.tenant_id).await?;
-    let (order, event) = Order::create(
+    let (mut order, event) = Order::create(
         draft.clone(),
         NewOrder {
             tenant_id: principal.tenant_id,
@@ -41,6 +52,15 @@ async fn new_record(
             now,
         },
     )?;
+    if let Some(hold) = hold {
+        let mut book = StockBook::new(hold.products.clone(), principal.actor(), now);
+        order.hold_stock(Some(hold.until), &mut book)?;
+        // Nothing to hold (no tracked catalog lines): nothing to let lapse.
+        if order.reserved.is_empty() {
+            order.holds_stock = false;
+            order.reserved_until = None;
+        }
+    }
     Ok(NewOrderRecord {
         order,
         event,
@@ -68,12 +88,13 @@ pub async fn create(
     principal: &Principal,
     draft: OrderDraft,
     idempotency: Option<Idempotency>,
+    hold: Option<Hold>,
     render: &(dyn Fn(&Order) -> Vec<u8> + Sync),
 ) -> Result<Created, ApiError> {
     let scope = principal.scope();
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let mut record = new_record(store, principal, &draft, now).await?;
+        let mut record = new_record(store, principal, &draft, now, hold.as_ref()).await?;
         let body = render(&record.order);
         record.idempotency = idempotency.as_ref().map(|i| IdempotencyClaim {
             key: i.key.clone(),
@@ -141,10 +162,11 @@ pub async fn put(
     principal: &Principal,
     key: (Namespace, String),
     draft: OrderDraft,
+    hold: Option<Hold>,
 ) -> Result<Put, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let record = new_record(store, principal, &draft, now).await?;
+        let record = new_record(store, principal, &draft, now, hold.as_ref()).await?;
         let wanted = draft.clone();
         let change = OrderChange::new(move |existing: &mut Order, book: &mut StockBook| {
             match existing.reconcile(wanted)? {

@@ -281,6 +281,18 @@ impl OrderChange {
     }
 }
 
+/// Reserves, on `products` as read in the insert's transaction, what a new
+/// order holds; returns the products changed and their movements.
+pub(crate) fn reserve_new(
+    order: &Order,
+    products: Vec<Product>,
+    actor: &Actor,
+) -> Result<(Vec<Product>, Vec<StockMovement>)> {
+    let mut book = StockBook::new(products, actor.clone(), Timestamp::now());
+    book.reserve_new(order)?;
+    Ok(book.into_changes())
+}
+
 /// What a change did: its event, and the products it changed with their
 /// stock movements.
 pub(crate) type ChangeDone = (EventDraft, Vec<Product>, Vec<StockMovement>);
@@ -565,6 +577,13 @@ pub trait Store: Send + Sync + 'static {
         change: OrderChange,
     ) -> Result<Changed>;
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>>;
+    /// Up to `limit` pending orders, of any tenant, whose stock
+    /// reservation lapsed at or before `now`.
+    async fn lapsed_reservations(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, OrderId)>>;
     /// Forgets idempotency keys first used before `before`.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
 

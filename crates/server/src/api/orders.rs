@@ -1032,12 +1032,13 @@ fn location(order_id: &str) -> HeaderValue {
 
 // ---------------------------------------------------------------- handlers
 
-/// A create request's draft, its catalog lines taken from the catalog.
+/// A create request's draft, its catalog lines taken from the catalog, and
+/// under the `on_create` policy, how the new order holds its stock.
 async fn draft(
     state: &AppState,
     principal: &Principal,
     req: CreateOrderRequest,
-) -> Result<OrderDraft, ApiError> {
+) -> Result<(OrderDraft, Option<orders::Hold>), ApiError> {
     let settings = state
         .settings()
         .get(state.store(), principal.tenant_id)
@@ -1049,7 +1050,12 @@ async fn draft(
         settings.free_text_lines,
     )
     .await?;
-    req.into_draft(&catalog)
+    let draft = req.into_draft(&catalog)?;
+    let hold = (settings.reservation_policy == ReservationPolicy::OnCreate).then(|| orders::Hold {
+        until: Timestamp::now().plus_millis(i64::from(settings.reservation_minutes) * 60_000),
+        products: catalog.products(),
+    });
+    Ok((draft, hold))
 }
 
 /// Create an order.
@@ -1084,8 +1090,9 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders", &principal)?;
-    let draft = draft(&state, &principal, body.value).await?;
-    let created = orders::create(state.store(), &principal, draft, idempotency, &render).await?;
+    let (draft, hold) = draft(&state, &principal, body.value).await?;
+    let created =
+        orders::create(state.store(), &principal, draft, idempotency, hold, &render).await?;
     Ok(match created {
         Created::New { order, body } => {
             let mut r = json_response(StatusCode::CREATED, body, Some(order.version));
@@ -1133,7 +1140,7 @@ pub async fn put_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let key = external_key(&namespace, &value)?;
-    let mut draft = draft(&state, &principal, body.value).await?;
+    let (mut draft, hold) = draft(&state, &principal, body.value).await?;
     match draft.external_ids.get(&key.0) {
         Some(v) if *v != key.1 => {
             return Err(ApiError::field(
@@ -1159,7 +1166,7 @@ pub async fn put_order(
         ));
     }
     Ok(
-        match orders::put(state.store(), &principal, key, draft).await? {
+        match orders::put(state.store(), &principal, key, draft, hold).await? {
             Put::Created(order) => {
                 let mut r = order_response(StatusCode::CREATED, &order);
                 r.headers_mut()

@@ -433,3 +433,104 @@ async fn reconcile_reports_stock_that_does_not_add_up() {
         json!([{"sku": "A", "on_hand": 4, "reserved": 1, "held_by_orders": 0, "on_hand_by_movements": 4, "reserved_by_movements": 0}])
     );
 }
+
+#[tokio::test]
+async fn on_create_reservations_hold_stock_until_they_lapse() {
+    let app = crate::helpers::spawn_app_with(|c| c.jobs.poll_interval_ms = 100).await;
+    app.settings(json!({"reservation_policy": "on_create", "reservation_minutes": 1}))
+        .await;
+    let mut body = dress("A", 5);
+    body["attributes"] = json!({});
+    app.add_product(&body).await;
+    let before = ordo_domain::Timestamp::now();
+    let kept = app
+        .create(&order_of(json!([{"sku": "A", "quantity": 2}])))
+        .await;
+    assert_eq!(kept["reserved"], json!({"A": 2}));
+    let until =
+        ordo_domain::Timestamp::parse_rfc3339(kept["reserved_until"].as_str().unwrap()).unwrap();
+    let ahead = until.unix_millis() - before.unix_millis();
+    assert!((59_000..=61_000).contains(&ahead), "{ahead} ms ahead");
+    // Creating more than is available is refused, naming what is short.
+    let p = problem(
+        app.post(
+            "/v1/orders",
+            &order_of(json!([{"sku": "A", "quantity": 4}])),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        p["shortages"],
+        json!([{"sku": "A", "requested": 4, "available": 3}])
+    );
+    // Free-text orders hold nothing, so nothing lapses.
+    let free = app
+        .create(&order_of(
+            json!([{"name": "Gift wrap", "quantity": 1, "unit_price": "5.00"}]),
+        ))
+        .await;
+    assert_eq!(free["reserved_until"], Value::Null);
+    let lapsing = app
+        .create(&order_of(json!([{"sku": "A", "quantity": 3}])))
+        .await;
+    assert_eq!(app.stock("A").await, (5, 5));
+    // Confirming keeps the stock and drops the expiry.
+    let confirmed: Value = app.act(&kept, "confirm").await.json().await.unwrap();
+    assert_eq!(
+        (&confirmed["reserved"], &confirmed["reserved_until"]),
+        (&json!({"A": 2}), &Value::Null)
+    );
+
+    // Time passes for the other one (its expiry is moved into the past).
+    let id: ordo_domain::OrderId = lapsing["id"].as_str().unwrap().parse().unwrap();
+    let past = ordo_domain::Timestamp::now().plus_millis(-1);
+    app.store
+        .change_order(
+            ordo_store::Scope::tenant(app.tenant.id),
+            ordo_store::OrderLookup::Id(id),
+            None,
+            ordo_domain::Actor::system(),
+            ordo_store::OrderChange::new(move |o, _| {
+                o.reserved_until = Some(past);
+                Ok(Some(ordo_domain::EventDraft {
+                    event_type: ordo_domain::EventType::OrderUpdated,
+                    data: json!({"test": "the clock moved"}),
+                }))
+            }),
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/orders/{id}?expand=events");
+    let expired =
+        crate::helpers::settle(|| app.json(&path), |o: &Value| o["status"] == "cancelled").await;
+    assert_eq!(expired["cancel_reason"], "reservation_expired");
+    assert_eq!(expired["reserved"], json!({}));
+    let last = expired["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            &last["type"],
+            &last["data"]["reason"],
+            &last["actor"]["type"]
+        ),
+        (
+            &json!("order.cancelled"),
+            &json!("reservation_expired"),
+            &json!("system")
+        )
+    );
+    assert_eq!(app.stock("A").await, (5, 2));
+    // The others are untouched.
+    let free_id = free["id"].as_str().unwrap();
+    assert_eq!(
+        app.json(&format!("/v1/orders/{free_id}")).await["status"],
+        "pending"
+    );
+    app.assert_no_drift().await;
+}

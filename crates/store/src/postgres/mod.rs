@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0009_tenant_settings",
         include_str!("../../migrations/postgres/0009_tenant_settings.sql"),
     ),
+    (
+        10,
+        "0010_reservation_expiry",
+        include_str!("../../migrations/postgres/0010_reservation_expiry.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -283,8 +288,20 @@ impl PostgresStore {
     }
 
     async fn insert_once(&self, record: &NewOrderRecord, api: &[u8]) -> Result<Option<Inserted>> {
-        let db = self.db().await?;
-        match orders::insert_statement(&db, record, api, self.renderer).await? {
+        let mut db = self.db().await?;
+        // An order that reserves stock locks its products first, so it
+        // takes a transaction; the rest go in one statement.
+        let outcome = if record.order.reserved.is_empty() {
+            orders::insert_statement(&db, record, api, self.renderer).await?
+        } else {
+            let tx = db.transaction().await.map_err(db_error)?;
+            let outcome = orders::insert(&tx, record, api, self.renderer).await?;
+            if matches!(outcome, Insert::Done) {
+                tx.commit().await.map_err(db_error)?;
+            }
+            outcome
+        };
+        match outcome {
             Insert::Done => Ok(Some(Inserted::Created(Box::new(record.order.clone())))),
             Insert::KeyTaken => orders::idempotency_key(&db, record).await,
             Insert::Raced => Ok(None),
@@ -518,6 +535,14 @@ impl Store for PostgresStore {
             tx.commit().await.map_err(db_error)?;
         }
         Ok(changed)
+    }
+
+    async fn lapsed_reservations(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, OrderId)>> {
+        orders::lapsed_reservations(&self.db().await?, now, limit).await
     }
 
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {

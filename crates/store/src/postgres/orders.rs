@@ -297,6 +297,13 @@ pub(super) async fn insert(
     renderer: Renderer,
 ) -> Result<Insert> {
     let order = &record.order;
+    let held = if order.reserved.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let skus: Vec<_> = order.reserved.keys().cloned().collect();
+        let products = super::products::lock(tx, order.tenant_id, &skus).await?;
+        crate::reserve_new(order, products, &record.actor)?
+    };
     let tenant = order.tenant_id.to_string();
     let order_id = order.id.to_string();
     let idem_stmt = match &record.idempotency {
@@ -341,6 +348,7 @@ pub(super) async fn insert(
     if let Some((ns, value)) = taken {
         return Ok(Insert::ExternalIdTaken(ns, value));
     }
+    super::products::save(tx, &held.0, &held.1).await?;
     Ok(Insert::Done)
 }
 
@@ -720,4 +728,31 @@ pub(super) async fn prune_idempotency_keys(db: &Db, before: Timestamp) -> Result
             .map_err(db_error)?;
     }
     Ok(removed)
+}
+
+pub(super) async fn lapsed_reservations(
+    db: &Db,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<(ordo_domain::TenantId, OrderId)>> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT tenant_id, id FROM orders
+              WHERE status = 'pending' AND body ? 'reserved_until'
+                AND (body ->> 'reserved_until') COLLATE \"C\" <= $1
+              LIMIT $2",
+        )
+        .await
+        .map_err(db_error)?;
+    db.query(&stmt, &[&now.to_rfc3339(), &i64::from(limit)])
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.get::<_, &str>(0).parse().map_err(corrupt)?,
+                r.get::<_, &str>(1).parse().map_err(corrupt)?,
+            ))
+        })
+        .collect()
 }

@@ -83,6 +83,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_tenant_settings",
         include_str!("../../migrations/sqlite/0009_tenant_settings.sql"),
     ),
+    (
+        10,
+        "0010_reservation_expiry",
+        include_str!("../../migrations/sqlite/0010_reservation_expiry.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.
@@ -589,6 +594,15 @@ impl Store for SqliteStore {
                     renderer,
                 )
             })
+            .await
+    }
+
+    async fn lapsed_reservations(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, OrderId)>> {
+        self.read(move |conn| orders::lapsed_reservations(conn, now, limit))
             .await
     }
 

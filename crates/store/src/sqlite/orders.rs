@@ -329,7 +329,16 @@ pub(super) fn insert(
             });
         }
     }
+    // Checked before anything is written, like the rest.
+    let held = if order.reserved.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let skus: Vec<_> = order.reserved.keys().cloned().collect();
+        let products = super::products::for_change(conn, order.tenant_id, &skus)?;
+        crate::reserve_new(&order, products, &record.actor)?
+    };
     insert_row(conn, &order, stored, renderer)?;
+    super::products::save(conn, &held.0, &held.1)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
     append_event(conn, &order, &record.actor, record.event, true)?;
     if let Some(claim) = record.idempotency {
@@ -646,4 +655,27 @@ pub(super) fn prune_idempotency_keys(conn: &Connection, before: Timestamp) -> Re
             .map_err(unavailable)?;
     }
     Ok(removed as u64)
+}
+
+pub(super) fn lapsed_reservations(
+    conn: &Connection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<(ordo_domain::TenantId, OrderId)>> {
+    conn.prepare_cached(
+        "SELECT tenant_id, id FROM orders
+          WHERE status = 'pending' AND json_extract(body, '$.reserved_until') IS NOT NULL
+            AND json_extract(body, '$.reserved_until') <= ?1
+          LIMIT ?2",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![now.to_rfc3339(), limit], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(unavailable)?
+    .into_iter()
+    .map(|(t, o)| Ok((t.parse().map_err(corrupt)?, o.parse().map_err(corrupt)?)))
+    .collect()
 }
