@@ -179,7 +179,11 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     assert_eq!(count("order_events"), 41 + 30);
     assert_eq!(count("idempotency_keys"), 40);
     assert!(count("api_keys") >= 2);
-    assert_eq!(count("jobs"), 1, "the idempotency key sweep");
+    assert_eq!(
+        count("jobs"),
+        2,
+        "the idempotency key sweep and the reservation expiry"
+    );
     assert_eq!(count("webhook_endpoints"), 1);
 
     // A second copy into the now non-empty database is refused.
