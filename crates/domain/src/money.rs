@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::field::FieldError;
+
 /// The largest amount ordo accepts anywhere, in minor units: 10¹⁵, i.e. a
 /// thousand trillion cents. Far beyond any real order, far below `i64::MAX`,
 /// so sums of many such amounts cannot overflow unnoticed.
@@ -21,6 +23,39 @@ pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
 pub struct Currency(iso_currency::Currency);
 
 impl Currency {
+    /// What a currency field accepts, for error messages.
+    pub const ACCEPTED: &'static str = "an ISO 4217 code such as NGN, USD, EUR, JPY or KWD";
+
+    /// Parses the currency given for `field`, as a field error if it is not one.
+    pub fn parse_field(field: &str, code: &str) -> Result<Currency, FieldError> {
+        Currency::parse(code).map_err(|e| {
+            FieldError::new(field, e.to_string())
+                .value(code)
+                .accepted(Self::ACCEPTED)
+        })
+    }
+
+    /// Parses a price given for `field`: a decimal string of at least 0
+    /// with at most this currency's decimals.
+    pub fn parse_price(self, field: &str, text: &str) -> Result<i64, FieldError> {
+        let accepted = || {
+            format!(
+                "a decimal string of at least 0 with up to {} decimals for {self}, e.g. \"{}\"",
+                self.exponent(),
+                self.format_amount(500_000)
+            )
+        };
+        match self.parse_amount(text) {
+            Ok(p) if p >= 0 => Ok(p),
+            Ok(_) => Err(FieldError::new(field, "a price cannot be negative")
+                .value(text)
+                .accepted(accepted())),
+            Err(e) => Err(FieldError::new(field, e.to_string())
+                .value(text)
+                .accepted(accepted())),
+        }
+    }
+
     /// Parses a three-letter code (`NGN`, `jpy`); funds and metals such as
     /// `XAU`, which have no minor unit, are refused.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {

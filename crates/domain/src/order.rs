@@ -186,32 +186,19 @@ fn check_quantity(quantity: i64, errors: &mut FieldErrors) -> u32 {
 }
 
 fn check_unit_price(text: &str, currency: Currency, errors: &mut FieldErrors) -> i64 {
-    match currency.parse_amount(text) {
-        Ok(p) if p < 0 => {
-            errors.push(
-                FieldError::new("unit_price", "a price cannot be negative")
-                    .value(text)
-                    .accepted(format!(
-                        "a decimal string of at least 0, with up to {} decimals for {currency}",
-                        currency.exponent()
-                    )),
-            );
-            0
-        }
-        Ok(p) => p,
-        Err(e) => {
-            errors.push(
-                FieldError::new("unit_price", e.to_string())
-                    .value(text)
-                    .accepted(format!(
-                        "a decimal string with up to {} decimals for {currency}, e.g. \"{}\"",
-                        currency.exponent(),
-                        currency.format_amount(500_000)
-                    )),
-            );
-            0
-        }
-    }
+    errors
+        .take(currency.parse_price("unit_price", text))
+        .unwrap_or(0)
+}
+
+/// The SKUs of the lines taken from the catalog: the products a change
+/// bringing in these lines may reserve.
+pub fn catalog_skus(lines: &[LineDraft]) -> Vec<Sku> {
+    lines
+        .iter()
+        .filter(|l| l.product_id.is_some())
+        .filter_map(|l| l.sku.clone())
+        .collect()
 }
 
 impl LineDraft {

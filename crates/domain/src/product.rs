@@ -101,20 +101,36 @@ impl Product {
         self.on_hand = target;
         self.touch(now);
         Ok(StockMovement {
+            reason: Some(reason),
+            ..self.movement(MovementKind::Adjustment, target - before, 0, actor, now)
+        })
+    }
+
+    /// The movement that made these changes to the counters, which already
+    /// hold the result (no reason, no order: the caller adds them).
+    pub(crate) fn movement(
+        &self,
+        kind: MovementKind,
+        on_hand_change: i64,
+        reserved_change: i64,
+        actor: Actor,
+        at: Timestamp,
+    ) -> StockMovement {
+        StockMovement {
             tenant_id: self.tenant_id,
-            id: StockMovementId::new_at(now),
+            id: StockMovementId::new_at(at),
             product_id: self.id,
             sku: self.sku.clone(),
-            kind: MovementKind::Adjustment,
-            on_hand_change: target - before,
-            reserved_change: 0,
+            kind,
+            on_hand_change,
+            reserved_change,
             on_hand: self.on_hand,
             reserved: self.reserved,
-            reason: Some(reason),
+            reason: None,
             order_id: None,
             actor,
-            at: now,
-        })
+            at,
+        }
     }
 
     /// Archives the product; `false` if it already was.
@@ -245,19 +261,8 @@ impl ProductDraft {
             archived_at: None,
         };
         let movement = (product.on_hand != 0).then(|| StockMovement {
-            tenant_id,
-            id: StockMovementId::new_at(now),
-            product_id: product.id,
-            sku: product.sku.clone(),
-            kind: MovementKind::Adjustment,
-            on_hand_change: product.on_hand,
-            reserved_change: 0,
-            on_hand: product.on_hand,
-            reserved: 0,
             reason: Some(INITIAL_STOCK.to_string()),
-            order_id: None,
-            actor,
-            at: now,
+            ..product.movement(MovementKind::Adjustment, product.on_hand, 0, actor, now)
         });
         (product, movement)
     }
@@ -307,24 +312,6 @@ pub fn parse_description(text: Option<&str>) -> Result<Option<String>, FieldErro
             .accepted(format!("at most {MAX_DESCRIPTION_CHARS} characters")));
     }
     Ok(Some(text.to_string()))
-}
-
-/// Checks a price in `currency`.
-pub fn parse_price(text: &str, currency: Currency) -> Result<i64, FieldError> {
-    let accepted = format!(
-        "a decimal string of at least 0 with up to {} decimals for {currency}, e.g. \"{}\"",
-        currency.exponent(),
-        currency.format_amount(500_000)
-    );
-    match currency.parse_amount(text) {
-        Ok(p) if p >= 0 => Ok(p),
-        Ok(_) => Err(FieldError::new("price", "a price cannot be negative")
-            .value(text)
-            .accepted(accepted)),
-        Err(e) => Err(FieldError::new("price", e.to_string())
-            .value(text)
-            .accepted(accepted)),
-    }
 }
 
 /// Checks the attributes a line may choose: names as on order lines, each

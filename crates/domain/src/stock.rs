@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::event::Actor;
-use crate::ids::{OrderId, StockMovementId};
+use crate::ids::OrderId;
 use crate::order::{Order, Refusal, Sku};
 use crate::product::{MovementKind, Product, StockMovement};
 use crate::timestamp::Timestamp;
@@ -92,19 +92,8 @@ impl StockBook {
         p.updated_at = self.now.max(p.updated_at);
         self.changed.insert(sku.clone());
         self.movements.push(StockMovement {
-            tenant_id: p.tenant_id,
-            id: StockMovementId::new_at(self.now),
-            product_id: p.id,
-            sku: sku.clone(),
-            kind,
-            on_hand_change: on_hand,
-            reserved_change: reserved,
-            on_hand: p.on_hand,
-            reserved: p.reserved,
-            reason: None,
             order_id: Some(order),
-            actor: self.actor.clone(),
-            at: self.now,
+            ..p.movement(kind, on_hand, reserved, self.actor.clone(), self.now)
         });
     }
 

@@ -178,7 +178,7 @@ pub async fn put(
                 }
             }
         })
-        .with_skus(draft_skus(&draft));
+        .with_skus(ordo_domain::order::catalog_skus(&draft.lines));
         match store
             .put_order(principal.scope(), key.clone(), record, change)
             .await
@@ -201,16 +201,6 @@ pub async fn put(
     Err(ApiError::Unavailable(
         "could not find a free order reference".into(),
     ))
-}
-
-/// The SKUs of a draft's catalog lines.
-pub fn draft_skus(draft: &OrderDraft) -> Vec<Sku> {
-    draft
-        .lines
-        .iter()
-        .filter(|l| l.product_id.is_some())
-        .filter_map(|l| l.sku.clone())
-        .collect()
 }
 
 /// Applies one change to one order, at `expected_version` if given. The

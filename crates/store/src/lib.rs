@@ -683,7 +683,7 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_product(&self, product: Product, movement: Option<StockMovement>)
         -> Result<()>;
     async fn product(&self, tenant: TenantId, sku: &Sku) -> Result<Option<Product>>;
-    /// The products of these SKUs that exist, in SKU order.
+    /// The products of these SKUs that exist (in no particular order).
     async fn products_by_sku(&self, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>>;
     /// A page of the tenant's products, by SKU.
     async fn products(&self, tenant: TenantId, query: &ProductQuery) -> Result<Vec<Product>>;

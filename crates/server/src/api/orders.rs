@@ -447,11 +447,7 @@ impl CreateOrderRequest {
 
     pub fn into_draft(self, catalog: &Catalog) -> Result<OrderDraft, ApiError> {
         let mut errors = FieldErrors::new();
-        let currency = errors.take(Currency::parse(&self.currency).map_err(|e| {
-            FieldError::new("currency", e.to_string())
-                .value(&self.currency)
-                .accepted("an ISO 4217 code such as NGN, USD, EUR, JPY or KWD")
-        }));
+        let currency = errors.take(Currency::parse_field("currency", &self.currency));
         let buyer = errors.take_all(self.buyer.parse());
         let lines = currency.and_then(|c| parse_lines(&self.items, c, catalog, &mut errors));
         let shipping = self
@@ -1405,11 +1401,9 @@ pub async fn update_order(
     let patch = req.into_patch(current.currency, &catalog)?;
     let skus = patch
         .lines
-        .iter()
-        .flatten()
-        .filter(|l| l.product_id.is_some())
-        .filter_map(|l| l.sku.clone())
-        .collect();
+        .as_deref()
+        .map(ordo_domain::order::catalog_skus)
+        .unwrap_or_default();
     let changed = orders::change(
         state.store(),
         &principal,

@@ -22,6 +22,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use super::orders::{
     if_match, json_response, page_size, present, time, ActorResponse, EmptyRequest,
+    DEFAULT_PAGE_SIZE,
 };
 use crate::app::AppState;
 
@@ -252,8 +253,6 @@ impl StockMovementResponse {
 
 // ---------------------------------------------------------------- parsing
 
-const CURRENCIES: &str = "an ISO 4217 code such as NGN, USD, EUR, JPY or KWD";
-
 fn parse_bool(field: &str, text: Option<&str>, errors: &mut FieldErrors) -> Option<bool> {
     match text? {
         "true" => Some(true),
@@ -309,12 +308,8 @@ impl CreateProductRequest {
         let sku = errors.take(product::parse_sku("sku", &self.sku));
         let name = errors.take(product::parse_name(&self.name));
         let description = errors.take(product::parse_description(self.description.as_deref()));
-        let currency = errors.take(Currency::parse(&self.currency).map_err(|e| {
-            FieldError::new("currency", e.to_string())
-                .value(&self.currency)
-                .accepted(CURRENCIES)
-        }));
-        let price = currency.and_then(|c| errors.take(product::parse_price(&self.price, c)));
+        let currency = errors.take(Currency::parse_field("currency", &self.currency));
+        let price = currency.and_then(|c| errors.take(c.parse_price("price", &self.price)));
         let attributes = errors.take_all(product::parse_attributes(&self.attributes));
         let image_url = errors.take(product::parse_image_url(self.image_url.as_deref()));
         let on_hand = errors.take(product::parse_stock("on_hand", self.on_hand.unwrap_or(0)));
@@ -381,7 +376,7 @@ impl UpdateProductRequest {
             patch.description = errors.take(product::parse_description(description.as_deref()));
         }
         if let Some(price) = &self.price {
-            patch.price = errors.take(product::parse_price(price, current.currency));
+            patch.price = errors.take(current.currency.parse_price("price", price));
         }
         if let Some(attributes) = &self.attributes {
             patch.attributes = errors.take_all(product::parse_attributes(attributes));
@@ -441,7 +436,7 @@ impl ListProductsParams {
             .and_then(|c| errors.take(decode_cursor(c)));
         let limit = errors
             .take(page_size(self.limit.as_deref()))
-            .unwrap_or_default();
+            .unwrap_or(DEFAULT_PAGE_SIZE);
         errors
             .finish(|| ProductQuery {
                 active,

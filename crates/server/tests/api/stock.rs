@@ -46,6 +46,13 @@ impl TestApp {
         assert_eq!(r["in_balance"], true);
     }
 
+    /// Adds a product with no attributes to choose.
+    async fn add_plain_product(&self, sku: &str, on_hand: i64) {
+        let mut body = dress(sku, on_hand);
+        body["attributes"] = json!({});
+        self.add_product(&body).await;
+    }
+
     async fn settings(&self, body: Value) {
         let r = self.patch("/v1/settings", &body).await;
         assert_eq!(r.status(), StatusCode::OK, "settings");
@@ -163,9 +170,7 @@ async fn bad_catalog_lines_are_refused_naming_the_line_field_and_value() {
 async fn confirming_reserves_stock_or_names_every_short_sku() {
     let app = spawn_app().await;
     for (sku, n) in [("A", 3), ("B", 1), ("C", 0)] {
-        let mut body = dress(sku, n);
-        body["attributes"] = json!({});
-        app.add_product(&body).await;
+        app.add_plain_product(sku, n).await;
     }
     let greedy = app
         .create(&order_of(json!([
@@ -257,9 +262,7 @@ async fn confirming_reserves_stock_or_names_every_short_sku() {
 async fn edits_of_a_confirmed_order_reserve_and_release_the_difference() {
     let app = spawn_app().await;
     for (sku, n) in [("A", 5), ("B", 2)] {
-        let mut body = dress(sku, n);
-        body["attributes"] = json!({});
-        app.add_product(&body).await;
+        app.add_plain_product(sku, n).await;
     }
     let order = app
         .create(&order_of(json!([{"sku": "A", "quantity": 2}])))
@@ -310,9 +313,7 @@ async fn edits_of_a_confirmed_order_reserve_and_release_the_difference() {
 #[tokio::test]
 async fn concurrent_confirmations_never_oversell() {
     let app = spawn_app().await;
-    let mut body = dress("HOT", 10);
-    body["attributes"] = json!({});
-    app.add_product(&body).await;
+    app.add_plain_product("HOT", 10).await;
     let mut orders = Vec::new();
     for _ in 0..100 {
         orders.push(
@@ -391,9 +392,7 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
         (&json!("none"), &json!("+2348012345678"))
     );
     // Under `none`, orders never touch stock.
-    let mut body = dress("A", 1);
-    body["attributes"] = json!({});
-    app.add_product(&body).await;
+    app.add_plain_product("A", 1).await;
     let order = app
         .create(&order_of(json!([{"sku": "A", "quantity": 5}])))
         .await;
@@ -407,9 +406,7 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
 #[tokio::test]
 async fn reconcile_reports_stock_that_does_not_add_up() {
     let app = spawn_app().await;
-    let mut body = dress("A", 4);
-    body["attributes"] = json!({});
-    app.add_product(&body).await;
+    app.add_plain_product("A", 4).await;
     app.assert_no_drift().await;
     // A reservation no order holds, written behind the domain's back.
     let skew: ordo_store::ProductChange = Box::new(|p: &mut ordo_domain::Product| {
@@ -439,9 +436,7 @@ async fn on_create_reservations_hold_stock_until_they_lapse() {
     let app = crate::helpers::spawn_app_with(|c| c.jobs.poll_interval_ms = 100).await;
     app.settings(json!({"reservation_policy": "on_create", "reservation_minutes": 1}))
         .await;
-    let mut body = dress("A", 5);
-    body["attributes"] = json!({});
-    app.add_product(&body).await;
+    app.add_plain_product("A", 5).await;
     let before = ordo_domain::Timestamp::now();
     let kept = app
         .create(&order_of(json!([{"sku": "A", "quantity": 2}])))

@@ -781,7 +781,7 @@ impl Store for SqliteStore {
 
     async fn products_by_sku(&self, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>> {
         let skus = skus.to_vec();
-        self.point_read(move |conn| products::for_change(conn, tenant, &skus))
+        self.point_read(move |conn| products::of_skus(conn, tenant, &skus))
             .await
     }
 

@@ -334,7 +334,7 @@ pub(super) fn insert(
         (Vec::new(), Vec::new())
     } else {
         let skus: Vec<_> = order.reserved.keys().cloned().collect();
-        let products = super::products::for_change(conn, order.tenant_id, &skus)?;
+        let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
         crate::reserve_new(&order, products, &record.actor)?
     };
     insert_row(conn, &order, stored, renderer)?;
@@ -370,7 +370,7 @@ fn apply_change(
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
     let skus = change.stock_skus(&order);
-    let products = super::products::for_change(conn, order.tenant_id, &skus)?;
+    let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
     let Some((draft, products, movements)) =
         crate::run_change(&mut order, change, products, actor)?
     else {

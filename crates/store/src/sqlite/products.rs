@@ -131,12 +131,8 @@ pub(super) fn change(
     Ok((done.product, done.movement))
 }
 
-/// The products of `skus` (those that exist), for a change to an order.
-pub(super) fn for_change(
-    conn: &Connection,
-    tenant: TenantId,
-    skus: &[Sku],
-) -> Result<Vec<Product>> {
+/// The products of `skus` that exist, in the order given.
+pub(super) fn of_skus(conn: &Connection, tenant: TenantId, skus: &[Sku]) -> Result<Vec<Product>> {
     let mut found = Vec::with_capacity(skus.len());
     for sku in skus {
         found.extend(get(conn, tenant, sku)?);
