@@ -29,6 +29,16 @@ impl Actor {
         }
     }
 
+    /// A buyer acting without an account (a storefront guest), known by
+    /// the phone number they gave.
+    pub fn buyer(id: impl Into<String>) -> Self {
+        Actor {
+            kind: "buyer".into(),
+            id: id.into(),
+            role: None,
+        }
+    }
+
     pub fn system() -> Self {
         Actor {
             kind: "system".into(),

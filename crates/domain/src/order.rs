@@ -126,6 +126,8 @@ str_enum!(
     Channel {
         Api = "api",
         Web = "web",
+        /// The public storefront's guest checkout.
+        Storefront = "storefront",
         Whatsapp = "whatsapp",
         Instagram = "instagram",
         Email = "email",

@@ -34,6 +34,9 @@ pub struct TenantSettings {
     pub free_text_lines: bool,
     /// The shop's WhatsApp number, where storefront buyers send their order.
     pub whatsapp_number: Option<PhoneE164>,
+    /// Whether the public storefront (its product list and guest
+    /// checkout) is open; closed, it answers as if the shop did not exist.
+    pub storefront_enabled: bool,
 }
 
 impl Default for TenantSettings {
@@ -43,6 +46,7 @@ impl Default for TenantSettings {
             reservation_minutes: 30,
             free_text_lines: true,
             whatsapp_number: None,
+            storefront_enabled: false,
         }
     }
 }

@@ -24,6 +24,9 @@ struct Inner {
     store: DynStore,
     keys: KeyCache,
     settings: crate::settings::SettingsCache,
+    /// Shops by slug, for the storefront (which has no key to name them).
+    shops: crate::cache::TtlMap<String, Tenant>,
+    storefront_limiter: crate::storefront::RateLimiter,
     config: Config,
     /// Counts the events this node placed in the feed, so live streams wake.
     feed: tokio::sync::watch::Sender<u64>,
@@ -40,6 +43,22 @@ impl AppState {
 
     pub fn settings(&self) -> &crate::settings::SettingsCache {
         &self.inner.settings
+    }
+
+    /// The tenant whose shop is `slug`; remembered for a few seconds.
+    pub async fn shop(&self, slug: &str) -> Result<Option<Tenant>, ordo_store::StoreError> {
+        if let Some(tenant) = self.inner.shops.get(&slug.to_string()) {
+            return Ok(Some(tenant));
+        }
+        let found = self.store().tenant_by_slug(slug).await?;
+        if let Some(tenant) = &found {
+            self.inner.shops.put(slug.to_string(), tenant.clone());
+        }
+        Ok(found)
+    }
+
+    pub fn storefront_limiter(&self) -> &crate::storefront::RateLimiter {
+        &self.inner.storefront_limiter
     }
 
     pub fn config(&self) -> &Config {
@@ -98,6 +117,11 @@ impl App {
                     store,
                     keys: KeyCache::new(),
                     settings: crate::settings::SettingsCache::new(),
+                    shops: crate::cache::TtlMap::new(std::time::Duration::from_secs(30), 10_000),
+                    storefront_limiter: crate::storefront::RateLimiter::new(
+                        config.storefront.requests_per_minute,
+                        config.storefront.burst,
+                    ),
                     config,
                     feed: tokio::sync::watch::channel(0).0,
                 }),
@@ -142,9 +166,12 @@ impl App {
             .handle()
             .spawn(crate::jobs::run(state.clone(), poll, stopping));
         let sequencer = tokio::spawn(crate::jobs::sequence_events(state.clone()));
-        let served = axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         // Background work under way is finished, not cut off.
         let _ = stop_worker.send(true);
         if tokio::time::timeout(Duration::from_secs(30), &mut worker)

@@ -2,10 +2,10 @@
 //! snapshot of that product; other lines are free text, where the tenant
 //! allows them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ordo_domain::order::LineText;
-use ordo_domain::{Currency, FieldError, FieldErrors, LineDraft, Product, Sku, TenantId};
+use ordo_domain::{Currency, FieldError, FieldErrors, LineDraft, Product, Shortage, Sku, TenantId};
 use ordo_store::Store;
 
 use crate::api::error::ApiError;
@@ -49,6 +49,35 @@ impl Catalog {
         self.products.values().cloned().collect()
     }
 
+    /// The product of `sku`, if the catalog has it.
+    pub fn product(&self, sku: &Sku) -> Option<&Product> {
+        self.products.get(sku)
+    }
+
+    /// The SKUs of `lines` with fewer units available now than the lines
+    /// ask for (none are reserved: this is what a storefront refuses to
+    /// sell; only a reservation keeps the units).
+    pub fn shortages(&self, lines: &[LineDraft]) -> Vec<Shortage> {
+        let mut wanted: BTreeMap<&Sku, (usize, i64)> = BTreeMap::new();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some(sku) = &line.sku {
+                wanted.entry(sku).or_insert((i, 0)).1 += i64::from(line.quantity);
+            }
+        }
+        wanted
+            .into_iter()
+            .filter_map(|(sku, (line, requested))| {
+                let p = self.products.get(sku).filter(|p| p.track_stock)?;
+                (p.available() < requested).then(|| Shortage {
+                    sku: sku.clone(),
+                    line,
+                    requested,
+                    available: p.available(),
+                })
+            })
+            .collect()
+    }
+
     /// A catalog without products: every line is free text, if allowed.
     pub fn empty(free_text: bool) -> Catalog {
         Catalog {
@@ -88,6 +117,11 @@ impl Catalog {
                         "the SKU of a product in the catalog, or a name and a unit_price for an item not in it",
                     ));
                 }
+            }
+            // Only a malformed SKU gets here: without free text, that is all
+            // there is to say about the line.
+            Some(sku) if !self.free_text => {
+                ordo_domain::product::parse_sku("sku", sku)?;
             }
             None if !self.free_text => {
                 return Err(FieldError::new(

@@ -30,6 +30,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
+    pub storefront: StorefrontConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -106,6 +107,24 @@ pub struct WebhooksConfig {
     pub allow_private_urls: bool,
     /// Seconds a receiver has to answer a delivery.
     pub timeout_secs: u64,
+}
+
+/// The public storefront: guests call it without a key, so it is limited
+/// per client address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorefrontConfig {
+    /// Requests a minute one client address may make (IPv6: one /64);
+    /// 0 for no limit.
+    pub requests_per_minute: u32,
+    /// Requests a client may make at once before the rate applies.
+    pub burst: u32,
+    /// Largest checkout body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Count clients by the last address in `X-Forwarded-For` (set this
+    /// only behind a reverse proxy that appends it; otherwise anyone can
+    /// pick their own address).
+    pub trust_forwarded_for: bool,
 }
 
 /// Where the data lives.
@@ -187,6 +206,12 @@ impl Default for Config {
             webhooks: WebhooksConfig {
                 allow_private_urls: false,
                 timeout_secs: 10,
+            },
+            storefront: StorefrontConfig {
+                requests_per_minute: 60,
+                burst: 20,
+                body_limit_bytes: 16 * 1024,
+                trust_forwarded_for: false,
             },
             idempotency_key_hours: 24,
         }
@@ -322,6 +347,20 @@ lease_secs = 300
 allow_private_urls = false
 # Seconds a receiver has to answer; any 2xx in time is success. ORDO_WEBHOOKS__TIMEOUT_SECS
 timeout_secs = 10
+
+[storefront]
+# The public storefront (GET /v1/storefront/{slug}/products and
+# POST …/checkout), for shops that open it in their settings.
+# Requests a minute per client address (IPv6: per /64); 0: no
+# limit. Over it: 429 with Retry-After.                       ORDO_STOREFRONT__REQUESTS_PER_MINUTE
+requests_per_minute = 60
+# Requests a client may make at once before the rate applies. ORDO_STOREFRONT__BURST
+burst = 20
+# Largest checkout body, in bytes.                            ORDO_STOREFRONT__BODY_LIMIT_BYTES
+body_limit_bytes = 16384
+# Count clients by the last X-Forwarded-For address. Only
+# behind a reverse proxy that appends it!                     ORDO_STOREFRONT__TRUST_FORWARDED_FOR
+trust_forwarded_for = false
 "#;
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod jobs;
 pub mod orders;
 pub mod settings;
+pub mod storefront;
 pub mod telemetry;
 pub mod webhooks;
 

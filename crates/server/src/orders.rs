@@ -2,16 +2,17 @@
 //! the store, and where its transaction is (one store call, one transaction).
 
 use ordo_domain::{
-    Action, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal, Sku, StockBook,
-    Timestamp,
+    Action, Actor, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal,
+    ReservationPolicy, Sku, StockBook, TenantId, TenantSettings, Timestamp,
 };
 use ordo_store::{
-    Changed, IdempotencyClaim, Inserted, NewOrderRecord, OrderChange, OrderLookup, Put, Store,
-    StoreError, StoredResponse,
+    Changed, IdempotencyClaim, Inserted, NewOrderRecord, OrderChange, OrderLookup, Put, Scope,
+    Store, StoreError, StoredResponse,
 };
 
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
+use crate::catalog::Catalog;
 
 /// How many references to try when one is already taken (only when another
 /// process added orders to the same database since the numbers were read).
@@ -24,6 +25,37 @@ pub struct Idempotency {
     pub fingerprint: [u8; 32],
 }
 
+/// Who creates an order: an API key, or a storefront guest.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub tenant_id: TenantId,
+    pub actor: Actor,
+    /// The orders the author may see (an existing order with the same
+    /// external identifiers is shown only if it is in scope).
+    pub scope: Scope,
+}
+
+impl Author {
+    /// A guest buying through the tenant's storefront.
+    pub fn buyer(tenant_id: TenantId, id: impl Into<String>) -> Author {
+        Author {
+            tenant_id,
+            actor: Actor::buyer(id),
+            scope: Scope::tenant(tenant_id),
+        }
+    }
+}
+
+impl From<&Principal> for Author {
+    fn from(p: &Principal) -> Author {
+        Author {
+            tenant_id: p.tenant_id,
+            actor: p.actor(),
+            scope: p.scope(),
+        }
+    }
+}
+
 /// A new order that reserves its stock from the start (the `on_create`
 /// policy): until when, and its products as read before its transaction.
 #[derive(Debug, Clone)]
@@ -32,28 +64,39 @@ pub struct Hold {
     pub products: Vec<ordo_domain::Product>,
 }
 
+impl Hold {
+    /// How a new order holds its stock under the tenant's policy: only
+    /// under `on_create`, for `reservation_minutes` from now.
+    pub fn under(settings: &TenantSettings, catalog: &Catalog) -> Option<Hold> {
+        (settings.reservation_policy == ReservationPolicy::OnCreate).then(|| Hold {
+            until: Timestamp::now().plus_millis(i64::from(settings.reservation_minutes) * 60_000),
+            products: catalog.products(),
+        })
+    }
+}
+
 /// A new order from `draft`, with the tenant's next reference, ready to
 /// insert; with `hold`, holding its stock (the store reserves it on the
 /// products as they are in the insert's transaction).
 async fn new_record(
     store: &dyn Store,
-    principal: &Principal,
+    author: &Author,
     draft: &OrderDraft,
     now: Timestamp,
     hold: Option<&Hold>,
 ) -> Result<NewOrderRecord, ApiError> {
-    let reference = store.next_reference(principal.tenant_id).await?;
+    let reference = store.next_reference(author.tenant_id).await?;
     let (mut order, event) = Order::create(
         draft.clone(),
         NewOrder {
-            tenant_id: principal.tenant_id,
+            tenant_id: author.tenant_id,
             reference,
-            created_by: principal.actor(),
+            created_by: author.actor.clone(),
             now,
         },
     )?;
     if let Some(hold) = hold {
-        let mut book = StockBook::new(hold.products.clone(), principal.actor(), now);
+        let mut book = StockBook::new(hold.products.clone(), author.actor.clone(), now);
         order.hold_stock(Some(hold.until), &mut book)?;
         // Nothing to hold (no tracked catalog lines): nothing to let lapse.
         if order.reserved.is_empty() {
@@ -64,7 +107,7 @@ async fn new_record(
     Ok(NewOrderRecord {
         order,
         event,
-        actor: principal.actor(),
+        actor: author.actor.clone(),
         idempotency: None,
         rendered: None,
     })
@@ -82,20 +125,36 @@ pub enum Created {
     Existing(Box<Order>),
 }
 
+/// How a new order is rendered: `order` for the order's stored rendering
+/// (what `GET` serves), `reply` for the create's answer when it is not the
+/// order itself (the storefront's checkout). The answer is what an
+/// idempotent retry replays.
+#[derive(Clone, Copy)]
+pub struct Rendering<'a> {
+    pub order: &'a Render<'a>,
+    pub reply: Option<&'a Render<'a>>,
+}
+
+/// Turns an order into a response body.
+pub type Render<'a> = dyn Fn(&Order) -> Vec<u8> + Sync + 'a;
+
 #[tracing::instrument(skip_all, fields(order.id, buyer = %draft.buyer.masked()))]
 pub async fn create(
     store: &dyn Store,
-    principal: &Principal,
+    author: &Author,
     draft: OrderDraft,
     idempotency: Option<Idempotency>,
     hold: Option<Hold>,
-    render: &(dyn Fn(&Order) -> Vec<u8> + Sync),
+    rendering: Rendering<'_>,
 ) -> Result<Created, ApiError> {
-    let scope = principal.scope();
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let mut record = new_record(store, principal, &draft, now, hold.as_ref()).await?;
-        let body = render(&record.order);
+        let mut record = new_record(store, author, &draft, now, hold.as_ref()).await?;
+        let rendered = (rendering.order)(&record.order);
+        let body = match rendering.reply {
+            Some(reply) => reply(&record.order),
+            None => rendered.clone(),
+        };
         record.idempotency = idempotency.as_ref().map(|i| IdempotencyClaim {
             key: i.key.clone(),
             fingerprint: i.fingerprint,
@@ -106,7 +165,7 @@ pub async fn create(
             },
             at: now,
         });
-        record.rendered = Some(body.clone());
+        record.rendered = Some(rendered);
         match store.insert_order(record).await {
             Ok(Inserted::Created(order)) => {
                 tracing::Span::current().record("order.id", tracing::field::display(order.id));
@@ -121,7 +180,7 @@ pub async fn create(
                 value,
                 existing,
             }) => {
-                let visible = scope.allows(&existing);
+                let visible = author.scope.allows(&existing);
                 if visible && matches!(existing.reconcile(draft), Ok(Reconcile::Unchanged)) {
                     return Ok(Created::Existing(existing));
                 }
@@ -159,14 +218,14 @@ fn external_id_taken(namespace: &Namespace, value: &str, existing: Option<&Order
 #[tracing::instrument(skip_all, fields(namespace = %key.0, buyer = %draft.buyer.masked()))]
 pub async fn put(
     store: &dyn Store,
-    principal: &Principal,
+    author: &Author,
     key: (Namespace, String),
     draft: OrderDraft,
     hold: Option<Hold>,
 ) -> Result<Put, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let record = new_record(store, principal, &draft, now, hold.as_ref()).await?;
+        let record = new_record(store, author, &draft, now, hold.as_ref()).await?;
         let wanted = draft.clone();
         let change = OrderChange::new(move |existing: &mut Order, book: &mut StockBook| {
             match existing.reconcile(wanted)? {
@@ -180,7 +239,7 @@ pub async fn put(
         })
         .with_skus(ordo_domain::order::catalog_skus(&draft.lines));
         match store
-            .put_order(principal.scope(), key.clone(), record, change)
+            .put_order(author.scope.clone(), key.clone(), record, change)
             .await
         {
             Ok(put) => {

@@ -1,27 +1,27 @@
 //! Tenant settings, remembered for a few seconds: they are read by every
 //! order that may move stock, and change rarely.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ordo_domain::{TenantId, TenantSettings};
 use ordo_store::Store;
 
 use crate::api::error::ApiError;
+use crate::cache::TtlMap;
 
 /// A change saved on one node is seen there at once and by the other nodes
 /// within [`SettingsCache::TTL`].
 pub struct SettingsCache {
-    entries: RwLock<HashMap<TenantId, (TenantSettings, Instant)>>,
+    entries: TtlMap<TenantId, TenantSettings>,
 }
 
 impl SettingsCache {
     pub const TTL: Duration = Duration::from_secs(5);
+    const MAX_ENTRIES: usize = 100_000;
 
     pub fn new() -> Self {
         SettingsCache {
-            entries: RwLock::new(HashMap::new()),
+            entries: TtlMap::new(Self::TTL, Self::MAX_ENTRIES),
         }
     }
 
@@ -30,11 +30,7 @@ impl SettingsCache {
         store: &dyn Store,
         tenant: TenantId,
     ) -> Result<TenantSettings, ApiError> {
-        let cached = self.entries.read().ok().and_then(|entries| {
-            let (settings, at) = entries.get(&tenant)?;
-            (at.elapsed() < Self::TTL).then(|| settings.clone())
-        });
-        if let Some(settings) = cached {
+        if let Some(settings) = self.entries.get(&tenant) {
             return Ok(settings);
         }
         let settings = store.tenant_settings(tenant).await?;
@@ -43,9 +39,7 @@ impl SettingsCache {
     }
 
     pub fn put(&self, tenant: TenantId, settings: TenantSettings) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.insert(tenant, (settings, Instant::now()));
-        }
+        self.entries.put(tenant, settings);
     }
 }
 

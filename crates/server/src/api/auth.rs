@@ -1,8 +1,6 @@
 //! API-key authentication and role checks.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -12,6 +10,7 @@ use ordo_store::{Scope, Store};
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::cache::TtlMap;
 
 /// Who is calling, established from the API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +54,7 @@ impl Principal {
 /// [`KeyCache::TTL`]. Keys that fail are not remembered: nobody can fill the
 /// cache with made-up keys.
 pub struct KeyCache {
-    entries: RwLock<HashMap<(TenantId, SecretHash), (Principal, Instant)>>,
+    entries: TtlMap<(TenantId, SecretHash), Principal>,
 }
 
 impl KeyCache {
@@ -64,32 +63,12 @@ impl KeyCache {
 
     pub fn new() -> Self {
         KeyCache {
-            entries: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, key: &(TenantId, SecretHash)) -> Option<Principal> {
-        let entries = self.entries.read().ok()?;
-        let (principal, at) = entries.get(key)?;
-        (at.elapsed() < Self::TTL).then(|| principal.clone())
-    }
-
-    fn put(&self, key: (TenantId, SecretHash), principal: Principal) {
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= Self::MAX_ENTRIES {
-                entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
-                if entries.len() >= Self::MAX_ENTRIES {
-                    entries.clear();
-                }
-            }
-            entries.insert(key, (principal, Instant::now()));
+            entries: TtlMap::new(Self::TTL, Self::MAX_ENTRIES),
         }
     }
 
     pub fn forget_all(&self) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
-        }
+        self.entries.clear();
     }
 
     pub async fn authenticate(
@@ -110,7 +89,7 @@ impl KeyCache {
         let secret = ApiKeySecret::parse(token)
             .ok_or(ApiError::Unauthenticated("the API key is not valid"))?;
         let key = (secret.tenant_id, secret.hash());
-        if let Some(principal) = self.get(&key) {
+        if let Some(principal) = self.entries.get(&key) {
             return Ok(principal);
         }
         let principal = store
@@ -124,7 +103,7 @@ impl KeyCache {
             .ok_or(ApiError::Unauthenticated(
                 "the API key is not valid or was revoked",
             ))?;
-        self.put(key, principal.clone());
+        self.entries.put(key, principal.clone());
         Ok(principal)
     }
 }

@@ -103,6 +103,8 @@ pub enum ApiError {
     Short(Vec<ordo_domain::Shortage>),
     #[error("the Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyKeyReused(String),
+    #[error("too many requests from this address: retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(String),
     #[error("the request took too long")]
@@ -180,6 +182,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "idempotency-key-reused",
                 "The Idempotency-Key was used for a different request",
+            ),
+            E::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             E::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -275,7 +282,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "validation-failed" => "A field of the body, a query parameter or a header is not valid. `errors` lists each one with the value given and what is accepted. Fix them and send the request again.",
         "malformed-json" => "The body is not JSON (or not the JSON shape expected). The detail says where parsing stopped.",
         "unsupported-media-type" => "Send JSON bodies with `Content-Type: application/json`.",
-        "payload-too-large" => "The body is over the size limit (http.body_limit_bytes).",
+        "payload-too-large" => "The body is over the size limit: http.body_limit_bytes, or storefront.body_limit_bytes for a storefront checkout.",
         "unauthenticated" => "Send `Authorization: Bearer <api key>`. Keys are made with `ordo keys create`.",
         "forbidden" => "The key's role does not allow this. Viewers only read; vendors see only their own orders.",
         "not-found" => "Nothing with that id exists for your tenant (or your role may not see it).",
@@ -286,6 +293,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
         "insufficient-stock" => "Some SKUs have fewer units available than the order needs to reserve. `shortages` lists every one with the units requested and available; nothing was reserved. Adjust the quantities, restock, or try again later.",
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
+        "rate-limited" => "This client address made more requests than the storefront allows (storefront.requests_per_minute, with storefront.burst at once). Wait the seconds `Retry-After` says, then retry.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
         "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
         "internal" => "An unexpected error. It has been logged with the request id.",
@@ -398,8 +406,14 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Unauthenticated(_)) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, ApiError::Unavailable(_) | ApiError::Timeout) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            ApiError::Unavailable(_) | ApiError::Timeout => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

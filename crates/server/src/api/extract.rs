@@ -34,11 +34,17 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
+/// The body limit of a route, as set with `DefaultBodyLimit` beside it (so
+/// that a refusal can name it).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
     Bytes::from_request(req, state).await.map_err(|rejection| {
         let text = rejection.body_text();
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(0)
+            ApiError::PayloadTooLarge(limit)
         } else {
             ApiError::MalformedJson(text)
         }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod orders;
 pub mod products;
 pub mod settings;
+pub mod storefront;
 pub mod webhooks;
 
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -39,7 +40,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -62,11 +63,27 @@ impl Modify for Security {
 
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    api_routes(&crate::Config::default()).split_for_parts().1
 }
 
-fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// A body limit for the routes of `router`, named in its refusals.
+fn body_limit<R: Clone + Send + Sync + 'static>(
+    router: OpenApiRouter<R>,
+    bytes: usize,
+) -> OpenApiRouter<R> {
+    router
+        .layer(DefaultBodyLimit::max(bytes))
+        .layer(Extension(extract::BodyLimit(bytes)))
+}
+
+fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
+    let storefront = body_limit(
+        OpenApiRouter::new()
+            .routes(routes!(storefront::list_products))
+            .routes(routes!(storefront::checkout)),
+        config.storefront.body_limit_bytes,
+    );
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::count_orders))
         .routes(routes!(orders::get_order, orders::update_order))
@@ -98,7 +115,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::retry_deliveries))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
-        .routes(routes!(metrics))
+        .routes(routes!(metrics));
+    body_limit(api, config.http.body_limit_bytes).merge(storefront)
 }
 
 /// Request ids are ULIDs unless the caller sent an `x-request-id`.
@@ -115,8 +133,7 @@ impl MakeRequestId for MakeRequestUlid {
 
 pub fn router(state: AppState) -> Router {
     crate::telemetry::metrics();
-    let (api, doc) = api_routes().split_for_parts();
-    let body_limit = state.config().http.body_limit_bytes;
+    let (api, doc) = api_routes(state.config()).split_for_parts();
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs.max(1));
     let app = api
         .route("/problems/{slug}", get(problem_page))
@@ -124,8 +141,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    app.layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
+    app.layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(

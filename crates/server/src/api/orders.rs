@@ -346,7 +346,7 @@ impl BuyerBody {
 }
 
 impl AddressBody {
-    fn parse(&self, field: &str) -> Result<Address, FieldErrors> {
+    pub(crate) fn parse(&self, field: &str) -> Result<Address, FieldErrors> {
         Address::parse(AddressText {
             name: self.name.as_deref(),
             company: self.company.as_deref(),
@@ -800,11 +800,11 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 /// Reads the `Idempotency-Key` header and fingerprints the request. Keys
 /// belong to the tenant; a vendor's request also carries who sent it, so one
 /// vendor reusing another's key gets a 409, never the other's order.
-fn idempotency(
+pub(crate) fn idempotency(
     headers: &HeaderMap,
     body: &[u8],
     route: &str,
-    principal: &Principal,
+    creator: Option<&str>,
 ) -> Result<Option<Idempotency>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -819,7 +819,7 @@ fn idempotency(
     }
     let mut hasher = Sha256::new();
     hasher.update(route.as_bytes());
-    if let Some(creator) = principal.scope().creator {
+    if let Some(creator) = creator {
         hasher.update(b"\n");
         hasher.update(creator.as_bytes());
     }
@@ -1047,11 +1047,7 @@ async fn draft(
     )
     .await?;
     let draft = req.into_draft(&catalog)?;
-    let hold = (settings.reservation_policy == ReservationPolicy::OnCreate).then(|| orders::Hold {
-        until: Timestamp::now().plus_millis(i64::from(settings.reservation_minutes) * 60_000),
-        products: catalog.products(),
-    });
-    Ok((draft, hold))
+    Ok((draft, orders::Hold::under(&settings, &catalog)))
 }
 
 /// Create an order.
@@ -1085,10 +1081,20 @@ pub async fn create_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
-    let idempotency = idempotency(&headers, &body.raw, "POST /v1/orders", &principal)?;
+    let idempotency = idempotency(
+        &headers,
+        &body.raw,
+        "POST /v1/orders",
+        principal.scope().creator.as_deref(),
+    )?;
     let (draft, hold) = draft(&state, &principal, body.value).await?;
+    let rendering = orders::Rendering {
+        order: &render,
+        reply: None,
+    };
+    let author = orders::Author::from(&principal);
     let created =
-        orders::create(state.store(), &principal, draft, idempotency, hold, &render).await?;
+        orders::create(state.store(), &author, draft, idempotency, hold, rendering).await?;
     Ok(match created {
         Created::New { order, body } => {
             let mut r = json_response(StatusCode::CREATED, body, Some(order.version));
@@ -1162,7 +1168,7 @@ pub async fn put_order(
         ));
     }
     Ok(
-        match orders::put(state.store(), &principal, key, draft, hold).await? {
+        match orders::put(state.store(), &(&principal).into(), key, draft, hold).await? {
             Put::Created(order) => {
                 let mut r = order_response(StatusCode::CREATED, &order);
                 r.headers_mut()

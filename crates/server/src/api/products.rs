@@ -253,7 +253,11 @@ impl StockMovementResponse {
 
 // ---------------------------------------------------------------- parsing
 
-fn parse_bool(field: &str, text: Option<&str>, errors: &mut FieldErrors) -> Option<bool> {
+pub(crate) fn parse_bool(
+    field: &str,
+    text: Option<&str>,
+    errors: &mut FieldErrors,
+) -> Option<bool> {
     match text? {
         "true" => Some(true),
         "false" => Some(false),
@@ -399,7 +403,7 @@ impl UpdateProductRequest {
 }
 
 impl ListProductsParams {
-    fn query(&self) -> Result<ProductQuery, ApiError> {
+    pub(crate) fn query(&self) -> Result<ProductQuery, ApiError> {
         let mut errors = FieldErrors::new();
         let active = parse_bool("active", self.active.as_deref(), &mut errors);
         let in_stock = parse_bool("in_stock", self.in_stock.as_deref(), &mut errors);
@@ -604,23 +608,34 @@ pub async fn list_products(
     principal: Principal,
     QueryParams(params): QueryParams<ListProductsParams>,
 ) -> Result<axum::Json<ProductPage>, ApiError> {
-    let mut query = params.query()?;
+    let (found, next_cursor) = page(&state, principal.tenant_id, params.query()?).await?;
+    Ok(axum::Json(ProductPage {
+        has_more: next_cursor.is_some(),
+        next_cursor,
+        data: found.iter().map(ProductResponse::from_domain).collect(),
+    }))
+}
+
+/// A page of the products `query` asks for, and the cursor of the next
+/// page if there is one.
+pub(crate) async fn page(
+    state: &AppState,
+    tenant: TenantId,
+    mut query: ProductQuery,
+) -> Result<(Vec<Product>, Option<String>), ApiError> {
     let limit = query.limit as usize;
     query.limit += 1;
     let mut found = state
         .store()
-        .products(principal.tenant_id, &query)
+        .products(tenant, &query)
         .await
         .map_err(product_error)?;
     let has_more = found.len() > limit;
     found.truncate(limit);
-    Ok(axum::Json(ProductPage {
-        next_cursor: has_more
-            .then(|| found.last().map(|p| encode_cursor(&p.sku)))
-            .flatten(),
-        has_more,
-        data: found.iter().map(ProductResponse::from_domain).collect(),
-    }))
+    let next = has_more
+        .then(|| found.last().map(|p| encode_cursor(&p.sku)))
+        .flatten();
+    Ok((found, next))
 }
 
 /// Get a product by SKU.

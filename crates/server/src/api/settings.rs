@@ -29,6 +29,10 @@ pub struct SettingsResponse {
     pub free_text_lines: bool,
     /// The shop's WhatsApp number (E.164), where storefront buyers send their order.
     pub whatsapp_number: Option<String>,
+    /// Whether the public storefront (`/v1/storefront/{slug}/…`: the
+    /// products on sale and guest checkout) is open. Closed (the default),
+    /// it answers 404 as if the shop did not exist.
+    pub storefront_enabled: bool,
 }
 
 /// A change to the settings; absent fields stay as they are.
@@ -44,6 +48,7 @@ pub struct UpdateSettingsRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "+2348012345678")]
     pub whatsapp_number: Option<Option<String>>,
+    pub storefront_enabled: Option<bool>,
 }
 
 impl SettingsResponse {
@@ -53,6 +58,7 @@ impl SettingsResponse {
             reservation_minutes: s.reservation_minutes,
             free_text_lines: s.free_text_lines,
             whatsapp_number: s.whatsapp_number.as_ref().map(|p| p.as_str().to_string()),
+            storefront_enabled: s.storefront_enabled,
         }
     }
 }
@@ -107,6 +113,9 @@ pub async fn update_settings(
     }
     if let Some(free) = req.free_text_lines {
         settings.free_text_lines = free;
+    }
+    if let Some(open) = req.storefront_enabled {
+        settings.storefront_enabled = open;
     }
     match req.whatsapp_number {
         None => {}

@@ -20,5 +20,6 @@ mod products;
 mod roundtrip;
 mod seed000;
 mod stock;
+mod storefront;
 mod validation;
 mod webhooks;
