@@ -66,6 +66,16 @@ impl Nodes {
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
+
+    async fn post(&self, i: usize, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(i, path))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
@@ -171,6 +181,79 @@ async fn conflicting_actions_on_two_nodes_have_one_winner_and_one_timeline() {
         &["order.created", "order.cancelled"]
     };
     assert_eq!(types, expected);
+}
+
+/// Seed 004's crash, and every order system's most reported bug: two
+/// processes confirming orders for the same last units at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmations_on_two_nodes_never_oversell_a_hot_sku() {
+    let nodes = two_nodes().await;
+    let r = nodes
+        .post(
+            0,
+            "/v1/products",
+            &json!({"sku": "HOT", "name": "Limited drop", "currency": "NGN", "price": "5000.00", "on_hand": 10}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let order = json!({
+        "currency": "NGN",
+        "buyer": {"name": "Ada Obi", "phone": "+2348012345678"},
+        "items": [{"sku": "HOT", "quantity": 1}]
+    });
+    let ids: Vec<String> = join_all((0..100).map(|i| {
+        let (nodes, order) = (&nodes, &order);
+        async move {
+            let r = nodes.post(i, "/v1/orders", order).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let created: Value = r.json().await.unwrap();
+            created["id"].as_str().unwrap().to_string()
+        }
+    }))
+    .await;
+
+    // Each order confirmed on the node the other one created it on.
+    let confirms = join_all(ids.iter().enumerate().map(|(i, id)| {
+        let nodes = &nodes;
+        async move {
+            let r = nodes
+                .post(i + 1, &format!("/v1/orders/{id}/confirm"), &json!({}))
+                .await;
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = confirms.iter().map(|(s, _)| *s).collect();
+    assert_eq!(count(&statuses, StatusCode::OK), 10, "{statuses:?}");
+    assert_eq!(count(&statuses, StatusCode::CONFLICT), 90, "{statuses:?}");
+    for (_, body) in confirms.iter().filter(|(s, _)| *s == StatusCode::CONFLICT) {
+        assert_eq!(body["type"], "/problems/insufficient-stock", "{body}");
+        assert_eq!(
+            body["shortages"],
+            json!([{"sku": "HOT", "requested": 1, "available": 0}])
+        );
+    }
+    for node in 0..2 {
+        let product = nodes.get(node, "/v1/products/HOT").await;
+        assert_eq!(
+            (&product["on_hand"], &product["reserved"]),
+            (&json!(10), &json!(10))
+        );
+        let confirmed = nodes.get(node, "/v1/orders/count?status=confirmed").await;
+        assert_eq!(confirmed["count"], 10);
+        let reconcile = nodes.get(node, "/v1/stock/reconcile").await;
+        assert_eq!(reconcile["drift"], json!([]), "{reconcile}");
+        assert_eq!(reconcile["in_balance"], true);
+    }
+    let movements = nodes
+        .get(1, "/v1/products/HOT/stock-movements?limit=200")
+        .await;
+    assert_eq!(
+        movements["data"].as_array().unwrap().len(),
+        11,
+        "the first stock and one reservation per confirmed order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
