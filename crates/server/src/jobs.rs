@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use ordo_domain::Timestamp;
-use ordo_store::{Job, JobClaim, JobOutcome, NewJob};
+use ordo_store::{Job, JobClaim, JobOutcome, NewJob, Store};
 use rand::Rng;
 
 use crate::app::AppState;
@@ -227,17 +227,15 @@ async fn report_backlog(state: &AppState) {
     }
 }
 
-/// Ends a claimed job (a delivery with no attempt to record, too).
 /// Cancels the pending orders whose reservation lapsed by `now`, releasing
 /// their stock, each in its own write (an order confirmed meanwhile is left
-/// alone); returns how many it cancelled.
-async fn expire_reservations(state: &AppState, now: Timestamp) -> ordo_store::Result<usize> {
-    let due = state.store().lapsed_reservations(now, EXPIRE_BATCH).await?;
+/// alone); returns how many it cancelled. At most a batch at a time.
+pub async fn expire_reservations(store: &dyn Store, now: Timestamp) -> ordo_store::Result<usize> {
+    let due = store.lapsed_reservations(now, EXPIRE_BATCH).await?;
     let mut expired = 0;
     for (tenant, id) in due {
         let change = ordo_store::OrderChange::new(move |o, book| o.expire_reservation(now, book));
-        let changed = state
-            .store()
+        let changed = store
             .change_order(
                 ordo_store::Scope::tenant(tenant),
                 ordo_store::OrderLookup::Id(id),
@@ -256,6 +254,7 @@ async fn expire_reservations(state: &AppState, now: Timestamp) -> ordo_store::Re
     Ok(expired)
 }
 
+/// Ends a claimed job (a delivery with no attempt to record, too).
 pub(crate) async fn end(state: &AppState, job: &Job, outcome: JobOutcome) {
     match state.store().finish_job(job, outcome).await {
         Ok(true) => {}
@@ -284,7 +283,7 @@ async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome
         EXPIRE_RESERVATIONS => {
             let every =
                 i64::try_from(state.config().jobs.poll_interval_ms.max(100)).unwrap_or(1000);
-            expire_reservations(state, now)
+            expire_reservations(state.store(), now)
                 .await
                 .map(|_| JobOutcome::Again(now.plus_millis(every)))
         }

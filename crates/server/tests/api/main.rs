@@ -20,6 +20,7 @@ mod products;
 mod roundtrip;
 mod seed000;
 mod stock;
+mod stock_properties;
 mod storefront;
 mod validation;
 mod webhooks;

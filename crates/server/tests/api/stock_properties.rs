@@ -1,0 +1,285 @@
+//! A property test of stock: random sequences of creating, confirming,
+//! editing, cancelling, completing and expiring orders, adjusting stock and
+//! switching the reservation policy, through the real server and database;
+//! after every step each product's counters add up.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ordo_domain::Timestamp;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Three products per case: two that count stock (5 and 2 units), one
+/// that does not.
+const PRODUCTS: [(&str, i64, bool); 3] = [("A", 5, true), ("B", 2, true), ("C", 0, false)];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Lines as (product, quantity).
+    Create(Vec<(usize, u32)>),
+    Confirm(usize),
+    Cancel(usize),
+    Complete(usize),
+    Edit(usize, Vec<(usize, u32)>),
+    Adjust(usize, i64),
+    Policy(&'static str),
+    /// A year passes: every lapsed reservation expires.
+    Expire,
+}
+
+fn lines() -> impl Strategy<Value = Vec<(usize, u32)>> {
+    prop::collection::vec((0..PRODUCTS.len(), 1..=4u32), 1..=3)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => lines().prop_map(Op::Create),
+        3 => any::<usize>().prop_map(Op::Confirm),
+        1 => any::<usize>().prop_map(Op::Cancel),
+        1 => any::<usize>().prop_map(Op::Complete),
+        2 => (any::<usize>(), lines()).prop_map(|(o, l)| Op::Edit(o, l)),
+        2 => (0..PRODUCTS.len(), prop_oneof![-6..=-1i64, 1..=8i64]).prop_map(|(p, d)| Op::Adjust(p, d)),
+        1 => prop::sample::select(vec!["on_confirm", "on_create", "none"]).prop_map(Op::Policy),
+        1 => Just(Op::Expire),
+    ]
+}
+
+/// What the test knows independently of the server.
+struct Case {
+    prefix: String,
+    /// On hand per product, as adjustments and completions left it.
+    on_hand: [i64; PRODUCTS.len()],
+    orders: Vec<String>,
+}
+
+impl Case {
+    fn sku(&self, product: usize) -> String {
+        format!("{}-{}", self.prefix, PRODUCTS[product].0)
+    }
+
+    fn items(&self, lines: &[(usize, u32)]) -> Value {
+        lines
+            .iter()
+            .map(|(p, q)| json!({"sku": self.sku(*p), "quantity": q}))
+            .collect()
+    }
+
+    fn order(&self, i: usize) -> Option<&str> {
+        (!self.orders.is_empty()).then(|| self.orders[i % self.orders.len()].as_str())
+    }
+}
+
+/// (on hand, reserved) of each product.
+async fn products(app: &TestApp, case: &Case) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for p in 0..PRODUCTS.len() {
+        let product = app.json(&format!("/v1/products/{}", case.sku(p))).await;
+        out.push((
+            product["on_hand"].as_i64().unwrap(),
+            product["reserved"].as_i64().unwrap(),
+        ));
+    }
+    out
+}
+
+/// A 409 for want of stock names only SKUs that really were short, with
+/// what was available before the step.
+fn check_shortages(problem: &Value, case: &Case, before: &[(i64, i64)]) {
+    let shortages = problem["shortages"].as_array().unwrap();
+    assert!(!shortages.is_empty(), "{problem}");
+    for s in shortages {
+        let p = (0..PRODUCTS.len())
+            .find(|p| s["sku"] == case.sku(*p).as_str())
+            .unwrap();
+        let available = before[p].0 - before[p].1;
+        assert_eq!(s["available"], available, "{problem}");
+        assert!(s["requested"].as_i64().unwrap() > available, "{problem}");
+        assert!(PRODUCTS[p].2, "an untracked product is never short");
+    }
+}
+
+async fn step(app: &TestApp, case: &mut Case, op: &Op) {
+    let before = products(app, case).await;
+    let (status, body) = match op {
+        Op::Create(lines) => {
+            let r = app
+                .post(
+                    "/v1/orders",
+                    &json!({"currency": "NGN", "buyer": {"phone": "+2348012345678"}, "items": case.items(lines)}),
+                )
+                .await;
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            if status == StatusCode::CREATED {
+                case.orders.push(body["id"].as_str().unwrap().to_string());
+            }
+            (status, body)
+        }
+        Op::Confirm(i) | Op::Cancel(i) | Op::Complete(i) => {
+            let Some(id) = case.order(*i).map(str::to_string) else {
+                return;
+            };
+            let held = app.json(&format!("/v1/orders/{id}")).await["reserved"].clone();
+            let (action, body) = match op {
+                Op::Confirm(_) => ("confirm", json!({})),
+                Op::Cancel(_) => ("cancel", json!({"reason": "changed their mind"})),
+                _ => ("complete", json!({})),
+            };
+            let r = app.post(&format!("/v1/orders/{id}/{action}"), &body).await;
+            let status = r.status();
+            if action == "complete" && status == StatusCode::OK {
+                for p in 0..PRODUCTS.len() {
+                    case.on_hand[p] -= held[case.sku(p)].as_i64().unwrap_or(0);
+                }
+            }
+            (status, r.json().await.unwrap())
+        }
+        Op::Edit(i, lines) => {
+            let Some(id) = case.order(*i).map(str::to_string) else {
+                return;
+            };
+            let r = app
+                .patch(
+                    &format!("/v1/orders/{id}"),
+                    &json!({"items": case.items(lines)}),
+                )
+                .await;
+            (r.status(), r.json().await.unwrap())
+        }
+        Op::Adjust(p, delta) => {
+            let r = app
+                .post(
+                    &format!("/v1/products/{}/stock-adjustments", case.sku(*p)),
+                    &json!({"delta": delta, "reason": "count"}),
+                )
+                .await;
+            let status = r.status();
+            let (on_hand, reserved) = before[*p];
+            if status == StatusCode::CREATED {
+                case.on_hand[*p] += delta;
+            } else {
+                assert_eq!(status, StatusCode::CONFLICT);
+                assert!(
+                    on_hand + delta < reserved.max(0),
+                    "refused {delta} on {on_hand}/{reserved}"
+                );
+            }
+            (status, r.json().await.unwrap())
+        }
+        Op::Policy(policy) => {
+            let r = app
+                .patch("/v1/settings", &json!({"reservation_policy": policy}))
+                .await;
+            (r.status(), r.json().await.unwrap())
+        }
+        Op::Expire => {
+            let later = Timestamp::now().plus_millis(365 * 24 * 3_600_000);
+            ordo::jobs::expire_reservations(app.store.as_ref(), later)
+                .await
+                .unwrap();
+            (StatusCode::OK, Value::Null)
+        }
+    };
+    match status.as_u16() {
+        200 | 201 => {}
+        409 if body["type"] == "/problems/insufficient-stock" => {
+            check_shortages(&body, case, &before);
+        }
+        409 if body["type"] == "/problems/invalid-transition" => {}
+        409 if matches!(op, Op::Adjust(..)) => {}
+        _ => panic!("{op:?}: {status} {body}"),
+    }
+    check(app, case).await;
+}
+
+/// The invariant: each product's reserved units are exactly what the
+/// orders hold of it, never more than on hand; on hand is what the test
+/// expects; finished orders hold nothing; an order holds no more than its
+/// lines; the server's own reconciliation agrees.
+async fn check(app: &TestApp, case: &Case) {
+    let mut held: BTreeMap<String, i64> = BTreeMap::new();
+    for id in &case.orders {
+        let order = app.json(&format!("/v1/orders/{id}")).await;
+        let reserved = order["reserved"].as_object().unwrap();
+        if matches!(order["status"].as_str(), Some("cancelled" | "completed")) {
+            assert!(reserved.is_empty(), "a finished order holds stock: {order}");
+        }
+        for (sku, n) in reserved {
+            let ordered: u64 = order["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["sku"] == sku.as_str())
+                .map(|l| l["quantity"].as_u64().unwrap())
+                .sum();
+            assert!(
+                n.as_u64().unwrap() <= ordered,
+                "holds more than ordered: {order}"
+            );
+            *held.entry(sku.clone()).or_insert(0) += n.as_i64().unwrap();
+        }
+    }
+    for (p, (on_hand, reserved)) in products(app, case).await.into_iter().enumerate() {
+        let sku = case.sku(p);
+        assert_eq!(on_hand, case.on_hand[p], "{sku} on hand");
+        assert_eq!(
+            reserved,
+            held.get(&sku).copied().unwrap_or(0),
+            "{sku} reserved"
+        );
+        assert!(
+            (0..=on_hand).contains(&reserved),
+            "{sku}: {reserved} of {on_hand}"
+        );
+        if !PRODUCTS[p].2 {
+            assert_eq!(reserved, 0, "{sku} does not count stock");
+        }
+    }
+    let reconcile = app.json("/v1/stock/reconcile").await;
+    assert_eq!(reconcile["in_balance"], true, "{reconcile}");
+}
+
+#[test]
+fn stock_adds_up_after_any_sequence_of_order_and_stock_changes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = rt.block_on(spawn_app());
+    let cases = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 1..25), |ops| {
+        rt.block_on(async {
+            // Every run (shrinking included) starts on products of its own.
+            let mut case = Case {
+                prefix: format!("P{}", cases.fetch_add(1, Ordering::Relaxed)),
+                on_hand: PRODUCTS.map(|(_, n, _)| n),
+                orders: Vec::new(),
+            };
+            for (p, (_, on_hand, track)) in PRODUCTS.iter().enumerate() {
+                app.add_product(&json!({
+                    "sku": case.sku(p), "name": "Thing", "currency": "NGN",
+                    "price": "100.00", "on_hand": on_hand, "track_stock": track
+                }))
+                .await;
+            }
+            for op in &ops {
+                step(&app, &mut case, op).await;
+            }
+        });
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
