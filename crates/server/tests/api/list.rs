@@ -279,3 +279,59 @@ async fn a_cursor_of_another_sort_is_refused() {
     .await;
     assert_eq!(fields(&p), ["cursor"]);
 }
+
+/// An edit or an action rewrites only the columns it changed (SQLite
+/// updates just the indexes of those): every filter and sort still finds
+/// the order by what it is now, never by what it was.
+#[tokio::test]
+async fn filters_follow_edits_and_actions() {
+    let app = spawn_app().await;
+    let a = app
+        .create(&order("Ada Obi", "+2348011111111", "whatsapp", "100.00"))
+        .await;
+    let b = app
+        .create(&order("Bola Ade", "+2348022222222", "web", "300.00"))
+        .await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let r = app
+        .patch(
+            &format!("/v1/orders/{a}"),
+            &json!({
+                "buyer": {"name": "Ada Obi", "phone": "+2348099999999", "channel_id": "wa_2348099999999"},
+                "items": [{"name": "Thing", "quantity": 5, "unit_price": "100.00"}]
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(ids(&app, "/v1/orders?buyer_phone=%2B2348011111111")
+        .await
+        .is_empty());
+    assert!(ids(&app, "/v1/orders?buyer_email=ada.obi@example.com")
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(&app, "/v1/orders?buyer_phone=%2B2348099999999").await,
+        [a]
+    );
+    assert_eq!(
+        ids(&app, "/v1/orders?buyer_channel_id=wa_2348099999999").await,
+        [a]
+    );
+    assert_eq!(
+        ids(&app, "/v1/orders?sort=-total").await,
+        [a, b],
+        "500 > 300"
+    );
+
+    app.post(&format!("/v1/orders/{a}/confirm"), &json!({}))
+        .await;
+    assert_eq!(ids(&app, "/v1/orders?status=confirmed").await, [a]);
+    assert_eq!(ids(&app, "/v1/orders?status=pending").await, [b]);
+    assert_eq!(count(&app, "?stage=confirmed").await, 1);
+    assert_eq!(ids(&app, "/v1/orders?sort=-updated_at").await, [a, b]);
+    app.post(&format!("/v1/orders/{b}/cancel"), &json!({"reason": "x"}))
+        .await;
+    assert_eq!(ids(&app, "/v1/orders?status=cancelled").await, [b]);
+    assert_eq!(ids(&app, "/v1/orders?sort=-updated_at").await, [b, a]);
+    assert_eq!(count(&app, "?status=pending").await, 0);
+}

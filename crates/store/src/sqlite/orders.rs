@@ -32,7 +32,6 @@ pub(super) fn body(order: &Order) -> Result<String> {
     serde_json::to_string(order).map_err(corrupt)
 }
 
-/// The order's filterable columns, in the order of the INSERT and UPDATE below.
 /// The stored representations of an order: its body and its rendering.
 pub(super) struct Stored {
     pub body: String,
@@ -52,6 +51,7 @@ impl Stored {
     }
 }
 
+/// The order's filterable columns, in the order of the INSERT below.
 fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 21] {
     let text = |s: &str| Value::Text(s.to_string());
     let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
@@ -131,22 +131,81 @@ fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Render
     }
 }
 
-fn update_row(conn: &Connection, order: &Order, stored: Stored, renderer: Renderer) -> Result<()> {
-    let cols = columns(order, stored, renderer);
-    let mut stmt = conn
-        .prepare_cached(
-            "UPDATE orders SET reference = ?3, status = ?4, payment_status = ?5, fulfillment_status = ?6, stage = ?7,
-                               currency = ?8, buyer_name = ?9, buyer_phone = ?10, buyer_email = ?11,
-                               buyer_channel_id = ?12, channel = ?13, created_by = ?14, batch_id = ?15, total = ?16,
-                               version = ?17, body = ?18, api = ?19, api_version = ?20, reference_seq = ?21, updated_at = ?22
-             WHERE tenant_id = ?1 AND id = ?2",
-        )
+/// The columns an index covers (beyond `updated_at`, which every change
+/// moves), as [`indexed`] gives their values.
+const INDEXED: [&str; 12] = [
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "stage",
+    "buyer_phone",
+    "buyer_email",
+    "buyer_channel_id",
+    "channel",
+    "created_by",
+    "batch_id",
+    "total",
+    "reference_seq",
+];
+
+/// The values of the [`INDEXED`] columns.
+fn indexed(order: &Order) -> [Value; 12] {
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    [
+        text(order.status.as_str()),
+        text(order.payment_status.as_str()),
+        text(order.fulfillment_status.as_str()),
+        text(order.stage().as_str()),
+        opt(order.buyer.phone.as_ref().map(|p| p.as_str().to_string())),
+        opt(order.buyer.email.as_ref().map(|e| e.as_str().to_string())),
+        opt(order.buyer.channel_id.as_ref().map(ToString::to_string)),
+        text(order.channel.as_str()),
+        text(&order.created_by.id),
+        opt(order.batch_id.clone()),
+        Value::Integer(order.total),
+        Value::Integer(reference_seq(order)),
+    ]
+}
+
+/// Writes a changed order over its row. An indexed column is written only
+/// if its value changed (`before` holds the values as read): SQLite updates
+/// every index whose column a statement assigns, so a confirmation touches
+/// the status and stage indexes and leaves the buyer's, the channel's and
+/// the total's alone.
+fn update_row(
+    conn: &Connection,
+    order: &Order,
+    before: &[Value; 12],
+    stored: Stored,
+    renderer: Renderer,
+) -> Result<()> {
+    let mut args = vec![
+        Value::Text(order.tenant_id.to_string()),
+        Value::Text(order.id.to_string()),
+        Value::Text(order.reference.as_str().to_string()),
+        Value::Text(order.currency.code().to_string()),
+        order.buyer.name.clone().map_or(Value::Null, Value::Text),
+        Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
+        Value::Text(stored.body),
+        Value::Blob(stored.api),
+        Value::Integer(i64::from(renderer.version)),
+        Value::Integer(order.updated_at.unix_millis()),
+    ];
+    let mut sql = String::from(
+        "UPDATE orders SET reference = ?3, currency = ?4, buyer_name = ?5, version = ?6, body = ?7,
+                           api = ?8, api_version = ?9, updated_at = ?10",
+    );
+    for ((column, was), now) in INDEXED.iter().zip(before).zip(indexed(order)) {
+        if *was != now {
+            args.push(now);
+            sql.push_str(&format!(", {column} = ?{}", args.len()));
+        }
+    }
+    sql.push_str(" WHERE tenant_id = ?1 AND id = ?2");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(params_from_iter(args.iter())))
         .map_err(unavailable)?;
-    let updated = Value::Integer(order.updated_at.unix_millis());
-    stmt.execute(params_from_iter(
-        cols.iter().chain(std::iter::once(&updated)),
-    ))
-    .map_err(unavailable)?;
     Ok(())
 }
 
@@ -369,6 +428,7 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
+    let before = indexed(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
     let Some((draft, products, movements)) =
@@ -382,7 +442,7 @@ fn apply_change(
     super::products::save(conn, &products, &movements)?;
     let stored = Stored::of(&order, renderer, None)?;
     keep_snapshot(conn, &order)?;
-    update_row(conn, &order, stored, renderer)?;
+    update_row(conn, &order, &before, stored, renderer)?;
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
