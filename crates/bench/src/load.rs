@@ -24,6 +24,16 @@ pub const LIST_LIMIT: usize = 50;
 pub enum Work {
     /// POST /v1/orders; `seq` numbers the orders of this run.
     Create { run_id: String, seq: AtomicU64 },
+    /// POST `path` (a storefront's checkout) with a guest's cart; `seq`
+    /// numbers the carts.
+    Checkout { path: String, seq: AtomicU64 },
+    /// POST /v1/orders with the same body every time.
+    CreateSame { body: Bytes },
+    /// POST /v1/orders/{id}/confirm for each id once, in turn.
+    Confirm {
+        ids: Arc<Vec<String>>,
+        next: AtomicUsize,
+    },
     /// GET /v1/orders/{id} for random ids.
     Get { ids: Arc<Vec<String>> },
     /// The list query.
@@ -168,6 +178,8 @@ struct Spec {
 
 #[derive(Deserialize)]
 struct Created {
+    /// A checkout answers with `order_id`.
+    #[serde(alias = "order_id")]
     id: String,
 }
 
@@ -211,6 +223,34 @@ async fn worker(
                     method: Method::POST,
                     path: "/v1/orders".to_string(),
                     body: Some(order_body(run_id, n)),
+                };
+                (spec, 1)
+            }
+            Work::Checkout { path, seq } => {
+                let n = seq.fetch_add(1, Relaxed);
+                let spec = Spec {
+                    method: Method::POST,
+                    path: path.clone(),
+                    body: Some(checkout_body(n)),
+                };
+                (spec, 1)
+            }
+            Work::CreateSame { body } => {
+                let spec = Spec {
+                    method: Method::POST,
+                    path: "/v1/orders".to_string(),
+                    body: Some(body.clone()),
+                };
+                (spec, 1)
+            }
+            Work::Confirm { ids, next } => {
+                let Some(id) = ids.get(next.fetch_add(1, Relaxed)) else {
+                    break;
+                };
+                let spec = Spec {
+                    method: Method::POST,
+                    path: format!("/v1/orders/{id}/confirm"),
+                    body: Some(Bytes::from_static(b"{}")),
                 };
                 (spec, 1)
             }
@@ -268,7 +308,9 @@ async fn worker(
         };
 
         match &*work {
-            Work::Create { .. } if status.is_success() => {
+            Work::Create { .. } | Work::Checkout { .. } | Work::CreateSame { .. }
+                if status.is_success() =>
+            {
                 match serde_json::from_slice::<Created>(&body) {
                     Ok(created) => {
                         out.ids.push(created.id);
@@ -411,7 +453,81 @@ pub fn order_body(run_id: &str, n: u64) -> Bytes {
     Bytes::from(body)
 }
 
-/// Subscribes an endpoint at `url` to every event.
+/// The products a guest's cart names: a T-shirt in sizes and colours, a
+/// cap in colours, a bag; stock counted, more than any run sells.
+const STOREFRONT_PRODUCTS: [&str; 3] = [
+    r#"{"sku":"BENCH-TEE","name":"Cotton T-shirt","currency":"NGN","price":"5000.00","attributes":{"size":["S","M","L","XL"],"colour":["black","white","red","navy"]},"on_hand":1000000000}"#,
+    r#"{"sku":"BENCH-CAP","name":"Baseball cap","currency":"NGN","price":"3500.00","attributes":{"colour":["black","white","red","navy"]},"on_hand":1000000000}"#,
+    r#"{"sku":"BENCH-BAG","name":"Tote bag","currency":"NGN","price":"2750.50","on_hand":1000000000}"#,
+];
+
+/// The SKU the confirm phase's orders all compete for.
+pub const HOT_SKU: &str = "BENCH-HOT";
+
+/// Opens the tenant's storefront (with a WhatsApp number, so every answer
+/// carries the link) and adds the products carts name.
+pub async fn prepare_storefront(target: Arc<Target>) -> anyhow::Result<()> {
+    let settings =
+        serde_json::json!({"storefront_enabled": true, "whatsapp_number": "+2348012345678"});
+    call_json(target.clone(), Method::PATCH, "/v1/settings", &settings).await?;
+    for product in STOREFRONT_PRODUCTS {
+        ensure_product(target.clone(), serde_json::from_str(product)?).await?;
+    }
+    Ok(())
+}
+
+/// Adds the hot product (as many units as a product may have) and returns
+/// the body of an order for one of them.
+pub async fn prepare_hot_sku(target: Arc<Target>) -> anyhow::Result<Bytes> {
+    let product = serde_json::json!({"sku": HOT_SKU, "name": "Limited drop", "currency": "NGN", "price": "15000.00", "on_hand": 1_000_000_000});
+    ensure_product(target, product).await?;
+    Ok(Bytes::from(format!(
+        r#"{{"currency":"NGN","buyer":{{"name":"Ada Obi","phone":"+2348012345678"}},"items":[{{"sku":"{HOT_SKU}","quantity":1}}],"channel":"web"}}"#
+    )))
+}
+
+/// Adds a product unless its SKU exists (a server of your own, run twice).
+async fn ensure_product(target: Arc<Target>, product: serde_json::Value) -> anyhow::Result<()> {
+    let mut conn = Conn::new(target);
+    let (status, answer) = conn
+        .call(
+            Method::POST,
+            "/v1/products",
+            Some(Bytes::from(serde_json::to_vec(&product)?)),
+        )
+        .await?;
+    if !status.is_success() && status != StatusCode::CONFLICT {
+        anyhow::bail!("POST /v1/products -> {status}: {}", snippet(&answer));
+    }
+    Ok(())
+}
+
+/// Cart `n`: three lines of the storefront's products, a buyer, an
+/// address and a note, about 400 bytes.
+pub fn checkout_body(n: u64) -> Bytes {
+    let first = FIRST[(n % 8) as usize];
+    let last = LAST[((n / 8) % 8) as usize];
+    let size = SIZES[(n % 4) as usize];
+    let colour = COLOURS[((n / 4) % 4) as usize];
+    let q = 1 + n % 3;
+    Bytes::from(format!(
+        concat!(
+            r#"{{"buyer":{{"name":"{first} {last}","phone":"+234801{phone:07}"}},"#,
+            r#""items":[{{"sku":"BENCH-TEE","quantity":{q},"attributes":{{"size":"{size}","colour":"{colour}"}}}},"#,
+            r#"{{"sku":"BENCH-CAP","quantity":1,"attributes":{{"colour":"{colour}"}}}},"#,
+            r#"{{"sku":"BENCH-BAG","quantity":2}}],"#,
+            r#""shipping_address":{{"line1":"12 Allen Avenue","city":"Ikeja","region":"Lagos","country":"NG"}},"#,
+            r#""notes":"Please call on arrival"}}"#
+        ),
+        first = first,
+        last = last,
+        phone = n % 10_000_000,
+        q = q,
+        size = size,
+        colour = colour,
+    ))
+}
+
 /// Subscribes `url` to every event; returns the endpoint's id.
 pub async fn subscribe(target: Arc<Target>, url: &str) -> anyhow::Result<String> {
     let body = serde_json::json!({ "url": url });

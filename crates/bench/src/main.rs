@@ -7,6 +7,13 @@
 //!
 //! - `create`: `POST /v1/orders` with a three-line order of about 500 bytes
 //!   (the channel rotates whatsapp, instagram, web); every created id is kept.
+//! - `checkout` (not by default): opens the tenant's storefront, adds three
+//!   products and posts guests' carts of three lines to
+//!   `POST /v1/storefront/{slug}/checkout` (no key; catalog prices, an
+//!   availability check and a WhatsApp link in every answer).
+//! - `confirm` (not by default): creates `--hot-orders` orders (untimed) for
+//!   one unit each of one product, then confirms them in turn: every
+//!   confirmation reserves a unit of the same SKU.
 //! - `seed` (with `--orders N`): creates orders the same way until the server
 //!   holds at least N, so that reads and lists run over a big table.
 //! - `get`: `GET /v1/orders/{id}` for random ids among those created.
@@ -21,7 +28,7 @@
 //!
 //! By default the tool starts its own server: the `ordo` binary next to its
 //! own executable, on a fresh data directory in the temp dir (removed at the
-//! end unless `--keep-data`), with a tenant `bench` and an integration key,
+//! end unless `--keep-data`), with a tenant `bench` and an admin key,
 //! on a free port of 127.0.0.1; it stops it with SIGTERM at the end.
 //!
 //! ```text
@@ -66,7 +73,8 @@ struct Opts {
     /// Benchmark a running server (http://HOST:PORT) instead of starting one.
     #[arg(long, value_name = "URL", requires = "key")]
     url: Option<String>,
-    /// API key (an integration key) for --url.
+    /// API key for --url: an integration key, or for the checkout phase
+    /// (which opens the storefront) an owner or admin key.
     #[arg(long, env = "ORDO_BENCH_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Pid of the --url server, for its CPU and memory figures.
@@ -100,7 +108,8 @@ struct Opts {
     /// Create orders until the server holds at least this many (the seed phase).
     #[arg(long, value_name = "N", default_value_t = 0)]
     orders: u64,
-    /// Phases to run, comma-separated; they run in the order create, seed, get, list, verify.
+    /// Phases to run, comma-separated; they run in the order create,
+    /// webhooks, checkout, confirm, seed, get, list, verify.
     #[arg(
         long,
         value_enum,
@@ -111,6 +120,12 @@ struct Opts {
     /// Concurrent connections of the verify phase.
     #[arg(long, value_name = "N", default_value_t = 16)]
     verify_connections: usize,
+    /// The storefront the checkout phase buys from (a tenant's slug).
+    #[arg(long, value_name = "SLUG", default_value = server::TENANT)]
+    slug: String,
+    /// Orders the confirm phase makes (untimed) before confirming them.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    hot_orders: u64,
     /// Longest the seed phase may run.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     seed_max_seconds: u64,
@@ -122,6 +137,10 @@ enum Phase {
     /// Create with one webhook endpoint subscribed, then wait for every
     /// delivery.
     Webhooks,
+    /// Guest checkout through the storefront.
+    Checkout,
+    /// Confirmations that all reserve the same SKU.
+    Confirm,
     Seed,
     Get,
     List,
@@ -129,9 +148,11 @@ enum Phase {
 }
 
 impl Phase {
-    const ORDER: [Phase; 6] = [
+    const ORDER: [Phase; 8] = [
         Phase::Create,
         Phase::Webhooks,
+        Phase::Checkout,
+        Phase::Confirm,
         Phase::Seed,
         Phase::Get,
         Phase::List,
@@ -142,6 +163,8 @@ impl Phase {
         match self {
             Phase::Create => "create",
             Phase::Webhooks => "webhooks",
+            Phase::Checkout => "checkout",
+            Phase::Confirm => "confirm",
             Phase::Seed => "seed",
             Phase::Get => "get",
             Phase::List => "list",
@@ -415,6 +438,56 @@ async fn run_phases(
                     ));
                     passed = false;
                 }
+                fig
+            }
+            Phase::Checkout => {
+                load::prepare_storefront(target.clone()).await?;
+                let work = Work::Checkout {
+                    path: format!("/v1/storefront/{}/checkout", opts.slug),
+                    seq: AtomicU64::new(0),
+                };
+                let (out, mut fig) =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
+                fig.notes.push(format!(
+                    "orders placed by guests {} (3 catalog lines each, availability checked, a wa.me link in each answer)",
+                    out.ids.len()
+                ));
+                created.extend(out.ids);
+                fig
+            }
+            Phase::Confirm => {
+                let body = load::prepare_hot_sku(target.clone()).await?;
+                println!(
+                    "[confirm] creating {} orders for one unit each of {} (untimed)",
+                    opts.hot_orders,
+                    load::HOT_SKU
+                );
+                let lim = Limits {
+                    deadline: Instant::now() + Duration::from_secs(opts.seed_max_seconds),
+                    until_ok: Some(opts.hot_orders),
+                    max_errors: Some(1_000),
+                };
+                let work = Work::CreateSame { body };
+                let (made, _) = measure(phase, &target, work, conns, lim, server_pid, None).await?;
+                let ids = Arc::new(made.ids);
+                let available = ids.len();
+                let work = Work::Confirm {
+                    ids: ids.clone(),
+                    next: Default::default(),
+                };
+                let (out, mut fig) =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await?;
+                fig.notes.push(format!(
+                    "confirmed {} orders, each reserving 1 unit of {}",
+                    out.ok,
+                    load::HOT_SKU
+                ));
+                if out.ok as usize >= available {
+                    fig.notes.push(format!(
+                        "ran out of orders to confirm ({available}) before the time was up: raise --hot-orders"
+                    ));
+                }
+                created.extend(ids.iter().cloned());
                 fig
             }
             Phase::Seed => {
