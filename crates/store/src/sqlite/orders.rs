@@ -51,32 +51,23 @@ impl Stored {
     }
 }
 
-/// The order's filterable columns, in the order of the INSERT below.
-fn columns(order: &Order, stored: Stored, renderer: Renderer) -> [Value; 21] {
-    let text = |s: &str| Value::Text(s.to_string());
-    let opt = |s: Option<String>| s.map_or(Value::Null, Value::Text);
-    [
-        text(&order.tenant_id.to_string()),
-        text(&order.id.to_string()),
-        text(order.reference.as_str()),
-        text(order.status.as_str()),
-        text(order.payment_status.as_str()),
-        text(order.fulfillment_status.as_str()),
-        text(order.stage().as_str()),
-        text(order.currency.code()),
-        opt(order.buyer.name.clone()),
-        opt(order.buyer.phone.as_ref().map(|p| p.as_str().to_string())),
-        opt(order.buyer.email.as_ref().map(|e| e.as_str().to_string())),
-        opt(order.buyer.channel_id.as_ref().map(ToString::to_string)),
-        text(order.channel.as_str()),
-        text(&order.created_by.id),
-        opt(order.batch_id.clone()),
-        Value::Integer(order.total),
+/// The columns every write of an order sets, as `?1` to `?10`: the key
+/// (tenant, id), then what no index covers, then `updated_at`.
+const PLAIN: &str =
+    "tenant_id, id, reference, currency, buyer_name, version, body, api, api_version, updated_at";
+
+fn plain(order: &Order, stored: Stored, renderer: Renderer) -> Vec<Value> {
+    vec![
+        Value::Text(order.tenant_id.to_string()),
+        Value::Text(order.id.to_string()),
+        Value::Text(order.reference.as_str().to_string()),
+        Value::Text(order.currency.code().to_string()),
+        order.buyer.name.clone().map_or(Value::Null, Value::Text),
         Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
         Value::Text(stored.body),
         Value::Blob(stored.api),
         Value::Integer(i64::from(renderer.version)),
-        Value::Integer(reference_seq(order)),
+        Value::Integer(order.updated_at.unix_millis()),
     ]
 }
 
@@ -108,20 +99,20 @@ fn reference_seq(order: &Order) -> i64 {
 }
 
 fn insert_row(conn: &Connection, order: &Order, stored: Stored, renderer: Renderer) -> Result<()> {
-    let cols = columns(order, stored, renderer);
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO orders (tenant_id, id, reference, status, payment_status, fulfillment_status, stage, currency,
-                                 buyer_name, buyer_phone, buyer_email, buyer_channel_id, channel, created_by, batch_id,
-                                 total, version, body, api, api_version, reference_seq, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+    static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let n = PLAIN.split(", ").count() + 1 + INDEXED.len();
+        let slots: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO orders ({PLAIN}, created_at, {}) VALUES ({})",
+            INDEXED.join(", "),
+            slots.join(", ")
         )
-        .map_err(unavailable)?;
-    let times = [
-        Value::Integer(order.created_at.unix_millis()),
-        Value::Integer(order.updated_at.unix_millis()),
-    ];
-    match stmt.execute(params_from_iter(cols.iter().chain(times.iter()))) {
+    });
+    let mut values = plain(order, stored, renderer);
+    values.push(Value::Integer(order.created_at.unix_millis()));
+    values.extend(indexed(order));
+    let mut stmt = conn.prepare_cached(&INSERT).map_err(unavailable)?;
+    match stmt.execute(params_from_iter(values.iter())) {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict {
             field: "reference".into(),
@@ -180,22 +171,18 @@ fn update_row(
     stored: Stored,
     renderer: Renderer,
 ) -> Result<()> {
-    let mut args = vec![
-        Value::Text(order.tenant_id.to_string()),
-        Value::Text(order.id.to_string()),
-        Value::Text(order.reference.as_str().to_string()),
-        Value::Text(order.currency.code().to_string()),
-        order.buyer.name.clone().map_or(Value::Null, Value::Text),
-        Value::Integer(i64::try_from(order.version).unwrap_or(i64::MAX)),
-        Value::Text(stored.body),
-        Value::Blob(stored.api),
-        Value::Integer(i64::from(renderer.version)),
-        Value::Integer(order.updated_at.unix_millis()),
-    ];
-    let mut sql = String::from(
-        "UPDATE orders SET reference = ?3, currency = ?4, buyer_name = ?5, version = ?6, body = ?7,
-                           api = ?8, api_version = ?9, updated_at = ?10",
-    );
+    // Every column but the key, each from its slot.
+    static SET_PLAIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let assigned: Vec<String> = PLAIN
+            .split(", ")
+            .enumerate()
+            .skip(2)
+            .map(|(i, column)| format!("{column} = ?{}", i + 1))
+            .collect();
+        format!("UPDATE orders SET {}", assigned.join(", "))
+    });
+    let mut args = plain(order, stored, renderer);
+    let mut sql = SET_PLAIN.clone();
     for ((column, was), now) in INDEXED.iter().zip(before).zip(indexed(order)) {
         if *was != now {
             args.push(now);
