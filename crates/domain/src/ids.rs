@@ -137,6 +137,14 @@ prefixed_id!(
     /// One change to a product's stock.
     StockMovementId, "smv_"
 );
+prefixed_id!(
+    /// A payment recorded against an order.
+    PaymentId, "pay_"
+);
+prefixed_id!(
+    /// A refund paid out of an order's payments.
+    RefundId, "ref_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -45,6 +45,7 @@ pub mod contact;
 pub mod event;
 pub mod field;
 pub mod ids;
+pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod product;
@@ -60,9 +61,10 @@ pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
 pub use ids::{
-    ApiKeyId, EventId, LineId, OrderId, ProductId, StockMovementId, TenantId, WebhookDeliveryId,
-    WebhookEndpointId,
+    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, RefundId, StockMovementId, TenantId,
+    WebhookDeliveryId, WebhookEndpointId,
 };
+pub use ledger::{EntryState, Ledger, LedgerError, Payment, PaymentMethod, Refund, Totals};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,

@@ -95,9 +95,11 @@ impl OrderStatus {
 }
 
 impl PaymentStatus {
-    /// The transition table of `payment_status`. The ledger decides the
-    /// status; this table refuses a ledger change that would make a move
-    /// no real payment can make (for example refunding what was never paid).
+    /// The transition table of `payment_status`: the moves the payment
+    /// ledger can make (it derives the status; a property test of the
+    /// ledger checks it never makes another). A refund makes an order
+    /// (partially) refunded for good, except that money received after a
+    /// full refund makes it partially refunded again, not hidden.
     pub fn can_become(self, next: PaymentStatus) -> bool {
         use PaymentStatus as P;
         if self == next {
@@ -105,14 +107,17 @@ impl PaymentStatus {
         }
         match self {
             P::Unpaid => matches!(next, P::Pending | P::PartiallyPaid | P::Paid),
-            P::Pending => matches!(next, P::Unpaid | P::PartiallyPaid | P::Paid),
+            P::Pending => matches!(
+                next,
+                P::Unpaid | P::PartiallyPaid | P::Paid | P::PartiallyRefunded | P::Refunded
+            ),
             P::PartiallyPaid => matches!(
                 next,
                 P::Pending | P::Paid | P::PartiallyRefunded | P::Refunded
             ),
             P::Paid => matches!(next, P::PartiallyRefunded | P::Refunded),
-            P::PartiallyRefunded => matches!(next, P::Refunded | P::Paid),
-            P::Refunded => false,
+            P::PartiallyRefunded => matches!(next, P::Refunded),
+            P::Refunded => matches!(next, P::PartiallyRefunded),
         }
     }
 }
@@ -301,8 +306,11 @@ mod tests {
         }
 
         #[test]
-        fn refunded_and_returned_are_terminal(p in prop::sample::select(PaymentStatus::ALL.to_vec()), f in prop::sample::select(FulfillmentStatus::ALL.to_vec())) {
-            prop_assert_eq!(PaymentStatus::Refunded.can_become(p), p == PaymentStatus::Refunded);
+        fn refunds_are_for_good_and_returned_is_terminal(p in prop::sample::select(PaymentStatus::ALL.to_vec()), f in prop::sample::select(FulfillmentStatus::ALL.to_vec())) {
+            let refunded = [PaymentStatus::PartiallyRefunded, PaymentStatus::Refunded];
+            for from in refunded {
+                prop_assert_eq!(from.can_become(p), refunded.contains(&p));
+            }
             prop_assert_eq!(FulfillmentStatus::Returned.can_become(f), f == FulfillmentStatus::Returned);
         }
 
