@@ -47,7 +47,7 @@ impl AppState {
 
     /// The tenant whose shop is `slug`; remembered for a few seconds.
     pub async fn shop(&self, slug: &str) -> Result<Option<Tenant>, ordo_store::StoreError> {
-        if let Some(tenant) = self.inner.shops.get(&slug.to_string()) {
+        if let Some(tenant) = self.inner.shops.get(slug) {
             return Ok(Some(tenant));
         }
         let found = self.store().tenant_by_slug(slug).await?;

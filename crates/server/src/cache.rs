@@ -24,7 +24,11 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
     }
 
     /// The value put under `key` less than `ttl` ago.
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let entries = self.entries.read().ok()?;
         let (value, at) = entries.get(key)?;
         (at.elapsed() < self.ttl).then(|| value.clone())

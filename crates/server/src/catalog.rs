@@ -96,8 +96,16 @@ impl Catalog {
         if let Some(product) = product {
             return LineDraft::from_product(text, product, currency);
         }
-        let unknown_sku = |reason: &str, accepted: &str| -> FieldErrors {
-            FieldError::new("sku", reason)
+        self.refuse_free_text(&text)?;
+        LineDraft::parse(text, currency)
+    }
+
+    /// What rules out a line that names no product, before its free-text
+    /// fields are checked: an unknown SKU without a name and a price, and
+    /// without free text any such line at all.
+    pub fn refuse_free_text(&self, text: &LineText<'_>) -> Result<(), FieldErrors> {
+        let unknown_sku = |accepted: &str| -> FieldErrors {
+            FieldError::new("sku", "no product has this SKU")
                 .value(text.sku.unwrap_or_default())
                 .accepted(accepted)
                 .into()
@@ -106,14 +114,10 @@ impl Catalog {
             // A malformed SKU is reported as such by the free-text checks.
             Some(sku) if Sku::parse(sku).is_ok() => {
                 if !self.free_text {
-                    return Err(unknown_sku(
-                        "no product has this SKU",
-                        "the SKU of a product in the catalog",
-                    ));
+                    return Err(unknown_sku("the SKU of a product in the catalog"));
                 }
                 if text.name.is_none() || text.unit_price.is_none() {
                     return Err(unknown_sku(
-                        "no product has this SKU",
                         "the SKU of a product in the catalog, or a name and a unit_price for an item not in it",
                     ));
                 }
@@ -133,6 +137,6 @@ impl Catalog {
             }
             _ => {}
         }
-        LineDraft::parse(text, currency)
+        Ok(())
     }
 }

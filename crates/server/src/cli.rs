@@ -171,14 +171,6 @@ fn describe(config: &Config) -> String {
     config.database().map_or_else(|e| e, |d| d.describe())
 }
 
-fn slug_ok(slug: &str) -> bool {
-    (1..=50).contains(&slug.len())
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = load(&cli)?;
     match cli.command {
@@ -208,8 +200,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = app.store();
             let result = match command {
                 TenantCommand::Create { slug, name } => {
-                    if !slug_ok(&slug) {
-                        return Err(anyhow!("the slug {slug:?} is not valid: use 1 to 50 lower-case letters, digits and '-'"));
+                    if !ordo_store::Tenant::is_valid_slug(&slug) {
+                        return Err(anyhow!(
+                            "the slug {slug:?} is not valid: use {}",
+                            ordo_store::Tenant::SLUG_ACCEPTED
+                        ));
                     }
                     let tenant = store
                         .create_tenant(&slug, name.as_deref().unwrap_or(&slug))

@@ -41,6 +41,20 @@ pub struct Tenant {
     pub created_at: Timestamp,
 }
 
+impl Tenant {
+    /// What a slug may be: 1 to 50 lower-case letters, digits and `-`, not
+    /// starting with `-` (it names the tenant in URLs and commands).
+    pub const SLUG_ACCEPTED: &'static str = "1 to 50 lower-case letters, digits and '-'";
+
+    pub fn is_valid_slug(slug: &str) -> bool {
+        (1..=50).contains(&slug.len())
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !slug.starts_with('-')
+    }
+}
+
 /// An API key as stored: never the secret, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApiKey {

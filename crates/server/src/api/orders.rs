@@ -431,18 +431,20 @@ fn parse_external_ids(
     out
 }
 
-/// The SKUs a request's lines name.
-pub(crate) fn line_skus(items: &[LineInput]) -> Vec<Sku> {
-    items
-        .iter()
-        .filter_map(|i| Sku::parse(i.sku.as_deref()?).ok())
-        .collect()
+/// The SKUs a request's lines name (malformed ones are reported by the
+/// line checks).
+pub(crate) fn line_skus<'a>(skus: impl Iterator<Item = Option<&'a str>>) -> Vec<Sku> {
+    skus.filter_map(|s| Sku::parse(s?).ok()).collect()
+}
+
+fn input_skus(items: &[LineInput]) -> Vec<Sku> {
+    line_skus(items.iter().map(|i| i.sku.as_deref()))
 }
 
 impl CreateOrderRequest {
     /// The SKUs its lines name, to read from the catalog.
     pub fn skus(&self) -> Vec<Sku> {
-        line_skus(&self.items)
+        input_skus(&self.items)
     }
 
     pub fn into_draft(self, catalog: &Catalog) -> Result<OrderDraft, ApiError> {
@@ -1402,7 +1404,7 @@ pub async fn update_order(
         .get(state.store(), principal.tenant_id)
         .await?
         .free_text_lines;
-    let skus = req.items.as_deref().map(line_skus).unwrap_or_default();
+    let skus = req.items.as_deref().map(input_skus).unwrap_or_default();
     let catalog = Catalog::read(state.store(), principal.tenant_id, skus, free_text).await?;
     let patch = req.into_patch(current.currency, &catalog)?;
     let skus = patch

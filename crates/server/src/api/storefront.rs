@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, PathParams, QueryParams};
-use super::orders::{idempotency, json_response, time, AddressBody};
+use super::orders::{idempotency, json_response, line_skus, time, AddressBody};
 use super::products::ListProductsParams;
 use crate::app::AppState;
 use crate::catalog::Catalog;
@@ -229,11 +229,7 @@ fn last_forwarded(headers: &HeaderMap) -> Option<IpAddr> {
 /// The shop of `slug`, if it exists and its storefront is open; a closed
 /// storefront is not told apart from a missing one.
 async fn open_shop(state: &AppState, slug: &str) -> Result<(Tenant, TenantSettings), ApiError> {
-    let plausible = (1..=64).contains(&slug.len())
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let tenant = if plausible {
+    let tenant = if Tenant::is_valid_slug(slug) {
         state.shop(slug).await?
     } else {
         None
@@ -269,10 +265,7 @@ impl StorefrontProductsParams {
 
 impl CheckoutRequest {
     fn skus(&self) -> Vec<Sku> {
-        self.items
-            .iter()
-            .filter_map(|i| Sku::parse(&i.sku).ok())
-            .collect()
+        line_skus(self.items.iter().map(|i| Some(i.sku.as_str())))
     }
 
     /// The order the cart makes: every line from the catalog, in the
@@ -339,8 +332,9 @@ impl CheckoutRequest {
             };
             let parsed = match currency {
                 Some(currency) => catalog.line(text, currency),
-                // No line names a product on sale: each says so.
-                None => Err(unknown_sku(&item.sku)),
+                // No line names a product on sale, and a storefront's
+                // catalog takes no free text: each line says why.
+                None => Err(catalog.refuse_free_text(&text).err().unwrap_or_default()),
             };
             if let Some(line) = errors.take_all(parsed.map_err(|e| e.under(&format!("items[{i}]"))))
             {
@@ -348,16 +342,6 @@ impl CheckoutRequest {
             }
         }
         lines
-    }
-}
-
-fn unknown_sku(sku: &str) -> FieldErrors {
-    match ordo_domain::product::parse_sku("sku", sku) {
-        Err(malformed) => malformed.into(),
-        Ok(_) => FieldError::new("sku", "no product has this SKU")
-            .value(sku)
-            .accepted("the SKU of a product on sale in this shop")
-            .into(),
     }
 }
 
