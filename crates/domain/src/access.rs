@@ -29,6 +29,8 @@ pub enum Permission {
     ManageCatalog,
     /// The tenant's settings.
     ManageSettings,
+    /// Paying money back (recording payments only needs `WriteOrders`).
+    Refund,
 }
 
 impl Role {
@@ -36,7 +38,7 @@ impl Role {
         match permission {
             Permission::ReadOrders => true,
             Permission::WriteOrders => !matches!(self, Role::Viewer),
-            Permission::ManageWebhooks | Permission::ManageCatalog => {
+            Permission::ManageWebhooks | Permission::ManageCatalog | Permission::Refund => {
                 matches!(self, Role::Owner | Role::Admin | Role::Integration)
             }
             Permission::ManageSettings => matches!(self, Role::Owner | Role::Admin),

@@ -79,6 +79,8 @@ event_types! {
     OrderConfirmed = "order.confirmed",
     OrderCancelled = "order.cancelled",
     OrderCompleted = "order.completed",
+    PaymentRecorded = "payment.recorded",
+    RefundRecorded = "refund.recorded",
 }
 
 /// An event as the domain produces it, before the store gives it an id,

@@ -109,6 +109,8 @@ pub enum LedgerError {
     RefundTooLarge { asked: i64, refundable: i64 },
     #[error("no {0} with that id on this order")]
     Unknown(&'static str),
+    #[error("transaction id {0:?} is already recorded on this order with a different payment")]
+    TransactionIdReused(String),
     #[error("the {what} already {current}; it cannot become {next}")]
     Ended {
         what: &'static str,
@@ -232,9 +234,7 @@ impl Ledger {
                 .iter()
                 .any(|p| p.transaction_id.as_ref() == Some(id))
             {
-                return Err(LedgerError::Invalid(
-                    FieldError::new("transaction_id", "already recorded on this order").value(id),
-                ));
+                return Err(LedgerError::TransactionIdReused(id.clone()));
             }
         }
         self.payments.push(payment);
@@ -398,7 +398,10 @@ mod tests {
         p.transaction_id = Some("TRX-1".into());
         l.pay(p.clone()).unwrap();
         p.id = PaymentId::new();
-        assert!(matches!(l.pay(p), Err(LedgerError::Invalid(e)) if e.field == "transaction_id"));
+        assert_eq!(
+            l.pay(p),
+            Err(LedgerError::TransactionIdReused("TRX-1".into()))
+        );
     }
 
     #[derive(Debug, Clone)]

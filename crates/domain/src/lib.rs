@@ -48,6 +48,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod product;
 pub mod reference;
 pub mod settings;
@@ -64,12 +65,15 @@ pub use ids::{
     ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, RefundId, StockMovementId, TenantId,
     WebhookDeliveryId, WebhookEndpointId,
 };
-pub use ledger::{EntryState, Ledger, LedgerError, Payment, PaymentMethod, Refund, Totals};
+pub use ledger::{
+    EntryState, Ledger, LedgerError, Payment, PaymentMethod, Refund, RefundLine, Totals,
+};
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
     OrderPatch, Reconcile, ReconcileError, Refusal, Sku,
 };
+pub use payment::{LedgerRefusal, PaymentDraft, RefundDraft};
 pub use product::{
     MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };

@@ -15,6 +15,7 @@ use crate::contact::{Address, Buyer};
 use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
 use crate::ids::{LineId, OrderId, ProductId, TenantId};
+use crate::ledger::Ledger;
 use crate::money::{self, Currency};
 use crate::product::Product;
 use crate::reference::OrderReference;
@@ -511,6 +512,9 @@ pub enum Refusal {
     Invalid(FieldErrors),
     #[error(transparent)]
     Reconcile(ReconcileError),
+    /// A payment or refund the ledger cannot take.
+    #[error(transparent)]
+    Ledger(crate::payment::LedgerRefusal),
     /// Not enough stock of these SKUs.
     #[error("not enough stock of {}", .0.iter().map(|s| s.sku.as_str()).collect::<Vec<_>>().join(", "))]
     Short(Vec<crate::stock::Shortage>),
@@ -593,6 +597,10 @@ pub struct Order {
     /// cancelled with reason `reservation_expired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_until: Option<Timestamp>,
+    /// Payments, refunds and receipts in review; `payment_status` is
+    /// derived from it.
+    #[serde(default, skip_serializing_if = "Ledger::is_empty")]
+    pub ledger: Ledger,
 }
 
 /// Everything an order needs besides its content.
@@ -675,6 +683,7 @@ impl Order {
             holds_stock: false,
             reserved: BTreeMap::new(),
             reserved_until: None,
+            ledger: Ledger::default(),
         };
         let event = EventDraft {
             event_type: EventType::OrderCreated,
@@ -738,7 +747,7 @@ impl Order {
             .collect()
     }
 
-    fn touch(&mut self, now: Timestamp) {
+    pub(crate) fn touch(&mut self, now: Timestamp) {
         self.version += 1;
         // Never let time run backwards on one order, whatever the clock does.
         self.updated_at = now.max(self.updated_at);
@@ -935,9 +944,20 @@ impl FieldErrors {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A pending NGN order of free-text lines, each `(quantity, unit_price)`.
+    pub(crate) fn order_of(lines: &[(u32, i64)]) -> Order {
+        new_order(
+            lines
+                .iter()
+                .enumerate()
+                .map(|(i, (q, p))| line(&format!("Item {i}"), *q, *p))
+                .collect(),
+        )
+    }
 
     fn ngn() -> Currency {
         Currency::parse("NGN").expect("NGN")

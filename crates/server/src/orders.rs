@@ -2,7 +2,7 @@
 //! the store, and where its transaction is (one store call, one transaction).
 
 use ordo_domain::{
-    Action, Actor, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal,
+    Actor, EventDraft, Namespace, NewOrder, Order, OrderDraft, Reconcile, Refusal,
     ReservationPolicy, Sku, StockBook, TenantId, TenantSettings, Timestamp,
 };
 use ordo_store::{
@@ -271,7 +271,7 @@ pub async fn change(
     principal: &Principal,
     lookup: OrderLookup,
     expected_version: Option<u64>,
-    action: Action,
+    action: &'static str,
     skus: Vec<Sku>,
     change: impl FnOnce(&mut Order, &mut StockBook, Timestamp) -> Result<Option<EventDraft>, Refusal>
         + Send

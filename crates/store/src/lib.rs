@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
-    Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentStatus, PhoneE164,
-    Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockBook, StockMovement,
+    Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId, PaymentStatus,
+    PhoneE164, Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockBook, StockMovement,
     StockMovementId, TenantId, TenantSettings, Timestamp, WebhookDeliveryId, WebhookEndpoint,
     WebhookEndpointId,
 };
@@ -339,6 +339,18 @@ pub(crate) fn run_change(
             "a change moved stock without changing the order".into(),
         )),
     }
+}
+
+/// The transaction ids of the payments a change recorded: those after the
+/// first `before` (a ledger only ever appends).
+pub(crate) fn new_transactions(order: &Order, before: usize) -> Vec<(&str, PaymentId)> {
+    order
+        .ledger
+        .payments
+        .iter()
+        .skip(before)
+        .filter_map(|p| Some((p.transaction_id.as_deref()?, p.id)))
+        .collect()
 }
 
 /// What a change came to.

@@ -126,6 +126,15 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "payment_transactions",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("transaction_id", Kind::Text),
+            ("order_id", Kind::Text),
+            ("payment_id", Kind::Text),
+        ],
+    },
+    Table {
         name: "order_events",
         columns: &[
             ("tenant_id", Kind::Text),

@@ -101,6 +101,13 @@ pub enum ApiError {
     },
     #[error("not enough stock: {}", .0.iter().map(|s| format!("{} (requested {}, available {})", s.sku, s.requested, s.available)).collect::<Vec<_>>().join(", "))]
     Short(Vec<ordo_domain::Shortage>),
+    #[error("transaction id {transaction_id:?} is already recorded {}", if *.on_this_order { "on this order for a different payment" } else { "on another order" })]
+    TransactionIdReused {
+        transaction_id: String,
+        on_this_order: bool,
+    },
+    #[error("a refund of {asked} is more than the {refundable} paid and not yet refunded")]
+    RefundTooLarge { asked: String, refundable: String },
     #[error("the Idempotency-Key {0:?} was already used with a different request")]
     IdempotencyKeyReused(String),
     #[error("too many requests from this address: retry in {retry_after_secs} s")]
@@ -177,6 +184,16 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "insufficient-stock",
                 "Not enough stock",
+            ),
+            E::TransactionIdReused { .. } => (
+                StatusCode::CONFLICT,
+                "transaction-id-reused",
+                "The transaction id is already recorded for a different payment",
+            ),
+            E::RefundTooLarge { .. } => (
+                StatusCode::CONFLICT,
+                "refund-exceeds-paid",
+                "The refund is more than was paid and not yet refunded",
             ),
             E::IdempotencyKeyReused(_) => (
                 StatusCode::CONFLICT,
@@ -262,6 +279,24 @@ impl ApiError {
                         .collect(),
                 );
             }
+            ApiError::TransactionIdReused { transaction_id, .. } => {
+                p.errors = vec![FieldError::new(
+                    "transaction_id",
+                    "already recorded for a different payment",
+                )
+                .value(transaction_id)
+                .accepted(
+                    "a transaction id not yet recorded in this shop, or the same payment again",
+                )];
+            }
+            ApiError::RefundTooLarge { asked, refundable } => {
+                p.errors =
+                    vec![
+                        FieldError::new("amount", "more than was paid and not yet refunded")
+                            .value(asked)
+                            .accepted(format!("at most {refundable}")),
+                    ];
+            }
             ApiError::Conflict {
                 errors,
                 existing_order_id,
@@ -292,6 +327,8 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "stale-version" => "`If-Match` named an older version. Fetch the order (or product) again, re-apply your change, and send it with the new ETag.",
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
         "insufficient-stock" => "Some SKUs have fewer units available than the order needs to reserve. `shortages` lists every one with the units requested and available; nothing was reserved. Adjust the quantities, restock, or try again later.",
+        "transaction-id-reused" => "A payment's transaction id is recorded once per shop. Sending the same payment again (same order, method and amount) returns it as recorded; a different payment under the same id is refused. Check the id, or leave it out.",
+        "refund-exceeds-paid" => "A refund can take back at most what was paid (succeeded payments) less what is refunded or being refunded. The error's `accepted` says how much that is now.",
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
         "rate-limited" => "This client address made more requests than the storefront allows (storefront.requests_per_minute, with storefront.burst at once). Wait the seconds `Retry-After` says, then retry.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
@@ -318,6 +355,12 @@ impl ApiError {
                 expected,
                 current,
             },
+            StoreError::Conflict { field, value } if field == "transaction_id" => {
+                ApiError::TransactionIdReused {
+                    transaction_id: value,
+                    on_this_order: false,
+                }
+            }
             StoreError::Conflict { field, value } => ApiError::Conflict {
                 detail: format!("{field} {value:?} is already used"),
                 errors: vec![FieldError::new(field, "already used by another record").value(value)],
@@ -355,6 +398,30 @@ impl ApiError {
     }
 }
 
+impl From<ordo_domain::LedgerRefusal> for ApiError {
+    fn from(r: ordo_domain::LedgerRefusal) -> Self {
+        use ordo_domain::LedgerError as E;
+        let c = r.currency;
+        match r.error {
+            E::Invalid(f) => ApiError::field(f),
+            E::TransactionIdReused(transaction_id) => ApiError::TransactionIdReused {
+                transaction_id,
+                on_this_order: true,
+            },
+            E::RefundTooLarge { asked, refundable } => ApiError::RefundTooLarge {
+                asked: c.format_amount(asked),
+                refundable: c.format_amount(refundable),
+            },
+            E::Unknown(what) => ApiError::NotFound(what),
+            e @ E::Ended { .. } => ApiError::Conflict {
+                detail: e.to_string(),
+                errors: Vec::new(),
+                existing_order_id: None,
+            },
+        }
+    }
+}
+
 impl From<ordo_domain::Refusal> for ApiError {
     fn from(r: ordo_domain::Refusal) -> Self {
         use ordo_domain::{ReconcileError, Refusal};
@@ -376,6 +443,7 @@ impl From<ordo_domain::Refusal> for ApiError {
             },
             Refusal::Reconcile(ReconcileError::NotEditable(t)) => ApiError::Transition(t),
             Refusal::Short(short) => ApiError::Short(short),
+            Refusal::Ledger(r) => r.into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod settings;
 pub mod storefront;
@@ -40,7 +41,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -92,6 +93,8 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::cancel_order))
         .routes(routes!(orders::complete_order))
         .routes(routes!(orders::order_events))
+        .routes(routes!(payments::record_payment))
+        .routes(routes!(payments::record_refund))
         .routes(routes!(products::create_product, products::list_products))
         .routes(routes!(products::get_product, products::update_product))
         .routes(routes!(products::archive_product))

@@ -16,6 +16,7 @@ mod list;
 mod migrate_data;
 mod nodes;
 mod operations;
+mod payments;
 mod products;
 mod roundtrip;
 mod seed000;

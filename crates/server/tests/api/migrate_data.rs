@@ -79,7 +79,15 @@ async fn populate(app: &TestApp) -> Vec<String> {
                 app.patch(&format!("/v1/orders/{id}"), &json!({"notes": "edited"}))
                     .await;
             }
-            _ => {}
+            _ => {
+                let r = app
+                    .post(
+                        &format!("/v1/orders/{id}/payments"),
+                        &json!({"method": "bank_transfer", "amount": "1000.00", "currency": "NGN", "transaction_id": format!("FT-{i}")}),
+                    )
+                    .await;
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
         }
         ids.push(id);
     }
@@ -124,7 +132,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
                 .json()
                 .await
                 .unwrap();
-            if page["data"].as_array().unwrap().len() >= 70 || std::time::Instant::now() > deadline
+            if page["data"].as_array().unwrap().len() >= 80 || std::time::Instant::now() > deadline
             {
                 return page;
             }
@@ -132,7 +140,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
         }
     };
     let feed_before = feed(app.base.clone(), app.key.clone()).await;
-    assert_eq!(feed_before["data"].as_array().unwrap().len(), 70);
+    assert_eq!(feed_before["data"].as_array().unwrap().len(), 80);
     let before_other = snapshot(&app.client, &app.base, &other_key, &other_ids).await;
 
     let target = create_database(&server).await;
@@ -159,6 +167,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "api_keys",
             "orders",
             "order_external_ids",
+            "payment_transactions",
             "order_events",
             "idempotency_keys",
             "webhook_endpoints",
@@ -176,7 +185,8 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
     let count = |t: &str| counts.iter().find(|(n, _, _)| n == t).unwrap().1;
     assert_eq!(count("tenants"), 2);
     assert_eq!(count("orders"), 41);
-    assert_eq!(count("order_events"), 41 + 30);
+    assert_eq!(count("order_events"), 41 + 40);
+    assert_eq!(count("payment_transactions"), 10);
     assert_eq!(count("idempotency_keys"), 40);
     assert!(count("api_keys") >= 2);
     assert_eq!(

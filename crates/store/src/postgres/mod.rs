@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0010_reservation_expiry",
         include_str!("../../migrations/postgres/0010_reservation_expiry.sql"),
     ),
+    (
+        11,
+        "0011_payment_transactions",
+        include_str!("../../migrations/postgres/0011_payment_transactions.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply

@@ -477,6 +477,41 @@ pub(super) async fn idempotency_key(db: &Db, record: &NewOrderRecord) -> Result<
     })))
 }
 
+const CLAIM_TRANSACTION: &str =
+    "INSERT INTO payment_transactions (tenant_id, transaction_id, order_id, payment_id)
+ VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+/// Claims the transaction ids of the payments a change recorded (those
+/// after the first `before`). Returns the first one the tenant already has.
+async fn claim_transactions(
+    tx: &Transaction<'_>,
+    order: &Order,
+    before: usize,
+) -> Result<Option<String>> {
+    let claims = crate::new_transactions(order, before);
+    if claims.is_empty() {
+        return Ok(None);
+    }
+    let claim = tx
+        .prepare_cached(CLAIM_TRANSACTION)
+        .await
+        .map_err(db_error)?;
+    let (tenant, id) = (order.tenant_id.to_string(), order.id.to_string());
+    for (transaction_id, payment_id) in claims {
+        let n = tx
+            .execute(
+                &claim,
+                &[&tenant, &transaction_id, &id, &payment_id.to_string()],
+            )
+            .await
+            .map_err(db_error)?;
+        if n == 0 {
+            return Ok(Some(transaction_id.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 /// Applies `change` to `order` (locked by the caller) and writes the result.
 pub(super) async fn apply_change(
     tx: &Transaction<'_>,
@@ -486,6 +521,7 @@ pub(super) async fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
+    let payments = order.ledger.payments.len();
     let skus = change.stock_skus(&order);
     let products = super::products::lock(tx, order.tenant_id, &skus).await?;
     let Some((draft, products, movements)) =
@@ -493,6 +529,12 @@ pub(super) async fn apply_change(
     else {
         return Ok(Changed { order, event: None });
     };
+    if let Some(taken) = claim_transactions(tx, &order, payments).await? {
+        return Err(StoreError::Conflict {
+            field: "transaction_id".into(),
+            value: taken,
+        });
+    }
     super::products::save(tx, &products, &movements).await?;
     let api = (renderer.render)(&order);
     // Sent and answered before the row changes: the latest event keeps the

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_reservation_expiry",
         include_str!("../../migrations/sqlite/0010_reservation_expiry.sql"),
     ),
+    (
+        11,
+        "0011_payment_transactions",
+        include_str!("../../migrations/sqlite/0011_payment_transactions.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.

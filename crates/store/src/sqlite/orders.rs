@@ -407,6 +407,38 @@ pub(super) fn insert(
     Ok(Inserted::Created(Box::new(order)))
 }
 
+/// Claims the transaction ids of the payments a change recorded (those
+/// after the first `before`), refusing one the tenant already has before
+/// anything is written.
+fn claim_transactions(conn: &Connection, order: &Order, before: usize) -> Result<()> {
+    let claims = crate::new_transactions(order, before);
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let tenant = order.tenant_id.to_string();
+    for (transaction_id, _) in &claims {
+        let taken = conn
+            .prepare_cached(
+                "SELECT 1 FROM payment_transactions WHERE tenant_id = ?1 AND transaction_id = ?2",
+            )
+            .and_then(|mut s| s.exists(params![tenant, transaction_id]))
+            .map_err(unavailable)?;
+        if taken {
+            return Err(StoreError::Conflict {
+                field: "transaction_id".into(),
+                value: (*transaction_id).to_string(),
+            });
+        }
+    }
+    let id = order.id.to_string();
+    for (transaction_id, payment_id) in claims {
+        conn.prepare_cached("INSERT INTO payment_transactions (tenant_id, transaction_id, order_id, payment_id) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![tenant, transaction_id, id, payment_id.to_string()]))
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 fn apply_change(
     conn: &Connection,
     mut order: Order,
@@ -415,6 +447,7 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
+    let payments = order.ledger.payments.len();
     let before = indexed(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
@@ -426,6 +459,7 @@ fn apply_change(
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
+    claim_transactions(conn, &order, payments)?;
     super::products::save(conn, &products, &movements)?;
     let stored = Stored::of(&order, renderer, None)?;
     keep_snapshot(conn, &order)?;

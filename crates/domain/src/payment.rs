@@ -1,0 +1,354 @@
+//! Payments and refunds on an order: the order's side of its [`Ledger`].
+//! Each entry is one change with one event, and `payment_status` is derived
+//! again from the ledger after it.
+
+use serde_json::{json, Value};
+
+use crate::event::{Actor, EventDraft, EventType};
+use crate::field::{FieldError, FieldErrors};
+use crate::ids::{LineId, PaymentId, RefundId};
+use crate::ledger::{EntryState, LedgerError, Payment, PaymentMethod, Refund, RefundLine};
+use crate::money::{self, Currency};
+use crate::order::{Order, Refusal};
+use crate::timestamp::Timestamp;
+
+/// A payment as it is reported: by the staff, by a receipt's approval, or
+/// by a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentDraft {
+    pub method: PaymentMethod,
+    pub amount: i64,
+    pub transaction_id: Option<String>,
+    /// When the money moved; now when not said.
+    pub paid_at: Option<Timestamp>,
+    pub state: EntryState,
+}
+
+/// A refund as it is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundDraft {
+    /// The amount; when not given, what the `lines` cost.
+    pub amount: Option<i64>,
+    pub lines: Vec<RefundLine>,
+    pub reason: String,
+    pub state: EntryState,
+}
+
+impl Payment {
+    /// Whether `draft` reports this payment again: the same method and
+    /// amount, and the same time if it names one.
+    pub fn is_repeat_of(&self, draft: &PaymentDraft) -> bool {
+        self.method == draft.method
+            && self.amount == draft.amount
+            && draft.paid_at.is_none_or(|at| at == self.paid_at)
+    }
+
+    fn to_json(&self, currency: Currency) -> Value {
+        json!({
+            "id": self.id,
+            "method": self.method,
+            "amount": currency.format_amount(self.amount),
+            "transaction_id": self.transaction_id,
+            "state": self.state,
+            "paid_at": self.paid_at,
+        })
+    }
+}
+
+impl Refund {
+    fn to_json(&self, currency: Currency) -> Value {
+        json!({
+            "id": self.id,
+            "amount": currency.format_amount(self.amount),
+            "lines": self.lines.iter().map(|l| json!({"line_id": l.line_id, "quantity": l.quantity})).collect::<Vec<_>>(),
+            "reason": self.reason,
+            "state": self.state,
+        })
+    }
+}
+
+/// A ledger refusal, with the currency its amounts are in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct LedgerRefusal {
+    pub error: LedgerError,
+    pub currency: Currency,
+}
+
+impl Order {
+    fn ledger_refusal(&self, error: LedgerError) -> Refusal {
+        match error {
+            LedgerError::Invalid(e) => Refusal::Invalid(e.into()),
+            error => Refusal::Ledger(LedgerRefusal {
+                error,
+                currency: self.currency,
+            }),
+        }
+    }
+
+    /// After a ledger change: `payment_status` derived again, the version
+    /// and time moved on, and the event saying so.
+    fn ledger_event(
+        &mut self,
+        event_type: EventType,
+        mut data: Value,
+        now: Timestamp,
+    ) -> EventDraft {
+        let from = self.payment_status;
+        self.payment_status = self.ledger.status(self.total);
+        self.touch(now);
+        let t = self.ledger.totals(self.total);
+        let c = self.currency;
+        data["payment_status"] = json!({ "from": from, "to": self.payment_status });
+        data["amount_paid"] = json!(c.format_amount(t.paid));
+        data["amount_refunded"] = json!(c.format_amount(t.refunded));
+        data["amount_due"] = json!(c.format_amount(t.due));
+        if t.overpaid > 0 {
+            data["amount_overpaid"] = json!(c.format_amount(t.overpaid));
+        }
+        EventDraft { event_type, data }
+    }
+
+    /// Records a payment (`payment.recorded`). A repeat of a payment
+    /// already recorded under the same transaction id changes nothing
+    /// (`Ok(None)`); the same id with a different payment is refused.
+    pub fn record_payment(
+        &mut self,
+        draft: PaymentDraft,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Option<EventDraft>, Refusal> {
+        if let Some(id) = &draft.transaction_id {
+            if let Some(existing) = self.payment_with_transaction(id) {
+                return if existing.is_repeat_of(&draft) {
+                    Ok(None)
+                } else {
+                    Err(self.ledger_refusal(LedgerError::TransactionIdReused(id.clone())))
+                };
+            }
+        }
+        let payment = Payment {
+            id: PaymentId::new_at(now),
+            method: draft.method,
+            amount: draft.amount,
+            transaction_id: draft.transaction_id,
+            state: draft.state,
+            paid_at: draft.paid_at.unwrap_or(now),
+            recorded_at: now,
+            recorded_by: actor,
+        };
+        let data = json!({ "payment": payment.to_json(self.currency) });
+        if let Err(e) = self.ledger.pay(payment) {
+            return Err(self.ledger_refusal(e));
+        }
+        Ok(Some(self.ledger_event(
+            EventType::PaymentRecorded,
+            data,
+            now,
+        )))
+    }
+
+    /// The payment recorded under `transaction_id`, if any.
+    pub fn payment_with_transaction(&self, transaction_id: &str) -> Option<&Payment> {
+        self.ledger
+            .payments
+            .iter()
+            .find(|p| p.transaction_id.as_deref() == Some(transaction_id))
+    }
+
+    /// Units of `line` given back by refunds that have not failed.
+    fn refunded_units(&self, line: LineId) -> u32 {
+        self.ledger
+            .refunds
+            .iter()
+            .filter(|r| r.state != EntryState::Failed)
+            .flat_map(|r| &r.lines)
+            .filter(|l| l.line_id == line)
+            .map(|l| l.quantity)
+            .fold(0, u32::saturating_add)
+    }
+
+    /// What the refunded `lines` cost, each checked against the order: a
+    /// line of it, and no more units than it has and were not yet refunded.
+    fn refund_lines_value(&self, lines: &[RefundLine]) -> Result<i64, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mut value = Some(0i64);
+        for (i, asked) in lines.iter().enumerate() {
+            let Some(line) = self.lines.iter().find(|l| l.id == asked.line_id) else {
+                errors.push(
+                    FieldError::new(format!("lines[{i}].line_id"), "no such line on this order")
+                        .value(asked.line_id)
+                        .accepted("the id of one of the order's items"),
+                );
+                continue;
+            };
+            let earlier: u32 = lines[..i]
+                .iter()
+                .filter(|l| l.line_id == asked.line_id)
+                .map(|l| l.quantity)
+                .sum();
+            let left = line
+                .quantity
+                .saturating_sub(self.refunded_units(line.id))
+                .saturating_sub(earlier);
+            if asked.quantity == 0 || asked.quantity > left {
+                errors.push(
+                    FieldError::new(
+                        format!("lines[{i}].quantity"),
+                        "more units than the line has left to refund",
+                    )
+                    .value(asked.quantity)
+                    .accepted(format!("1 to {left}")),
+                );
+                continue;
+            }
+            value = value.and_then(|v| {
+                money::line_total(asked.quantity, line.unit_price).and_then(|t| v.checked_add(t))
+            });
+        }
+        errors.finish(|| value.unwrap_or(i64::MAX))
+    }
+
+    /// Records a refund (`refund.recorded`): at most what was paid and not
+    /// yet refunded; its amount, when not given, is what its lines cost.
+    pub fn record_refund(
+        &mut self,
+        draft: RefundDraft,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<EventDraft, Refusal> {
+        let lines_value = self
+            .refund_lines_value(&draft.lines)
+            .map_err(Refusal::Invalid)?;
+        let amount = match draft.amount {
+            Some(a) => a,
+            None if !draft.lines.is_empty() => lines_value,
+            None => {
+                return Err(Refusal::Invalid(
+                    FieldError::new("amount", "a refund needs an amount or lines")
+                        .accepted("an amount, or lines whose prices make it up")
+                        .into(),
+                ))
+            }
+        };
+        let refund = Refund {
+            id: RefundId::new_at(now),
+            amount,
+            lines: draft.lines,
+            reason: draft.reason,
+            state: draft.state,
+            recorded_at: now,
+            recorded_by: actor,
+        };
+        let data = json!({ "refund": refund.to_json(self.currency) });
+        if let Err(e) = self.ledger.refund(refund) {
+            return Err(self.ledger_refusal(e));
+        }
+        Ok(self.ledger_event(EventType::RefundRecorded, data, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::tests::order_of;
+    use crate::status::PaymentStatus;
+
+    fn pay(amount: i64, transaction_id: Option<&str>) -> PaymentDraft {
+        PaymentDraft {
+            method: PaymentMethod::BankTransfer,
+            amount,
+            transaction_id: transaction_id.map(str::to_string),
+            paid_at: None,
+            state: EntryState::Succeeded,
+        }
+    }
+
+    fn refund(amount: Option<i64>, lines: Vec<RefundLine>) -> RefundDraft {
+        RefundDraft {
+            amount,
+            lines,
+            reason: "returned".into(),
+            state: EntryState::Succeeded,
+        }
+    }
+
+    #[test]
+    fn payments_derive_the_status_and_say_so() {
+        // Two lines: 2 × 5,000.00 and 1 × 3,000.00 NGN.
+        let mut o = order_of(&[(2, 500_000), (1, 300_000)]);
+        let now = Timestamp::now();
+        let e = o
+            .record_payment(pay(600_000, Some("FT-1")), Actor::system(), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.event_type, EventType::PaymentRecorded);
+        assert_eq!(o.payment_status, PaymentStatus::PartiallyPaid);
+        assert_eq!(e.data["payment_status"]["to"], "partially_paid");
+        assert_eq!(e.data["amount_due"], "7000.00");
+        assert_eq!(e.data["payment"]["amount"], "6000.00");
+        assert_eq!(o.version, 2);
+        assert_eq!(
+            o.record_payment(pay(600_000, Some("FT-1")), Actor::system(), now),
+            Ok(None),
+            "the same payment again changes nothing"
+        );
+        assert_eq!(o.version, 2);
+        assert!(matches!(
+            o.record_payment(pay(1, Some("FT-1")), Actor::system(), now),
+            Err(Refusal::Ledger(LedgerRefusal {
+                error: LedgerError::TransactionIdReused(_),
+                ..
+            }))
+        ));
+        o.record_payment(pay(800_000, None), Actor::system(), now)
+            .unwrap();
+        assert_eq!(o.payment_status, PaymentStatus::Paid);
+        assert_eq!(o.ledger.totals(o.total).overpaid, 100_000);
+    }
+
+    #[test]
+    fn refunds_by_line_cost_what_the_lines_cost_and_never_repeat_a_unit() {
+        let mut o = order_of(&[(2, 500_000), (1, 300_000)]);
+        let now = Timestamp::now();
+        let (a, b) = (o.lines[0].id, o.lines[1].id);
+        o.record_payment(pay(1_300_000, None), Actor::system(), now)
+            .unwrap();
+        let line = |line_id, quantity| RefundLine { line_id, quantity };
+        let e = o
+            .record_refund(refund(None, vec![line(a, 1)]), Actor::system(), now)
+            .unwrap();
+        assert_eq!(e.data["refund"]["amount"], "5000.00");
+        assert_eq!(o.payment_status, PaymentStatus::PartiallyRefunded);
+        let Err(Refusal::Invalid(errors)) = o.record_refund(
+            refund(None, vec![line(a, 1), line(a, 1), line(LineId::new(), 1)]),
+            Actor::system(),
+            now,
+        ) else {
+            panic!("refused");
+        };
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["lines[1].quantity", "lines[2].line_id"]);
+        assert!(matches!(
+            o.record_refund(refund(Some(800_001), vec![]), Actor::system(), now),
+            Err(Refusal::Ledger(LedgerRefusal {
+                error: LedgerError::RefundTooLarge {
+                    asked: 800_001,
+                    refundable: 800_000
+                },
+                ..
+            }))
+        ));
+        o.record_refund(
+            refund(None, vec![line(a, 1), line(b, 1)]),
+            Actor::system(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(o.payment_status, PaymentStatus::Refunded);
+        assert!(matches!(
+            o.record_refund(refund(None, vec![]), Actor::system(), now),
+            Err(Refusal::Invalid(e)) if e.0[0].field == "amount"
+        ));
+    }
+}
