@@ -81,6 +81,9 @@ event_types! {
     OrderCompleted = "order.completed",
     PaymentRecorded = "payment.recorded",
     RefundRecorded = "refund.recorded",
+    ReceiptUploaded = "receipt.uploaded",
+    ReceiptApproved = "receipt.approved",
+    ReceiptRejected = "receipt.rejected",
 }
 
 /// An event as the domain produces it, before the store gives it an id,

@@ -146,6 +146,11 @@ prefixed_id!(
     RefundId, "ref_"
 );
 
+prefixed_id!(
+    /// A receipt a buyer sent for an order.
+    ReceiptId, "rcpt_"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

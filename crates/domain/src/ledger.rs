@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Actor;
 use crate::field::FieldError;
-use crate::ids::{LineId, PaymentId, RefundId};
+use crate::ids::{LineId, OrderId, PaymentId, ReceiptId, RefundId, TenantId};
 use crate::money::MAX_MINOR;
 use crate::status::PaymentStatus;
 use crate::timestamp::Timestamp;
@@ -83,6 +83,106 @@ pub struct Refund {
     pub recorded_by: Actor,
 }
 
+str_enum!(
+    /// What a file is, as its content says (never its name).
+    FileKind {
+        Jpeg = "jpeg",
+        Png = "png",
+        Webp = "webp",
+        Pdf = "pdf",
+    }
+);
+
+impl FileKind {
+    /// The kinds a receipt may be, for error messages.
+    pub const ACCEPTED: &'static str = "a JPEG, PNG or WebP image, or a PDF";
+
+    /// What `head` (a file's first bytes, at least 12) says the file is.
+    pub fn sniff(head: &[u8]) -> Option<FileKind> {
+        if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(FileKind::Jpeg)
+        } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(FileKind::Png)
+        } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+            Some(FileKind::Webp)
+        } else if head.starts_with(b"%PDF-") {
+            Some(FileKind::Pdf)
+        } else {
+            None
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            FileKind::Jpeg => "image/jpeg",
+            FileKind::Png => "image/png",
+            FileKind::Webp => "image/webp",
+            FileKind::Pdf => "application/pdf",
+        }
+    }
+
+    /// The kind a declared media type names, if it is one of these.
+    pub fn from_mime(mime: &str) -> Option<FileKind> {
+        let mime = mime.split(';').next().unwrap_or("").trim();
+        FileKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.mime().eq_ignore_ascii_case(mime))
+            .or_else(|| {
+                mime.eq_ignore_ascii_case("image/jpg")
+                    .then_some(FileKind::Jpeg)
+            })
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileKind::Jpeg => "jpg",
+            other => other.as_str(),
+        }
+    }
+}
+
+str_enum!(
+    /// Where a receipt the buyer sent stands.
+    ReceiptState {
+        InReview = "in_review",
+        Approved = "approved",
+        Rejected = "rejected",
+    }
+);
+
+/// A file the buyer sent as proof of payment (seed 000), kept in the file
+/// store under [`Receipt::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: ReceiptId,
+    pub kind: FileKind,
+    pub size: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    pub state: ReceiptState,
+    pub uploaded_at: Timestamp,
+    pub uploaded_by: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Actor>,
+    /// The payment its approval recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_reason: Option<String>,
+}
+
+impl Receipt {
+    /// Where the file lives in the file store.
+    pub fn key(tenant: TenantId, order: OrderId, id: ReceiptId) -> String {
+        format!("receipts/{tenant}/{order}/{id}")
+    }
+}
+
 /// What the ledger adds up to against an order's total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Totals {
@@ -111,6 +211,8 @@ pub enum LedgerError {
     Unknown(&'static str),
     #[error("transaction id {0:?} is already recorded on this order with a different payment")]
     TransactionIdReused(String),
+    #[error("the receipt is already {0}")]
+    Decided(ReceiptState),
     #[error("the {what} already {current}; it cannot become {next}")]
     Ended {
         what: &'static str,
@@ -127,13 +229,9 @@ pub struct Ledger {
     pub payments: Vec<Payment>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refunds: Vec<Refund>,
-    /// Receipts the buyer sent that staff have not yet approved or rejected.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub receipts_in_review: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+    /// Receipts the buyer sent, approved, rejected or still in review.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<Receipt>,
 }
 
 fn check_amount(field: &str, amount: i64) -> Result<(), LedgerError> {
@@ -150,7 +248,15 @@ fn check_amount(field: &str, amount: i64) -> Result<(), LedgerError> {
 
 impl Ledger {
     pub fn is_empty(&self) -> bool {
-        self.payments.is_empty() && self.refunds.is_empty() && self.receipts_in_review == 0
+        self.payments.is_empty() && self.refunds.is_empty() && self.receipts.is_empty()
+    }
+
+    /// Receipts staff have not yet approved or rejected.
+    pub fn receipts_in_review(&self) -> usize {
+        self.receipts
+            .iter()
+            .filter(|r| r.state == ReceiptState::InReview)
+            .count()
     }
 
     fn sum<'a>(amounts: impl Iterator<Item = (&'a EntryState, i64)>, state: EntryState) -> i64 {
@@ -200,7 +306,7 @@ impl Ledger {
     /// something awaits a decision); the total or more is paid.
     pub fn status(&self, total: i64) -> PaymentStatus {
         let t = self.totals(total);
-        let awaiting = t.pending > 0 || self.receipts_in_review > 0;
+        let awaiting = t.pending > 0 || self.receipts_in_review() > 0;
         if t.refunded > 0 {
             if t.refunded >= t.paid {
                 PaymentStatus::Refunded
@@ -314,6 +420,46 @@ mod tests {
         }
     }
 
+    fn receipt() -> Receipt {
+        Receipt {
+            id: ReceiptId::new(),
+            kind: FileKind::Png,
+            size: 10,
+            sha256: String::new(),
+            filename: None,
+            state: ReceiptState::InReview,
+            uploaded_at: Timestamp::now(),
+            uploaded_by: Actor::system(),
+            decided_at: None,
+            decided_by: None,
+            payment_id: None,
+            reject_reason: None,
+        }
+    }
+
+    #[test]
+    fn files_are_known_by_their_content() {
+        assert_eq!(
+            FileKind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]),
+            Some(FileKind::Jpeg)
+        );
+        assert_eq!(
+            FileKind::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some(FileKind::Png)
+        );
+        assert_eq!(
+            FileKind::sniff(b"RIFF\x24\0\0\0WEBPVP8 "),
+            Some(FileKind::Webp)
+        );
+        assert_eq!(FileKind::sniff(b"RIFF\x24\0\0\0WAVEfmt "), None);
+        assert_eq!(FileKind::sniff(b"%PDF-1.7\n"), Some(FileKind::Pdf));
+        assert_eq!(FileKind::sniff(b"<html><body>"), None);
+        assert_eq!(FileKind::sniff(b""), None);
+        assert_eq!(FileKind::from_mime("image/PNG; q=1"), Some(FileKind::Png));
+        assert_eq!(FileKind::from_mime("image/jpg"), Some(FileKind::Jpeg));
+        assert_eq!(FileKind::from_mime("text/html"), None);
+    }
+
     fn refund(amount: i64) -> Refund {
         Refund {
             id: RefundId::new(),
@@ -332,13 +478,13 @@ mod tests {
         assert_eq!(l.status(10_000), PaymentStatus::Unpaid);
         l.pay(payment(4_000, EntryState::Succeeded)).unwrap();
         assert_eq!(l.status(10_000), PaymentStatus::PartiallyPaid);
-        l.receipts_in_review = 1;
+        l.receipts.push(receipt());
         assert_eq!(
             l.status(10_000),
             PaymentStatus::Pending,
             "a receipt awaits review"
         );
-        l.receipts_in_review = 0;
+        l.receipts[0].state = ReceiptState::Approved;
         l.pay(payment(7_000, EntryState::Succeeded)).unwrap();
         assert_eq!(l.status(10_000), PaymentStatus::Paid);
         let t = l.totals(10_000);
@@ -436,7 +582,10 @@ mod tests {
                         None => Ok(()),
                     },
                     Op::Receipt(add) => {
-                        if add { l.receipts_in_review += 1 } else { l.receipts_in_review = l.receipts_in_review.saturating_sub(1) }
+                        match l.receipts.iter_mut().find(|r| r.state == ReceiptState::InReview) {
+                            Some(r) if !add => r.state = ReceiptState::Rejected,
+                            _ => l.receipts.push(receipt()),
+                        }
                         Ok(())
                     }
                 };
@@ -453,7 +602,7 @@ mod tests {
                 prop_assert!(t.due >= 0 && t.overpaid >= 0 && (t.due == 0 || t.overpaid == 0));
                 let next = l.status(total);
                 match next {
-                    PaymentStatus::Unpaid => prop_assert!(t.paid == 0 && t.pending == 0 && l.receipts_in_review == 0),
+                    PaymentStatus::Unpaid => prop_assert!(t.paid == 0 && t.pending == 0 && l.receipts_in_review() == 0),
                     PaymentStatus::Paid => prop_assert!(t.paid > 0 && t.paid >= total && t.refunded == 0),
                     PaymentStatus::PartiallyPaid => prop_assert!(t.paid > 0 && t.paid < total),
                     PaymentStatus::Pending => prop_assert!(t.refunded == 0 && t.paid < total.max(1)),

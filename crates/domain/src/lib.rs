@@ -62,18 +62,19 @@ pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
 pub use ids::{
-    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, RefundId, StockMovementId, TenantId,
-    WebhookDeliveryId, WebhookEndpointId,
+    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, ReceiptId, RefundId, StockMovementId,
+    TenantId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{
-    EntryState, Ledger, LedgerError, Payment, PaymentMethod, Refund, RefundLine, Totals,
+    EntryState, FileKind, Ledger, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState,
+    Refund, RefundLine, Totals,
 };
 pub use money::{Currency, MoneyError};
 pub use order::{
     Channel, EditError, ExternalIds, Line, LineDraft, Namespace, NewOrder, Order, OrderDraft,
     OrderPatch, Reconcile, ReconcileError, Refusal, Sku,
 };
-pub use payment::{LedgerRefusal, PaymentDraft, RefundDraft};
+pub use payment::{LedgerRefusal, PaymentDraft, ReceiptDecision, RefundDraft};
 pub use product::{
     MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };

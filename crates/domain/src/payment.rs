@@ -6,8 +6,10 @@ use serde_json::{json, Value};
 
 use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
-use crate::ids::{LineId, PaymentId, RefundId};
-use crate::ledger::{EntryState, LedgerError, Payment, PaymentMethod, Refund, RefundLine};
+use crate::ids::{LineId, PaymentId, ReceiptId, RefundId};
+use crate::ledger::{
+    EntryState, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState, Refund, RefundLine,
+};
 use crate::money::{self, Currency};
 use crate::order::{Order, Refusal};
 use crate::timestamp::Timestamp;
@@ -62,6 +64,37 @@ impl Refund {
             "amount": currency.format_amount(self.amount),
             "lines": self.lines.iter().map(|l| json!({"line_id": l.line_id, "quantity": l.quantity})).collect::<Vec<_>>(),
             "reason": self.reason,
+            "state": self.state,
+        })
+    }
+}
+
+/// The most receipts one order keeps (each is a file of up to the limit).
+pub const MAX_RECEIPTS: usize = 20;
+
+/// What staff decided about a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptDecision {
+    /// The money arrived: record it as a payment (of `amount`, or of what
+    /// is due when not given).
+    Approve {
+        amount: Option<i64>,
+        method: PaymentMethod,
+        transaction_id: Option<String>,
+        paid_at: Option<Timestamp>,
+    },
+    Reject {
+        reason: String,
+    },
+}
+
+impl Receipt {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.kind,
+            "size": self.size,
+            "filename": self.filename,
             "state": self.state,
         })
     }
@@ -127,6 +160,22 @@ impl Order {
                 };
             }
         }
+        let payment = self.push_payment(draft, actor, now)?;
+        let data = json!({ "payment": payment.to_json(self.currency) });
+        Ok(Some(self.ledger_event(
+            EventType::PaymentRecorded,
+            data,
+            now,
+        )))
+    }
+
+    /// Appends a payment to the ledger; a copy of it.
+    fn push_payment(
+        &mut self,
+        draft: PaymentDraft,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Payment, Refusal> {
         let payment = Payment {
             id: PaymentId::new_at(now),
             method: draft.method,
@@ -137,15 +186,96 @@ impl Order {
             recorded_at: now,
             recorded_by: actor,
         };
-        let data = json!({ "payment": payment.to_json(self.currency) });
-        if let Err(e) = self.ledger.pay(payment) {
-            return Err(self.ledger_refusal(e));
+        match self.ledger.pay(payment.clone()) {
+            Ok(()) => Ok(payment),
+            Err(e) => Err(self.ledger_refusal(e)),
         }
-        Ok(Some(self.ledger_event(
-            EventType::PaymentRecorded,
-            data,
-            now,
-        )))
+    }
+
+    /// Keeps a receipt the buyer sent, in review (`receipt.uploaded`):
+    /// `payment_status` is `pending` until staff decide.
+    pub fn add_receipt(&mut self, receipt: Receipt, now: Timestamp) -> Result<EventDraft, Refusal> {
+        if self.ledger.receipts.len() >= MAX_RECEIPTS {
+            return Err(Refusal::Invalid(
+                FieldError::new("file", "this order has as many receipts as it may keep")
+                    .value(self.ledger.receipts.len())
+                    .accepted(format!("at most {MAX_RECEIPTS} receipts an order"))
+                    .into(),
+            ));
+        }
+        let data = json!({ "receipt": receipt.to_json() });
+        self.ledger.receipts.push(receipt);
+        Ok(self.ledger_event(EventType::ReceiptUploaded, data, now))
+    }
+
+    /// Approves (`receipt.approved`, recording the payment) or rejects
+    /// (`receipt.rejected`) a receipt in review.
+    pub fn decide_receipt(
+        &mut self,
+        id: ReceiptId,
+        decision: ReceiptDecision,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<EventDraft, Refusal> {
+        let Some(index) = self.ledger.receipts.iter().position(|r| r.id == id) else {
+            return Err(self.ledger_refusal(LedgerError::Unknown("receipt")));
+        };
+        let state = self.ledger.receipts[index].state;
+        if state != ReceiptState::InReview {
+            return Err(self.ledger_refusal(LedgerError::Decided(state)));
+        }
+        let (event_type, next, mut data, payment_id, reason) = match decision {
+            ReceiptDecision::Approve {
+                amount,
+                method,
+                transaction_id,
+                paid_at,
+            } => {
+                let due = self.ledger.totals(self.total).due;
+                let amount = match amount {
+                    Some(a) => a,
+                    None if due > 0 => due,
+                    None => {
+                        return Err(Refusal::Invalid(
+                            FieldError::new("amount", "nothing is due on this order")
+                                .accepted("the amount the receipt shows")
+                                .into(),
+                        ))
+                    }
+                };
+                let draft = PaymentDraft {
+                    method,
+                    amount,
+                    transaction_id,
+                    paid_at,
+                    state: EntryState::Succeeded,
+                };
+                let payment = self.push_payment(draft, actor.clone(), now)?;
+                let data = json!({ "payment": payment.to_json(self.currency) });
+                (
+                    EventType::ReceiptApproved,
+                    ReceiptState::Approved,
+                    data,
+                    Some(payment.id),
+                    None,
+                )
+            }
+            ReceiptDecision::Reject { reason } => (
+                EventType::ReceiptRejected,
+                ReceiptState::Rejected,
+                json!({ "reason": reason }),
+                None,
+                Some(reason),
+            ),
+        };
+        let receipt = &mut self.ledger.receipts[index];
+        receipt.state = next;
+        receipt.decided_at = Some(now);
+        receipt.decided_by = Some(actor);
+        receipt.payment_id = payment_id;
+        receipt.reject_reason = reason;
+        data["receipt"] = receipt.to_json();
+        Ok(self.ledger_event(event_type, data, now))
     }
 
     /// The payment recorded under `transaction_id`, if any.
@@ -350,5 +480,101 @@ mod tests {
             o.record_refund(refund(None, vec![]), Actor::system(), now),
             Err(Refusal::Invalid(e)) if e.0[0].field == "amount"
         ));
+    }
+
+    fn receipt() -> Receipt {
+        Receipt {
+            id: ReceiptId::new(),
+            kind: crate::ledger::FileKind::Jpeg,
+            size: 1_000,
+            sha256: "00".into(),
+            filename: Some("transfer.jpg".into()),
+            state: ReceiptState::InReview,
+            uploaded_at: Timestamp::now(),
+            uploaded_by: Actor::buyer("+2348012345678"),
+            decided_at: None,
+            decided_by: None,
+            payment_id: None,
+            reject_reason: None,
+        }
+    }
+
+    fn approve(amount: Option<i64>) -> ReceiptDecision {
+        ReceiptDecision::Approve {
+            amount,
+            method: PaymentMethod::BankTransfer,
+            transaction_id: None,
+            paid_at: None,
+        }
+    }
+
+    #[test]
+    fn a_receipt_is_pending_until_approved_for_what_is_due_or_rejected() {
+        let mut o = order_of(&[(2, 500_000)]);
+        let now = Timestamp::now();
+        o.record_payment(pay(400_000, None), Actor::system(), now)
+            .unwrap();
+        let (first, second) = (receipt(), receipt());
+        let (a, b) = (first.id, second.id);
+        let e = o.add_receipt(first, now).unwrap();
+        assert_eq!(e.event_type, EventType::ReceiptUploaded);
+        assert_eq!(o.payment_status, PaymentStatus::Pending);
+        o.add_receipt(second, now).unwrap();
+        let e = o
+            .decide_receipt(
+                b,
+                ReceiptDecision::Reject {
+                    reason: "blurry".into(),
+                },
+                Actor::system(),
+                now,
+            )
+            .unwrap();
+        assert_eq!(e.event_type, EventType::ReceiptRejected);
+        assert_eq!(
+            o.payment_status,
+            PaymentStatus::Pending,
+            "one still in review"
+        );
+        let e = o
+            .decide_receipt(a, approve(None), Actor::system(), now)
+            .unwrap();
+        assert_eq!(e.event_type, EventType::ReceiptApproved);
+        assert_eq!(e.data["payment"]["amount"], "6000.00", "what was due");
+        assert_eq!(o.payment_status, PaymentStatus::Paid);
+        assert_eq!(
+            o.ledger.receipts[0].payment_id,
+            Some(o.ledger.payments[1].id)
+        );
+        assert!(matches!(
+            o.decide_receipt(a, approve(Some(1)), Actor::system(), now),
+            Err(Refusal::Ledger(LedgerRefusal {
+                error: LedgerError::Decided(ReceiptState::Approved),
+                ..
+            }))
+        ));
+        o.add_receipt(receipt(), now).unwrap();
+        let c = o.ledger.receipts[2].id;
+        assert!(
+            matches!(
+                o.decide_receipt(c, approve(None), Actor::system(), now),
+                Err(Refusal::Invalid(e)) if e.0[0].field == "amount"
+            ),
+            "nothing is due"
+        );
+        assert!(matches!(
+            o.decide_receipt(ReceiptId::new(), approve(None), Actor::system(), now),
+            Err(Refusal::Ledger(LedgerRefusal {
+                error: LedgerError::Unknown("receipt"),
+                ..
+            }))
+        ));
+        for _ in o.ledger.receipts.len()..MAX_RECEIPTS {
+            o.add_receipt(receipt(), now).unwrap();
+        }
+        assert!(
+            o.add_receipt(receipt(), now).is_err(),
+            "no more than the limit"
+        );
     }
 }

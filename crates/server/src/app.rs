@@ -27,6 +27,7 @@ struct Inner {
     /// Shops by slug, for the storefront (which has no key to name them).
     shops: crate::cache::TtlMap<String, Tenant>,
     storefront_limiter: crate::storefront::RateLimiter,
+    files: crate::files::Files,
     config: Config,
     /// Counts the events this node placed in the feed, so live streams wake.
     feed: tokio::sync::watch::Sender<u64>,
@@ -63,6 +64,10 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub fn files(&self) -> &crate::files::Files {
+        &self.inner.files
     }
 
     /// A receiver that changes whenever this node places events in the feed.
@@ -111,6 +116,7 @@ impl App {
         for name in &applied {
             tracing::info!(migration = %name, "applied migration");
         }
+        let files = crate::files::Files::open(&config)?;
         Ok(App {
             state: AppState {
                 inner: Arc::new(Inner {
@@ -122,6 +128,7 @@ impl App {
                         config.storefront.requests_per_minute,
                         config.storefront.burst,
                     ),
+                    files,
                     config,
                     feed: tokio::sync::watch::channel(0).0,
                 }),

@@ -31,6 +31,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
     pub storefront: StorefrontConfig,
+    pub files: FilesConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -127,6 +128,37 @@ pub struct StorefrontConfig {
     pub trust_forwarded_for: bool,
 }
 
+/// Where uploaded files (payment receipts) are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// `disk` (one node) or `s3` (any S3-compatible store; needed when
+    /// several nodes serve one database).
+    pub backend: FilesBackend,
+    /// The directory of `disk`; unset: `<data_dir>/files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Largest receipt accepted, in bytes.
+    pub receipt_max_bytes: usize,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// For stores other than AWS (MinIO, R2, …): their URL; path-style
+    /// requests are then used.
+    pub s3_endpoint: String,
+    /// Unset: credentials from the environment (`AWS_ACCESS_KEY_ID`, …).
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    /// Allow an `http://` endpoint (a store on this machine or network).
+    pub s3_allow_http: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBackend {
+    Disk,
+    S3,
+}
+
 /// Where the data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
@@ -212,6 +244,17 @@ impl Default for Config {
                 burst: 20,
                 body_limit_bytes: 16 * 1024,
                 trust_forwarded_for: false,
+            },
+            files: FilesConfig {
+                backend: FilesBackend::Disk,
+                dir: None,
+                receipt_max_bytes: 10 * 1024 * 1024,
+                s3_bucket: String::new(),
+                s3_region: "us-east-1".into(),
+                s3_endpoint: String::new(),
+                s3_access_key_id: String::new(),
+                s3_secret_access_key: String::new(),
+                s3_allow_http: false,
             },
             idempotency_key_hours: 24,
         }
@@ -361,6 +404,26 @@ body_limit_bytes = 16384
 # Count clients by the last X-Forwarded-For address. Only
 # behind a reverse proxy that appends it!                     ORDO_STOREFRONT__TRUST_FORWARDED_FOR
 trust_forwarded_for = false
+
+[files]
+# Where uploaded files (payment receipts) are kept: disk (one
+# node) or s3 (any S3-compatible store; use it when several
+# nodes serve one database).                                  ORDO_FILES__BACKEND
+backend = "disk"
+# The directory of the disk backend. Unset: <data_dir>/files.  ORDO_FILES__DIR
+# dir = "/var/lib/ordo/files"
+# Largest receipt accepted, in bytes (413 above it).           ORDO_FILES__RECEIPT_MAX_BYTES
+receipt_max_bytes = 10485760
+# The S3 bucket, its region, and for stores other than AWS
+# (MinIO, R2, …) their URL (path-style requests are then used). ORDO_FILES__S3_BUCKET
+s3_bucket = ""
+s3_region = "us-east-1"
+s3_endpoint = ""
+# Keys; empty: taken from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. ORDO_FILES__S3_ACCESS_KEY_ID
+s3_access_key_id = ""
+s3_secret_access_key = ""
+# Allow an http:// endpoint (a store on this machine or network). ORDO_FILES__S3_ALLOW_HTTP
+s3_allow_http = false
 "#;
 
 #[cfg(test)]

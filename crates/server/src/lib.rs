@@ -7,6 +7,7 @@ pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod jobs;
 pub mod orders;
 pub mod settings;

@@ -71,8 +71,8 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("expected Content-Type: application/json")]
-    UnsupportedMediaType,
+    #[error("expected Content-Type: {0}")]
+    UnsupportedMediaType(&'static str),
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -138,7 +138,7 @@ impl ApiError {
                 "malformed-json",
                 "The body is not valid JSON",
             ),
-            E::UnsupportedMediaType => (
+            E::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
@@ -316,7 +316,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
     Some(match slug {
         "validation-failed" => "A field of the body, a query parameter or a header is not valid. `errors` lists each one with the value given and what is accepted. Fix them and send the request again.",
         "malformed-json" => "The body is not JSON (or not the JSON shape expected). The detail says where parsing stopped.",
-        "unsupported-media-type" => "Send JSON bodies with `Content-Type: application/json`.",
+        "unsupported-media-type" => "Send JSON bodies with `Content-Type: application/json`, and files (receipts) as `multipart/form-data` with a part named `file`.",
         "payload-too-large" => "The body is over the size limit: http.body_limit_bytes, or storefront.body_limit_bytes for a storefront checkout.",
         "unauthenticated" => "Send `Authorization: Bearer <api key>`. Keys are made with `ordo keys create`.",
         "forbidden" => "The key's role does not allow this. Viewers only read; vendors see only their own orders.",
@@ -413,6 +413,11 @@ impl From<ordo_domain::LedgerRefusal> for ApiError {
                 refundable: c.format_amount(refundable),
             },
             E::Unknown(what) => ApiError::NotFound(what),
+            e @ E::Decided(_) => ApiError::Conflict {
+                detail: format!("{e}: only a receipt in review can be approved or rejected"),
+                errors: Vec::new(),
+                existing_order_id: None,
+            },
             e @ E::Ended { .. } => ApiError::Conflict {
                 detail: e.to_string(),
                 errors: Vec::new(),

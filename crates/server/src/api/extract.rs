@@ -158,7 +158,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType("application/json"));
         }
         let raw = body_bytes(req, state).await?;
         let value = parse_json(&raw)?;
@@ -180,7 +180,7 @@ where
             return Ok(OptionalJsonBody(T::default()));
         }
         if !json {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType("application/json"));
         }
         Ok(OptionalJsonBody(parse_json(&raw)?))
     }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod receipts;
 pub mod settings;
 pub mod storefront;
 pub mod webhooks;
@@ -95,6 +96,9 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::order_events))
         .routes(routes!(payments::record_payment))
         .routes(routes!(payments::record_refund))
+        .routes(routes!(receipts::download_receipt))
+        .routes(routes!(receipts::approve_receipt))
+        .routes(routes!(receipts::reject_receipt))
         .routes(routes!(products::create_product, products::list_products))
         .routes(routes!(products::get_product, products::update_product))
         .routes(routes!(products::archive_product))
@@ -119,7 +123,19 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics));
-    body_limit(api, config.http.body_limit_bytes).merge(storefront)
+    // A receipt may be larger than other bodies: its route has its own
+    // limit (the file's, and room for the multipart framing around it).
+    let receipts = OpenApiRouter::new()
+        .routes(routes!(receipts::upload_receipt))
+        .layer(DefaultBodyLimit::max(
+            config.files.receipt_max_bytes.saturating_add(64 * 1024),
+        ))
+        .layer(Extension(extract::BodyLimit(
+            config.files.receipt_max_bytes,
+        )));
+    body_limit(api, config.http.body_limit_bytes)
+        .merge(storefront)
+        .merge(receipts)
 }
 
 /// Request ids are ULIDs unless the caller sent an `x-request-id`.

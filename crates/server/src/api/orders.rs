@@ -24,6 +24,7 @@ use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use super::payments::{PaymentResponse, RefundResponse};
+use super::receipts::ReceiptResponse;
 use crate::app::AppState;
 use crate::catalog::Catalog;
 use crate::orders::{self, Created, Idempotency};
@@ -267,6 +268,8 @@ pub struct OrderResponse {
     pub payments: Vec<PaymentResponse>,
     /// Refunds recorded, oldest first.
     pub refunds: Vec<RefundResponse>,
+    /// Receipts the buyer sent: in review, approved or rejected.
+    pub receipts: Vec<ReceiptResponse>,
     /// The timeline, with `?expand=events`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventResponse>>,
@@ -992,6 +995,12 @@ impl OrderResponse {
                 .iter()
                 .map(|r| RefundResponse::from_domain(r, c))
                 .collect(),
+            receipts: o
+                .ledger
+                .receipts
+                .iter()
+                .map(|r| ReceiptResponse::from_domain(o, r))
+                .collect(),
             events: None,
         }
     }
@@ -1000,7 +1009,7 @@ impl OrderResponse {
 /// The version of [`render`]'s output. The store keeps each order's
 /// rendering and serves it as is; bump this whenever `OrderResponse` or its
 /// parts change, and older renderings are redone when read.
-pub const RENDER_VERSION: u32 = 3;
+pub const RENDER_VERSION: u32 = 4;
 
 /// How the store renders orders for the API.
 pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
@@ -1672,7 +1681,7 @@ mod tests {
             shape.push_str(&schemas[name].to_string());
         }
         let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
-        let pinned = [(3, "fc7752753d64be15")];
+        let pinned = [(4, "a2303c00b2a34261")];
         assert!(
             pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
             "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"

@@ -134,7 +134,11 @@ impl RefundResponse {
     }
 }
 
-fn amount(currency: Currency, field: &str, text: &str) -> Result<i64, FieldError> {
+pub(crate) fn positive_amount(
+    currency: Currency,
+    field: &str,
+    text: &str,
+) -> Result<i64, FieldError> {
     match currency.parse_price(field, text) {
         Ok(0) => Err(FieldError::new(field, "an amount must be more than zero")
             .value(text)
@@ -147,7 +151,7 @@ fn amount(currency: Currency, field: &str, text: &str) -> Result<i64, FieldError
 }
 
 /// A transaction id: 1 to 200 visible characters, trimmed.
-fn transaction_id(text: &str) -> Result<String, FieldError> {
+pub(crate) fn transaction_id(text: &str) -> Result<String, FieldError> {
     let id = text.trim();
     if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
         return Err(FieldError::new("transaction_id", "not a transaction id")
@@ -157,7 +161,7 @@ fn transaction_id(text: &str) -> Result<String, FieldError> {
     Ok(id.to_string())
 }
 
-fn paid_at(text: &str) -> Result<Timestamp, FieldError> {
+pub(crate) fn paid_at(text: &str) -> Result<Timestamp, FieldError> {
     let at = Timestamp::parse_rfc3339(text).ok_or_else(|| {
         FieldError::new("paid_at", "not a time")
             .value(text)
@@ -171,11 +175,11 @@ fn paid_at(text: &str) -> Result<Timestamp, FieldError> {
     Ok(at)
 }
 
-/// A reason for a refund: 1 to 500 characters.
-fn reason(text: &str) -> Result<String, FieldError> {
+/// A reason (for a refund, a rejection): 1 to 500 characters.
+pub(crate) fn reason(text: &str) -> Result<String, FieldError> {
     let reason = text.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(FieldError::new("reason", "a refund needs a reason")
+        return Err(FieldError::new("reason", "a reason is needed")
             .value(text)
             .accepted("1 to 500 characters"));
     }
@@ -198,7 +202,7 @@ impl PaymentRequest {
                     .accepted(currency.code()),
             );
         }
-        let amount = errors.take(amount(currency, "amount", &self.amount));
+        let amount = errors.take(positive_amount(currency, "amount", &self.amount));
         let transaction_id = self
             .transaction_id
             .as_deref()
@@ -226,7 +230,7 @@ impl RefundRequest {
         let amount = self
             .amount
             .as_deref()
-            .and_then(|t| errors.take(amount(currency, "amount", t)));
+            .and_then(|t| errors.take(positive_amount(currency, "amount", t)));
         let lines: Vec<RefundLine> = self
             .lines
             .iter()
@@ -257,13 +261,15 @@ impl RefundRequest {
 }
 
 /// Reads the order (for its currency), turns the body into an entry, and
-/// records it through `record`. An entry that changed nothing (the same
-/// payment again) is answered 200 with `Idempotent-Replayed: true`.
-async fn record<D: Send + 'static>(
+/// records it through `record`, answering `status`. An entry that changed
+/// nothing (the same payment again) is answered 200 with
+/// `Idempotent-Replayed: true`.
+pub(crate) async fn record<D: Send + 'static>(
     state: &AppState,
     principal: &Principal,
     id: &str,
     headers: &HeaderMap,
+    status: StatusCode,
     parse: impl FnOnce(Currency) -> Result<D, ApiError>,
     record: impl FnOnce(
             &mut Order,
@@ -294,11 +300,7 @@ async fn record<D: Send + 'static>(
     )
     .await?;
     let replayed = changed.event.is_none();
-    let status = if replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = if replayed { StatusCode::OK } else { status };
     let mut response = json_response(status, render(&changed.order), Some(changed.order.version));
     if replayed {
         response
@@ -343,6 +345,7 @@ pub async fn record_payment(
         &principal,
         &id,
         &headers,
+        StatusCode::CREATED,
         |c| body.value.into_draft(c),
         |o, draft, actor, now| o.record_payment(draft, actor, now),
     )
@@ -383,6 +386,7 @@ pub async fn record_refund(
         &principal,
         &id,
         &headers,
+        StatusCode::CREATED,
         |c| body.value.into_draft(c),
         |o, draft, actor, now| o.record_refund(draft, actor, now).map(Some),
     )

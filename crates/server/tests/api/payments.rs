@@ -5,7 +5,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, plain_order, problem, spawn_app, TestApp};
+use crate::helpers::{fields, plain_order, problem, settle, spawn_app, TestApp};
 
 fn payment(amount: &str, transaction_id: Option<&str>) -> Value {
     json!({"method": "bank_transfer", "amount": amount, "currency": "NGN", "transaction_id": transaction_id})
@@ -79,8 +79,14 @@ async fn split_payments_make_an_order_paid_and_overpayment_shows() {
         json!({"from": "partially_paid", "to": "paid"})
     );
     assert_eq!(last["data"]["amount_overpaid"], "1000.00");
-    let feed = app.json("/v1/events?types=payment.recorded").await;
+    // The feed shows events once they are placed in it, just after commit.
+    let feed = settle(
+        || app.json("/v1/events?types=payment.recorded"),
+        |f| f["data"].as_array().is_some_and(|d| d.len() >= 2),
+    )
+    .await;
     assert_eq!(feed["data"].as_array().unwrap().len(), 2);
+    assert_eq!(feed["data"][1]["data"]["payment_status"], "paid");
     let listed = app.json("/v1/orders?payment_status=paid").await;
     assert_eq!(listed["data"][0]["id"], id.as_str());
 }
