@@ -28,6 +28,7 @@ struct Inner {
     shops: crate::cache::TtlMap<String, Tenant>,
     storefront_limiter: crate::storefront::RateLimiter,
     files: crate::files::Files,
+    providers: crate::provider::Providers,
     config: Config,
     /// Counts the events this node placed in the feed, so live streams wake.
     feed: tokio::sync::watch::Sender<u64>,
@@ -68,6 +69,11 @@ impl AppState {
 
     pub fn files(&self) -> &crate::files::Files {
         &self.inner.files
+    }
+
+    /// The payment provider client, with this node's circuit breakers.
+    pub fn providers(&self) -> &crate::provider::Providers {
+        &self.inner.providers
     }
 
     /// A receiver that changes whenever this node places events in the feed.
@@ -129,6 +135,9 @@ impl App {
                         config.storefront.burst,
                     ),
                     files,
+                    providers: crate::provider::Providers::new(
+                        crate::provider::Policy::from_config(&config.payments),
+                    ),
                     config,
                     feed: tokio::sync::watch::channel(0).0,
                 }),

@@ -32,6 +32,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub storefront: StorefrontConfig,
     pub files: FilesConfig,
+    pub payments: PaymentsConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -152,6 +153,26 @@ pub struct FilesConfig {
     pub s3_allow_http: bool,
 }
 
+/// How ordo talks to payment providers (from background jobs only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// Milliseconds to connect to a provider.
+    pub provider_connect_timeout_ms: u64,
+    /// Milliseconds one call may take, answer included.
+    pub provider_timeout_ms: u64,
+    /// Attempts per call: the first and its retries (transport errors and
+    /// 5xx only).
+    pub provider_attempts: u32,
+    /// The longest wait before the first retry, doubled for each next one
+    /// (each wait is random up to that: full jitter).
+    pub provider_backoff_ms: u64,
+    /// Consecutive failed calls that open a provider's circuit.
+    pub breaker_failures: u32,
+    /// Milliseconds an open circuit refuses calls before one probe.
+    pub breaker_open_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FilesBackend {
@@ -255,6 +276,14 @@ impl Default for Config {
                 s3_access_key_id: String::new(),
                 s3_secret_access_key: String::new(),
                 s3_allow_http: false,
+            },
+            payments: PaymentsConfig {
+                provider_connect_timeout_ms: 2_000,
+                provider_timeout_ms: 10_000,
+                provider_attempts: 3,
+                provider_backoff_ms: 200,
+                breaker_failures: 5,
+                breaker_open_ms: 30_000,
             },
             idempotency_key_hours: 24,
         }
@@ -424,6 +453,23 @@ s3_access_key_id = ""
 s3_secret_access_key = ""
 # Allow an http:// endpoint (a store on this machine or network). ORDO_FILES__S3_ALLOW_HTTP
 s3_allow_http = false
+
+[payments]
+# Calls to payment providers (made by background jobs, never
+# inside an order's request). Milliseconds to connect, and for
+# a whole call.                                               ORDO_PAYMENTS__PROVIDER_CONNECT_TIMEOUT_MS
+provider_connect_timeout_ms = 2000
+provider_timeout_ms = 10000
+# Attempts per call; transport errors and 5xx are retried after
+# a random wait up to 200 ms, 400 ms, … (the same
+# Idempotency-Key each time).                                 ORDO_PAYMENTS__PROVIDER_ATTEMPTS
+provider_attempts = 3
+provider_backoff_ms = 200
+# A provider's circuit opens after this many consecutive
+# failures and refuses calls for breaker_open_ms, then lets
+# one probe through.                                          ORDO_PAYMENTS__BREAKER_FAILURES
+breaker_failures = 5
+breaker_open_ms = 30000
 "#;
 
 #[cfg(test)]

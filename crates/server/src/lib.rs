@@ -10,6 +10,7 @@ pub mod config;
 pub mod files;
 pub mod jobs;
 pub mod orders;
+pub mod provider;
 pub mod settings;
 pub mod storefront;
 pub mod telemetry;

@@ -220,14 +220,28 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Whether this node can serve: the database answers. `payment_providers`
+/// shows the circuit of every provider this node has called (an open
+/// circuit delays charges and refunds; it does not make the node unready).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Readiness {
+    /// `ready`.
+    status: &'static str,
+    #[schema(value_type = Vec<Object>)]
+    payment_providers: Vec<crate::provider::CircuitReport>,
+}
+
 /// Readiness: the database answers.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready", body = String), (status = 503, description = "The database does not answer", body = error::Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Ready, with the payment providers' circuits", body = Readiness), (status = 503, description = "The database does not answer", body = error::Problem, content_type = "application/problem+json"))
 )]
-async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, ApiError> {
     state.store().ping().await?;
-    Ok("ready")
+    Ok(axum::Json(Readiness {
+        status: "ready",
+        payment_providers: state.providers().circuits(),
+    }))
 }
 
 /// Prometheus metrics: requests by route and status, a latency histogram,

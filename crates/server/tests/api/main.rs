@@ -18,6 +18,7 @@ mod nodes;
 mod operations;
 mod payments;
 mod products;
+mod provider;
 mod receipts;
 mod roundtrip;
 mod seed000;

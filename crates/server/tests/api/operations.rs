@@ -15,14 +15,13 @@ async fn health_readiness_and_metrics() {
             .status(),
         StatusCode::OK
     );
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ready: Value = r.json().await.unwrap();
     assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
+        ready,
+        serde_json::json!({"status": "ready", "payment_providers": []}),
+        "no provider called yet"
     );
     app.create(&plain_order()).await;
     let metrics = app
