@@ -130,10 +130,13 @@ async fn read_upload(mut multipart: Multipart, max: usize) -> Result<Upload, Api
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(max)
         } else {
-            ApiError::MalformedJson(format!(
-                "the multipart body is not valid: {}",
-                e.body_text()
-            ))
+            ApiError::field(
+                FieldError::new(
+                    "file",
+                    format!("the multipart body is not valid: {}", e.body_text()),
+                )
+                .accepted("multipart/form-data with one part named file"),
+            )
         }
     };
     let mut upload = None;

@@ -206,6 +206,26 @@ async fn receipts_are_reviewed_and_kept_on_the_disk() {
         2,
         "both files are on the disk"
     );
+    // A receipt may be larger than other bodies (http.body_limit_bytes is 1 MiB).
+    let mut photo = png();
+    photo.resize(3 * 1024 * 1024, 7);
+    let id = order(&app).await;
+    let r = upload(&app, &id, photo.clone(), "photo.png", Some("image/png")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let o: Value = r.json().await.unwrap();
+    let url = o["receipts"][0]["url"].as_str().unwrap();
+    assert_eq!(app.get(url).await.bytes().await.unwrap().len(), photo.len());
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/orders/{id}/receipts")))
+        .bearer_auth(&app.key)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nnot closed")
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["file"]);
 }
 
 #[tokio::test]
