@@ -28,12 +28,6 @@ pub struct Files {
 #[error("the file store failed: {0}")]
 pub struct FilesError(String);
 
-/// What reading a file found.
-pub enum Found {
-    File(Bytes),
-    Missing,
-}
-
 impl Files {
     /// The file store `config` names; the disk directory is created.
     pub fn open(config: &Config) -> anyhow::Result<Files> {
@@ -95,14 +89,15 @@ impl Files {
             .map_err(|e| FilesError(e.to_string()))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Found, FilesError> {
+    /// The file's content; `None` when there is no such file.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, FilesError> {
         match self.store.get(&Path::from(key)).await {
             Ok(result) => result
                 .bytes()
                 .await
-                .map(Found::File)
+                .map(Some)
                 .map_err(|e| FilesError(e.to_string())),
-            Err(object_store::Error::NotFound { .. }) => Ok(Found::Missing),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(FilesError(e.to_string())),
         }
     }

@@ -788,6 +788,19 @@ pub(crate) fn lookup(id: &str) -> Result<OrderLookup, ApiError> {
     Err(ApiError::NotFound("order"))
 }
 
+/// The order `lookup` names, as `principal` may see it; 404 otherwise.
+pub(crate) async fn read_order(
+    state: &AppState,
+    principal: &Principal,
+    lookup: &OrderLookup,
+) -> Result<Order, ApiError> {
+    state
+        .store()
+        .order(&principal.scope(), lookup)
+        .await?
+        .ok_or(ApiError::NotFound("order"))
+}
+
 fn external_key(namespace: &str, value: &str) -> Result<(Namespace, String), ApiError> {
     let mut errors = FieldErrors::new();
     let ns = errors.take(Namespace::parse(namespace).map_err(|r| {
@@ -1266,11 +1279,7 @@ async fn get_with(
             Some(rendered.version),
         ));
     }
-    let order = state
-        .store()
-        .order(&scope, &lookup)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    let order = read_order(state, principal, &lookup).await?;
     let events = state.store().order_events(&scope, order.id).await?;
     let mut body = OrderResponse::from_domain(&order);
     body.events = Some(events.iter().map(EventResponse::from_domain).collect());
@@ -1440,11 +1449,7 @@ pub async fn update_order(
     let expected = if_match(&headers)?;
     // Amounts are parsed in the order's currency, read first; the edit
     // itself runs on the current order inside the write.
-    let current = state
-        .store()
-        .order(&principal.scope(), &lookup)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    let current = read_order(&state, &principal, &lookup).await?;
     let req = body.value;
     let free_text = state
         .settings()
@@ -1612,13 +1617,11 @@ pub async fn order_events(
     principal: Principal,
     PathParams(id): PathParams<String>,
 ) -> Result<axum::Json<EventList>, ApiError> {
-    let scope = principal.scope();
-    let order = state
+    let order = read_order(&state, &principal, &lookup(&id)?).await?;
+    let events = state
         .store()
-        .order(&scope, &lookup(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
-    let events = state.store().order_events(&scope, order.id).await?;
+        .order_events(&principal.scope(), order.id)
+        .await?;
     Ok(axum::Json(EventList {
         data: events.iter().map(EventResponse::from_domain).collect(),
     }))

@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, PathParams};
-use super::orders::{if_match, json_response, lookup, render, time, ActorResponse, OrderResponse};
+use super::orders::{
+    if_match, json_response, lookup, read_order, render, time, ActorResponse, OrderResponse,
+};
 use crate::app::AppState;
 use crate::orders;
 
@@ -150,6 +152,14 @@ pub(crate) fn positive_amount(
     }
 }
 
+pub(crate) fn payment_method(text: &str) -> Result<PaymentMethod, FieldError> {
+    PaymentMethod::parse(text).ok_or_else(|| {
+        FieldError::new("method", "not a payment method")
+            .value(text)
+            .accepted(PaymentMethod::accepted())
+    })
+}
+
 /// A transaction id: 1 to 200 visible characters, trimmed.
 pub(crate) fn transaction_id(text: &str) -> Result<String, FieldError> {
     let id = text.trim();
@@ -190,11 +200,7 @@ impl PaymentRequest {
     /// The payment, in `currency` (the order's, which it must name).
     fn into_draft(self, currency: Currency) -> Result<PaymentDraft, ApiError> {
         let mut errors = FieldErrors::new();
-        let method = errors.take(PaymentMethod::parse(&self.method).ok_or_else(|| {
-            FieldError::new("method", "not a payment method")
-                .value(&self.method)
-                .accepted(PaymentMethod::accepted())
-        }));
+        let method = errors.take(payment_method(&self.method));
         if !self.currency.eq_ignore_ascii_case(currency.code()) {
             errors.push(
                 FieldError::new("currency", "not the order's currency")
@@ -282,11 +288,7 @@ pub(crate) async fn record<D: Send + 'static>(
 ) -> Result<Response, ApiError> {
     let lookup = lookup(id)?;
     let expected = if_match(headers)?;
-    let current = state
-        .store()
-        .order(&principal.scope(), &lookup)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    let current = read_order(state, principal, &lookup).await?;
     let draft = parse(current.currency)?;
     let actor = principal.actor();
     let changed = orders::change(

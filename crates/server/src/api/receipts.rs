@@ -18,10 +18,12 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams};
-use super::orders::{json_response, lookup, render, time, ActorResponse, OrderResponse};
-use super::payments::{paid_at, positive_amount, record, transaction_id};
+use super::orders::{
+    json_response, lookup, read_order, render, time, ActorResponse, OrderResponse,
+};
+use super::payments::{paid_at, payment_method, positive_amount, record, transaction_id};
 use crate::app::AppState;
-use crate::files::{FilesError, Found};
+use crate::files::FilesError;
 use crate::orders;
 
 impl From<FilesError> for ApiError {
@@ -235,11 +237,7 @@ pub async fn upload_receipt(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "upload receipts")?;
     let lookup = lookup(&id)?;
-    let order = state
-        .store()
-        .order(&principal.scope(), &lookup)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
+    let order = read_order(&state, &principal, &lookup).await?;
     let multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType("multipart/form-data"))?;
     let upload = read_upload(multipart, state.config().files.receipt_max_bytes).await?;
     let kind = kind_of(&upload)?;
@@ -303,16 +301,16 @@ pub async fn download_receipt(
     principal: Principal,
     PathParams((id, receipt_id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let order = state
-        .store()
-        .order(&principal.scope(), &lookup(&id)?)
-        .await?
-        .ok_or(ApiError::NotFound("order"))?;
-    let receipt = ReceiptId::parse(&receipt_id)
-        .and_then(|rid| order.ledger.receipts.iter().find(|r| r.id == rid))
+    let order = read_order(&state, &principal, &lookup(&id)?).await?;
+    let rid = parse_receipt_id(&receipt_id)?;
+    let receipt = order
+        .ledger
+        .receipts
+        .iter()
+        .find(|r| r.id == rid)
         .ok_or(ApiError::NotFound("receipt"))?;
     let key = Receipt::key(order.tenant_id, order.id, receipt.id);
-    let Found::File(content) = state.files().get(&key).await? else {
+    let Some(content) = state.files().get(&key).await? else {
         tracing::error!(%key, "the file of a receipt an order names is missing");
         return Err(ApiError::NotFound("receipt file"));
     };
@@ -338,8 +336,63 @@ pub async fn download_receipt(
     Ok(response)
 }
 
-fn receipt_id(text: &str) -> Result<ReceiptId, ApiError> {
+fn parse_receipt_id(text: &str) -> Result<ReceiptId, ApiError> {
     ReceiptId::parse(text).ok_or(ApiError::NotFound("receipt"))
+}
+
+/// Approves or rejects the receipt `ids.1` of the order `ids.0`, as
+/// `decision` (given the order's currency) says, answering `status`.
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    ids: (&str, &str),
+    headers: &HeaderMap,
+    status: StatusCode,
+    decision: impl FnOnce(ordo_domain::Currency) -> Result<ReceiptDecision, ApiError>,
+) -> Result<Response, ApiError> {
+    let rid = parse_receipt_id(ids.1)?;
+    record(
+        state,
+        principal,
+        ids.0,
+        headers,
+        status,
+        decision,
+        move |o, decision, actor, now| o.decide_receipt(rid, decision, actor, now).map(Some),
+    )
+    .await
+}
+
+impl ApproveRequest {
+    /// The approval, amounts in the order's `currency`.
+    fn into_decision(self, currency: ordo_domain::Currency) -> Result<ReceiptDecision, ApiError> {
+        let mut errors = ordo_domain::FieldErrors::new();
+        let amount = self
+            .amount
+            .as_deref()
+            .and_then(|t| errors.take(positive_amount(currency, "amount", t)));
+        let method = match self.method.as_deref() {
+            None => Some(PaymentMethod::BankTransfer),
+            Some(m) => errors.take(payment_method(m)),
+        };
+        let transaction_id = self
+            .transaction_id
+            .as_deref()
+            .and_then(|t| errors.take(transaction_id(t)));
+        let paid_at = self
+            .paid_at
+            .as_deref()
+            .and_then(|t| errors.take(paid_at(t)));
+        match method {
+            Some(method) if errors.is_empty() => Ok(ReceiptDecision::Approve {
+                amount,
+                method,
+                transaction_id,
+                paid_at,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
 }
 
 /// Approve a receipt: the money arrived.
@@ -370,43 +423,14 @@ pub async fn approve_receipt(
     OptionalJsonBody(req): OptionalJsonBody<ApproveRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "approve receipts")?;
-    let rid = receipt_id(&rid)?;
-    record(
+    let decide_with = |currency| req.into_decision(currency);
+    decide(
         &state,
         &principal,
-        &id,
+        (&id, &rid),
         &headers,
         StatusCode::CREATED,
-        |currency| {
-            let mut errors = ordo_domain::FieldErrors::new();
-            let amount = req
-                .amount
-                .as_deref()
-                .and_then(|t| errors.take(positive_amount(currency, "amount", t)));
-            let method = match req.method.as_deref() {
-                None => Some(PaymentMethod::BankTransfer),
-                Some(m) => errors.take(PaymentMethod::parse(m).ok_or_else(|| {
-                    FieldError::new("method", "not a payment method")
-                        .value(m)
-                        .accepted(PaymentMethod::accepted())
-                })),
-            };
-            let transaction_id = req
-                .transaction_id
-                .as_deref()
-                .and_then(|t| errors.take(transaction_id(t)));
-            let paid_at = req.paid_at.as_deref().and_then(|t| errors.take(paid_at(t)));
-            match method {
-                Some(method) if errors.is_empty() => Ok(ReceiptDecision::Approve {
-                    amount,
-                    method,
-                    transaction_id,
-                    paid_at,
-                }),
-                _ => Err(ApiError::Validation(errors)),
-            }
-        },
-        move |o, decision, actor, now| o.decide_receipt(rid, decision, actor, now).map(Some),
+        decide_with,
     )
     .await
 }
@@ -438,19 +462,18 @@ pub async fn reject_receipt(
     body: JsonBody<RejectRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "reject receipts")?;
-    let rid = receipt_id(&rid)?;
-    record(
+    let decide_with = |_| {
+        super::payments::reason(&body.value.reason)
+            .map(|reason| ReceiptDecision::Reject { reason })
+            .map_err(ApiError::field)
+    };
+    decide(
         &state,
         &principal,
-        &id,
+        (&id, &rid),
         &headers,
         StatusCode::OK,
-        |_| {
-            super::payments::reason(&body.value.reason)
-                .map(|reason| ReceiptDecision::Reject { reason })
-                .map_err(ApiError::field)
-        },
-        move |o, decision, actor, now| o.decide_receipt(rid, decision, actor, now).map(Some),
+        decide_with,
     )
     .await
 }
