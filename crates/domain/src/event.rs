@@ -10,7 +10,7 @@ use crate::timestamp::Timestamp;
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// `api_key`, `user`, `buyer` or `system`.
+    /// `api_key`, `user`, `buyer`, `payment_provider` or `system`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The key, user or buyer id; `ordo` for the system itself.
@@ -35,6 +35,15 @@ impl Actor {
         Actor {
             kind: "buyer".into(),
             id: id.into(),
+            role: None,
+        }
+    }
+
+    /// The tenant's payment provider, reporting by an answer or a webhook.
+    pub fn payment_provider() -> Self {
+        Actor {
+            kind: "payment_provider".into(),
+            id: "provider".into(),
             role: None,
         }
     }
@@ -80,7 +89,15 @@ event_types! {
     OrderCancelled = "order.cancelled",
     OrderCompleted = "order.completed",
     PaymentRecorded = "payment.recorded",
+    PaymentProcessing = "payment.processing",
+    PaymentSucceeded = "payment.succeeded",
+    PaymentFailed = "payment.failed",
+    PaymentAttemptFailed = "payment.attempt_failed",
     RefundRecorded = "refund.recorded",
+    RefundProcessing = "refund.processing",
+    RefundSucceeded = "refund.succeeded",
+    RefundFailed = "refund.failed",
+    RefundAttemptFailed = "refund.attempt_failed",
     ReceiptUploaded = "receipt.uploaded",
     ReceiptApproved = "receipt.approved",
     ReceiptRejected = "receipt.rejected",

@@ -47,6 +47,19 @@ impl EntryState {
     }
 }
 
+/// What ordo knows of a payment or refund a payment provider moves.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ThroughProvider {
+    /// The provider's id of it, once the provider has answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The last call that failed (while it is retried), or why the
+    /// provider refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Money received for an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -61,6 +74,10 @@ pub struct Payment {
     pub paid_at: Timestamp,
     pub recorded_at: Timestamp,
     pub recorded_by: Actor,
+    /// Set when the tenant's payment provider charges it (a card payment
+    /// ordo asked for); otherwise the money moved outside ordo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ThroughProvider>,
 }
 
 /// A line given back, and how many of it.
@@ -81,6 +98,13 @@ pub struct Refund {
     pub state: EntryState,
     pub recorded_at: Timestamp,
     pub recorded_by: Actor,
+    /// The payment whose money it gives back, when it is one payment's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    /// Set when the payment provider pays it back; otherwise the shop
+    /// does, by hand, and says when it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ThroughProvider>,
 }
 
 str_enum!(
@@ -213,6 +237,9 @@ pub enum LedgerError {
     TransactionIdReused(String),
     #[error("the receipt is already {0}")]
     Decided(ReceiptState),
+    /// The entry cannot be made or moved as asked, for this reason.
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("the {what} already {current}; it cannot become {next}")]
     Ended {
         what: &'static str,
@@ -300,14 +327,17 @@ impl Ledger {
     }
 
     /// `payment_status` as the ledger says it is for an order of `total`:
-    /// any refund makes it (partially) refunded; otherwise nothing paid is
+    /// a refund under way makes it pending; otherwise any refund makes it
+    /// (partially) refunded; otherwise nothing paid is
     /// unpaid, or pending while a payment or receipt awaits a decision;
     /// less than the total is partially paid (pending, again, while
     /// something awaits a decision); the total or more is paid.
     pub fn status(&self, total: i64) -> PaymentStatus {
         let t = self.totals(total);
         let awaiting = t.pending > 0 || self.receipts_in_review() > 0;
-        if t.refunded > 0 {
+        if self.refunds.iter().any(|r| r.state == EntryState::Pending) {
+            PaymentStatus::Pending
+        } else if t.refunded > 0 {
             if t.refunded >= t.paid {
                 PaymentStatus::Refunded
             } else {
@@ -417,6 +447,7 @@ mod tests {
             paid_at: now,
             recorded_at: now,
             recorded_by: Actor::system(),
+            provider: None,
         }
     }
 
@@ -460,15 +491,17 @@ mod tests {
         assert_eq!(FileKind::from_mime("text/html"), None);
     }
 
-    fn refund(amount: i64) -> Refund {
+    fn refund(amount: i64, state: EntryState) -> Refund {
         Refund {
             id: RefundId::new(),
             amount,
             lines: Vec::new(),
             reason: "returned".into(),
-            state: EntryState::Succeeded,
+            state,
             recorded_at: Timestamp::now(),
             recorded_by: Actor::system(),
+            payment_id: None,
+            provider: None,
         }
     }
 
@@ -495,7 +528,7 @@ mod tests {
     fn refunds_never_exceed_what_was_paid() {
         let mut l = Ledger::default();
         assert!(matches!(
-            l.refund(refund(1)),
+            l.refund(refund(1, EntryState::Succeeded)),
             Err(LedgerError::RefundTooLarge {
                 asked: 1,
                 refundable: 0
@@ -504,12 +537,34 @@ mod tests {
         l.pay(payment(5_000, EntryState::Succeeded)).unwrap();
         l.pay(payment(5_000, EntryState::Pending)).unwrap();
         assert_eq!(l.refundable(), 5_000, "pending money cannot be refunded");
-        l.refund(refund(2_000)).unwrap();
+        l.refund(refund(2_000, EntryState::Succeeded)).unwrap();
         assert_eq!(l.status(10_000), PaymentStatus::PartiallyRefunded);
-        assert!(l.refund(refund(3_001)).is_err());
-        l.refund(refund(3_000)).unwrap();
+        assert!(l.refund(refund(3_001, EntryState::Succeeded)).is_err());
+        l.refund(refund(3_000, EntryState::Succeeded)).unwrap();
         assert_eq!(l.status(10_000), PaymentStatus::Refunded);
-        assert!(l.refund(refund(0)).is_err(), "nothing is not a refund");
+        assert!(
+            l.refund(refund(0, EntryState::Succeeded)).is_err(),
+            "nothing is not a refund"
+        );
+    }
+
+    #[test]
+    fn a_refund_under_way_keeps_the_order_pending_until_it_ends() {
+        let mut l = Ledger::default();
+        l.pay(payment(5_000, EntryState::Succeeded)).unwrap();
+        let r = refund(5_000, EntryState::Pending);
+        let id = r.id;
+        l.refund(r).unwrap();
+        assert_eq!(l.status(5_000), PaymentStatus::Pending);
+        assert_eq!(l.refundable(), 0, "a pending refund is spoken for");
+        assert!(l.refund(refund(1, EntryState::Pending)).is_err());
+        assert_eq!(l.settle_refund(id, EntryState::Failed), Ok(true));
+        assert_eq!(
+            l.status(5_000),
+            PaymentStatus::Paid,
+            "the money is still held"
+        );
+        assert_eq!(l.refundable(), 5_000);
     }
 
     #[test]
@@ -553,16 +608,18 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Pay(i64, bool),
-        Refund(i64),
+        Refund(i64, bool),
         Settle(usize, bool),
+        SettleRefund(usize, bool),
         Receipt(bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (1..20_000i64, any::<bool>()).prop_map(|(a, p)| Op::Pay(a, p)),
-            (-10..20_000i64).prop_map(Op::Refund),
+            (-10..20_000i64, any::<bool>()).prop_map(|(a, p)| Op::Refund(a, p)),
             (any::<usize>(), any::<bool>()).prop_map(|(i, ok)| Op::Settle(i, ok)),
+            (any::<usize>(), any::<bool>()).prop_map(|(i, ok)| Op::SettleRefund(i, ok)),
             any::<bool>().prop_map(Op::Receipt),
         ]
     }
@@ -576,7 +633,11 @@ mod tests {
                 let before = l.clone();
                 let result = match op {
                     Op::Pay(a, pending) => l.pay(payment(a, if pending { EntryState::Pending } else { EntryState::Succeeded })).map(|_| ()),
-                    Op::Refund(a) => l.refund(refund(a)).map(|_| ()),
+                    Op::Refund(a, pending) => l.refund(refund(a, if pending { EntryState::Pending } else { EntryState::Succeeded })).map(|_| ()),
+                    Op::SettleRefund(i, ok) => match l.refunds.get(i % l.refunds.len().max(1)).map(|r| r.id) {
+                        Some(id) => l.settle_refund(id, if ok { EntryState::Succeeded } else { EntryState::Failed }).map(|_| ()),
+                        None => Ok(()),
+                    },
                     Op::Settle(i, ok) => match l.payments.get(i % l.payments.len().max(1)).map(|p| p.id) {
                         Some(id) => l.settle_payment(id, if ok { EntryState::Succeeded } else { EntryState::Failed }).map(|_| ()),
                         None => Ok(()),
@@ -597,15 +658,19 @@ mod tests {
                 prop_assert_eq!(t.paid, l.payments.iter().filter(|p| succeeded(&p.state)).map(|p| p.amount).sum::<i64>());
                 prop_assert_eq!(t.refunded, l.refunds.iter().filter(|r| succeeded(&r.state)).map(|r| r.amount).sum::<i64>());
                 prop_assert!(t.refunded <= t.paid, "refunded {} of {} paid", t.refunded, t.paid);
+                let outgoing: i64 = l.refunds.iter().filter(|r| r.state != EntryState::Failed).map(|r| r.amount).sum();
+                prop_assert!(outgoing <= t.paid, "refunds under way or done {} of {} paid", outgoing, t.paid);
+                let refunding = l.refunds.iter().any(|r| r.state == EntryState::Pending);
                 prop_assert_eq!(t.net, t.paid - t.refunded);
                 prop_assert_eq!(t.due - t.overpaid, total - t.net);
                 prop_assert!(t.due >= 0 && t.overpaid >= 0 && (t.due == 0 || t.overpaid == 0));
                 let next = l.status(total);
                 match next {
                     PaymentStatus::Unpaid => prop_assert!(t.paid == 0 && t.pending == 0 && l.receipts_in_review() == 0),
+                    PaymentStatus::Pending => prop_assert!(refunding || (t.refunded == 0 && t.paid < total.max(1))),
+                    _ if refunding => prop_assert!(false, "a refund under way is pending, not {}", next),
                     PaymentStatus::Paid => prop_assert!(t.paid > 0 && t.paid >= total && t.refunded == 0),
                     PaymentStatus::PartiallyPaid => prop_assert!(t.paid > 0 && t.paid < total),
-                    PaymentStatus::Pending => prop_assert!(t.refunded == 0 && t.paid < total.max(1)),
                     PaymentStatus::PartiallyRefunded => prop_assert!(t.refunded > 0 && t.refunded < t.paid),
                     PaymentStatus::Refunded => prop_assert!(t.refunded > 0 && t.refunded == t.paid),
                 }

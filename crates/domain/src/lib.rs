@@ -41,6 +41,7 @@ macro_rules! str_enum {
 }
 
 pub mod access;
+pub mod charge;
 pub mod contact;
 pub mod event;
 pub mod field;
@@ -58,6 +59,7 @@ pub mod timestamp;
 pub mod webhook;
 
 pub use access::{ApiKeySecret, Permission, Role, SecretHash};
+pub use charge::{Entry, Settlement};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
@@ -67,7 +69,7 @@ pub use ids::{
 };
 pub use ledger::{
     EntryState, FileKind, Ledger, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState,
-    Refund, RefundLine, Totals,
+    Refund, RefundLine, ThroughProvider, Totals,
 };
 pub use money::{Currency, MoneyError};
 pub use order::{
@@ -79,7 +81,7 @@ pub use product::{
     MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };
 pub use reference::OrderReference;
-pub use settings::{ReservationPolicy, TenantSettings};
+pub use settings::{ProviderSettings, ReservationPolicy, TenantSettings};
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
 pub use stock::{Shortage, StockBook};
 pub use timestamp::Timestamp;

@@ -788,6 +788,15 @@ impl Order {
         let mut event = self.status_event(EventType::OrderCancelled, from);
         event.data["reason"] = Value::String(reason.clone());
         self.cancel_reason = Some(reason);
+        // What the order holds goes back: through the provider for what it
+        // charged, by hand for the rest (seed 001's refund on cancel).
+        let refunds = self.compensate(now);
+        if !refunds.is_empty() {
+            let paid = self.payment_status;
+            self.payment_status = self.ledger.status(self.total);
+            event.data["refunds"] = Value::Array(refunds);
+            event.data["payment_status"] = json!({ "from": paid, "to": self.payment_status });
+        }
         Ok(event)
     }
 

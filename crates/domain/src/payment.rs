@@ -45,27 +45,38 @@ impl Payment {
             && draft.paid_at.is_none_or(|at| at == self.paid_at)
     }
 
-    fn to_json(&self, currency: Currency) -> Value {
-        json!({
+    pub(crate) fn to_json(&self, currency: Currency) -> Value {
+        let mut v = json!({
             "id": self.id,
             "method": self.method,
             "amount": currency.format_amount(self.amount),
             "transaction_id": self.transaction_id,
             "state": self.state,
             "paid_at": self.paid_at,
-        })
+        });
+        if let Some(p) = &self.provider {
+            v["provider"] = json!(p);
+        }
+        v
     }
 }
 
 impl Refund {
-    fn to_json(&self, currency: Currency) -> Value {
-        json!({
+    pub(crate) fn to_json(&self, currency: Currency) -> Value {
+        let mut v = json!({
             "id": self.id,
             "amount": currency.format_amount(self.amount),
             "lines": self.lines.iter().map(|l| json!({"line_id": l.line_id, "quantity": l.quantity})).collect::<Vec<_>>(),
             "reason": self.reason,
             "state": self.state,
-        })
+        });
+        if let Some(id) = self.payment_id {
+            v["payment_id"] = json!(id);
+        }
+        if let Some(p) = &self.provider {
+            v["provider"] = json!(p);
+        }
+        v
     }
 }
 
@@ -109,7 +120,7 @@ pub struct LedgerRefusal {
 }
 
 impl Order {
-    fn ledger_refusal(&self, error: LedgerError) -> Refusal {
+    pub(crate) fn ledger_refusal(&self, error: LedgerError) -> Refusal {
         match error {
             LedgerError::Invalid(e) => Refusal::Invalid(e.into()),
             error => Refusal::Ledger(LedgerRefusal {
@@ -121,7 +132,7 @@ impl Order {
 
     /// After a ledger change: `payment_status` derived again, the version
     /// and time moved on, and the event saying so.
-    fn ledger_event(
+    pub(crate) fn ledger_event(
         &mut self,
         event_type: EventType,
         mut data: Value,
@@ -185,6 +196,7 @@ impl Order {
             paid_at: draft.paid_at.unwrap_or(now),
             recorded_at: now,
             recorded_by: actor,
+            provider: None,
         };
         match self.ledger.pay(payment.clone()) {
             Ok(()) => Ok(payment),
@@ -369,6 +381,8 @@ impl Order {
             state: draft.state,
             recorded_at: now,
             recorded_by: actor,
+            payment_id: None,
+            provider: None,
         };
         let data = json!({ "refund": refund.to_json(self.currency) });
         if let Err(e) = self.ledger.refund(refund) {

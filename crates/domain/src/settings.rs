@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact::PhoneE164;
 use crate::field::{FieldError, FieldErrors};
+use crate::webhook::WebhookUrl;
 
 str_enum!(
     /// When orders reserve the stock of their catalog lines.
@@ -37,6 +38,84 @@ pub struct TenantSettings {
     /// Whether the public storefront (its product list and guest
     /// checkout) is open; closed, it answers as if the shop did not exist.
     pub storefront_enabled: bool,
+    /// Where card payments are charged and refunded (seed 001's contract).
+    pub payment_provider: Option<ProviderSettings>,
+}
+
+/// A tenant's payment provider: its base URL, and the secret ordo sends as
+/// a bearer token and checks the provider's webhook signatures with. The
+/// secret is written, never shown again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSettings {
+    pub base_url: WebhookUrl,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("base_url", &self.base_url)
+            .field("secret", &self.secret_hint())
+            .finish()
+    }
+}
+
+/// The shortest and longest provider secret accepted.
+pub const PROVIDER_SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=200;
+
+impl ProviderSettings {
+    /// The secret as it may be shown: its last four characters.
+    pub fn secret_hint(&self) -> String {
+        let tail: String = self.secret.chars().rev().take(4).collect();
+        format!("…{}", tail.chars().rev().collect::<String>())
+    }
+
+    /// Checks a provider's settings; `secret` may be left out when one is
+    /// already set (`current`), which it then keeps. `allow_private` lets
+    /// the URL name this machine or a private network.
+    pub fn parse(
+        base_url: &str,
+        secret: Option<String>,
+        current: Option<&ProviderSettings>,
+        allow_private: bool,
+    ) -> Result<ProviderSettings, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let url = WebhookUrl::parse(base_url, allow_private).map_err(|reason| {
+            FieldError::new("payment_provider.base_url", reason)
+                .value(base_url)
+                .accepted("an http or https URL of the provider's API")
+        });
+        let url = errors.take(url);
+        let secret = match (secret, current) {
+            (Some(secret), _) => {
+                let ok = PROVIDER_SECRET_LEN.contains(&secret.len())
+                    && secret.bytes().all(|b| b.is_ascii_graphic());
+                if ok {
+                    Some(secret)
+                } else {
+                    errors.push(
+                        FieldError::new("payment_provider.secret", "not a usable secret")
+                            .accepted("16 to 200 printable ASCII characters, no spaces"),
+                    );
+                    None
+                }
+            }
+            (None, Some(current)) => Some(current.secret.clone()),
+            (None, None) => {
+                errors.push(
+                    FieldError::new("payment_provider.secret", "a provider needs a secret")
+                        .accepted("16 to 200 printable ASCII characters, no spaces"),
+                );
+                None
+            }
+        };
+        match (url, secret) {
+            (Some(base_url), Some(secret)) if errors.is_empty() => {
+                Ok(ProviderSettings { base_url, secret })
+            }
+            _ => Err(errors),
+        }
+    }
 }
 
 impl Default for TenantSettings {
@@ -47,6 +126,7 @@ impl Default for TenantSettings {
             free_text_lines: true,
             whatsapp_number: None,
             storefront_enabled: false,
+            payment_provider: None,
         }
     }
 }

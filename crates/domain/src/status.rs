@@ -99,7 +99,9 @@ impl PaymentStatus {
     /// ledger can make (it derives the status; a property test of the
     /// ledger checks it never makes another). A refund makes an order
     /// (partially) refunded for good, except that money received after a
-    /// full refund makes it partially refunded again, not hidden.
+    /// full refund makes it partially refunded again, not hidden, and that
+    /// a refund under way (by a provider, or by hand) is pending until it
+    /// ends.
     pub fn can_become(self, next: PaymentStatus) -> bool {
         use PaymentStatus as P;
         if self == next {
@@ -115,9 +117,9 @@ impl PaymentStatus {
                 next,
                 P::Pending | P::Paid | P::PartiallyRefunded | P::Refunded
             ),
-            P::Paid => matches!(next, P::PartiallyRefunded | P::Refunded),
-            P::PartiallyRefunded => matches!(next, P::Refunded),
-            P::Refunded => matches!(next, P::PartiallyRefunded),
+            P::Paid => matches!(next, P::Pending | P::PartiallyRefunded | P::Refunded),
+            P::PartiallyRefunded => matches!(next, P::Pending | P::Refunded),
+            P::Refunded => matches!(next, P::Pending | P::PartiallyRefunded),
         }
     }
 }
@@ -307,9 +309,10 @@ mod tests {
 
         #[test]
         fn refunds_are_for_good_and_returned_is_terminal(p in prop::sample::select(PaymentStatus::ALL.to_vec()), f in prop::sample::select(FulfillmentStatus::ALL.to_vec())) {
+            // Refunded stays refunded, but for another refund under way.
             let refunded = [PaymentStatus::PartiallyRefunded, PaymentStatus::Refunded];
             for from in refunded {
-                prop_assert_eq!(from.can_become(p), refunded.contains(&p));
+                prop_assert_eq!(from.can_become(p), refunded.contains(&p) || p == PaymentStatus::Pending);
             }
             prop_assert_eq!(FulfillmentStatus::Returned.can_become(f), f == FulfillmentStatus::Returned);
         }

@@ -147,6 +147,8 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
                 .claim_jobs(claim(vec![
                     PRUNE_IDEMPOTENCY_KEYS.into(),
                     EXPIRE_RESERVATIONS.into(),
+                    ordo_store::CHARGE_JOB.into(),
+                    ordo_store::REFUND_JOB.into(),
                 ]))
                 .await
         } else {
@@ -286,6 +288,9 @@ async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome
             expire_reservations(state.store(), now)
                 .await
                 .map(|_| JobOutcome::Again(now.plus_millis(every)))
+        }
+        ordo_store::CHARGE_JOB | ordo_store::REFUND_JOB => {
+            crate::charging::run(state, job, policy).await
         }
         other => {
             let error = format!("no handler for jobs of kind {other:?}");

@@ -3,8 +3,8 @@
 //! - `POST {base}/api/v1/payments` `{order_id, reference, amount, currency}`
 //!   → `{id, status}` (`pending`, `succeeded` or `failed`);
 //! - `GET {base}/api/v1/payments/order/{order_id}` → the same, or 404;
-//! - `POST {base}/api/v1/payments/refund` `{payment_id, order_id, amount,
-//!   currency}` → `{id, status}`.
+//! - `POST {base}/api/v1/payments/refund` `{payment_id, order_id,
+//!   reference, amount, currency}` → `{id, status}`.
 //!
 //! Every call carries `Authorization: Bearer <secret>` and, for the two that
 //! move money, an `Idempotency-Key` that stays the same through the retries
@@ -61,6 +61,15 @@ pub struct Provider {
     pub secret: String,
 }
 
+impl From<&ordo_domain::ProviderSettings> for Provider {
+    fn from(p: &ordo_domain::ProviderSettings) -> Self {
+        Provider {
+            base_url: p.base_url.as_str().to_string(),
+            secret: p.secret.clone(),
+        }
+    }
+}
+
 /// What a provider says about a payment or a refund.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Answer {
@@ -73,6 +82,7 @@ pub struct Answer {
 #[derive(Debug, Clone, Serialize)]
 pub struct Charge<'a> {
     pub order_id: &'a str,
+    /// ordo's id of the payment, which the provider's webhooks name.
     pub reference: &'a str,
     pub amount: &'a str,
     pub currency: &'a str,
@@ -81,8 +91,11 @@ pub struct Charge<'a> {
 /// A refund asked of the provider.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefundCall<'a> {
+    /// The provider's id of the payment given back.
     pub payment_id: &'a str,
     pub order_id: &'a str,
+    /// ordo's id of the refund, which the provider's webhooks name.
+    pub reference: &'a str,
     pub amount: &'a str,
     pub currency: &'a str,
 }
@@ -105,6 +118,9 @@ pub enum ProviderError {
     /// An answer that is not the contract's.
     #[error("the payment provider's answer is not understood: {0}")]
     Invalid(String),
+    /// ordo cannot ask the provider for this, for the reason given.
+    #[error("{0}")]
+    Cannot(String),
 }
 
 impl ProviderError {

@@ -353,6 +353,44 @@ pub(crate) fn new_transactions(order: &Order, before: usize) -> Vec<(&str, Payme
         .collect()
 }
 
+/// Charges a card payment through the tenant's payment provider.
+pub const CHARGE_JOB: &str = "charge";
+/// Pays a refund back through the tenant's payment provider.
+pub const REFUND_JOB: &str = "refund";
+
+/// The provider work a change put under way: a job for each pending entry
+/// the provider moves that the change added (after the first
+/// `payments_before` payments and `refunds_before` refunds; a ledger only
+/// ever appends). The stores schedule them in the change's transaction, so
+/// no such entry is ever without the job that moves it.
+pub(crate) fn provider_jobs(
+    order: &Order,
+    payments_before: usize,
+    refunds_before: usize,
+) -> Vec<NewJob> {
+    let job = |kind: &str, field: &str, id: String| NewJob {
+        tenant_id: Some(order.tenant_id),
+        key: format!("{kind}:{id}"),
+        kind: kind.into(),
+        payload: serde_json::json!({ "order_id": order.id, field: id }),
+        run_at: Timestamp::now(),
+    };
+    let pending = |state: &ordo_domain::EntryState, provider: bool| {
+        provider && *state == ordo_domain::EntryState::Pending
+    };
+    let charges = order.ledger.payments.iter().skip(payments_before);
+    let refunds = order.ledger.refunds.iter().skip(refunds_before);
+    charges
+        .filter(|p| pending(&p.state, p.provider.is_some()))
+        .map(|p| job(CHARGE_JOB, "payment_id", p.id.to_string()))
+        .chain(
+            refunds
+                .filter(|r| pending(&r.state, r.provider.is_some()))
+                .map(|r| job(REFUND_JOB, "refund_id", r.id.to_string())),
+        )
+        .collect()
+}
+
 /// What a change came to.
 #[derive(Debug, Clone)]
 pub struct Changed {

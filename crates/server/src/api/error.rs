@@ -418,7 +418,7 @@ impl From<ordo_domain::LedgerRefusal> for ApiError {
                 errors: Vec::new(),
                 existing_order_id: None,
             },
-            e @ E::Ended { .. } => ApiError::Conflict {
+            e @ (E::Ended { .. } | E::Conflict(_)) => ApiError::Conflict {
                 detail: e.to_string(),
                 errors: Vec::new(),
                 existing_order_id: None,

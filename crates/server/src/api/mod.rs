@@ -96,6 +96,8 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::order_events))
         .routes(routes!(payments::record_payment))
         .routes(routes!(payments::record_refund))
+        .routes(routes!(payments::charge_order))
+        .routes(routes!(payments::settle_refund))
         .routes(routes!(receipts::download_receipt))
         .routes(routes!(receipts::approve_receipt))
         .routes(routes!(receipts::reject_receipt))

@@ -6,15 +6,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use ordo_domain::{
-    Currency, EntryState, FieldError, FieldErrors, LineId, Order, PaymentDraft, PaymentMethod,
-    Permission, RefundDraft, RefundLine, Timestamp,
+    Currency, Entry, EntryState, FieldError, FieldErrors, LineId, Order, PaymentDraft, PaymentId,
+    PaymentMethod, Permission, RefundDraft, RefundId, RefundLine, Settlement, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
-use super::extract::{JsonBody, PathParams};
+use super::extract::{JsonBody, OptionalJsonBody, PathParams};
 use super::orders::{
     if_match, json_response, lookup, read_order, render, time, ActorResponse, OrderResponse,
 };
@@ -84,6 +84,29 @@ pub struct PaymentResponse {
     pub paid_at: String,
     pub recorded_at: String,
     pub recorded_by: ActorResponse,
+    /// Set for a payment the shop's payment provider charges.
+    pub provider: Option<ThroughProviderResponse>,
+}
+
+/// What ordo knows of an entry the payment provider moves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThroughProviderResponse {
+    /// The provider's id, once it has answered.
+    #[schema(example = "pp_8JX2Q")]
+    pub id: Option<String>,
+    /// The last failed call while it is retried (or given up), or why the
+    /// provider refused it.
+    #[schema(example = "the payment provider failed after 3 attempts: HTTP 503")]
+    pub error: Option<String>,
+}
+
+impl ThroughProviderResponse {
+    fn of(p: Option<&ordo_domain::ThroughProvider>) -> Option<Self> {
+        p.map(|p| ThroughProviderResponse {
+            id: p.id.clone(),
+            error: p.error.clone(),
+        })
+    }
 }
 
 /// A refund on an order.
@@ -95,9 +118,15 @@ pub struct RefundResponse {
     pub amount: String,
     pub lines: Vec<RefundLineBody>,
     pub reason: String,
+    /// `pending` while under way: paid back by the provider (`provider`
+    /// set) or by the shop, which says so with `…/refunds/{rid}/settle`.
     pub state: EntryState,
     pub recorded_at: String,
     pub recorded_by: ActorResponse,
+    /// The payment whose money it gives back, when it is one payment's.
+    pub payment_id: Option<String>,
+    /// Set for a refund the payment provider pays back.
+    pub provider: Option<ThroughProviderResponse>,
 }
 
 impl PaymentResponse {
@@ -111,6 +140,7 @@ impl PaymentResponse {
             paid_at: time(p.paid_at),
             recorded_at: time(p.recorded_at),
             recorded_by: ActorResponse::from_domain(&p.recorded_by),
+            provider: ThroughProviderResponse::of(p.provider.as_ref()),
         }
     }
 }
@@ -132,6 +162,8 @@ impl RefundResponse {
             state: r.state,
             recorded_at: time(r.recorded_at),
             recorded_by: ActorResponse::from_domain(&r.recorded_by),
+            payment_id: r.payment_id.map(|p| p.to_string()),
+            provider: ThroughProviderResponse::of(r.provider.as_ref()),
         }
     }
 }
@@ -391,6 +423,157 @@ pub async fn record_refund(
         StatusCode::CREATED,
         |c| body.value.into_draft(c),
         |o, draft, actor, now| o.record_refund(draft, actor, now).map(Some),
+    )
+    .await
+}
+
+/// A card payment to ask of the shop's payment provider.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeRequest {
+    /// In major units; by default what is due and not already being
+    /// charged, which is also the most it may be.
+    #[schema(example = "10000.00")]
+    pub amount: Option<String>,
+}
+
+/// Charge the order through the shop's payment provider.
+///
+/// Records a pending `card` payment and answers at once: the provider is
+/// called by a background job (never inside this request), under the
+/// payment's id as idempotency key, with retries, backoff and a circuit
+/// breaker. Its answer and its webhooks settle the payment
+/// (`payment.succeeded` or `payment.failed`); failed calls are on the
+/// timeline (`payment.attempt_failed`) while they are retried.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/charges", tag = "payments",
+    request_body = Option<ChargeRequest>,
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The ETag last read; a stale one is a 412")),
+    responses(
+        (status = 202, description = "The order with the pending card payment; the charge is under way", body = OrderResponse, headers(("ETag" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No payment provider is set, or the order is cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing is left to charge, or more than that", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn charge_order(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<Option<ChargeRequest>>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "charge payments")?;
+    let settings = state
+        .settings()
+        .get(state.store(), principal.tenant_id)
+        .await?;
+    if settings.payment_provider.is_none() {
+        return Err(ApiError::Conflict {
+            detail: "no payment provider is set for this shop: set settings.payment_provider (PATCH /v1/settings) first".into(),
+            errors: Vec::new(),
+            existing_order_id: None,
+        });
+    }
+    let amount = req.unwrap_or_default().amount;
+    record(
+        &state,
+        &principal,
+        &id,
+        &headers,
+        StatusCode::ACCEPTED,
+        |c| match amount {
+            Some(text) => Ok(Some(
+                positive_amount(c, "amount", &text).map_err(ApiError::field)?,
+            )),
+            None => Ok(None),
+        },
+        |o, amount, actor, now| {
+            o.request_charge(PaymentId::new_at(now), amount, actor, now)
+                .map(Some)
+        },
+    )
+    .await
+}
+
+/// How a refund the shop pays back by hand ended.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRefundRequest {
+    /// `succeeded` (the money went back) or `failed` (it will not).
+    #[schema(example = "succeeded")]
+    pub state: String,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+}
+
+/// Say how a refund paid back by hand ended.
+///
+/// A cancelled order's money that no provider took (a bank transfer, cash)
+/// is put under way as a pending refund for the shop to pay back; this
+/// records that it did (`refund.succeeded`) or will not
+/// (`refund.failed`). Refunds through the payment provider are settled by
+/// the provider.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/refunds/{refund_id}/settle", tag = "payments",
+    request_body = SettleRefundRequest,
+    params(("id" = String, Path, description = "Order id or reference"), ("refund_id" = String, Path, description = "The refund's id (ref_…)"), ("If-Match" = Option<String>, Header, description = "The ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The order with the refund settled", body = OrderResponse, headers(("ETag" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Only owner, admin and integration keys refund", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order or refund", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund already ended otherwise, or the provider pays it back", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a state", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn settle_refund(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams((id, refund_id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody<SettleRefundRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::Refund, "settle refunds")?;
+    let req = body.value;
+    let mut errors = FieldErrors::new();
+    let refund = errors.take(refund_id.parse::<RefundId>().map_err(|_| {
+        FieldError::new("refund_id", "not a refund id")
+            .value(&refund_id)
+            .accepted("the id of one of the order's refunds (ref_…)")
+    }));
+    let next = errors.take(match EntryState::parse(&req.state) {
+        Some(s @ (EntryState::Succeeded | EntryState::Failed)) => Ok(s),
+        _ => Err(FieldError::new("state", "not how a refund ends")
+            .value(&req.state)
+            .accepted("succeeded, failed")),
+    });
+    let error = req.reason.as_deref().and_then(|r| errors.take(reason(r)));
+    let (Some(refund), Some(next)) = (refund, next) else {
+        return Err(ApiError::Validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let report = Settlement {
+        state: next,
+        provider_id: None,
+        error,
+    };
+    record(
+        &state,
+        &principal,
+        &id,
+        &headers,
+        StatusCode::OK,
+        |_| Ok(report),
+        move |o, report, _actor, now| o.settle(Entry::Refund(refund), report, false, now),
     )
     .await
 }

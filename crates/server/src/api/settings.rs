@@ -3,7 +3,9 @@
 
 use axum::extract::State;
 use ordo_domain::settings::{parse_reservation_minutes, parse_whatsapp_number};
-use ordo_domain::{FieldErrors, Permission, ReservationPolicy, TenantSettings};
+use ordo_domain::{
+    FieldErrors, Permission, ProviderSettings, ReservationPolicy, TenantId, TenantSettings,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -33,6 +35,37 @@ pub struct SettingsResponse {
     /// products on sale and guest checkout) is open. Closed (the default),
     /// it answers 404 as if the shop did not exist.
     pub storefront_enabled: bool,
+    /// Where card payments are charged and refunded (`POST
+    /// /v1/orders/{id}/charges`, refunds of cancelled orders); `null` when
+    /// none is set.
+    pub payment_provider: Option<ProviderResponse>,
+}
+
+/// The tenant's payment provider, its secret never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderResponse {
+    #[schema(example = "https://payments.example.com")]
+    pub base_url: String,
+    /// The secret's last four characters.
+    #[schema(example = "…9f2c")]
+    pub secret_hint: String,
+    /// Where the provider sends its signed webhooks.
+    #[schema(example = "/v1/payment-provider/ten_01JD8X1Q2W3E4R5T6Y7U8I9O0P/webhook")]
+    pub webhook_path: String,
+}
+
+/// A payment provider: seed 001's contract (`POST /api/v1/payments`, `GET
+/// /api/v1/payments/order/{order_id}`, `POST /api/v1/payments/refund`) under
+/// `base_url`, called with `Authorization: Bearer <secret>`; its webhooks
+/// are signed with the same secret.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderRequest {
+    #[schema(example = "https://payments.example.com")]
+    pub base_url: String,
+    /// 16 to 200 printable characters; may be left out to keep the one set.
+    #[schema(example = "psk_live_51HxY2c9f2c4e8a1b")]
+    pub secret: Option<String>,
 }
 
 /// A change to the settings; absent fields stay as they are.
@@ -49,16 +82,24 @@ pub struct UpdateSettingsRequest {
     #[schema(value_type = Option<String>, example = "+2348012345678")]
     pub whatsapp_number: Option<Option<String>>,
     pub storefront_enabled: Option<bool>,
+    /// `null` removes the provider.
+    #[serde(default, deserialize_with = "present")]
+    pub payment_provider: Option<Option<ProviderRequest>>,
 }
 
 impl SettingsResponse {
-    fn of(s: &TenantSettings) -> Self {
+    fn of(s: &TenantSettings, tenant: TenantId) -> Self {
         SettingsResponse {
             reservation_policy: s.reservation_policy,
             reservation_minutes: s.reservation_minutes,
             free_text_lines: s.free_text_lines,
             whatsapp_number: s.whatsapp_number.as_ref().map(|p| p.as_str().to_string()),
             storefront_enabled: s.storefront_enabled,
+            payment_provider: s.payment_provider.as_ref().map(|p| ProviderResponse {
+                base_url: p.base_url.as_str().to_string(),
+                secret_hint: p.secret_hint(),
+                webhook_path: format!("/v1/payment-provider/{tenant}/webhook"),
+            }),
         }
     }
 }
@@ -77,7 +118,10 @@ pub async fn get_settings(
     principal: Principal,
 ) -> Result<axum::Json<SettingsResponse>, ApiError> {
     let settings = state.store().tenant_settings(principal.tenant_id).await?;
-    Ok(axum::Json(SettingsResponse::of(&settings)))
+    Ok(axum::Json(SettingsResponse::of(
+        &settings,
+        principal.tenant_id,
+    )))
 }
 
 /// Change the tenant's settings. A new reservation policy applies to what
@@ -124,6 +168,18 @@ pub async fn update_settings(
             settings.whatsapp_number = errors.take_all(parse_whatsapp_number(&text));
         }
     }
+    match req.payment_provider {
+        None => {}
+        Some(None) => settings.payment_provider = None,
+        Some(Some(p)) => {
+            let allow_private = state.config().webhooks.allow_private_urls;
+            let current = settings.payment_provider.as_ref();
+            let parsed = ProviderSettings::parse(&p.base_url, p.secret, current, allow_private);
+            if let Some(provider) = errors.take_all(parsed) {
+                settings.payment_provider = Some(provider);
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -132,5 +188,8 @@ pub async fn update_settings(
         .save_tenant_settings(principal.tenant_id, settings.clone())
         .await?;
     state.settings().put(principal.tenant_id, settings.clone());
-    Ok(axum::Json(SettingsResponse::of(&settings)))
+    Ok(axum::Json(SettingsResponse::of(
+        &settings,
+        principal.tenant_id,
+    )))
 }

@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod charges;
 mod cli;
 mod crash;
 mod create;

@@ -204,6 +204,7 @@ async fn transient_failures_are_retried_under_one_idempotency_key() {
             &RefundCall {
                 payment_id: "pp_0",
                 order_id: "ord_1",
+                reference: "ref_1",
                 amount: "1.00",
                 currency: "NGN",
             },

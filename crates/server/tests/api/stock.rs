@@ -352,7 +352,7 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let s = app.json("/v1/settings").await;
     assert_eq!(
         s,
-        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false})
+        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null})
     );
     let integration = app.key_for(Role::Integration).await;
     let r = app

@@ -2,13 +2,14 @@
 //! nodes polling at the same moment take different jobs without waiting for
 //! each other, and a job whose claim has run out is claimed again.
 
+use deadpool_postgres::GenericClient;
 use ordo_domain::Timestamp;
 use tokio_postgres::types::Json;
 
 use super::{corrupt, db_error, Db};
 use crate::{job_tenant, parse_job_tenant, Job, JobClaim, JobOutcome, NewJob, Result};
 
-pub(super) async fn schedule(db: &Db, job: &NewJob) -> Result<bool> {
+pub(super) async fn schedule<C: GenericClient>(db: &C, job: &NewJob) -> Result<bool> {
     let stmt = db
         .prepare_cached(
             "INSERT INTO jobs (tenant_id, key, kind, payload, run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)

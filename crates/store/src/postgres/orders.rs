@@ -521,7 +521,7 @@ pub(super) async fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let payments = order.ledger.payments.len();
+    let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let skus = change.stock_skus(&order);
     let products = super::products::lock(tx, order.tenant_id, &skus).await?;
     let Some((draft, products, movements)) =
@@ -534,6 +534,9 @@ pub(super) async fn apply_change(
             field: "transaction_id".into(),
             value: taken,
         });
+    }
+    for job in crate::provider_jobs(&order, payments, refunds) {
+        super::jobs::schedule(tx, &job).await?;
     }
     super::products::save(tx, &products, &movements).await?;
     let api = (renderer.render)(&order);

@@ -447,7 +447,7 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
-    let payments = order.ledger.payments.len();
+    let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let before = indexed(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
@@ -460,6 +460,9 @@ fn apply_change(
         check_external_ids(conn, &order, &previous_ids)?;
     }
     claim_transactions(conn, &order, payments)?;
+    for job in crate::provider_jobs(&order, payments, refunds) {
+        super::jobs::schedule(conn, &job)?;
+    }
     super::products::save(conn, &products, &movements)?;
     let stored = Stored::of(&order, renderer, None)?;
     keep_snapshot(conn, &order)?;
