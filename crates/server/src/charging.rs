@@ -220,17 +220,17 @@ async fn lookup(
         .filter(|p| p.id != id)
         .filter_map(|p| p.provider.as_ref()?.id.as_deref())
         .collect();
-    match found {
-        Some(a)
-            if known.as_ref().is_none_or(|k| *k == a.id) && !others.contains(&a.id.as_str()) =>
-        {
-            Ok(a)
-        }
-        Some(_) if known.is_some() => Ok(Answer {
-            id: known.unwrap_or_default(),
+    let ours = |a: &Answer, known: &Option<String>| {
+        known.as_ref().is_none_or(|k| *k == a.id) && !others.contains(&a.id.as_str())
+    };
+    match (found, known) {
+        (Some(a), known) if ours(&a, &known) => Ok(a),
+        // The provider has it under its id, and has not settled it.
+        (_, Some(id)) => Ok(Answer {
+            id,
             status: EntryState::Pending,
         }),
-        _ => Err(ProviderError::Cannot(
+        (_, None) => Err(ProviderError::Cannot(
             "the order was cancelled before it was charged".into(),
         )),
     }

@@ -774,6 +774,19 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StockMovement>>;
 
+    /// How the provider webhook `event_id` of the tenant was handled, if it
+    /// was.
+    async fn provider_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<String>>;
+    /// Remembers that the provider webhook `event_id` was handled, and how
+    /// (the first record stands).
+    async fn record_provider_event(
+        &self,
+        tenant: TenantId,
+        event_id: &str,
+        order: OrderId,
+        outcome: &str,
+    ) -> Result<()>;
+
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;
     /// Claims up to `limit` due jobs that no live claim holds: each job is

@@ -135,6 +135,16 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "provider_events",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("event_id", Kind::Text),
+            ("order_id", Kind::Text),
+            ("outcome", Kind::Text),
+            ("received_at", Kind::Int8),
+        ],
+    },
+    Table {
         name: "order_events",
         columns: &[
             ("tenant_id", Kind::Text),

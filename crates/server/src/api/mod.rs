@@ -8,6 +8,7 @@ pub mod extract;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod provider_webhook;
 pub mod receipts;
 pub mod settings;
 pub mod storefront;
@@ -98,6 +99,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(payments::record_refund))
         .routes(routes!(payments::charge_order))
         .routes(routes!(payments::settle_refund))
+        .routes(routes!(provider_webhook::provider_webhook))
         .routes(routes!(receipts::download_receipt))
         .routes(routes!(receipts::approve_receipt))
         .routes(routes!(receipts::reject_receipt))

@@ -20,6 +20,7 @@ mod operations;
 mod payments;
 mod products;
 mod provider;
+mod provider_webhooks;
 mod receipts;
 mod roundtrip;
 mod seed000;

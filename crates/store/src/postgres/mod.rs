@@ -92,6 +92,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0011_payment_transactions",
         include_str!("../../migrations/postgres/0011_payment_transactions.sql"),
     ),
+    (
+        12,
+        "0012_provider_events",
+        include_str!("../../migrations/postgres/0012_provider_events.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -727,6 +732,20 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<StockMovement>> {
         products::movements(&self.db().await?, tenant, product, after, limit).await
+    }
+
+    async fn provider_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<String>> {
+        orders::provider_event(&self.db().await?, tenant, event_id).await
+    }
+
+    async fn record_provider_event(
+        &self,
+        tenant: TenantId,
+        event_id: &str,
+        order: OrderId,
+        outcome: &str,
+    ) -> Result<()> {
+        orders::record_provider_event(&self.db().await?, tenant, event_id, order, outcome).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

@@ -764,6 +764,10 @@ pub(super) async fn prune_idempotency_keys(db: &Db, before: Timestamp) -> Result
         .prepare_cached("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2")
         .await
         .map_err(db_error)?;
+    let events = db
+        .prepare_cached("DELETE FROM provider_events WHERE tenant_id = $1 AND received_at < $2")
+        .await
+        .map_err(db_error)?;
     let mut removed = 0;
     for t in tenants {
         let tenant: &str = t.get(0);
@@ -771,8 +775,60 @@ pub(super) async fn prune_idempotency_keys(db: &Db, before: Timestamp) -> Result
             .execute(&stmt, &[&tenant, &before.unix_millis()])
             .await
             .map_err(db_error)?;
+        // Provider webhooks are remembered as long: a later repeat is
+        // still harmless (an ended entry never moves).
+        db.execute(&events, &[&tenant, &before.unix_millis()])
+            .await
+            .map_err(db_error)?;
     }
     Ok(removed)
+}
+
+pub(super) async fn provider_event(
+    db: &Db,
+    tenant: ordo_domain::TenantId,
+    event_id: &str,
+) -> Result<Option<String>> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT outcome FROM provider_events WHERE tenant_id = $1 AND event_id = $2",
+        )
+        .await
+        .map_err(db_error)?;
+    let row = db
+        .query_opt(&stmt, &[&tenant.to_string(), &event_id])
+        .await
+        .map_err(db_error)?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub(super) async fn record_provider_event(
+    db: &Db,
+    tenant: ordo_domain::TenantId,
+    event_id: &str,
+    order: OrderId,
+    outcome: &str,
+) -> Result<()> {
+    let stmt = db
+        .prepare_cached(
+            "INSERT INTO provider_events (tenant_id, event_id, order_id, outcome, received_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(db_error)?;
+    db.execute(
+        &stmt,
+        &[
+            &tenant.to_string(),
+            &event_id,
+            &order.to_string(),
+            &outcome,
+            &Timestamp::now().unix_millis(),
+        ],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 pub(super) async fn lapsed_reservations(

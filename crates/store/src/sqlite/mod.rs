@@ -93,6 +93,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_payment_transactions",
         include_str!("../../migrations/sqlite/0011_payment_transactions.sql"),
     ),
+    (
+        12,
+        "0012_provider_events",
+        include_str!("../../migrations/sqlite/0012_provider_events.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.
@@ -826,6 +831,27 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StockMovement>> {
         self.read(move |conn| products::movements(conn, tenant, product, after, limit))
+            .await
+    }
+
+    async fn provider_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<String>> {
+        let event_id = event_id.to_string();
+        self.point_read(move |conn| orders::provider_event(conn, tenant, &event_id))
+            .await
+    }
+
+    async fn record_provider_event(
+        &self,
+        tenant: TenantId,
+        event_id: &str,
+        order: OrderId,
+        outcome: &str,
+    ) -> Result<()> {
+        let (event_id, outcome) = (event_id.to_string(), outcome.to_string());
+        self.queue
+            .write(move |conn| {
+                orders::record_provider_event(conn, tenant, &event_id, order, &outcome)
+            })
             .await
     }
 

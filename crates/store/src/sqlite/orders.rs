@@ -737,8 +737,54 @@ pub(super) fn prune_idempotency_keys(conn: &Connection, before: Timestamp) -> Re
             .prepare_cached("DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND created_at < ?2")
             .and_then(|mut s| s.execute(params![tenant, before.unix_millis()]))
             .map_err(unavailable)?;
+        // Provider webhooks are remembered as long: a later repeat is
+        // still harmless (an ended entry never moves).
+        conn.prepare_cached(
+            "DELETE FROM provider_events WHERE tenant_id = ?1 AND received_at < ?2",
+        )
+        .and_then(|mut s| s.execute(params![tenant, before.unix_millis()]))
+        .map_err(unavailable)?;
     }
     Ok(removed as u64)
+}
+
+pub(super) fn provider_event(
+    conn: &Connection,
+    tenant: ordo_domain::TenantId,
+    event_id: &str,
+) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT outcome FROM provider_events WHERE tenant_id = ?1 AND event_id = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![tenant.to_string(), event_id], |r| r.get(0))
+            .optional()
+    })
+    .map_err(unavailable)
+}
+
+pub(super) fn record_provider_event(
+    conn: &Connection,
+    tenant: ordo_domain::TenantId,
+    event_id: &str,
+    order: OrderId,
+    outcome: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO provider_events (tenant_id, event_id, order_id, outcome, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.to_string(),
+            event_id,
+            order.to_string(),
+            outcome,
+            Timestamp::now().unix_millis()
+        ])
+    })
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 pub(super) fn lapsed_reservations(
