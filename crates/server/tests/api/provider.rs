@@ -36,6 +36,16 @@ pub struct Seen {
     pub body: Value,
 }
 
+/// Webhooks the fake sends after each payment or refund it answers.
+#[derive(Debug, Clone)]
+struct Notify {
+    url: String,
+    secret: String,
+    /// (event number, status), in the order sent: a number sent twice is
+    /// a duplicate, a lower number after a higher one is out of order.
+    plan: Vec<(u32, &'static str)>,
+}
+
 #[derive(Default)]
 struct Fake {
     script: Mutex<VecDeque<Reply>>,
@@ -43,6 +53,25 @@ struct Fake {
     seen: Mutex<Vec<Seen>>,
     /// Payment ids by idempotency key: the same key is the same payment.
     ids: Mutex<HashMap<String, String>>,
+    notify: Mutex<Option<Notify>>,
+    /// What ordo answered to each webhook sent (its `outcome`, or the status).
+    outcomes: Mutex<Vec<String>>,
+}
+
+/// `t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as a provider signs.
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// A payment provider on 127.0.0.1 speaking seed 001's contract.
@@ -78,6 +107,22 @@ impl FakeProvider {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.fake.seen.lock().unwrap().clone()
+    }
+
+    /// After answering each payment or refund, send these webhooks about
+    /// it to `url`, signed with `secret`: `(event number, status)` in the
+    /// order given (a number repeated is a duplicate delivery).
+    pub fn notify(&self, url: String, secret: &str, plan: Vec<(u32, &'static str)>) {
+        *self.fake.notify.lock().unwrap() = Some(Notify {
+            url,
+            secret: secret.into(),
+            plan,
+        });
+    }
+
+    /// What ordo answered to the webhooks sent so far.
+    pub fn outcomes(&self) -> Vec<String> {
+        self.fake.outcomes.lock().unwrap().clone()
     }
 
     pub fn provider(&self) -> Provider {
@@ -139,7 +184,44 @@ async fn create(
             .clone()
     };
     let reply = next_reply(&fake);
+    let notify = fake.notify.lock().unwrap().clone();
+    if let (Some(notify), Ok(body)) = (notify, serde_json::from_str::<Value>(&body)) {
+        let kind = if uri.path().ends_with("/refund") {
+            "refund"
+        } else {
+            "payment"
+        };
+        tokio::spawn(send_webhooks(fake.clone(), notify, kind, id.clone(), body));
+    }
     answer(reply, id).await
+}
+
+/// Sends the planned webhooks about `id` (shortly after its answer).
+async fn send_webhooks(fake: Arc<Fake>, notify: Notify, kind: &str, id: String, call: Value) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = reqwest::Client::new();
+    for (n, status) in notify.plan {
+        let event = json!({
+            "id": format!("evt_{id}_{n}"),
+            "type": format!("{kind}.{status}"),
+            "data": {"id": id, "order_id": call["order_id"], "reference": call["reference"], "status": status},
+        });
+        let body = serde_json::to_vec(&event).unwrap();
+        let r = client
+            .post(&notify.url)
+            .header("content-type", "application/json")
+            .header("payment-signature", sign(&notify.secret, now_secs(), &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap_or(Value::Null);
+        let outcome = answer["outcome"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_string);
+        fake.outcomes.lock().unwrap().push(outcome);
+    }
 }
 
 async fn by_order(State(fake): State<Arc<Fake>>, Path(id): Path<String>) -> Response {
