@@ -95,13 +95,21 @@ pub async fn run(
                 o.settle(target.entry, report, true, now)
             })
             .await?;
+            if !pending {
+                return Ok(JobOutcome::Done);
+            }
             // Pending at the provider: its webhook will say how it ends;
-            // meanwhile the job asks again now and then.
-            Ok(if pending {
-                policy.after_failure(job, now, "the provider has not settled it yet".into())
-            } else {
-                JobOutcome::Done
-            })
+            // meanwhile the job asks again now and then, and says so on
+            // the timeline when it stops asking.
+            let waiting = "the provider has not settled it yet";
+            let outcome = policy.after_failure(job, now, waiting.into());
+            if matches!(outcome, JobOutcome::Dead { .. }) {
+                record(state, &target, move |o, now| {
+                    o.provider_call_failed(target.entry, waiting.into(), None, now)
+                })
+                .await?;
+            }
+            Ok(outcome)
         }
         Err(e) if e.is_transient() || matches!(e, ProviderError::Invalid(_)) => {
             let error = e.to_string();

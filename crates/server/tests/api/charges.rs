@@ -8,13 +8,21 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use ordo::config::Config;
+
 use crate::helpers::{fields, plain_order, problem, settle, spawn_app_with, TestApp};
 use crate::provider::{FakeProvider, Reply};
 
 pub const SECRET: &str = "psk_test_0123456789abcdef";
 
-/// An app whose shop charges through `fake`, with short waits everywhere.
+/// An app whose shop charges through `fake`, with short waits everywhere
+/// and a circuit that opens after `breaker_failures`.
 pub async fn app_with(fake: &FakeProvider, breaker_failures: u32) -> TestApp {
+    app_configured(fake, |c| c.payments.breaker_failures = breaker_failures).await
+}
+
+/// Like [`app_with`], with `configure` changing the configuration last.
+pub async fn app_configured(fake: &FakeProvider, configure: impl FnOnce(&mut Config)) -> TestApp {
     let app = spawn_app_with(|c| {
         c.webhooks.allow_private_urls = true;
         c.jobs.retry_initial_ms = 100;
@@ -22,8 +30,8 @@ pub async fn app_with(fake: &FakeProvider, breaker_failures: u32) -> TestApp {
         c.payments.provider_attempts = 2;
         c.payments.provider_backoff_ms = 10;
         c.payments.provider_timeout_ms = 400;
-        c.payments.breaker_failures = breaker_failures;
         c.payments.breaker_open_ms = 600;
+        configure(c);
     })
     .await;
     let r = app
@@ -482,8 +490,7 @@ async fn cancelling_a_paid_order_refunds_through_whoever_took_the_money() {
 #[tokio::test]
 async fn a_refund_the_provider_keeps_failing_stays_pending_in_plain_view() {
     let fake = FakeProvider::start().await;
-    let app = spawn_app_with(|c| {
-        c.webhooks.allow_private_urls = true;
+    let app = app_configured(&fake, |c| {
         c.jobs.retry_initial_ms = 50;
         c.jobs.retry_max_ms = 100;
         // Given up after a second of failing.
@@ -491,13 +498,6 @@ async fn a_refund_the_provider_keeps_failing_stays_pending_in_plain_view() {
         c.payments.provider_attempts = 1;
     })
     .await;
-    let r = app
-        .patch(
-            "/v1/settings",
-            &json!({"payment_provider": {"base_url": fake.url, "secret": SECRET}}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
     let id = order(&app).await;
     charge(&app, &id).await;
     order_when(&app, &id, |o| o["payment_status"] == "paid").await;
