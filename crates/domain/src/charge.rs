@@ -131,8 +131,10 @@ impl Order {
                 next: report.state,
             }));
         }
+        // The provider's id is learnt once; a report under another id
+        // names nothing new.
         let new_id = match (through.as_ref(), &report.provider_id) {
-            (Some(t), Some(id)) => t.id.as_ref() != Some(id),
+            (Some(t), Some(_)) => t.id.is_none(),
             _ => false,
         };
         if current == report.state && !new_id {
@@ -140,7 +142,7 @@ impl Order {
         }
         *state = report.state;
         if let Some(through) = through {
-            if report.provider_id.is_some() {
+            if through.id.is_none() {
                 through.id.clone_from(&report.provider_id);
             }
             through.error = match report.state {

@@ -12,6 +12,7 @@ use crate::ledger::{
 };
 use crate::money::{self, Currency};
 use crate::order::{Order, Refusal};
+use crate::status::OrderStatus;
 use crate::timestamp::Timestamp;
 
 /// A payment as it is reported: by the staff, by a receipt's approval, or
@@ -172,12 +173,25 @@ impl Order {
             }
         }
         let payment = self.push_payment(draft, actor, now)?;
-        let data = json!({ "payment": payment.to_json(self.currency) });
+        let mut data = json!({ "payment": payment.to_json(self.currency) });
+        self.give_back_if_cancelled(&mut data, now);
         Ok(Some(self.ledger_event(
             EventType::PaymentRecorded,
             data,
             now,
         )))
+    }
+
+    /// Money received on a cancelled order is given back at once (a
+    /// refund under way, listed in the event's `refunds`), as cancelling
+    /// gives back what was received before.
+    fn give_back_if_cancelled(&mut self, data: &mut Value, now: Timestamp) {
+        if self.status == OrderStatus::Cancelled {
+            let refunds = self.compensate(now);
+            if !refunds.is_empty() {
+                data["refunds"] = Value::Array(refunds);
+            }
+        }
     }
 
     /// Appends a payment to the ledger; a copy of it.
@@ -263,7 +277,8 @@ impl Order {
                     state: EntryState::Succeeded,
                 };
                 let payment = self.push_payment(draft, actor.clone(), now)?;
-                let data = json!({ "payment": payment.to_json(self.currency) });
+                let mut data = json!({ "payment": payment.to_json(self.currency) });
+                self.give_back_if_cancelled(&mut data, now);
                 (
                     EventType::ReceiptApproved,
                     ReceiptState::Approved,

@@ -71,7 +71,7 @@ impl ProviderSettings {
     }
 
     /// Checks a provider's settings; `secret` may be left out when one is
-    /// already set (`current`), which it then keeps. `allow_private` lets
+    /// already set (`current`) for the same URL, which it then keeps. `allow_private` lets
     /// the URL name this machine or a private network.
     pub fn parse(
         base_url: &str,
@@ -100,7 +100,21 @@ impl ProviderSettings {
                     None
                 }
             }
-            (None, Some(current)) => Some(current.secret.clone()),
+            // Kept only for the same URL: the secret goes where the URL
+            // points, so pointing it elsewhere needs the secret again.
+            (None, Some(current)) if url.as_ref() == Some(&current.base_url) => {
+                Some(current.secret.clone())
+            }
+            (None, Some(_)) => {
+                errors.push(
+                    FieldError::new(
+                        "payment_provider.secret",
+                        "a new base_url needs the secret again",
+                    )
+                    .accepted("16 to 200 printable ASCII characters, no spaces"),
+                );
+                None
+            }
             (None, None) => {
                 errors.push(
                     FieldError::new("payment_provider.secret", "a provider needs a secret")

@@ -137,6 +137,7 @@ impl App {
                     files,
                     providers: crate::provider::Providers::new(
                         crate::provider::Policy::from_config(&config.payments),
+                        config.webhooks.allow_private_urls,
                     ),
                     config,
                     feed: tokio::sync::watch::channel(0).0,

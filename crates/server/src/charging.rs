@@ -78,7 +78,7 @@ pub async fn run(
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let called = match settings.payment_provider.as_ref().map(Provider::from) {
-        Some(provider) => call(state, &provider, &order, target.entry).await,
+        Some(provider) => call(state, &provider, &order, target.entry, job.attempts).await,
         None => Err(ProviderError::Cannot(
             "no payment provider is set for this shop (settings.payment_provider)".into(),
         )),
@@ -152,6 +152,7 @@ async fn call(
     provider: &Provider,
     order: &Order,
     entry: Entry,
+    attempts: u32,
 ) -> Result<Answer, ProviderError> {
     let providers = state.providers();
     let order_id = order.id.to_string();
@@ -165,7 +166,9 @@ async fn call(
             if known.is_some() || order.status == ordo_domain::OrderStatus::Cancelled {
                 // Charged before (its answer said pending), or the order was
                 // cancelled before the charge went out: ask, never charge.
-                return lookup(state, provider, order, id, known).await;
+                let asked =
+                    attempts > 0 || payment.provider.as_ref().is_some_and(|p| p.error.is_some());
+                return lookup(state, provider, order, id, known, asked).await;
             }
             let amount = order.currency.format_amount(payment.amount);
             let reference = id.to_string();
@@ -207,13 +210,15 @@ async fn call(
 
 /// What the provider holds for a payment ordo may have asked for: found,
 /// it is settled as the provider says; not found on a cancelled order, it
-/// was never charged and ends failed.
+/// ends failed if it was never `asked` for, and is asked about again later
+/// if it may have been.
 async fn lookup(
     state: &AppState,
     provider: &Provider,
     order: &Order,
     id: PaymentId,
     known: Option<String>,
+    asked: bool,
 ) -> Result<Answer, ProviderError> {
     let order_id = order.id.to_string();
     let found = state
@@ -238,8 +243,13 @@ async fn lookup(
             id,
             status: EntryState::Pending,
         }),
-        (_, None) => Err(ProviderError::Cannot(
+        // Never asked: the charge is called off.
+        (_, None) if !asked => Err(ProviderError::Cannot(
             "the order was cancelled before it was charged".into(),
+        )),
+        // An earlier call may have reached it: ordo does not guess.
+        (_, None) => Err(ProviderError::NotYet(
+            "the provider does not show the charge of this cancelled order yet".into(),
         )),
     }
 }

@@ -55,10 +55,18 @@ impl Policy {
 }
 
 /// A tenant's provider: where it is and the secret it shares with ordo.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Provider {
     pub base_url: String,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<&ordo_domain::ProviderSettings> for Provider {
@@ -121,6 +129,10 @@ pub enum ProviderError {
     /// ordo cannot ask the provider for this, for the reason given.
     #[error("{0}")]
     Cannot(String),
+    /// The provider does not show what ordo may have asked of it; asked
+    /// again later.
+    #[error("{0}")]
+    NotYet(String),
 }
 
 impl ProviderError {
@@ -131,6 +143,13 @@ impl ProviderError {
             ProviderError::Open
                 | ProviderError::Transport { .. }
                 | ProviderError::Unavailable { .. }
+                | ProviderError::NotYet(_)
+                // Timed out, busy with the same key, locked, too early,
+                // too many: the provider may still do it.
+                | ProviderError::Refused {
+                    status: 408 | 409 | 423 | 425 | 429,
+                    ..
+                }
         )
     }
 }
@@ -269,14 +288,19 @@ enum Attempt {
 }
 
 impl Providers {
-    pub fn new(policy: Policy) -> Providers {
-        let http = reqwest::Client::builder()
+    /// Unless `allow_private`, host names are resolved to public addresses
+    /// only (as for webhooks): a provider's name rebound to this machine or
+    /// a private network after its URL was checked is not called.
+    pub fn new(policy: Policy, allow_private: bool) -> Providers {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ordo-payments/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .user_agent(concat!("ordo-payments/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(crate::webhooks::PublicOnly));
+        }
+        let http = builder.build().unwrap_or_else(|_| reqwest::Client::new());
         Providers {
             http,
             policy,

@@ -34,7 +34,7 @@ pub fn client(timeout: Duration, allow_private: bool) -> reqwest::Client {
 }
 
 /// Resolves a delivery's host name to its public addresses only.
-struct PublicOnly;
+pub(crate) struct PublicOnly;
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
@@ -112,6 +112,10 @@ impl BadSignature {
     }
 }
 
+/// The most `v1` signatures one header may carry (a sender rotating its
+/// secret sends two).
+const MAX_SIGNATURES: usize = 5;
+
 /// How far a signature's time may be from now, in seconds.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 
@@ -131,9 +135,10 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => {
+            Some(("v1", v)) if candidates.len() < MAX_SIGNATURES => {
                 candidates.push(hex::decode(v).map_err(|_| BadSignature::Malformed)?)
             }
+            Some(("v1", _)) => return Err(BadSignature::Malformed),
             _ => {}
         }
     }
@@ -142,12 +147,14 @@ pub fn verify(
         return Err(BadSignature::Malformed);
     }
     let now = now.unix_millis().div_euclid(1000);
-    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+    if now.abs_diff(t) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(BadSignature::Expired);
     }
+    // The body is hashed once; each candidate is compared in constant time.
+    let expected = mac(secret, t, body);
     let matches = candidates
         .iter()
-        .any(|c| mac(secret, t, body).verify_slice(c).is_ok());
+        .any(|c| expected.clone().verify_slice(c).is_ok());
     if matches {
         Ok(())
     } else {
@@ -408,6 +415,39 @@ async fn disable_if_failing(
 mod tests {
     use super::*;
     use ordo_domain::{TenantId, WebhookEndpointId, WebhookSecret, WebhookUrl};
+
+    #[test]
+    fn signatures_are_checked_in_bounded_time_whatever_the_header() {
+        let now = Timestamp::now();
+        let t = now.unix_millis().div_euclid(1000);
+        let body = b"{}";
+        let good = hex::encode(mac("s3cret", t, body).finalize().into_bytes());
+        let header = |v: String| verify(Some(&v), "s3cret", body, now);
+        assert_eq!(header(format!("t={t},v1=00,v1={good}")), Ok(()));
+        assert_eq!(
+            header(format!(
+                "t={t},v1={}{}",
+                if good.starts_with('0') { '1' } else { '0' },
+                &good[1..]
+            )),
+            Err(BadSignature::Mismatch)
+        );
+        // A header of many signatures is refused before any is computed.
+        let many = format!("t={t}{}", ",v1=".repeat(6));
+        assert_eq!(header(many), Err(BadSignature::Malformed));
+        // Times at the edge of i64 neither overflow nor pass.
+        for far in [i64::MIN, i64::MAX, t - 301] {
+            assert_eq!(
+                header(format!("t={far},v1={good}")),
+                Err(BadSignature::Expired)
+            );
+        }
+        assert_eq!(
+            verify(None, "s3cret", body, now),
+            Err(BadSignature::Missing)
+        );
+        assert_eq!(header(format!("v1={good}")), Err(BadSignature::Malformed));
+    }
 
     #[test]
     fn names_resolving_to_private_addresses_are_refused() {

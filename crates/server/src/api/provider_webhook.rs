@@ -89,6 +89,7 @@ fn field(name: &str, value: &str, accepted: &str) -> FieldError {
         (status = 200, description = "Handled (or a repeat, or stale)", body = ProviderWebhookAnswer),
         (status = 401, description = "Not signed, or not with the shop's provider secret; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such shop with a provider, or no such order or entry", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The entry was not made through the payment provider (a refund the shop pays back by hand)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is not understood", body = Problem, content_type = "application/problem+json"),
     ),
 )]

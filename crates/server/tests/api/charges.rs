@@ -351,10 +351,16 @@ async fn the_provider_secret_is_written_never_shown() {
         shown["payment_provider"]["webhook_path"],
         format!("/v1/payment-provider/{}/webhook", app.tenant.id)
     );
-    // The URL changes; the secret stays.
-    let r = set(json!({"base_url": "http://127.0.0.1:10/pay"})).await;
+    // Sent again without the secret for the same URL, it keeps it; a URL
+    // elsewhere needs the secret again (it is where the secret is sent).
+    let r = set(json!({"base_url": "http://127.0.0.1:9/pay"})).await;
     let shown: Value = r.json().await.unwrap();
     assert_eq!(shown["payment_provider"]["secret_hint"], "…cdef");
+    let r = set(json!({"base_url": "http://127.0.0.1:10/pay"})).await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["payment_provider.secret"]);
+    let r = set(json!({"base_url": "http://127.0.0.1:10/pay", "secret": SECRET})).await;
+    let shown: Value = r.json().await.unwrap();
     assert_eq!(
         shown["payment_provider"]["base_url"],
         "http://127.0.0.1:10/pay"
@@ -478,6 +484,18 @@ async fn cancelling_a_paid_order_refunds_through_whoever_took_the_money() {
     assert_eq!(done["payment_status"], "refunded");
     let r = app.post(&settle_path, &json!({"state": "failed"})).await;
     problem(r, StatusCode::CONFLICT).await;
+    // Money that arrives after the cancel goes back too.
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/payments"),
+            &json!({"method": "cash", "amount": "500.00", "currency": "NGN"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let late: Value = r.json().await.unwrap();
+    assert_eq!(late["refunds"][1]["amount"], "500.00");
+    assert_eq!(late["refunds"][1]["state"], "pending");
+    assert_eq!(late["payment_status"], "pending");
     let calls = fake.seen().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

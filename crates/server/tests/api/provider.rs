@@ -260,7 +260,7 @@ const CHARGE: Charge<'static> = Charge {
 async fn transient_failures_are_retried_under_one_idempotency_key() {
     let fake = FakeProvider::start().await;
     fake.then([Reply::Status(503), Reply::Status(502), Reply::Ok("pending")]);
-    let providers = Providers::new(policy());
+    let providers = Providers::new(policy(), true);
     let answer = providers
         .create_payment(&fake.provider(), &CHARGE, "pay_01")
         .await
@@ -309,7 +309,7 @@ async fn transient_failures_are_retried_under_one_idempotency_key() {
 async fn refusals_are_not_retried_and_unknown_orders_are_none() {
     let fake = FakeProvider::start().await;
     fake.then([Reply::Status(422)]);
-    let providers = Providers::new(policy());
+    let providers = Providers::new(policy(), true);
     let err = providers
         .create_payment(&fake.provider(), &CHARGE, "pay_02")
         .await
@@ -339,7 +339,7 @@ async fn a_slow_provider_times_out_and_a_missing_one_cannot_be_reached() {
     let fake = FakeProvider::start().await;
     let slow = |r| Reply::Slow(Duration::from_secs(2), Box::new(r));
     fake.then([slow(Reply::Ok("succeeded")), Reply::Ok("succeeded")]);
-    let providers = Providers::new(policy());
+    let providers = Providers::new(policy(), true);
     let started = Instant::now();
     let answer = providers
         .create_payment(&fake.provider(), &CHARGE, "pay_03")
@@ -400,11 +400,14 @@ async fn the_circuit_opens_after_consecutive_failures_and_a_probe_closes_it() {
     ordo::telemetry::metrics();
     let fake = FakeProvider::start().await;
     fake.always(Reply::Status(503));
-    let providers = Providers::new(Policy {
-        attempts: 1,
-        failures_to_open: 3,
-        ..policy()
-    });
+    let providers = Providers::new(
+        Policy {
+            attempts: 1,
+            failures_to_open: 3,
+            ..policy()
+        },
+        true,
+    );
     let provider = fake.provider();
     let call = || providers.create_payment(&provider, &CHARGE, "pay_06");
     for _ in 0..3 {
