@@ -301,6 +301,14 @@ impl Order {
         }
     }
 
+    /// Where an entry of this order stands, if the order has it.
+    pub fn entry_state(&self, entry: Entry) -> Option<EntryState> {
+        match entry {
+            Entry::Payment(id) => self.payment(id).map(|p| p.state),
+            Entry::Refund(id) => self.refund(id).map(|r| r.state),
+        }
+    }
+
     /// The payment `id`, if this order has it.
     pub fn payment(&self, id: PaymentId) -> Option<&Payment> {
         self.ledger.payments.iter().find(|p| p.id == id)

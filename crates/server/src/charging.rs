@@ -27,27 +27,6 @@ struct Target {
     entry: Entry,
 }
 
-impl Target {
-    fn of(job: &Job) -> Option<Target> {
-        let tenant = job.tenant_id?;
-        let order = job.payload.get("order_id")?.as_str()?.parse().ok()?;
-        let entry = match job.kind.as_str() {
-            ordo_store::CHARGE_JOB => {
-                Entry::Payment(job.payload.get("payment_id")?.as_str()?.parse().ok()?)
-            }
-            ordo_store::REFUND_JOB => {
-                Entry::Refund(job.payload.get("refund_id")?.as_str()?.parse().ok()?)
-            }
-            _ => return None,
-        };
-        Some(Target {
-            tenant,
-            order,
-            entry,
-        })
-    }
-}
-
 /// Runs a charge or refund job.
 pub async fn run(
     state: &AppState,
@@ -55,10 +34,15 @@ pub async fn run(
     policy: &RetryPolicy,
 ) -> Result<JobOutcome, StoreError> {
     let now = Timestamp::now();
-    let Some(target) = Target::of(job) else {
+    let Some((tenant, order, entry)) = ordo_store::provider_work_of(job) else {
         return Ok(JobOutcome::Dead {
             error: format!("a {} job without its order and entry", job.kind),
         });
+    };
+    let target = Target {
+        tenant,
+        order,
+        entry,
     };
     let scope = Scope::tenant(target.tenant);
     let Some(order) = state
@@ -68,7 +52,7 @@ pub async fn run(
     else {
         return Ok(JobOutcome::Done);
     };
-    if entry_state(&order, target.entry) != Some(EntryState::Pending) {
+    if order.entry_state(target.entry) != Some(EntryState::Pending) {
         // Settled meanwhile (a webhook came first): nothing to do.
         return Ok(JobOutcome::Done);
     }
@@ -136,13 +120,6 @@ pub async fn run(
             .await?;
             Ok(JobOutcome::Done)
         }
-    }
-}
-
-fn entry_state(order: &Order, entry: Entry) -> Option<EntryState> {
-    match entry {
-        Entry::Payment(id) => order.payment(id).map(|p| p.state),
-        Entry::Refund(id) => order.refund(id).map(|r| r.state),
     }
 }
 

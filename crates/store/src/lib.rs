@@ -368,11 +368,11 @@ pub(crate) fn provider_jobs(
     payments_before: usize,
     refunds_before: usize,
 ) -> Vec<NewJob> {
-    let job = |kind: &str, field: &str, id: String| NewJob {
+    let job = |kind: &str, id: String| NewJob {
         tenant_id: Some(order.tenant_id),
         key: format!("{kind}:{id}"),
         kind: kind.into(),
-        payload: serde_json::json!({ "order_id": order.id, field: id }),
+        payload: serde_json::json!({ "order_id": order.id, "entry_id": id }),
         run_at: Timestamp::now(),
     };
     let pending = |state: &ordo_domain::EntryState, provider: bool| {
@@ -382,13 +382,25 @@ pub(crate) fn provider_jobs(
     let refunds = order.ledger.refunds.iter().skip(refunds_before);
     charges
         .filter(|p| pending(&p.state, p.provider.is_some()))
-        .map(|p| job(CHARGE_JOB, "payment_id", p.id.to_string()))
+        .map(|p| job(CHARGE_JOB, p.id.to_string()))
         .chain(
             refunds
                 .filter(|r| pending(&r.state, r.provider.is_some()))
-                .map(|r| job(REFUND_JOB, "refund_id", r.id.to_string())),
+                .map(|r| job(REFUND_JOB, r.id.to_string())),
         )
         .collect()
+}
+
+/// The tenant, order and entry a job of [`provider_jobs`] moves money for.
+pub fn provider_work_of(job: &Job) -> Option<(TenantId, OrderId, ordo_domain::Entry)> {
+    let order = OrderId::parse(job.payload.get("order_id")?.as_str()?)?;
+    let entry = job.payload.get("entry_id")?.as_str()?;
+    let entry = match job.kind.as_str() {
+        CHARGE_JOB => ordo_domain::Entry::Payment(PaymentId::parse(entry)?),
+        REFUND_JOB => ordo_domain::Entry::Refund(ordo_domain::RefundId::parse(entry)?),
+        _ => return None,
+    };
+    Some((job.tenant_id?, order, entry))
 }
 
 /// What a change came to.

@@ -541,13 +541,10 @@ pub async fn settle_refund(
     body: JsonBody<SettleRefundRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::Refund, "settle refunds")?;
+    // A path id that cannot be one is no such refund, as for receipts.
+    let refund = RefundId::parse(&refund_id).ok_or(ApiError::NotFound("refund"))?;
     let req = body.value;
     let mut errors = FieldErrors::new();
-    let refund = errors.take(refund_id.parse::<RefundId>().map_err(|_| {
-        FieldError::new("refund_id", "not a refund id")
-            .value(&refund_id)
-            .accepted("the id of one of the order's refunds (ref_…)")
-    }));
     let next = errors.take(match EntryState::parse(&req.state) {
         Some(s @ (EntryState::Succeeded | EntryState::Failed)) => Ok(s),
         _ => Err(FieldError::new("state", "not how a refund ends")
@@ -555,12 +552,9 @@ pub async fn settle_refund(
             .accepted("succeeded, failed")),
     });
     let error = req.reason.as_deref().and_then(|r| errors.take(reason(r)));
-    let (Some(refund), Some(next)) = (refund, next) else {
+    let Some(next) = next.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
     let report = Settlement {
         state: next,
         provider_id: None,

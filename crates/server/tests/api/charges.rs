@@ -475,6 +475,13 @@ async fn cancelling_a_paid_order_refunds_through_whoever_took_the_money() {
     assert_eq!(refund["provider"], Value::Null, "paid back by hand");
     let rid = refund["id"].as_str().unwrap();
     let settle_path = format!("/v1/orders/{id}/refunds/{rid}/settle");
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/refunds/ref_nonsense/settle"),
+            &json!({"state": "succeeded"}),
+        )
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
     let r = app.post(&settle_path, &json!({"state": "pending"})).await;
     let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(fields(&p), ["state"]);
