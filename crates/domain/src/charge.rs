@@ -21,6 +21,30 @@ use crate::timestamp::Timestamp;
 /// The reason refunds of a cancellation carry.
 pub const CANCELLED: &str = "order cancelled";
 
+/// What the refunds [`Order::give_back`] makes say, and how the part paid
+/// back by hand stands.
+#[derive(Debug, Clone)]
+pub(crate) struct GiveBack {
+    pub reason: String,
+    pub lines: Vec<crate::ledger::RefundLine>,
+    /// The state of the refund the shop pays back by hand.
+    pub by_hand: EntryState,
+    pub actor: Actor,
+}
+
+impl GiveBack {
+    /// The refunds of a cancelled order: by the system, pending until the
+    /// provider or the shop says they were paid back.
+    fn cancelled() -> GiveBack {
+        GiveBack {
+            reason: CANCELLED.into(),
+            lines: Vec::new(),
+            by_hand: EntryState::Pending,
+            actor: Actor::system(),
+        }
+    }
+}
+
 /// A payment or a refund on an order's ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entry {
@@ -164,7 +188,7 @@ impl Order {
         };
         if let Entry::Payment(id) = entry {
             if report.state == EntryState::Succeeded && self.status == OrderStatus::Cancelled {
-                let refunds = self.give_back(Some(id), now);
+                let refunds = self.give_back(Some(id), i64::MAX, GiveBack::cancelled(), now);
                 data["refunds"] = json!(refunds);
             }
         }
@@ -207,12 +231,21 @@ impl Order {
     /// through the provider for what it charged, by hand for the rest.
     /// Returns them as the event shows them.
     pub(crate) fn compensate(&mut self, now: Timestamp) -> Vec<Value> {
-        self.give_back(None, now)
+        let all = self.ledger.refundable();
+        self.give_back(None, all, GiveBack::cancelled(), now)
     }
 
-    /// Refunds of the money held: of payment `only`'s, or of everything.
-    fn give_back(&mut self, only: Option<PaymentId>, now: Timestamp) -> Vec<Value> {
-        let mut left = self.ledger.refundable();
+    /// Refunds `amount` (at most what is refundable) of the money held: of
+    /// payment `only`'s, or of any, the provider's charges first; what
+    /// they do not cover is paid back by hand, unless `only` is given.
+    pub(crate) fn give_back(
+        &mut self,
+        only: Option<PaymentId>,
+        amount: i64,
+        mut terms: GiveBack,
+        now: Timestamp,
+    ) -> Vec<Value> {
+        let mut left = self.ledger.refundable().min(amount);
         let mut refunds = Vec::new();
         let charged: Vec<(PaymentId, i64)> = self
             .ledger
@@ -222,7 +255,7 @@ impl Order {
             .filter(|p| only.is_none_or(|id| id == p.id))
             .map(|p| (p.id, p.amount))
             .collect();
-        for (payment, amount) in charged {
+        for (payment, paid) in charged {
             let out: i64 = self
                 .ledger
                 .refunds
@@ -230,14 +263,14 @@ impl Order {
                 .filter(|r| r.payment_id == Some(payment) && r.state != EntryState::Failed)
                 .map(|r| r.amount)
                 .sum();
-            let amount = (amount - out).min(left);
+            let amount = (paid - out).min(left);
             if amount > 0 {
                 left -= amount;
-                refunds.push(self.refund_under_way(Some(payment), amount, now));
+                refunds.push(self.refund_under_way(Some(payment), amount, &mut terms, now));
             }
         }
         if only.is_none() && left > 0 {
-            refunds.push(self.refund_under_way(None, left, now));
+            refunds.push(self.refund_under_way(None, left, &mut terms, now));
         }
         refunds
     }
@@ -246,16 +279,21 @@ impl Order {
         &mut self,
         payment: Option<PaymentId>,
         amount: i64,
+        terms: &mut GiveBack,
         now: Timestamp,
     ) -> Value {
         let refund = Refund {
             id: RefundId::new_at(now),
             amount,
-            lines: Vec::new(),
-            reason: CANCELLED.into(),
-            state: EntryState::Pending,
+            // The units go with the first of the refunds.
+            lines: std::mem::take(&mut terms.lines),
+            reason: terms.reason.clone(),
+            state: match payment {
+                Some(_) => EntryState::Pending,
+                None => terms.by_hand,
+            },
             recorded_at: now,
-            recorded_by: Actor::system(),
+            recorded_by: terms.actor.clone(),
             payment_id: payment,
             provider: payment.map(|_| ThroughProvider::default()),
         };

@@ -101,6 +101,15 @@ event_types! {
     ReceiptUploaded = "receipt.uploaded",
     ReceiptApproved = "receipt.approved",
     ReceiptRejected = "receipt.rejected",
+    ShipmentCreated = "shipment.created",
+    ShipmentShipped = "shipment.shipped",
+    ShipmentInTransit = "shipment.in_transit",
+    ShipmentDelivered = "shipment.delivered",
+    ShipmentCancelled = "shipment.cancelled",
+    ReturnRequested = "return.requested",
+    ReturnReceived = "return.received",
+    ReturnRefunded = "return.refunded",
+    ReturnClosed = "return.closed",
 }
 
 /// An event as the domain produces it, before the store gives it an id,

@@ -151,6 +151,16 @@ prefixed_id!(
     ReceiptId, "rcpt_"
 );
 
+prefixed_id!(
+    /// A parcel of some or all of an order's units.
+    ShipmentId, "shp_"
+);
+
+prefixed_id!(
+    /// Units a buyer sends back.
+    ReturnId, "ret_"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,7 @@ pub mod charge;
 pub mod contact;
 pub mod event;
 pub mod field;
+pub mod fulfilment;
 pub mod ids;
 pub mod ledger;
 pub mod money;
@@ -52,6 +53,7 @@ pub mod order;
 pub mod payment;
 pub mod product;
 pub mod reference;
+pub mod returns;
 pub mod settings;
 pub mod status;
 pub mod stock;
@@ -63,9 +65,13 @@ pub use charge::{Entry, Settlement};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};
 pub use field::{FieldError, FieldErrors};
+pub use fulfilment::{
+    Instance, LineProgress, Shipment, ShipmentAction, ShipmentDraft, ShipmentLine,
+    ShipmentLineDraft, ShipmentState, StateError, Tracking,
+};
 pub use ids::{
-    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, ReceiptId, RefundId, StockMovementId,
-    TenantId, WebhookDeliveryId, WebhookEndpointId,
+    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, ReceiptId, RefundId, ReturnId,
+    ShipmentId, StockMovementId, TenantId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{
     EntryState, FileKind, Ledger, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState,
@@ -81,6 +87,9 @@ pub use product::{
     MovementKind, Product, ProductDraft, ProductPatch, StockChange, StockError, StockMovement,
 };
 pub use reference::OrderReference;
+pub use returns::{
+    Restock, Return, ReturnAction, ReturnDraft, ReturnLine, ReturnRefund, ReturnState,
+};
 pub use settings::{ProviderSettings, ReservationPolicy, TenantSettings};
 pub use status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError};
 pub use stock::{Shortage, StockBook};

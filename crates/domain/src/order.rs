@@ -14,11 +14,13 @@ use serde_json::{json, Value};
 use crate::contact::{Address, Buyer};
 use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
+use crate::fulfilment::{check_line_instances, Instance, Serials, Shipment, StateError};
 use crate::ids::{LineId, OrderId, ProductId, TenantId};
 use crate::ledger::Ledger;
 use crate::money::{self, Currency};
 use crate::product::Product;
 use crate::reference::OrderReference;
+use crate::returns::Return;
 use crate::status::{
     Action, FulfillmentStatus, OrderStatus, PaymentStatus, Stage, TransitionError,
 };
@@ -156,6 +158,8 @@ pub struct LineDraft {
     /// What the catalog asked when the line was taken (a catalog line
     /// whose `unit_price` differs was priced by the staff).
     pub catalog_price: Option<i64>,
+    /// Its serialised units (an IMEI each): none, or one per unit.
+    pub instances: Vec<Instance>,
 }
 
 /// The text of a line as it arrives at the edge.
@@ -167,6 +171,7 @@ pub struct LineText<'a> {
     pub quantity: i64,
     pub unit_price: Option<&'a str>,
     pub attributes: &'a BTreeMap<String, String>,
+    pub instances: &'a [Instance],
 }
 
 fn check_description(text: Option<&str>, errors: &mut FieldErrors) -> Option<String> {
@@ -274,6 +279,7 @@ impl LineDraft {
             attributes: text.attributes.clone(),
             product_id: None,
             catalog_price: None,
+            instances: text.instances.to_vec(),
         })
     }
 
@@ -385,6 +391,7 @@ impl LineDraft {
             attributes,
             product_id: Some(product.id),
             catalog_price: Some(product.price),
+            instances: text.instances.to_vec(),
         })
     }
 }
@@ -410,6 +417,10 @@ pub struct Line {
     /// What the catalog asked when the line was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog_price: Option<i64>,
+    /// Its serialised units, when given with it (shipments may name them
+    /// instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Instance>,
 }
 
 impl Line {
@@ -422,6 +433,7 @@ impl Line {
             && self.attributes == draft.attributes
             && self.product_id == draft.product_id
             && self.catalog_price == draft.catalog_price
+            && self.instances == draft.instances
     }
 
     /// Whether the staff priced a catalog line instead of the catalog.
@@ -518,6 +530,12 @@ pub enum Refusal {
     /// Not enough stock of these SKUs.
     #[error("not enough stock of {}", .0.iter().map(|s| s.sku.as_str()).collect::<Vec<_>>().join(", "))]
     Short(Vec<crate::stock::Shortage>),
+    /// A shipment's or a return's state does not allow the action.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The order has no such shipment, return, …
+    #[error("no {0} with that id on this order")]
+    Missing(&'static str),
 }
 
 impl From<EditError> for Refusal {
@@ -601,6 +619,12 @@ pub struct Order {
     /// derived from it.
     #[serde(default, skip_serializing_if = "Ledger::is_empty")]
     pub ledger: Ledger,
+    /// Parcels of its units, cancelled ones included; `fulfillment_status`
+    /// is derived from them and the returns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shipments: Vec<Shipment>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returns: Vec<Return>,
 }
 
 /// Everything an order needs besides its content.
@@ -615,7 +639,12 @@ pub struct NewOrder {
 fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, i64), FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut lines = Vec::with_capacity(drafts.len());
-    for (i, d) in drafts.into_iter().enumerate() {
+    for (i, mut d) in drafts.into_iter().enumerate() {
+        let mut unit_errors = FieldErrors::new();
+        d.instances = check_line_instances(&d.instances, d.quantity, &mut unit_errors);
+        for e in unit_errors.under(&format!("items[{i}]")).0 {
+            errors.push(e);
+        }
         let Some(line_total) = money::line_total(d.quantity, d.unit_price) else {
             errors.push(FieldError::new(
                 format!("items[{i}]"),
@@ -638,7 +667,17 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             line_total,
             product_id: d.product_id,
             catalog_price: d.catalog_price,
+            instances: d.instances,
         });
+    }
+    let mut serials = Serials::default();
+    for (i, line) in lines.iter().enumerate() {
+        serials.admit(
+            i,
+            &line.instances,
+            &format!("items[{i}].instances"),
+            &mut errors,
+        );
     }
     let subtotal = money::checked_sum(lines.iter().map(|l| l.line_total));
     if subtotal.is_none() && errors.is_empty() {
@@ -684,6 +723,8 @@ impl Order {
             reserved: BTreeMap::new(),
             reserved_until: None,
             ledger: Ledger::default(),
+            shipments: Vec::new(),
+            returns: Vec::new(),
         };
         let event = EventDraft {
             event_type: EventType::OrderCreated,
@@ -703,29 +744,34 @@ impl Order {
         Stage::of(self.status, self.payment_status, self.fulfillment_status)
     }
 
-    /// Refuses `action` unless the three statuses allow it.
+    /// Refuses `action` unless the three statuses (and the goods) allow it.
     pub fn check(&self, action: Action) -> Result<OrderStatus, TransitionError> {
-        let refuse = |reason| TransitionError {
+        self.allows(action).map_err(|reason| TransitionError {
             action,
             status: self.status,
             payment_status: self.payment_status,
             fulfillment_status: self.fulfillment_status,
             reason,
             allowed: self.allowed_actions(),
-        };
-        let next = self.status.after(action).ok_or_else(|| refuse(None))?;
-        match action {
-            Action::Cancel if self.fulfillment_status.has_shipped() => Err(refuse(Some(
-                "goods have already shipped; record a return instead",
-            ))),
+        })
+    }
+
+    /// Where `action` leads, or why not (`None` when the status alone says it).
+    fn allows(&self, action: Action) -> Result<OrderStatus, Option<&'static str>> {
+        let next = self.status.after(action).ok_or(None)?;
+        let reason = match action {
+            Action::Cancel if self.fulfillment_status.has_shipped() => {
+                Some("goods have already shipped; record a return instead")
+            }
             Action::Edit if self.payment_status != PaymentStatus::Unpaid => {
-                Err(refuse(Some("payments have been recorded against it")))
+                Some("payments have been recorded against it")
             }
             Action::Edit if self.fulfillment_status.has_shipped() => {
-                Err(refuse(Some("goods have already shipped")))
+                Some("goods have already shipped")
             }
-            _ => Ok(next),
-        }
+            _ => self.goods_refuse(action),
+        };
+        reason.map_or(Ok(next), |r| Err(Some(r)))
     }
 
     /// The actions the current state allows.
@@ -733,17 +779,7 @@ impl Order {
         Action::ALL
             .iter()
             .copied()
-            .filter(|a| {
-                self.status.after(*a).is_some()
-                    && match a {
-                        Action::Cancel => !self.fulfillment_status.has_shipped(),
-                        Action::Edit => {
-                            self.payment_status == PaymentStatus::Unpaid
-                                && !self.fulfillment_status.has_shipped()
-                        }
-                        _ => true,
-                    }
-            })
+            .filter(|a| self.allows(*a).is_ok())
             .collect()
     }
 
@@ -772,6 +808,9 @@ impl Order {
         let from = self.status;
         self.status = self.check(Action::Complete)?;
         self.completed_at = Some(now);
+        // Every unit has shipped: nothing is left to hold.
+        self.holds_stock = false;
+        self.reserved_until = None;
         self.touch(now);
         Ok(self.status_event(EventType::OrderCompleted, from))
     }
@@ -788,6 +827,10 @@ impl Order {
         let mut event = self.status_event(EventType::OrderCancelled, from);
         event.data["reason"] = Value::String(reason.clone());
         self.cancel_reason = Some(reason);
+        let called_off = self.cancel_pending_shipments(now);
+        if !called_off.is_empty() {
+            event.data["shipments_cancelled"] = json!(called_off);
+        }
         // What the order holds goes back: through the provider for what it
         // charged, by hand for the rest (seed 001's refund on cancel).
         let refunds = self.compensate(now);
@@ -982,6 +1025,7 @@ pub(crate) mod tests {
             attributes: BTreeMap::new(),
             product_id: None,
             catalog_price: None,
+            instances: Vec::new(),
         }
     }
 
@@ -1038,6 +1082,7 @@ pub(crate) mod tests {
                 quantity: 0,
                 unit_price: Some("5.001"),
                 attributes: &attrs,
+                instances: &[],
             },
             ngn(),
         )
@@ -1056,6 +1101,7 @@ pub(crate) mod tests {
                 quantity: 2,
                 unit_price: Some("5000.00"),
                 attributes: &attrs,
+                instances: &[],
             },
             ngn(),
         )
@@ -1092,12 +1138,19 @@ pub(crate) mod tests {
         assert_eq!(err.status, OrderStatus::Confirmed);
         assert_eq!(
             err.allowed,
-            vec![Action::Cancel, Action::Complete, Action::Edit]
+            vec![Action::Cancel, Action::Edit, Action::Ship]
         );
         assert_eq!(o.version, 2, "a refused action changes nothing");
+        let err = o.complete(later()).expect_err("nothing delivered yet");
+        assert_eq!(
+            err.reason,
+            Some("not every unit has been delivered; ship and deliver them first")
+        );
+        crate::fulfilment::tests::deliver_everything(&mut o);
+        assert_eq!(o.allowed_actions(), vec![Action::Complete, Action::Return]);
         o.complete(later()).expect("complete");
         assert_eq!(o.stage(), Stage::Completed);
-        assert!(o.allowed_actions().is_empty());
+        assert_eq!(o.allowed_actions(), vec![Action::Return]);
     }
 
     #[test]
@@ -1178,6 +1231,7 @@ pub(crate) mod tests {
             })
         ));
         o.confirm(later()).expect("confirm");
+        crate::fulfilment::tests::deliver_everything(&mut o);
         o.complete(later()).expect("complete");
         assert!(matches!(
             o.reconcile(draft(vec![line("A", 2, 100)])),
@@ -1220,6 +1274,14 @@ pub(crate) mod tests {
                     Action::Complete => o.complete(later()).map(Some).map_err(|_| ()),
                     Action::Edit => o
                         .edit(OrderPatch { lines: Some(vec![line("A", q, 100)]), ..Default::default() }, later())
+                        .map_err(|_| ()),
+                    Action::Ship => o
+                        .create_shipment(crate::ShipmentDraft::default(), Actor::system(), later())
+                        .map(Some)
+                        .map_err(|_| ()),
+                    Action::Return => o
+                        .request_return(crate::ReturnDraft { lines: None, reason: "r".into() }, Actor::system(), later())
+                        .map(Some)
                         .map_err(|_| ()),
                 };
                 match result {

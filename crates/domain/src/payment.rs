@@ -327,7 +327,7 @@ impl Order {
 
     /// What the refunded `lines` cost, each checked against the order: a
     /// line of it, and no more units than it has and were not yet refunded.
-    fn refund_lines_value(&self, lines: &[RefundLine]) -> Result<i64, FieldErrors> {
+    pub(crate) fn refund_lines_value(&self, lines: &[RefundLine]) -> Result<i64, FieldErrors> {
         let mut errors = FieldErrors::new();
         let mut value = Some(0i64);
         for (i, asked) in lines.iter().enumerate() {

@@ -472,8 +472,10 @@ str_enum!(
         Reservation = "reservation",
         /// An order's hold let go (cancelled, edited, expired).
         Release = "release",
-        /// Left the shop (shipped, or the order completed).
+        /// Left the shop in a shipment.
         Deduction = "deduction",
+        /// Came back in a return, in sellable state.
+        Restock = "restock",
     }
 );
 

@@ -40,6 +40,9 @@ pub struct TenantSettings {
     pub storefront_enabled: bool,
     /// Where card payments are charged and refunded (seed 001's contract).
     pub payment_provider: Option<ProviderSettings>,
+    /// Whether a confirmed order completes by itself once it is paid in
+    /// full and every unit has been delivered.
+    pub auto_complete: bool,
 }
 
 /// A tenant's payment provider: its base URL, and the secret ordo sends as
@@ -141,6 +144,7 @@ impl Default for TenantSettings {
             whatsapp_number: None,
             storefront_enabled: false,
             payment_provider: None,
+            auto_complete: false,
         }
     }
 }

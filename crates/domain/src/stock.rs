@@ -8,6 +8,9 @@
 //! read (and locked) by the store in the transaction of the change. The
 //! book changes all of them or none, and says every SKU that is short.
 //!
+//! Shipping units deducts them from both the reservation and the on-hand
+//! stock; a return received in sellable state puts them back on hand.
+//!
 //! So each product's `reserved` is always the sum of what open orders hold
 //! of it, which `GET /v1/stock/reconcile` checks.
 
@@ -160,17 +163,23 @@ impl Order {
     }
 
     /// What the order should hold now: nothing unless it holds stock; then
-    /// the units of its catalog lines whose products track stock.
+    /// the units of its catalog lines whose products track stock that have
+    /// not shipped.
     fn wanted(&self, book: &StockBook) -> BTreeMap<Sku, u32> {
         let mut wanted = BTreeMap::new();
         if !self.holds_stock {
             return wanted;
         }
-        for line in self.lines.iter().filter(|l| l.product_id.is_some()) {
-            let Some(sku) = &line.sku else { continue };
+        let progress = self.progress();
+        for (line, p) in self.lines.iter().zip(&progress) {
+            let Some(sku) = line.sku.as_ref().filter(|_| line.product_id.is_some()) else {
+                continue;
+            };
             match book.product(sku) {
-                Some(p) if p.track_stock && Some(p.id) == line.product_id => {
-                    *wanted.entry(sku.clone()).or_insert(0) += line.quantity;
+                Some(product) if product.track_stock && Some(product.id) == line.product_id => {
+                    // Shipped units are no longer held: they left.
+                    *wanted.entry(sku.clone()).or_insert(0) +=
+                        line.quantity.saturating_sub(p.shipped);
                 }
                 // A product the store did not read: what is held of it stays.
                 None => {
@@ -242,14 +251,42 @@ impl Order {
         Ok(Some(event))
     }
 
-    /// The goods left the shop: what the order holds comes off both the
-    /// reserved and the on-hand units of each product.
-    pub fn deduct_stock(&mut self, book: &mut StockBook) {
-        for (sku, n) in std::mem::take(&mut self.reserved) {
-            let n = i64::from(n);
+    /// Units of line `i` left the shop: what the order holds of its SKU
+    /// comes off both the reserved and the on-hand units of the product
+    /// (an order that holds none of it, as under the `none` policy, moves
+    /// nothing).
+    pub(crate) fn deduct_shipped(&mut self, i: usize, units: u32, book: &mut StockBook) {
+        let Some(sku) = self.lines[i]
+            .sku
+            .clone()
+            .filter(|_| self.lines[i].product_id.is_some())
+        else {
+            return;
+        };
+        let Some(held) = self.reserved.get_mut(&sku) else {
+            return;
+        };
+        let n = units.min(*held);
+        *held -= n;
+        if *held == 0 {
+            self.reserved.remove(&sku);
+        }
+        let n = i64::from(n);
+        if n > 0 {
             book.record(&sku, MovementKind::Deduction, -n, -n, self.id);
         }
-        self.holds_stock = false;
-        self.reserved_until = None;
+    }
+
+    /// Units of line `i` came back in a sellable state: they go back on
+    /// hand, if its product tracks stock.
+    pub(crate) fn restock(&mut self, i: usize, units: u32, book: &mut StockBook) {
+        let line = &self.lines[i];
+        let Some(sku) = line.sku.clone() else { return };
+        let tracked = book
+            .product(&sku)
+            .is_some_and(|p| p.track_stock && Some(p.id) == line.product_id);
+        if tracked && units > 0 {
+            book.record(&sku, MovementKind::Restock, i64::from(units), 0, self.id);
+        }
     }
 }

@@ -239,7 +239,15 @@ async fn record(
         + Send
         + 'static,
 ) -> Result<(), StoreError> {
-    let change = OrderChange::new(move |o, _book| change(o, Timestamp::now()));
+    // Settings that cannot be read now: the order is not completed by
+    // this change (a later one, or the staff, will).
+    let auto_complete = state
+        .settings()
+        .get(state.store(), target.tenant)
+        .await
+        .is_ok_and(|s| s.auto_complete);
+    let change =
+        OrderChange::new(move |o, _book| change(o, Timestamp::now())).completing(auto_complete);
     let done = state
         .store()
         .change_order(

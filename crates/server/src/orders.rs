@@ -12,6 +12,7 @@ use ordo_store::{
 
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
+use crate::app::AppState;
 use crate::catalog::Catalog;
 
 /// How many references to try when one is already taken (only when another
@@ -264,10 +265,12 @@ pub async fn put(
 
 /// Applies one change to one order, at `expected_version` if given. The
 /// change moves stock through the book: the products of the order's stock
-/// and of `skus` (those an edit brings in), read in its transaction.
+/// and of `skus` (those an edit brings in), read in its transaction. Under
+/// the tenant's `auto_complete`, an order the change leaves paid and
+/// delivered completes in the same transaction.
 #[tracing::instrument(skip_all, fields(?lookup, ?action))]
 pub async fn change(
-    store: &dyn Store,
+    state: &AppState,
     principal: &Principal,
     lookup: OrderLookup,
     expected_version: Option<u64>,
@@ -278,9 +281,12 @@ pub async fn change(
         + 'static,
 ) -> Result<Changed, ApiError> {
     let now = Timestamp::now();
+    let store = state.store();
+    let settings = state.settings().get(store, principal.tenant_id).await?;
     let change =
         OrderChange::new(move |order: &mut Order, book: &mut StockBook| change(order, book, now))
-            .with_skus(skus);
+            .with_skus(skus)
+            .completing(settings.auto_complete);
     Ok(store
         .change_order(
             principal.scope(),

@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId, PaymentStatus,
-    PhoneE164, Product, ProductId, Refusal, Role, SecretHash, Sku, Stage, StockBook, StockMovement,
-    StockMovementId, TenantId, TenantSettings, Timestamp, WebhookDeliveryId, WebhookEndpoint,
-    WebhookEndpointId,
+    PhoneE164, Product, ProductId, Refusal, Role, SecretHash, ShipmentId, Sku, Stage, StockBook,
+    StockMovement, StockMovementId, TenantId, TenantSettings, Timestamp, WebhookDeliveryId,
+    WebhookEndpoint, WebhookEndpointId,
 };
 
 pub use catalog::{ProductChange, ProductQuery, StockLedger};
@@ -110,6 +110,8 @@ pub enum OrderLookup {
     Id(OrderId),
     Reference(OrderReference),
     External(Namespace, String),
+    /// The order a shipment belongs to.
+    Shipment(ShipmentId),
 }
 
 /// Filters for listing and counting orders. Empty lists match everything.
@@ -268,6 +270,10 @@ pub struct OrderChange {
     /// (those of the lines an edit brings in).
     pub skus: Vec<Sku>,
     pub apply: ApplyChange,
+    /// Completes the order, in the same transaction, when the change
+    /// leaves it paid in full and fully delivered (the tenant's
+    /// `auto_complete`).
+    pub complete_when_done: bool,
 }
 
 impl OrderChange {
@@ -279,7 +285,14 @@ impl OrderChange {
         OrderChange {
             skus: Vec::new(),
             apply: Box::new(apply),
+            complete_when_done: false,
         }
+    }
+
+    /// Completes the order when the change leaves it done, if `yes`.
+    pub fn completing(mut self, yes: bool) -> Self {
+        self.complete_when_done = yes;
+        self
     }
 
     pub fn with_skus(mut self, skus: Vec<Sku>) -> Self {
@@ -307,9 +320,9 @@ pub(crate) fn reserve_new(
     Ok(book.into_changes())
 }
 
-/// What a change did: its event, and the products it changed with their
-/// stock movements.
-pub(crate) type ChangeDone = (EventDraft, Vec<Product>, Vec<StockMovement>);
+/// What a change did: its events (the change's own, then any completion
+/// it led to), and the products it changed with their stock movements.
+pub(crate) type ChangeDone = (Vec<EventDraft>, Vec<Product>, Vec<StockMovement>);
 
 /// Runs `change` on the order inside a store's write, with `products` the
 /// store read for it; a change that would move the order to another id or
@@ -322,7 +335,8 @@ pub(crate) fn run_change(
     actor: &Actor,
 ) -> Result<Option<ChangeDone>> {
     let (id, tenant) = (order.id, order.tenant_id);
-    let mut book = StockBook::new(products, actor.clone(), Timestamp::now());
+    let now = Timestamp::now();
+    let mut book = StockBook::new(products, actor.clone(), now);
     let draft = (change.apply)(order, &mut book)?;
     if order.id != id || order.tenant_id != tenant {
         return Err(StoreError::Corrupt(
@@ -331,14 +345,28 @@ pub(crate) fn run_change(
     }
     match draft {
         Some(draft) => {
+            let mut drafts = vec![draft];
+            if change.complete_when_done {
+                if let Some(done) = order.complete_if_done(now) {
+                    order.sync_stock(&mut book)?;
+                    drafts.push(done);
+                }
+            }
             let (products, movements) = book.into_changes();
-            Ok(Some((draft, products, movements)))
+            Ok(Some((drafts, products, movements)))
         }
         None if book.is_empty() => Ok(None),
         None => Err(StoreError::Corrupt(
             "a change moved stock without changing the order".into(),
         )),
     }
+}
+
+/// The shipments a change added: those after the first `before` (an
+/// order's shipments are only ever appended), for the stores' index of
+/// shipment ids.
+pub(crate) fn new_shipments(order: &Order, before: usize) -> Vec<ShipmentId> {
+    order.shipments.iter().skip(before).map(|s| s.id).collect()
 }
 
 /// The transaction ids of the payments a change recorded: those after the

@@ -135,6 +135,14 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "order_shipments",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("order_id", Kind::Text),
+        ],
+    },
+    Table {
         name: "provider_events",
         columns: &[
             ("tenant_id", Kind::Text),

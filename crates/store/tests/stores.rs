@@ -127,6 +127,12 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
             ]),
             product_id: None,
             catalog_price: None,
+            instances: (1..=3)
+                .map(|n| ordo_domain::Instance {
+                    serial: Some(format!("IMEI-35987654321012{n}")),
+                    refers_to: None,
+                })
+                .collect(),
         }],
         shipping_address: Some(address.clone()),
         billing_address: Some(address),

@@ -7,7 +7,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ordo_domain::{Action, FieldError, FieldErrors, OrderStatus, TransitionError};
+use ordo_domain::{FieldError, FieldErrors, OrderStatus, StateError, TransitionError};
 use ordo_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -28,9 +28,15 @@ pub struct Problem {
     /// For a refused action: the order's current status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_status: Option<OrderStatus>,
-    /// For a refused action: what can be done from the current state.
+    /// For a refused action on a shipment or a return: its current state.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_actions: Option<Vec<Action>>,
+    #[schema(example = "delivered")]
+    pub current_state: Option<String>,
+    /// For a refused action: what can be done from the current state (for
+    /// an order, among confirm, cancel, complete, edit, ship, return).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["cancel", "edit", "ship"]))]
+    pub allowed_actions: Option<Vec<String>>,
     /// For a stale `If-Match`: the order's current version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<u64>,
@@ -87,6 +93,8 @@ pub enum ApiError {
     MethodNotAllowed { method: String },
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("the {what} is at version {current}, not {expected}: fetch it again and retry")]
     Stale {
         what: &'static str,
@@ -165,10 +173,10 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            E::Transition(_) => (
+            E::Transition(_) | E::State(_) => (
                 StatusCode::CONFLICT,
                 "invalid-transition",
-                "The action is not allowed in the order's current state",
+                "The action is not allowed in the current state",
             ),
             E::Stale { .. } => (
                 StatusCode::PRECONDITION_FAILED,
@@ -232,6 +240,7 @@ impl ApiError {
             detail: self.to_string(),
             errors: Vec::new(),
             current_status: None,
+            current_state: None,
             allowed_actions: None,
             current_version: None,
             existing_order_id: None,
@@ -247,13 +256,14 @@ impl ApiError {
             }
             ApiError::Transition(t) => {
                 p.current_status = Some(t.status);
-                p.allowed_actions = Some(t.allowed.clone());
-                let allowed: Vec<_> = t.allowed.iter().map(|a| a.as_str()).collect();
-                p.detail = if allowed.is_empty() {
-                    format!("{t}; nothing more can be done to it")
-                } else {
-                    format!("{t}; allowed now: {}", allowed.join(", "))
-                };
+                let allowed: Vec<&str> = t.allowed.iter().map(|a| a.as_str()).collect();
+                p.detail = refused(t, &allowed);
+                p.allowed_actions = Some(allowed.iter().map(|a| a.to_string()).collect());
+            }
+            ApiError::State(e) => {
+                p.current_state = Some(e.state.to_string());
+                p.detail = refused(e, &e.allowed);
+                p.allowed_actions = Some(e.allowed.iter().map(|a| a.to_string()).collect());
             }
             ApiError::Stale { current, .. } => p.current_version = Some(*current),
             ApiError::Short(short) => {
@@ -311,6 +321,15 @@ impl ApiError {
     }
 }
 
+/// A refused action's detail: what was refused, and what is allowed now.
+fn refused(what: &dyn std::fmt::Display, allowed: &[&str]) -> String {
+    if allowed.is_empty() {
+        format!("{what}; nothing more can be done to it")
+    } else {
+        format!("{what}; allowed now: {}", allowed.join(", "))
+    }
+}
+
 /// The page behind each problem type, for people who follow the link.
 pub fn describe(slug: &str) -> Option<&'static str> {
     Some(match slug {
@@ -323,7 +342,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "not-found" => "Nothing with that id exists for your tenant (or your role may not see it).",
         "no-such-route" => "No endpoint has this path. See /docs for the API.",
         "method-not-allowed" => "The path exists but not with this method. See /docs.",
-        "invalid-transition" => "The order's current status does not allow this action. `current_status` and `allowed_actions` say what can be done.",
+        "invalid-transition" => "The current state does not allow this action: an order's status (`current_status`), or a shipment's or return's state (`current_state`). `allowed_actions` says what can be done from there.",
         "stale-version" => "`If-Match` named an older version. Fetch the order (or product) again, re-apply your change, and send it with the new ETag.",
         "conflict" => "The request conflicts with existing data, such as an external identifier already used by another order.",
         "insufficient-stock" => "Some SKUs have fewer units available than the order needs to reserve. `shortages` lists every one with the units requested and available; nothing was reserved. Adjust the quantities, restock, or try again later.",
@@ -449,6 +468,8 @@ impl From<ordo_domain::Refusal> for ApiError {
             Refusal::Reconcile(ReconcileError::NotEditable(t)) => ApiError::Transition(t),
             Refusal::Short(short) => ApiError::Short(short),
             Refusal::Ledger(r) => r.into(),
+            Refusal::State(e) => ApiError::State(e),
+            Refusal::Missing(what) => ApiError::NotFound(what),
         }
     }
 }

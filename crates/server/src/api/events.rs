@@ -52,7 +52,7 @@ pub struct FeedParams {
 pub struct FeedEventResponse {
     #[schema(example = "evt_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
     pub id: String,
-    /// `order.created`, `order.updated`, `order.confirmed`, `order.cancelled`, `order.completed`, `payment.recorded`, `refund.recorded`.
+    /// `order.created`, `order.updated`, `order.confirmed`, `order.cancelled`, `order.completed`, `payment.*`, `refund.*`, `receipt.*`, `shipment.*`, `return.*` (the webhooks' event types).
     #[serde(rename = "type")]
     pub kind: String,
     pub created_at: String,

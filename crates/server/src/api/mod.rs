@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod fulfilment;
 pub mod orders;
 pub mod payments;
 pub mod products;
@@ -43,7 +44,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -100,6 +101,16 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(payments::charge_order))
         .routes(routes!(payments::settle_refund))
         .routes(routes!(provider_webhook::provider_webhook))
+        .routes(routes!(
+            fulfilment::create_shipment,
+            fulfilment::list_shipments
+        ))
+        .routes(routes!(fulfilment::get_shipment))
+        .routes(routes!(fulfilment::act_on_shipment))
+        .routes(routes!(fulfilment::create_return, fulfilment::list_returns))
+        .routes(routes!(fulfilment::receive_return))
+        .routes(routes!(fulfilment::refund_return))
+        .routes(routes!(fulfilment::close_return))
         .routes(routes!(receipts::download_receipt))
         .routes(routes!(receipts::approve_receipt))
         .routes(routes!(receipts::reject_receipt))

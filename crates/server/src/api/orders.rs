@@ -11,9 +11,9 @@ use ordo_domain::contact::AddressText;
 use ordo_domain::order::{check_line_count, parse_external_value, parse_notes, LineText};
 use ordo_domain::{
     Action, Address, Buyer, Channel, ChannelId, Currency, Email, FieldError, FieldErrors,
-    FulfillmentStatus, LineDraft, Namespace, Order, OrderDraft, OrderEvent, OrderId, OrderPatch,
-    OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164, ReservationPolicy, Sku,
-    Stage, Timestamp,
+    FulfillmentStatus, Instance, LineDraft, Namespace, Order, OrderDraft, OrderEvent, OrderId,
+    OrderPatch, OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164,
+    ReservationPolicy, Sku, Stage, Timestamp,
 };
 use ordo_store::{Cursor, OrderFilter, OrderLookup, OrderQuery, Put, Sort, SortField};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
+use super::fulfilment::{LineProgressResponse, ReturnResponse, ShipmentResponse};
 use super::payments::{PaymentResponse, RefundResponse};
 use super::receipts::ReceiptResponse;
 use crate::app::AppState;
@@ -90,6 +91,12 @@ pub struct LineInput {
     #[serde(default)]
     #[schema(example = json!({"size": "M"}))]
     pub attributes: BTreeMap<String, String>,
+    /// Serialised units (seed 003's `instances`): none, or one per unit,
+    /// each with its `serial` (an IMEI) and/or `refers_to`, the serial of a
+    /// unit of an earlier item it belongs to (a mobile plan to its phone).
+    /// Shipments may name them instead.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
 }
 
 /// A new order.
@@ -179,6 +186,11 @@ pub struct LineResponse {
     pub catalog_price: Option<String>,
     /// The staff set `unit_price` instead of the catalog's price.
     pub price_overridden: bool,
+    /// Its serialised units, when given with it (shipments may name them
+    /// instead; see `shipments[].lines[].instances`).
+    pub instances: Vec<Instance>,
+    /// How far its units have got: ordered, packing, shipped, delivered, returned.
+    pub fulfillment: LineProgressResponse,
 }
 
 /// Who made an order or a change.
@@ -197,7 +209,7 @@ pub struct EventResponse {
     pub id: String,
     /// 1, 2, 3… per order.
     pub sequence: u64,
-    /// `order.created`, `order.updated`, `order.confirmed`, `order.cancelled`, `order.completed`, `payment.recorded`, `refund.recorded`.
+    /// `order.created`, `order.updated`, `order.confirmed`, `order.cancelled`, `order.completed`, `payment.*`, `refund.*`, `receipt.*`, `shipment.*`, `return.*` (see the webhooks' event types).
     #[serde(rename = "type")]
     pub kind: String,
     pub actor: ActorResponse,
@@ -270,6 +282,10 @@ pub struct OrderResponse {
     pub refunds: Vec<RefundResponse>,
     /// Receipts the buyer sent: in review, approved or rejected.
     pub receipts: Vec<ReceiptResponse>,
+    /// Shipments of its units, oldest first (cancelled ones included).
+    pub shipments: Vec<ShipmentResponse>,
+    /// Returns of delivered units, oldest first.
+    pub returns: Vec<ReturnResponse>,
     /// The timeline, with `?expand=events`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventResponse>>,
@@ -416,6 +432,7 @@ fn parse_lines(
                 quantity: item.quantity,
                 unit_price: item.unit_price.as_deref(),
                 attributes: &item.attributes,
+                instances: &item.instances,
             },
             currency,
         );
@@ -934,6 +951,7 @@ impl OrderResponse {
     pub fn from_domain(o: &Order) -> Self {
         let c = o.currency;
         let totals = o.ledger.totals(o.total);
+        let progress = o.progress();
         OrderResponse {
             id: o.id.to_string(),
             reference: o.reference.to_string(),
@@ -947,7 +965,8 @@ impl OrderResponse {
             items: o
                 .lines
                 .iter()
-                .map(|l| LineResponse {
+                .zip(progress)
+                .map(|(l, p)| LineResponse {
                     id: l.id.to_string(),
                     sku: l.sku.as_ref().map(|s| s.as_str().to_string()),
                     name: l.name.clone(),
@@ -959,6 +978,8 @@ impl OrderResponse {
                     product_id: l.product_id.map(|p| p.to_string()),
                     catalog_price: l.catalog_price.map(|p| c.format_amount(p)),
                     price_overridden: l.price_overridden(),
+                    instances: l.instances.clone(),
+                    fulfillment: p.into(),
                 })
                 .collect(),
             shipping_address: o.shipping_address.as_ref().map(AddressBody::from_domain),
@@ -1014,6 +1035,16 @@ impl OrderResponse {
                 .iter()
                 .map(|r| ReceiptResponse::from_domain(o, r))
                 .collect(),
+            shipments: o
+                .shipments
+                .iter()
+                .map(|s| ShipmentResponse::from_domain(o, s))
+                .collect(),
+            returns: o
+                .returns
+                .iter()
+                .map(|r| ReturnResponse::from_domain(o, r))
+                .collect(),
             events: None,
         }
     }
@@ -1022,7 +1053,7 @@ impl OrderResponse {
 /// The version of [`render`]'s output. The store keeps each order's
 /// rendering and serves it as is; bump this whenever `OrderResponse` or its
 /// parts change, and older renderings are redone when read.
-pub const RENDER_VERSION: u32 = 5;
+pub const RENDER_VERSION: u32 = 6;
 
 /// How the store renders orders for the API.
 pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
@@ -1465,7 +1496,7 @@ pub async fn update_order(
         .map(ordo_domain::order::catalog_skus)
         .unwrap_or_default();
     let changed = orders::change(
-        state.store(),
+        &state,
         &principal,
         lookup,
         expected,
@@ -1512,7 +1543,7 @@ macro_rules! action_handler {
             let lookup = lookup(&id)?;
             let expected = if_match(&headers)?;
             let $settings = state.settings().get(state.store(), principal.tenant_id).await?;
-            let changed = orders::change(state.store(), &principal, lookup, expected, $action.as_str(), Vec::new(), move |$o, $book, $now| $apply).await?;
+            let changed = orders::change(&state, &principal, lookup, expected, $action.as_str(), Vec::new(), move |$o, $book, $now| $apply).await?;
             Ok(order_response(StatusCode::OK, &changed.order))
         }
     };
@@ -1536,11 +1567,11 @@ action_handler!(
     complete_order,
     "/v1/orders/{id}/complete",
     Action::Complete,
-    "Complete a confirmed order: what it holds of each product leaves the shop (deducted from on hand and from reserved).",
+    "Complete a confirmed order once every unit has been delivered (otherwise a 409 says so). Stock left the shop as its shipments shipped; with the tenant's `auto_complete` a paid, delivered order completes by itself.",
     EmptyRequest,
     |o, book, now, _req, _settings| {
         let event = o.complete(now)?;
-        o.deduct_stock(book);
+        o.sync_stock(book)?;
         Ok(Some(event))
     }
 );
@@ -1585,7 +1616,7 @@ pub async fn cancel_order(
     let expected = if_match(&headers)?;
     let reason = cancel_reason(req)?;
     let changed = orders::change(
-        state.store(),
+        &state,
         &principal,
         lookup,
         expected,
@@ -1685,12 +1716,18 @@ mod tests {
             "RefundLineBody",
             "ReceiptResponse",
             "ThroughProviderResponse",
+            "Instance",
+            "LineProgressResponse",
+            "ShipmentResponse",
+            "ShipmentLineResponse",
+            "ReturnResponse",
+            "ReturnLineResponse",
         ] {
             assert!(schemas[name].is_object(), "{name} is in the document");
             shape.push_str(&schemas[name].to_string());
         }
         let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
-        let pinned = [(5, "e908839d0d57bea9")];
+        let pinned = [(6, "fe7fa8b2efd1b377")];
         assert!(
             pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
             "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"

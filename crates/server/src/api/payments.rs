@@ -218,6 +218,15 @@ pub(crate) fn paid_at(text: &str) -> Result<Timestamp, FieldError> {
 }
 
 /// A reason (for a refund, a rejection): 1 to 500 characters.
+/// The id of one of an order's items, named `field` in errors.
+pub(crate) fn line_id(field: String, text: &str) -> Result<LineId, FieldError> {
+    LineId::parse(text).ok_or_else(|| {
+        FieldError::new(field, "not a line id")
+            .value(text)
+            .accepted("the id of one of the order's items (li_…)")
+    })
+}
+
 pub(crate) fn reason(text: &str) -> Result<String, FieldError> {
     let reason = text.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
@@ -274,11 +283,7 @@ impl RefundRequest {
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
-                let line_id = errors.take(LineId::parse(&l.line_id).ok_or_else(|| {
-                    FieldError::new(format!("lines[{i}].line_id"), "not a line id")
-                        .value(&l.line_id)
-                        .accepted("the id of one of the order's items (li_…)")
-                }))?;
+                let line_id = errors.take(line_id(format!("lines[{i}].line_id"), &l.line_id))?;
                 Some(RefundLine {
                     line_id,
                     quantity: l.quantity,
@@ -324,7 +329,7 @@ pub(crate) async fn record<D: Send + 'static>(
     let draft = parse(current.currency)?;
     let actor = principal.actor();
     let changed = orders::change(
-        state.store(),
+        state,
         principal,
         lookup,
         expected,

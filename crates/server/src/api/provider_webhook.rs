@@ -155,7 +155,13 @@ pub async fn provider_webhook(
         provider_id: Some(d.id),
         error: d.error,
     };
-    let change = OrderChange::new(move |o, _book| o.settle(entry, report, true, Timestamp::now()));
+    let auto_complete = state
+        .settings()
+        .get(state.store(), tenant)
+        .await?
+        .auto_complete;
+    let change = OrderChange::new(move |o, _book| o.settle(entry, report, true, Timestamp::now()))
+        .completing(auto_complete);
     let changed = state
         .store()
         .change_order(

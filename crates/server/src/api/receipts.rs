@@ -259,7 +259,7 @@ pub async fn upload_receipt(
     let key = Receipt::key(order.tenant_id, order.id, receipt.id);
     state.files().put(&key, upload.content).await?;
     let changed = orders::change(
-        state.store(),
+        &state,
         &principal,
         lookup,
         None,

@@ -39,6 +39,10 @@ pub struct SettingsResponse {
     /// /v1/orders/{id}/charges`, refunds of cancelled orders); `null` when
     /// none is set.
     pub payment_provider: Option<ProviderResponse>,
+    /// Whether a confirmed order completes by itself (`order.completed`
+    /// with `automatic: true`) once it is paid in full and every unit has
+    /// been delivered. Off by default.
+    pub auto_complete: bool,
 }
 
 /// The tenant's payment provider, its secret never shown.
@@ -85,6 +89,7 @@ pub struct UpdateSettingsRequest {
     /// `null` removes the provider.
     #[serde(default, deserialize_with = "present")]
     pub payment_provider: Option<Option<ProviderRequest>>,
+    pub auto_complete: Option<bool>,
 }
 
 impl SettingsResponse {
@@ -100,6 +105,7 @@ impl SettingsResponse {
                 secret_hint: p.secret_hint(),
                 webhook_path: format!("/v1/payment-provider/{tenant}/webhook"),
             }),
+            auto_complete: s.auto_complete,
         }
     }
 }
@@ -160,6 +166,9 @@ pub async fn update_settings(
     }
     if let Some(open) = req.storefront_enabled {
         settings.storefront_enabled = open;
+    }
+    if let Some(auto) = req.auto_complete {
+        settings.auto_complete = auto;
     }
     match req.whatsapp_number {
         None => {}

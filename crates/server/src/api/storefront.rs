@@ -329,6 +329,7 @@ impl CheckoutRequest {
                 quantity: item.quantity,
                 unit_price: None,
                 attributes: &item.attributes,
+                instances: &[],
             };
             let parsed = match currency {
                 Some(currency) => catalog.line(text, currency),

@@ -188,6 +188,7 @@ async fn edits_recompute_totals_while_editable_and_are_refused_after() {
 
     app.post(&format!("/v1/orders/{id}/confirm"), &json!({}))
         .await;
+    app.deliver_all(&id).await;
     app.post(&format!("/v1/orders/{id}/complete"), &json!({}))
         .await;
     let p = problem(

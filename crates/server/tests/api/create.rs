@@ -156,6 +156,7 @@ async fn put_by_external_id_creates_then_updates_then_refuses() {
     let id = created["id"].as_str().unwrap();
     app.post(&format!("/v1/orders/{id}/confirm"), &json!({}))
         .await;
+    app.deliver_all(id).await;
     app.post(&format!("/v1/orders/{id}/complete"), &json!({}))
         .await;
     let r = put(changed.clone()).await;

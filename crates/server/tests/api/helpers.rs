@@ -237,6 +237,24 @@ impl TestApp {
     }
 
     /// Creates an order and returns it, asserting a 201.
+    /// Ships every unit of confirmed order `id` not yet in a shipment, in
+    /// one shipment, and delivers it; returns the order.
+    pub async fn deliver_all(&self, id: &str) -> Value {
+        let r = self
+            .post(&format!("/v1/orders/{id}/shipments"), &json!({}))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "shipment refused");
+        let shipment: Value = r.json().await.expect("json");
+        let sid = shipment["id"].as_str().expect("id");
+        for action in ["ship", "deliver"] {
+            let r = self
+                .post(&format!("/v1/shipments/{sid}/{action}"), &json!({}))
+                .await;
+            assert_eq!(r.status(), StatusCode::OK, "{action} refused");
+        }
+        self.json(&format!("/v1/orders/{id}")).await
+    }
+
     pub async fn create(&self, body: &Value) -> Value {
         let r = self.post("/v1/orders", body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "create failed");

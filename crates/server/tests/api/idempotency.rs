@@ -143,6 +143,7 @@ async fn keys_are_forgotten_after_24_hours_by_background_work() {
                 attributes: Default::default(),
                 product_id: None,
                 catalog_price: None,
+                instances: Vec::new(),
             }],
             shipping_address: None,
             billing_address: None,

@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod create;
 mod events;
+mod fulfilment;
 mod helpers;
 mod idempotency;
 mod list;

@@ -168,6 +168,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "orders",
             "order_external_ids",
             "payment_transactions",
+            "order_shipments",
             "provider_events",
             "order_events",
             "idempotency_keys",

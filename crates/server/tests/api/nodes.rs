@@ -135,8 +135,8 @@ async fn conflicting_actions_on_two_nodes_have_one_winner_and_one_timeline() {
         .map(|(a, _)| *a)
         .unwrap();
 
-    // Without If-Match, the same transition asked of both nodes at once
-    // happens once; the rest are refused by the transition table.
+    // Without If-Match, shipping every unit asked of both nodes at once
+    // happens once; the rest are refused: nothing is left to ship.
     let order = nodes.get(1, &format!("/v1/orders/{id}")).await;
     if winner == "confirm" {
         assert_eq!(order["status"], "confirmed");
@@ -145,7 +145,7 @@ async fn conflicting_actions_on_two_nodes_have_one_winner_and_one_timeline() {
             async move {
                 nodes
                     .client
-                    .post(nodes.url(i, &format!("/v1/orders/{id}/complete")))
+                    .post(nodes.url(i, &format!("/v1/orders/{id}/shipments")))
                     .bearer_auth(&nodes.key)
                     .json(&json!({}))
                     .send()
@@ -155,7 +155,7 @@ async fn conflicting_actions_on_two_nodes_have_one_winner_and_one_timeline() {
             }
         }))
         .await;
-        assert_eq!(count(&completes, StatusCode::OK), 1, "{completes:?}");
+        assert_eq!(count(&completes, StatusCode::CREATED), 1, "{completes:?}");
         assert_eq!(count(&completes, StatusCode::CONFLICT), 9, "{completes:?}");
     } else {
         assert_eq!(order["status"], "cancelled");
@@ -176,7 +176,7 @@ async fn conflicting_actions_on_two_nodes_have_one_winner_and_one_timeline() {
     assert_eq!(order["version"].as_u64().unwrap(), events.len() as u64);
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     let expected: &[&str] = if winner == "confirm" {
-        &["order.created", "order.confirmed", "order.completed"]
+        &["order.created", "order.confirmed", "shipment.created"]
     } else {
         &["order.created", "order.cancelled"]
     };

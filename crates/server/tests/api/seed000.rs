@@ -58,7 +58,9 @@ async fn the_ten_cases_of_seed_000() {
     assert_eq!(confirmed["status"], "confirmed");
     assert_eq!(confirmed["stage"], "confirmed");
 
-    // 6. Carry on after confirmation: complete.
+    // 6. Carry on after confirmation: ship, deliver, complete.
+    let delivered = app.deliver_all(wa["id"].as_str().unwrap()).await;
+    assert_eq!(delivered["stage"], "delivered");
     let done: Value = app
         .post(
             &format!("/v1/orders/{}/complete", wa["id"].as_str().unwrap()),

@@ -1,5 +1,5 @@
 //! Orders and stock: catalog lines, reservations on confirm, releases on
-//! cancel and edit, deductions on completion, and tenant settings.
+//! cancel and edit, deductions on shipment, and tenant settings.
 
 use ordo_domain::Role;
 use reqwest::StatusCode;
@@ -17,11 +17,11 @@ fn order_of(lines: Value) -> Value {
 }
 
 impl TestApp {
-    async fn product(&self, sku: &str) -> Value {
+    pub(crate) async fn product(&self, sku: &str) -> Value {
         self.json(&format!("/v1/products/{sku}")).await
     }
 
-    async fn stock(&self, sku: &str) -> (i64, i64) {
+    pub(crate) async fn stock(&self, sku: &str) -> (i64, i64) {
         let p = self.product(sku).await;
         (
             p["on_hand"].as_i64().unwrap(),
@@ -47,13 +47,13 @@ impl TestApp {
     }
 
     /// Adds a product with no attributes to choose.
-    async fn add_plain_product(&self, sku: &str, on_hand: i64) {
+    pub(crate) async fn add_plain_product(&self, sku: &str, on_hand: i64) {
         let mut body = dress(sku, on_hand);
         body["attributes"] = json!({});
         self.add_product(&body).await;
     }
 
-    async fn settings(&self, body: Value) {
+    pub(crate) async fn settings(&self, body: Value) {
         let r = self.patch("/v1/settings", &body).await;
         assert_eq!(r.status(), StatusCode::OK, "settings");
     }
@@ -225,6 +225,12 @@ async fn confirming_reserves_stock_or_names_every_short_sku() {
         .create(&order_of(json!([{"sku": "A", "quantity": 3}])))
         .await;
     let sold: Value = app.act(&sold, "confirm").await.json().await.unwrap();
+    let delivered = app.deliver_all(sold["id"].as_str().unwrap()).await;
+    assert_eq!(
+        delivered["reserved"],
+        json!({}),
+        "shipping took the reservation"
+    );
     let done: Value = app.act(&sold, "complete").await.json().await.unwrap();
     assert_eq!(done["reserved"], json!({}));
     assert_eq!(app.stock("A").await, (0, 0));
@@ -352,7 +358,7 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let s = app.json("/v1/settings").await;
     assert_eq!(
         s,
-        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null})
+        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false})
     );
     let integration = app.key_for(Role::Integration).await;
     let r = app
@@ -399,8 +405,13 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let confirmed: Value = app.act(&order, "confirm").await.json().await.unwrap();
     assert_eq!(confirmed["status"], "confirmed");
     assert_eq!(app.stock("A").await, (1, 0));
+    app.deliver_all(confirmed["id"].as_str().unwrap()).await;
     app.act(&confirmed, "complete").await;
-    assert_eq!(app.stock("A").await, (1, 0));
+    assert_eq!(
+        app.stock("A").await,
+        (1, 0),
+        "an order that holds nothing deducts nothing"
+    );
 }
 
 #[tokio::test]

@@ -24,7 +24,8 @@ enum Op {
     Create(Vec<(usize, u32)>),
     Confirm(usize),
     Cancel(usize),
-    Complete(usize),
+    /// Every unit not yet shipped leaves in one shipment.
+    Ship(usize),
     Edit(usize, Vec<(usize, u32)>),
     Adjust(usize, i64),
     Policy(&'static str),
@@ -41,7 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => lines().prop_map(Op::Create),
         3 => any::<usize>().prop_map(Op::Confirm),
         1 => any::<usize>().prop_map(Op::Cancel),
-        1 => any::<usize>().prop_map(Op::Complete),
+        1 => any::<usize>().prop_map(Op::Ship),
         2 => (any::<usize>(), lines()).prop_map(|(o, l)| Op::Edit(o, l)),
         2 => (0..PRODUCTS.len(), prop_oneof![-6..=-1i64, 1..=8i64]).prop_map(|(p, d)| Op::Adjust(p, d)),
         1 => prop::sample::select(vec!["on_confirm", "on_create", "none"]).prop_map(Op::Policy),
@@ -120,24 +121,40 @@ async fn step(app: &TestApp, case: &mut Case, op: &Op) {
             }
             (status, body)
         }
-        Op::Confirm(i) | Op::Cancel(i) | Op::Complete(i) => {
+        Op::Ship(i) => {
             let Some(id) = case.order(*i).map(str::to_string) else {
                 return;
             };
             let held = app.json(&format!("/v1/orders/{id}")).await["reserved"].clone();
-            let (action, body) = match op {
-                Op::Confirm(_) => ("confirm", json!({})),
-                Op::Cancel(_) => ("cancel", json!({"reason": "changed their mind"})),
-                _ => ("complete", json!({})),
-            };
-            let r = app.post(&format!("/v1/orders/{id}/{action}"), &body).await;
-            let status = r.status();
-            if action == "complete" && status == StatusCode::OK {
+            let r = app
+                .post(&format!("/v1/orders/{id}/shipments"), &json!({}))
+                .await;
+            let (status, body): (StatusCode, Value) = (r.status(), r.json().await.unwrap());
+            if status != StatusCode::CREATED {
+                (status, body)
+            } else {
+                let shipment = body["id"].as_str().unwrap();
+                let r = app
+                    .post(&format!("/v1/shipments/{shipment}/ship"), &json!({}))
+                    .await;
+                assert_eq!(r.status(), StatusCode::OK);
+                // What it held of each product left the shop.
                 for p in 0..PRODUCTS.len() {
                     case.on_hand[p] -= held[case.sku(p)].as_i64().unwrap_or(0);
                 }
+                (r.status(), r.json().await.unwrap())
             }
-            (status, r.json().await.unwrap())
+        }
+        Op::Confirm(i) | Op::Cancel(i) => {
+            let Some(id) = case.order(*i).map(str::to_string) else {
+                return;
+            };
+            let (action, body) = match op {
+                Op::Confirm(_) => ("confirm", json!({})),
+                _ => ("cancel", json!({"reason": "changed their mind"})),
+            };
+            let r = app.post(&format!("/v1/orders/{id}/{action}"), &body).await;
+            (r.status(), r.json().await.unwrap())
         }
         Op::Edit(i, lines) => {
             let Some(id) = case.order(*i).map(str::to_string) else {

@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0012_provider_events",
         include_str!("../../migrations/postgres/0012_provider_events.sql"),
     ),
+    (
+        13,
+        "0013_fulfilment",
+        include_str!("../../migrations/postgres/0013_fulfilment.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply

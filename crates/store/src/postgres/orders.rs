@@ -522,9 +522,10 @@ pub(super) async fn apply_change(
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
+    let shipments = order.shipments.len();
     let skus = change.stock_skus(&order);
     let products = super::products::lock(tx, order.tenant_id, &skus).await?;
-    let Some((draft, products, movements)) =
+    let Some((drafts, products, movements)) =
         crate::run_change(&mut order, change, products, actor)?
     else {
         return Ok(Changed { order, event: None });
@@ -538,6 +539,7 @@ pub(super) async fn apply_change(
     for job in crate::provider_jobs(&order, payments, refunds) {
         super::jobs::schedule(tx, &job).await?;
     }
+    index_shipments(tx, &order, shipments).await?;
     super::products::save(tx, &products, &movements).await?;
     let api = (renderer.render)(&order);
     // Sent and answered before the row changes: the latest event keeps the
@@ -556,18 +558,47 @@ pub(super) async fn apply_change(
         }
         sync_external_ids(tx, &order, &previous_ids).await
     };
-    let event = append_event(tx, &order, actor, draft);
-    let (_, taken, event) = futures_util::try_join!(row, ids, event)?;
+    let events = async {
+        let mut first = None;
+        for draft in drafts {
+            let appended = append_event(tx, &order, actor, draft).await?;
+            first.get_or_insert(appended);
+        }
+        Ok(first)
+    };
+    let (_, taken, event) = futures_util::try_join!(row, ids, events)?;
     if let Some((ns, value)) = taken {
         return Err(StoreError::Conflict {
             field: format!("external_ids.{ns}"),
             value,
         });
     }
-    Ok(Changed {
-        order,
-        event: Some(event),
-    })
+    Ok(Changed { order, event })
+}
+
+/// Records which order each new shipment belongs to, so that it can be
+/// found by its id alone.
+async fn index_shipments(tx: &Transaction<'_>, order: &Order, before: usize) -> Result<()> {
+    let ids: Vec<String> = crate::new_shipments(order, before)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO order_shipments (tenant_id, id, order_id) SELECT $1, unnest($2::text[]), $3",
+        )
+        .await
+        .map_err(db_error)?;
+    tx.execute(
+        &stmt,
+        &[&order.tenant_id.to_string(), &ids, &order.id.to_string()],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 fn lookup_sql(lookup: &OrderLookup, select: &str, lock: bool) -> String {
@@ -583,6 +614,10 @@ fn lookup_sql(lookup: &OrderLookup, select: &str, lock: bool) -> String {
             "SELECT {select} FROM order_external_ids x JOIN orders o ON o.tenant_id = x.tenant_id AND o.id = x.order_id
              WHERE x.tenant_id = $1 AND x.namespace = $2 AND x.value = $3{lock}"
         ),
+        OrderLookup::Shipment(_) => format!(
+            "SELECT {select} FROM order_shipments s JOIN orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id
+             WHERE s.tenant_id = $1 AND s.id = $2{lock}"
+        ),
     }
 }
 
@@ -591,6 +626,7 @@ fn lookup_params(scope: &Scope, lookup: &OrderLookup) -> Vec<Box<dyn ToSql + Syn
     let tenant = Box::new(scope.tenant_id.to_string());
     match lookup {
         OrderLookup::Id(id) => vec![tenant, Box::new(id.to_string())],
+        OrderLookup::Shipment(id) => vec![tenant, Box::new(id.to_string())],
         OrderLookup::Reference(r) => vec![tenant, Box::new(sequence_of(r, scope))],
         OrderLookup::External(ns, value) => vec![
             tenant,

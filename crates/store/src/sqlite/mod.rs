@@ -98,6 +98,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0012_provider_events",
         include_str!("../../migrations/sqlite/0012_provider_events.sql"),
     ),
+    (
+        13,
+        "0013_fulfilment",
+        include_str!("../../migrations/sqlite/0013_fulfilment.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.

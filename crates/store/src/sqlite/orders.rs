@@ -448,10 +448,11 @@ fn apply_change(
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
+    let shipments = order.shipments.len();
     let before = indexed(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
-    let Some((draft, products, movements)) =
+    let Some((drafts, products, movements)) =
         crate::run_change(&mut order, change, products, actor)?
     else {
         return Ok(Changed { order, event: None });
@@ -460,6 +461,7 @@ fn apply_change(
         check_external_ids(conn, &order, &previous_ids)?;
     }
     claim_transactions(conn, &order, payments)?;
+    index_shipments(conn, &order, shipments)?;
     for job in crate::provider_jobs(&order, payments, refunds) {
         super::jobs::schedule(conn, &job)?;
     }
@@ -470,11 +472,31 @@ fn apply_change(
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
-    let event = append_event(conn, &order, actor, draft, false)?;
-    Ok(Changed {
-        order,
-        event: Some(event),
-    })
+    let mut event = None;
+    for draft in drafts {
+        let appended = append_event(conn, &order, actor, draft, false)?;
+        event.get_or_insert(appended);
+    }
+    Ok(Changed { order, event })
+}
+
+/// Records which order each new shipment belongs to, so that it can be
+/// found by its id alone.
+fn index_shipments(conn: &Connection, order: &Order, before: usize) -> Result<()> {
+    for id in crate::new_shipments(order, before) {
+        conn.prepare_cached(
+            "INSERT INTO order_shipments (tenant_id, id, order_id) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                order.tenant_id.to_string(),
+                id.to_string(),
+                order.id.to_string()
+            ])
+        })
+        .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 pub(super) fn put(
@@ -546,6 +568,15 @@ pub(super) fn find(
         OrderLookup::External(ns, value) => {
             return Ok(order_with_external_id(conn, scope, ns, value)?.filter(|o| scope.allows(o)))
         }
+        OrderLookup::Shipment(id) => conn
+            .prepare_cached(
+                "SELECT body FROM orders WHERE tenant_id = ?1 AND id =
+                   (SELECT order_id FROM order_shipments WHERE tenant_id = ?1 AND id = ?2)",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant, id.to_string()], |r| r.get(0))
+                    .optional()
+            }),
     }
     .map_err(unavailable)?;
     Ok(body
@@ -668,6 +699,12 @@ pub(super) fn find_rendered(
                    (SELECT order_id FROM order_external_ids WHERE tenant_id = ?1 AND namespace = ?2 AND value = ?3)"
             ))
             .and_then(|mut s| s.query_row(params![tenant, ns.as_str(), value], rendered_row).optional()),
+        OrderLookup::Shipment(id) => conn
+            .prepare_cached(&format!(
+                "SELECT {RENDERED} FROM orders WHERE tenant_id = ?1 AND id =
+                   (SELECT order_id FROM order_shipments WHERE tenant_id = ?1 AND id = ?2)"
+            ))
+            .and_then(|mut s| s.query_row(params![tenant, id.to_string()], rendered_row).optional()),
     }
     .map_err(unavailable)?;
     let Some(row) = row else { return Ok(None) };

@@ -1,0 +1,416 @@
+//! Goods coming back: a return of delivered units is `requested`, then
+//! `received` (each line put back in stock or not), then `refunded`
+//! through the payment ledger's refunds, or `closed` without a refund.
+//! No line ever has more units in returns than were delivered.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::charge::GiveBack;
+use crate::event::{Actor, EventDraft, EventType};
+use crate::field::{FieldError, FieldErrors};
+use crate::fulfilment::StateError;
+use crate::ids::{LineId, RefundId, ReturnId};
+use crate::ledger::{EntryState, LedgerError, RefundLine};
+use crate::order::{Order, Refusal};
+use crate::status::Action;
+use crate::stock::StockBook;
+use crate::timestamp::Timestamp;
+
+/// The most returns one order may have.
+pub const MAX_RETURNS: usize = 100;
+
+str_enum!(
+    /// Where a return is.
+    ReturnState {
+        /// The buyer asked to send units back.
+        Requested = "requested",
+        /// The units are back at the shop.
+        Received = "received",
+        /// Their money went back (through the payment ledger's refunds).
+        Refunded = "refunded",
+        /// Ended without a refund (never sent, or kept without one).
+        Closed = "closed",
+    }
+);
+
+str_enum!(
+    /// What can be done to a return.
+    ReturnAction {
+        Receive = "receive",
+        Refund = "refund",
+        Close = "close",
+    }
+);
+
+impl ReturnState {
+    /// The transition table of a return.
+    pub fn after(self, action: ReturnAction) -> Option<ReturnState> {
+        use ReturnAction as A;
+        use ReturnState as S;
+        match (self, action) {
+            (S::Requested, A::Receive) => Some(S::Received),
+            (S::Received, A::Refund) => Some(S::Refunded),
+            (S::Requested | S::Received, A::Close) => Some(S::Closed),
+            _ => None,
+        }
+    }
+
+    /// The actions this state allows.
+    pub fn allowed(self) -> Vec<ReturnAction> {
+        ReturnAction::ALL
+            .iter()
+            .copied()
+            .filter(|a| self.after(*a).is_some())
+            .collect()
+    }
+}
+
+/// Units of one line in a return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLine {
+    pub line_id: LineId,
+    pub quantity: u32,
+    /// Whether the units went back in stock, once received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restock: Option<bool>,
+}
+
+/// Units a buyer sends back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    pub id: ReturnId,
+    pub state: ReturnState,
+    pub lines: Vec<ReturnLine>,
+    pub reason: String,
+    pub requested_at: Timestamp,
+    pub requested_by: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    /// The refunds that gave the money back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refund_ids: Vec<RefundId>,
+}
+
+impl Return {
+    /// Whether its units count against what may still be returned: while
+    /// requested, and for good once received.
+    pub(crate) fn holds_units(&self) -> bool {
+        self.state == ReturnState::Requested || self.received_at.is_some()
+    }
+
+    fn to_json(&self) -> Value {
+        json!({ "id": self.id, "state": self.state, "lines": self.lines, "reason": self.reason })
+    }
+}
+
+/// A return as it is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnDraft {
+    /// `(line, units)`; units default to all those returnable. `None`:
+    /// every delivered unit not already in a return.
+    pub lines: Option<Vec<(LineId, Option<u32>)>>,
+    pub reason: String,
+}
+
+/// Which received lines go back in stock: `all`, except those named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restock {
+    pub all: bool,
+    pub lines: BTreeMap<LineId, bool>,
+}
+
+/// How a return's money goes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnRefund {
+    /// By default what the returned units cost (at most what is refundable).
+    pub amount: Option<i64>,
+    /// How the part paid back by hand stands (the provider's charges are
+    /// refunded through it, pending until it says).
+    pub by_hand: EntryState,
+}
+
+impl Order {
+    /// Records a return of delivered units (`return.requested`).
+    pub fn request_return(
+        &mut self,
+        draft: ReturnDraft,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<EventDraft, Refusal> {
+        self.check(Action::Return)?;
+        if self.returns.len() >= MAX_RETURNS {
+            return Err(Refusal::Invalid(
+                FieldError::new("lines", "this order has as many returns as it may")
+                    .accepted(format!("at most {MAX_RETURNS} returns per order"))
+                    .into(),
+            ));
+        }
+        let progress = self.progress();
+        let mut errors = FieldErrors::new();
+        let lines: Vec<ReturnLine> = match draft.lines {
+            None => self
+                .lines
+                .iter()
+                .zip(&progress)
+                .filter(|(_, p)| p.returnable() > 0)
+                .map(|(l, p)| ReturnLine {
+                    line_id: l.id,
+                    quantity: p.returnable(),
+                    restock: None,
+                })
+                .collect(),
+            Some(asked) if asked.is_empty() => {
+                errors.push(
+                    FieldError::new("lines", "a return needs at least one item")
+                        .accepted("leave lines out to return every delivered unit"),
+                );
+                Vec::new()
+            }
+            Some(asked) => {
+                let mut lines = Vec::new();
+                for (k, (line_id, quantity)) in asked.iter().enumerate() {
+                    let Some(i) = self.lines.iter().position(|l| l.id == *line_id) else {
+                        errors.push(
+                            FieldError::new(
+                                format!("lines[{k}].line_id"),
+                                "no such item on this order",
+                            )
+                            .value(line_id)
+                            .accepted("the id of one of the order's items"),
+                        );
+                        continue;
+                    };
+                    if asked[..k].iter().any(|(other, _)| other == line_id) {
+                        errors.push(
+                            FieldError::new(
+                                format!("lines[{k}].line_id"),
+                                "this item is already in the return",
+                            )
+                            .value(line_id)
+                            .accepted("each item once"),
+                        );
+                        continue;
+                    }
+                    let left = progress[i].returnable();
+                    let quantity = quantity.unwrap_or(left);
+                    if quantity == 0 || quantity > left {
+                        errors.push(
+                            FieldError::new(
+                                format!("lines[{k}].quantity"),
+                                "more units than were delivered and are not already in a return",
+                            )
+                            .value(quantity)
+                            .accepted(if left == 0 {
+                                "none: no delivered unit of this item is left to return".to_string()
+                            } else {
+                                format!("1 to {left}")
+                            }),
+                        );
+                        continue;
+                    }
+                    lines.push(ReturnLine {
+                        line_id: *line_id,
+                        quantity,
+                        restock: None,
+                    });
+                }
+                lines
+            }
+        };
+        if !errors.is_empty() {
+            return Err(Refusal::Invalid(errors));
+        }
+        let ret = Return {
+            id: ReturnId::new_at(now),
+            state: ReturnState::Requested,
+            lines,
+            reason: draft.reason,
+            requested_at: now,
+            requested_by: actor,
+            received_at: None,
+            refunded_at: None,
+            closed_at: None,
+            refund_ids: Vec::new(),
+        };
+        let data = json!({ "return": ret.to_json() });
+        self.returns.push(ret);
+        self.touch(now);
+        Ok(EventDraft {
+            event_type: EventType::ReturnRequested,
+            data,
+        })
+    }
+
+    /// Where return `id` is, if `action` may move it: `Ok(None)` when the
+    /// action already happened (asking again changes nothing).
+    fn return_for(&self, id: ReturnId, action: ReturnAction) -> Result<Option<usize>, Refusal> {
+        let at = self
+            .returns
+            .iter()
+            .position(|r| r.id == id)
+            .ok_or(Refusal::Missing("return"))?;
+        let state = self.returns[at].state;
+        let done = match action {
+            ReturnAction::Receive => {
+                self.returns[at].received_at.is_some() && state != ReturnState::Closed
+            }
+            ReturnAction::Refund => state == ReturnState::Refunded,
+            ReturnAction::Close => state == ReturnState::Closed,
+        };
+        if done {
+            return Ok(None);
+        }
+        if state.after(action).is_none() {
+            return Err(StateError {
+                what: "return",
+                action: action.as_str(),
+                state: state.as_str(),
+                allowed: state.allowed().iter().map(|a| a.as_str()).collect(),
+            }
+            .into());
+        }
+        Ok(Some(at))
+    }
+
+    /// The units of return `id` are back (`return.received`): each line
+    /// goes back in stock or not, as `restock` says.
+    pub fn receive_return(
+        &mut self,
+        id: ReturnId,
+        restock: Restock,
+        book: &mut StockBook,
+        now: Timestamp,
+    ) -> Result<Option<EventDraft>, Refusal> {
+        let Some(at) = self.return_for(id, ReturnAction::Receive)? else {
+            return Ok(None);
+        };
+        let mut errors = FieldErrors::new();
+        for (k, line) in restock.lines.keys().enumerate() {
+            if !self.returns[at].lines.iter().any(|l| l.line_id == *line) {
+                errors.push(
+                    FieldError::new(
+                        format!("lines[{k}].line_id"),
+                        "this item is not in the return",
+                    )
+                    .value(line)
+                    .accepted("the id of an item of the return"),
+                );
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Refusal::Invalid(errors));
+        }
+        let mut lines = self.returns[at].lines.clone();
+        for rl in &mut lines {
+            let back = *restock.lines.get(&rl.line_id).unwrap_or(&restock.all);
+            rl.restock = Some(back);
+            if back {
+                if let Some(i) = self.lines.iter().position(|l| l.id == rl.line_id) {
+                    self.restock(i, rl.quantity, book);
+                }
+            }
+        }
+        let ret = &mut self.returns[at];
+        ret.lines = lines;
+        ret.state = ReturnState::Received;
+        ret.received_at = Some(now);
+        let mut data = json!({ "return": ret.to_json() });
+        if let Some(moved) = self.refresh_fulfilment() {
+            data["fulfillment_status"] = moved;
+        }
+        self.touch(now);
+        Ok(Some(EventDraft {
+            event_type: EventType::ReturnReceived,
+            data,
+        }))
+    }
+
+    /// Gives the money of received return `id` back (`return.refunded`):
+    /// refunds through the provider for what it charged, by hand for the
+    /// rest, with the return's units.
+    pub fn refund_return(
+        &mut self,
+        id: ReturnId,
+        how: ReturnRefund,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Option<EventDraft>, Refusal> {
+        let Some(at) = self.return_for(id, ReturnAction::Refund)? else {
+            return Ok(None);
+        };
+        let units: Vec<RefundLine> = self.returns[at]
+            .lines
+            .iter()
+            .map(|l| RefundLine {
+                line_id: l.line_id,
+                quantity: l.quantity,
+            })
+            .collect();
+        let value = self.refund_lines_value(&units).map_err(Refusal::Invalid)?;
+        let refundable = self.ledger.refundable();
+        let amount = how.amount.unwrap_or(value.min(refundable));
+        if amount <= 0 || amount > refundable {
+            return Err(self.ledger_refusal(if refundable == 0 {
+                LedgerError::Conflict("nothing paid is left to refund; close the return instead")
+            } else {
+                LedgerError::RefundTooLarge {
+                    asked: amount,
+                    refundable,
+                }
+            }));
+        }
+        let terms = GiveBack {
+            reason: format!("return {id}: {}", self.returns[at].reason),
+            lines: units,
+            by_hand: how.by_hand,
+            actor,
+        };
+        let before = self.ledger.refunds.len();
+        let refunds = self.give_back(None, amount, terms, now);
+        let ids: Vec<RefundId> = self.ledger.refunds[before..].iter().map(|r| r.id).collect();
+        let ret = &mut self.returns[at];
+        ret.state = ReturnState::Refunded;
+        ret.refunded_at = Some(now);
+        ret.refund_ids = ids;
+        let data = json!({ "return": ret.to_json(), "refunds": refunds });
+        Ok(Some(self.ledger_event(
+            EventType::ReturnRefunded,
+            data,
+            now,
+        )))
+    }
+
+    /// Ends return `id` without a refund (`return.closed`): units never
+    /// received may be returned again.
+    pub fn close_return(
+        &mut self,
+        id: ReturnId,
+        now: Timestamp,
+    ) -> Result<Option<EventDraft>, Refusal> {
+        let Some(at) = self.return_for(id, ReturnAction::Close)? else {
+            return Ok(None);
+        };
+        let ret = &mut self.returns[at];
+        let from = ret.state;
+        ret.state = ReturnState::Closed;
+        ret.closed_at = Some(now);
+        let data = json!({ "return": ret.to_json(), "state": { "from": from, "to": ReturnState::Closed } });
+        self.touch(now);
+        Ok(Some(EventDraft {
+            event_type: EventType::ReturnClosed,
+            data,
+        }))
+    }
+
+    /// The return `id`, if this order has it.
+    pub fn return_of(&self, id: ReturnId) -> Option<&Return> {
+        self.returns.iter().find(|r| r.id == id)
+    }
+}

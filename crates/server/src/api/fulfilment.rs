@@ -1,0 +1,825 @@
+//! Shipments and returns: getting an order's units to the buyer, and
+//! taking them back. Both live in their order; every change to them is a
+//! change to the order (its version, its timeline, its webhooks).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use ordo_domain::order::MAX_QUANTITY;
+use ordo_domain::{
+    EntryState, EventDraft, FieldError, FieldErrors, Instance, LineProgress, Order, Permission,
+    Refusal, Restock, Return, ReturnAction, ReturnDraft, ReturnId, ReturnRefund, ReturnState,
+    Shipment, ShipmentAction, ShipmentDraft, ShipmentId, ShipmentLineDraft, ShipmentState,
+    StockBook, Timestamp, Tracking,
+};
+use ordo_store::OrderLookup;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Principal;
+use super::error::{ApiError, Problem};
+use super::extract::{JsonBody, OptionalJsonBody, PathParams};
+use super::orders::{if_match, json_response, lookup, read_order, time, ActorResponse};
+use super::payments::{line_id, positive_amount, reason};
+use crate::app::AppState;
+use crate::orders;
+
+// ---------------------------------------------------------------- shapes
+
+/// How far the units of an item have got.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineProgressResponse {
+    pub ordered: u32,
+    /// In a shipment being packed.
+    pub packing: u32,
+    /// Left the shop (delivered units included).
+    pub shipped: u32,
+    pub delivered: u32,
+    /// Came back in a return that was received.
+    pub returned: u32,
+}
+
+impl From<LineProgress> for LineProgressResponse {
+    fn from(p: LineProgress) -> Self {
+        LineProgressResponse {
+            ordered: p.ordered,
+            packing: p.packing,
+            shipped: p.shipped,
+            delivered: p.delivered,
+            returned: p.returned,
+        }
+    }
+}
+
+/// Units of one item in a shipment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentLineResponse {
+    #[schema(example = "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub line_id: String,
+    pub quantity: u32,
+    /// The serialised units it carries.
+    pub instances: Vec<Instance>,
+}
+
+/// A parcel of some or all of an order's units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentResponse {
+    #[schema(example = "shp_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub id: String,
+    pub order_id: String,
+    /// `pending` (being packed) → `shipped` (left the shop; its units were
+    /// deducted from stock) → `in_transit` → `delivered`; or `cancelled`
+    /// before it shipped.
+    pub state: ShipmentState,
+    pub lines: Vec<ShipmentLineResponse>,
+    #[schema(example = "GIG Logistics")]
+    pub carrier: Option<String>,
+    #[schema(example = "GIG-123456789")]
+    pub tracking_number: Option<String>,
+    #[schema(example = "https://track.example.com/GIG-123456789")]
+    pub tracking_url: Option<String>,
+    /// What can be done to it now: among ship, in_transit, deliver, cancel.
+    pub allowed_actions: Vec<ShipmentAction>,
+    pub created_at: String,
+    pub created_by: ActorResponse,
+    pub shipped_at: Option<String>,
+    pub in_transit_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub cancelled_at: Option<String>,
+}
+
+impl ShipmentResponse {
+    pub(crate) fn from_domain(o: &Order, s: &Shipment) -> Self {
+        ShipmentResponse {
+            id: s.id.to_string(),
+            order_id: o.id.to_string(),
+            state: s.state,
+            lines: s
+                .lines
+                .iter()
+                .map(|l| ShipmentLineResponse {
+                    line_id: l.line_id.to_string(),
+                    quantity: l.quantity,
+                    instances: l.instances.clone(),
+                })
+                .collect(),
+            carrier: s.tracking.carrier.clone(),
+            tracking_number: s.tracking.tracking_number.clone(),
+            tracking_url: s.tracking.tracking_url.clone(),
+            allowed_actions: s.state.allowed(),
+            created_at: time(s.created_at),
+            created_by: ActorResponse::from_domain(&s.created_by),
+            shipped_at: s.shipped_at.map(time),
+            in_transit_at: s.in_transit_at.map(time),
+            delivered_at: s.delivered_at.map(time),
+            cancelled_at: s.cancelled_at.map(time),
+        }
+    }
+}
+
+/// Units of one item in a return.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnLineResponse {
+    pub line_id: String,
+    pub quantity: u32,
+    /// Once received: whether the units went back in stock.
+    pub restock: Option<bool>,
+}
+
+/// Units a buyer sends back.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnResponse {
+    #[schema(example = "ret_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub id: String,
+    pub order_id: String,
+    /// `requested` → `received` → `refunded`, or `closed` without a refund.
+    pub state: ReturnState,
+    pub lines: Vec<ReturnLineResponse>,
+    #[schema(example = "wrong size")]
+    pub reason: String,
+    /// What can be done to it now: among receive, refund, close.
+    pub allowed_actions: Vec<ReturnAction>,
+    pub requested_at: String,
+    pub requested_by: ActorResponse,
+    pub received_at: Option<String>,
+    pub refunded_at: Option<String>,
+    pub closed_at: Option<String>,
+    /// The refunds that gave its money back (see the order's `refunds`).
+    pub refund_ids: Vec<String>,
+}
+
+impl ReturnResponse {
+    pub(crate) fn from_domain(o: &Order, r: &Return) -> Self {
+        ReturnResponse {
+            id: r.id.to_string(),
+            order_id: o.id.to_string(),
+            state: r.state,
+            lines: r
+                .lines
+                .iter()
+                .map(|l| ReturnLineResponse {
+                    line_id: l.line_id.to_string(),
+                    quantity: l.quantity,
+                    restock: l.restock,
+                })
+                .collect(),
+            reason: r.reason.clone(),
+            allowed_actions: r.state.allowed(),
+            requested_at: time(r.requested_at),
+            requested_by: ActorResponse::from_domain(&r.requested_by),
+            received_at: r.received_at.map(time),
+            refunded_at: r.refunded_at.map(time),
+            closed_at: r.closed_at.map(time),
+            refund_ids: r.refund_ids.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// An order's shipments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShipmentList {
+    pub data: Vec<ShipmentResponse>,
+}
+
+/// An order's returns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnList {
+    pub data: Vec<ReturnResponse>,
+}
+
+/// Units of one item to put in a shipment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentLineInput {
+    #[schema(example = "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub line_id: String,
+    /// By default every unit of the item not yet in a shipment.
+    #[schema(example = 1, minimum = 1)]
+    pub quantity: Option<i64>,
+    /// The serialised units shipped: for an item given its units, their
+    /// serials (by default the next ones); for one that was not, one new
+    /// unit per unit shipped (or none, if it is not serialised).
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+}
+
+/// Who carries a shipment, and where to follow it; each may be given
+/// when the shipment is made or at any later step.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingRequest {
+    #[schema(example = "GIG Logistics")]
+    pub carrier: Option<String>,
+    #[schema(example = "GIG-123456789")]
+    pub tracking_number: Option<String>,
+    #[schema(example = "https://track.example.com/GIG-123456789")]
+    pub tracking_url: Option<String>,
+}
+
+impl TrackingRequest {
+    fn parse(&self) -> Result<Tracking, FieldErrors> {
+        Tracking::parse(
+            self.carrier.as_deref(),
+            self.tracking_number.as_deref(),
+            self.tracking_url.as_deref(),
+        )
+    }
+}
+
+/// A new shipment.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"lines": [{"line_id": "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV", "quantity": 1}], "carrier": "GIG Logistics", "tracking_number": "GIG-123456789"}))]
+pub struct CreateShipmentRequest {
+    /// The items and units to ship; leave out to ship every unit not yet
+    /// in a shipment.
+    pub lines: Option<Vec<ShipmentLineInput>>,
+    #[serde(flatten)]
+    pub tracking: TrackingRequest,
+}
+
+/// Units of one item to return.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineInput {
+    pub line_id: String,
+    /// By default every delivered unit of the item not already in a return.
+    #[schema(example = 1, minimum = 1)]
+    pub quantity: Option<i64>,
+}
+
+/// A return of delivered units.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"lines": [{"line_id": "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV", "quantity": 1}], "reason": "wrong size"}))]
+pub struct CreateReturnRequest {
+    /// Leave out to return every delivered unit not already in a return.
+    pub lines: Option<Vec<ReturnLineInput>>,
+    pub reason: String,
+}
+
+/// Whether one item of a return goes back in stock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestockLineInput {
+    pub line_id: String,
+    pub restock: bool,
+}
+
+/// The units of a return are back.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveReturnRequest {
+    /// Whether the units go back in stock (for catalog items whose
+    /// product tracks stock); `true` when not given.
+    pub restock: Option<bool>,
+    /// Items that differ from `restock`.
+    #[serde(default)]
+    pub lines: Vec<RestockLineInput>,
+}
+
+/// A return's money going back.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundReturnRequest {
+    /// In major units; by default what the returned units cost (at most
+    /// what was paid and not yet refunded).
+    #[schema(example = "5000.00")]
+    pub amount: Option<String>,
+    /// How the part the shop pays back by hand stands: `succeeded` (the
+    /// default: it was paid back) or `pending` (settled later). What the
+    /// payment provider charged is refunded through it.
+    #[schema(example = "succeeded")]
+    pub state: Option<String>,
+}
+
+// ---------------------------------------------------------------- parsing
+
+/// A unit count from a request: 1 to [`MAX_QUANTITY`].
+fn units(field: String, n: i64) -> Result<u32, FieldError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_QUANTITY).contains(&i64::from(*n)))
+        .ok_or_else(|| {
+            FieldError::new(field, "the quantity must be a positive whole number")
+                .value(n)
+                .accepted(format!("a whole number from 1 to {MAX_QUANTITY}"))
+        })
+}
+
+impl CreateShipmentRequest {
+    fn into_draft(self) -> Result<ShipmentDraft, ApiError> {
+        let mut errors = FieldErrors::new();
+        let tracking = errors.take_all(self.tracking.parse());
+        let lines = self.lines.map(|lines| {
+            lines
+                .into_iter()
+                .enumerate()
+                .filter_map(|(k, l)| {
+                    let id = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id));
+                    let quantity = l
+                        .quantity
+                        .map(|q| errors.take(units(format!("lines[{k}].quantity"), q)));
+                    Some(ShipmentLineDraft {
+                        line_id: id?,
+                        quantity: quantity.map(|q| q.unwrap_or(0)),
+                        instances: l.instances,
+                    })
+                })
+                .collect()
+        });
+        match tracking {
+            Some(tracking) if errors.is_empty() => Ok(ShipmentDraft { lines, tracking }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+impl CreateReturnRequest {
+    fn into_draft(self) -> Result<ReturnDraft, ApiError> {
+        let mut errors = FieldErrors::new();
+        let reason = errors.take(reason(&self.reason));
+        let lines = self.lines.map(|lines| {
+            lines
+                .into_iter()
+                .enumerate()
+                .filter_map(|(k, l)| {
+                    let id = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id));
+                    let quantity = l
+                        .quantity
+                        .map(|q| errors.take(units(format!("lines[{k}].quantity"), q)));
+                    Some((id?, quantity.map(|q| q.unwrap_or(0))))
+                })
+                .collect()
+        });
+        match reason {
+            Some(reason) if errors.is_empty() => Ok(ReturnDraft { lines, reason }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+impl ReceiveReturnRequest {
+    fn into_restock(self) -> Result<Restock, ApiError> {
+        let mut errors = FieldErrors::new();
+        let mut restock = Restock {
+            all: self.restock.unwrap_or(true),
+            ..Restock::default()
+        };
+        for (k, l) in self.lines.iter().enumerate() {
+            if let Some(id) = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id)) {
+                restock.lines.insert(id, l.restock);
+            }
+        }
+        errors.finish(|| restock).map_err(ApiError::Validation)
+    }
+}
+
+fn shipment_id(text: &str) -> Result<ShipmentId, ApiError> {
+    // A path id that cannot be one is no such shipment, as for receipts.
+    ShipmentId::parse(text).ok_or(ApiError::NotFound("shipment"))
+}
+
+fn return_id(text: &str) -> Result<ReturnId, ApiError> {
+    ReturnId::parse(text).ok_or(ApiError::NotFound("return"))
+}
+
+// ---------------------------------------------------------------- answers
+
+fn shipment_answer(
+    status: StatusCode,
+    order: &Order,
+    id: ShipmentId,
+) -> Result<Response, ApiError> {
+    let s = order.shipment(id).ok_or(ApiError::NotFound("shipment"))?;
+    let body = serde_json::to_vec(&ShipmentResponse::from_domain(order, s))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = json_response(status, body, Some(order.version));
+    if status == StatusCode::CREATED {
+        if let Ok(at) = HeaderValue::from_str(&format!("/v1/shipments/{id}")) {
+            response.headers_mut().insert(header::LOCATION, at);
+        }
+    }
+    Ok(response)
+}
+
+fn return_answer(status: StatusCode, order: &Order, id: ReturnId) -> Result<Response, ApiError> {
+    let r = order.return_of(id).ok_or(ApiError::NotFound("return"))?;
+    let body = serde_json::to_vec(&ReturnResponse::from_domain(order, r))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_response(status, body, Some(order.version)))
+}
+
+// ---------------------------------------------------------------- shipments
+
+/// Ship some or all of an order's units.
+///
+/// Makes a `pending` shipment (`shipment.created`) of the items and units
+/// named, or of every unit not yet in a shipment. The order must be
+/// confirmed. Serialised items carry their units: those given with the
+/// item (by serial; by default the next ones), or new ones, one per unit
+/// shipped, whose serials are new to the order and whose `refers_to` names
+/// a unit of an earlier item. Stock moves when the shipment ships.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/shipments", tag = "fulfilment",
+    request_body(content = CreateShipmentRequest, description = "Optional: with no body, every unit not yet in a shipment"),
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412 (a retried request does not ship twice)")),
+    responses(
+        (status = 201, description = "The shipment", body = ShipmentResponse, headers(("ETag" = String, description = "The order's new version"), ("Location" = String))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is not confirmed, or every unit is already in a shipment", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown item, more units than are left to ship, or units (instances) that do not match", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_shipment(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<CreateShipmentRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "ship orders")?;
+    let lookup = lookup(&id)?;
+    let expected = if_match(&headers)?;
+    let draft = req.into_draft()?;
+    let actor = principal.actor();
+    let changed = orders::change(
+        &state,
+        &principal,
+        lookup,
+        expected,
+        "ship",
+        Vec::new(),
+        move |o, _book, now| o.create_shipment(draft, actor, now).map(Some),
+    )
+    .await?;
+    let created = changed
+        .order
+        .shipments
+        .last()
+        .map(|s| s.id)
+        .ok_or_else(|| ApiError::Internal("a shipment was made but is not on the order".into()))?;
+    shipment_answer(StatusCode::CREATED, &changed.order, created)
+}
+
+/// An order's shipments, oldest first (cancelled ones included).
+#[utoipa::path(
+    get, path = "/v1/orders/{id}/shipments", tag = "fulfilment",
+    params(("id" = String, Path, description = "Order id or reference")),
+    responses(
+        (status = 200, description = "The shipments", body = ShipmentList),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_shipments(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<ShipmentList>, ApiError> {
+    let order = read_order(&state, &principal, &lookup(&id)?).await?;
+    Ok(axum::Json(ShipmentList {
+        data: order
+            .shipments
+            .iter()
+            .map(|s| ShipmentResponse::from_domain(&order, s))
+            .collect(),
+    }))
+}
+
+/// A shipment.
+#[utoipa::path(
+    get, path = "/v1/shipments/{id}", tag = "fulfilment",
+    params(("id" = String, Path, description = "shp_…")),
+    responses(
+        (status = 200, description = "The shipment", body = ShipmentResponse, headers(("ETag" = String, description = "Its order's version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such shipment", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_shipment(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let id = shipment_id(&id)?;
+    let order = state
+        .store()
+        .order(&principal.scope(), &OrderLookup::Shipment(id))
+        .await?
+        .ok_or(ApiError::NotFound("shipment"))?;
+    shipment_answer(StatusCode::OK, &order, id)
+}
+
+/// Move a shipment on: `ship`, `in_transit`, `deliver` or `cancel`.
+///
+/// | state | ship | in_transit | deliver | cancel |
+/// |---|---|---|---|---|
+/// | pending | shipped | – | – | cancelled |
+/// | shipped | (again) | in_transit | delivered | – |
+/// | in_transit | – | (again) | delivered | – |
+/// | delivered | – | – | (again) | – |
+///
+/// Shipping (seed 003's release) deducts its units from the order's
+/// reservation and from stock on hand (`deduction` movements). The order's
+/// `fulfillment_status` and `stage` follow; with the tenant's
+/// `auto_complete`, delivering the last units of a paid order completes
+/// it. The same action again changes nothing but the tracking it gives; any
+/// other is a 409 naming the state and what it allows.
+#[utoipa::path(
+    post, path = "/v1/shipments/{id}/{action}", tag = "fulfilment",
+    request_body(content = TrackingRequest, description = "Optional: the carrier and tracking, when they are known (not for cancel)"),
+    params(("id" = String, Path, description = "shp_…"), ("action" = ShipmentAction, Path, description = "ship, in_transit, deliver or cancel"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The shipment after the action", body = ShipmentResponse, headers(("ETag" = String, description = "Its order's version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such shipment or action", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from the shipment's state (`current_state`, `allowed_actions`)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid tracking", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn act_on_shipment(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams((id, action)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<TrackingRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "ship orders")?;
+    let id = shipment_id(&id)?;
+    let action = ShipmentAction::parse(&action)
+        .ok_or_else(|| ApiError::NoRoute(format!("POST /v1/shipments/{id}/{action}")))?;
+    let expected = if_match(&headers)?;
+    let tracking = req.parse()?;
+    let changed = orders::change(
+        &state,
+        &principal,
+        OrderLookup::Shipment(id),
+        expected,
+        action.as_str(),
+        Vec::new(),
+        move |o, book, now| o.act_on_shipment(id, action, tracking, book, now),
+    )
+    .await
+    .map_err(|e| match e {
+        ApiError::NotFound(_) => ApiError::NotFound("shipment"),
+        other => other,
+    })?;
+    shipment_answer(StatusCode::OK, &changed.order, id)
+}
+
+// ---------------------------------------------------------------- returns
+
+/// Record a return of delivered units.
+///
+/// A `requested` return (`return.requested`) of the items and units named,
+/// or of every delivered unit not already in a return; never more than
+/// was delivered. Allowed on confirmed and completed orders.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/returns", tag = "fulfilment",
+    request_body = CreateReturnRequest,
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 201, description = "The return", body = ReturnResponse, headers(("ETag" = String, description = "The order's new version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Nothing delivered is left to return, or the order's status does not allow it", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown item, more units than were delivered and not yet returned, or no reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_return(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    body: JsonBody<CreateReturnRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "record returns")?;
+    let lookup = lookup(&id)?;
+    let expected = if_match(&headers)?;
+    let draft = body.value.into_draft()?;
+    let actor = principal.actor();
+    let changed = orders::change(
+        &state,
+        &principal,
+        lookup,
+        expected,
+        "return",
+        Vec::new(),
+        move |o, _book, now| o.request_return(draft, actor, now).map(Some),
+    )
+    .await?;
+    let created =
+        changed.order.returns.last().map(|r| r.id).ok_or_else(|| {
+            ApiError::Internal("a return was made but is not on the order".into())
+        })?;
+    return_answer(StatusCode::CREATED, &changed.order, created)
+}
+
+/// An order's returns, oldest first.
+#[utoipa::path(
+    get, path = "/v1/orders/{id}/returns", tag = "fulfilment",
+    params(("id" = String, Path, description = "Order id or reference")),
+    responses(
+        (status = 200, description = "The returns", body = ReturnList),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn list_returns(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+) -> Result<axum::Json<ReturnList>, ApiError> {
+    let order = read_order(&state, &principal, &lookup(&id)?).await?;
+    Ok(axum::Json(ReturnList {
+        data: order
+            .returns
+            .iter()
+            .map(|r| ReturnResponse::from_domain(&order, r))
+            .collect(),
+    }))
+}
+
+/// Moves return `return_id` of order `id` by `apply`, and answers with it.
+async fn act_on_return(
+    state: &AppState,
+    principal: &Principal,
+    (id, ret): (String, String),
+    headers: &HeaderMap,
+    action: ReturnAction,
+    apply: impl FnOnce(
+            &mut Order,
+            ReturnId,
+            &mut StockBook,
+            Timestamp,
+        ) -> Result<Option<EventDraft>, Refusal>
+        + Send
+        + 'static,
+) -> Result<Response, ApiError> {
+    let lookup = lookup(&id)?;
+    let rid = return_id(&ret)?;
+    let expected = if_match(headers)?;
+    let changed = orders::change(
+        state,
+        principal,
+        lookup,
+        expected,
+        action.as_str(),
+        Vec::new(),
+        move |o, book, now| apply(o, rid, book, now),
+    )
+    .await?;
+    return_answer(StatusCode::OK, &changed.order, rid)
+}
+
+/// The units of a return are back.
+///
+/// `requested` → `received` (`return.received`): each item goes back in
+/// stock (a `restock` movement, for catalog items whose product tracks
+/// stock) unless said otherwise. The returned units count in the item's
+/// `fulfillment.returned` and the order's `fulfillment_status`
+/// (`partially_returned`, `returned`).
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/returns/{return_id}/receive", tag = "fulfilment",
+    request_body(content = ReceiveReturnRequest, description = "Optional: everything goes back in stock by default"),
+    params(("id" = String, Path, description = "Order id or reference"), ("return_id" = String, Path, description = "ret_…"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The return", body = ReturnResponse, headers(("ETag" = String, description = "The order's version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order or return", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from the return's state", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An item not in the return", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn receive_return(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(ids): PathParams<(String, String)>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<ReceiveReturnRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "receive returns")?;
+    let restock = req.into_restock()?;
+    act_on_return(
+        &state,
+        &principal,
+        ids,
+        &headers,
+        ReturnAction::Receive,
+        move |o, id, book, now| o.receive_return(id, restock, book, now),
+    )
+    .await
+}
+
+/// Give a received return's money back.
+///
+/// `received` → `refunded` (`return.refunded`): refunds of what the
+/// returned units cost (or `amount`), at most what was paid and not yet
+/// refunded: through the payment provider for what it charged (pending
+/// until it says), by hand for the rest. They are the order's refunds,
+/// with the return's items; `payment_status` follows.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/returns/{return_id}/refund", tag = "fulfilment",
+    request_body(content = RefundReturnRequest, description = "Optional"),
+    params(("id" = String, Path, description = "Order id or reference"), ("return_id" = String, Path, description = "ret_…"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The return", body = ReturnResponse, headers(("ETag" = String, description = "The order's version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not refund", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order or return", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not received yet, nothing paid is left to refund, or more than that", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad amount or state", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn refund_return(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(ids): PathParams<(String, String)>,
+    headers: HeaderMap,
+    OptionalJsonBody(req): OptionalJsonBody<RefundReturnRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::Refund, "refund returns")?;
+    let order = read_order(&state, &principal, &lookup(&ids.0)?).await?;
+    let mut errors = FieldErrors::new();
+    let amount = req
+        .amount
+        .as_deref()
+        .and_then(|a| errors.take(positive_amount(order.currency, "amount", a)));
+    let by_hand = match req.state.as_deref() {
+        None | Some("succeeded") => EntryState::Succeeded,
+        Some("pending") => EntryState::Pending,
+        Some(other) => {
+            errors.push(
+                FieldError::new("state", "not how a refund paid by hand stands")
+                    .value(other)
+                    .accepted("succeeded, pending"),
+            );
+            EntryState::Pending
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let how = ReturnRefund { amount, by_hand };
+    let actor = principal.actor();
+    act_on_return(
+        &state,
+        &principal,
+        ids,
+        &headers,
+        ReturnAction::Refund,
+        move |o, id, _book, now| o.refund_return(id, how, actor, now),
+    )
+    .await
+}
+
+/// Close a return without a refund.
+///
+/// `requested` or `received` → `closed` (`return.closed`): units never
+/// received may be returned again; units received stay returned.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/returns/{return_id}/close", tag = "fulfilment",
+    params(("id" = String, Path, description = "Order id or reference"), ("return_id" = String, Path, description = "ret_…"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The return", body = ReturnResponse, headers(("ETag" = String, description = "The order's version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order or return", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed from the return's state", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn close_return(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(ids): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "close returns")?;
+    act_on_return(
+        &state,
+        &principal,
+        ids,
+        &headers,
+        ReturnAction::Close,
+        move |o, id, _book, now| o.close_return(id, now),
+    )
+    .await
+}
