@@ -669,13 +669,24 @@ impl Order {
                     if quantity == 0 {
                         continue;
                     }
-                    let field = format!("lines (item {})", self.lines[i].id);
+                    if self.serialised_by_shipments(i) {
+                        errors.push(
+                            FieldError::new(
+                                "lines",
+                                "earlier shipments named this item's units; list it with the units this one ships",
+                            )
+                            .value(self.lines[i].id)
+                            .accepted("lines, each with the instances it ships"),
+                        );
+                        continue;
+                    }
+                    // The units given with the line: the next ones.
                     let instances = self.shipment_instances(
                         i,
                         quantity,
                         &[],
                         &mut serials,
-                        &field,
+                        "lines",
                         &mut errors,
                     );
                     lines.push(ShipmentLine {
@@ -1448,15 +1459,17 @@ pub(crate) mod tests {
         }
         .expect_err("serialised now");
         assert_eq!(fields(refused), ["lines[0].instances"]);
-        // A case may not belong to a unit of a later item, nor be a plan's.
         let refused = o
-            .create_shipment(
-                with_units(&o, 2, 1, vec![unit(None, Some("SIM-1"))]),
-                Actor::system(),
-                t(),
-            )
-            .expect("a case may refer to the earlier plan's unit");
-        let _ = refused;
+            .create_shipment(ShipmentDraft::default(), Actor::system(), t())
+            .expect_err("everything left, but the plan's units are not named");
+        assert_eq!(fields(refused), ["lines"]);
+        // A unit may belong to a unit of any earlier item: a case to the plan's SIM.
+        o.create_shipment(
+            with_units(&o, 2, 1, vec![unit(None, Some("SIM-1"))]),
+            Actor::system(),
+            t(),
+        )
+        .expect("the plan is an earlier item");
         assert_eq!(o.shipments.len(), 4);
     }
 
@@ -1557,7 +1570,7 @@ pub(crate) mod tests {
         );
         let restock = Restock {
             all: true,
-            lines: BTreeMap::from([(a, true)]),
+            lines: vec![(a, true)],
         };
         let e = shop
             .run(|b| o.receive_return(second, restock, b, t()))
@@ -1598,7 +1611,7 @@ pub(crate) mod tests {
         let r = o.returns[0].id;
         let keep = Restock {
             all: false,
-            lines: BTreeMap::new(),
+            lines: Vec::new(),
         };
         shop.run(|b| o.receive_return(r, keep, b, t()))
             .expect("received");
@@ -1702,7 +1715,7 @@ pub(crate) mod tests {
                     }
                     Step::Receive { ret, restock } => match o.returns.get(ret).map(|r| (r.id, r.lines.clone())) {
                         Some((id, lines)) => {
-                            let got = shop.run(|b| o.receive_return(id, Restock { all: restock, lines: BTreeMap::new() }, b, t()));
+                            let got = shop.run(|b| o.receive_return(id, Restock { all: restock, lines: Vec::new() }, b, t()));
                             if matches!(got, Ok(Some(_))) && restock {
                                 for l in lines {
                                     let i = o.lines.iter().position(|x| x.id == l.line_id).expect("line");

@@ -3,8 +3,6 @@
 //! through the payment ledger's refunds, or `closed` without a refund.
 //! No line ever has more units in returns than were delivered.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -119,11 +117,12 @@ pub struct ReturnDraft {
     pub reason: String,
 }
 
-/// Which received lines go back in stock: `all`, except those named.
+/// Which received lines go back in stock: `all`, except those named (in
+/// the order the request named them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restock {
     pub all: bool,
-    pub lines: BTreeMap<LineId, bool>,
+    pub lines: Vec<(LineId, bool)>,
 }
 
 /// How a return's money goes back.
@@ -292,7 +291,7 @@ impl Order {
             return Ok(None);
         };
         let mut errors = FieldErrors::new();
-        for (k, line) in restock.lines.keys().enumerate() {
+        for (k, (line, _)) in restock.lines.iter().enumerate() {
             if !self.returns[at].lines.iter().any(|l| l.line_id == *line) {
                 errors.push(
                     FieldError::new(
@@ -309,7 +308,11 @@ impl Order {
         }
         let mut lines = self.returns[at].lines.clone();
         for rl in &mut lines {
-            let back = *restock.lines.get(&rl.line_id).unwrap_or(&restock.all);
+            let back = restock
+                .lines
+                .iter()
+                .find(|(line, _)| *line == rl.line_id)
+                .map_or(restock.all, |(_, back)| *back);
             rl.restock = Some(back);
             if back {
                 if let Some(i) = self.lines.iter().position(|l| l.id == rl.line_id) {

@@ -368,7 +368,7 @@ impl ReceiveReturnRequest {
         };
         for (k, l) in self.lines.iter().enumerate() {
             if let Some(id) = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id)) {
-                restock.lines.insert(id, l.restock);
+                restock.lines.push((id, l.restock));
             }
         }
         errors.finish(|| restock).map_err(ApiError::Validation)

@@ -6,7 +6,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, problem, spawn_app, TestApp};
+use crate::helpers::{fields, problem, settle, spawn_app, spawn_app_with, Receiver, TestApp};
 
 impl TestApp {
     /// A confirmed order of catalog lines `(sku, units)`.
@@ -762,4 +762,61 @@ async fn a_paid_order_completes_itself_when_delivered_if_the_shop_asks() {
         .await
         .unwrap();
     assert_eq!(paid["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_and_return_events_reach_the_webhooks_that_want_them() {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_app_with(|c| c.webhooks.allow_private_urls = true).await;
+    app.add_plain_product("A", 4).await;
+    app.settings(json!({"auto_complete": true})).await;
+    app.subscribe(&json!({"url": receiver.url, "event_types": ["shipment.shipped", "shipment.delivered", "order.completed", "return.received"]}))
+        .await;
+    let order = app.confirmed(&[("A", 1)]).await;
+    let id = order["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/orders/{id}/payments"),
+        &json!({"method": "cash", "amount": order["total"], "currency": "NGN"}),
+    )
+    .await;
+    app.deliver_all(id).await;
+    let ret: Value = app
+        .post(
+            &format!("/v1/orders/{id}/returns"),
+            &json!({"reason": "too small"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.post(
+        &format!(
+            "/v1/orders/{id}/returns/{}/receive",
+            ret["id"].as_str().unwrap()
+        ),
+        &json!({}),
+    )
+    .await;
+
+    let requests = settle(|| async { receiver.requests() }, |r| r.len() >= 4).await;
+    let mut events: Vec<Value> = requests
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    events.sort_by_key(|e| e["sequence"].as_u64().unwrap());
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "shipment.shipped",
+            "shipment.delivered",
+            "order.completed",
+            "return.received"
+        ]
+    );
+    // Each carries the order as it was right after it.
+    assert_eq!(events[0]["data"]["fulfillment_status"], "shipped");
+    assert_eq!(events[2]["data"]["status"], "completed");
+    assert_eq!(events[3]["data"]["fulfillment_status"], "returned");
+    assert_eq!(app.stock("A").await, (4, 0), "shipped, then back on hand");
 }
