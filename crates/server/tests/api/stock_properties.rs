@@ -1,7 +1,8 @@
 //! A property test of stock: random sequences of creating, confirming,
-//! editing, cancelling, completing and expiring orders, adjusting stock and
-//! switching the reservation policy, through the real server and database;
-//! after every step each product's counters add up.
+//! editing, cancelling, shipping, delivering and returning orders, expiring
+//! reservations, adjusting stock and switching the reservation policy,
+//! through the real server and database; after every step each product's
+//! counters add up and each order's units and fulfillment status agree.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,11 @@ enum Op {
     Cancel(usize),
     /// Every unit not yet shipped leaves in one shipment.
     Ship(usize),
+    /// Every shipment of every order that left arrives.
+    Deliver,
+    /// Every delivered unit of an order (the first from this one on that
+    /// has any) not yet returned comes back, restocked or not.
+    Return(usize, bool),
     Edit(usize, Vec<(usize, u32)>),
     Adjust(usize, i64),
     Policy(&'static str),
@@ -42,7 +48,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => lines().prop_map(Op::Create),
         3 => any::<usize>().prop_map(Op::Confirm),
         1 => any::<usize>().prop_map(Op::Cancel),
-        1 => any::<usize>().prop_map(Op::Ship),
+        3 => any::<usize>().prop_map(Op::Ship),
+        3 => Just(Op::Deliver),
+        3 => (any::<usize>(), any::<bool>()).prop_map(|(o, r)| Op::Return(o, r)),
         2 => (any::<usize>(), lines()).prop_map(|(o, l)| Op::Edit(o, l)),
         2 => (0..PRODUCTS.len(), prop_oneof![-6..=-1i64, 1..=8i64]).prop_map(|(p, d)| Op::Adjust(p, d)),
         1 => prop::sample::select(vec!["on_confirm", "on_create", "none"]).prop_map(Op::Policy),
@@ -88,6 +96,39 @@ async fn products(app: &TestApp, case: &Case) -> Vec<(i64, i64)> {
     out
 }
 
+/// Each item's units add up (none shipped beyond those ordered, delivered
+/// beyond those shipped, returned beyond those delivered) and the order's
+/// fulfillment status is the one they make.
+fn check_units(order: &Value) {
+    let (mut ordered, mut shipped, mut delivered, mut returned) = (0, 0, 0, 0);
+    for item in order["items"].as_array().unwrap() {
+        let f = &item["fulfillment"];
+        let n = |k: &str| f[k].as_u64().unwrap();
+        assert_eq!(n("ordered"), item["quantity"].as_u64().unwrap(), "{order}");
+        assert!(n("packing") + n("shipped") <= n("ordered"), "{order}");
+        assert!(
+            n("delivered") <= n("shipped") && n("returned") <= n("delivered"),
+            "{order}"
+        );
+        (ordered, shipped, delivered, returned) = (
+            ordered + n("ordered"),
+            shipped + n("shipped"),
+            delivered + n("delivered"),
+            returned + n("returned"),
+        );
+    }
+    let expected = match () {
+        _ if shipped == 0 => "unfulfilled",
+        _ if returned == ordered => "returned",
+        _ if returned > 0 => "partially_returned",
+        _ if delivered == ordered => "delivered",
+        _ if delivered > 0 => "partially_delivered",
+        _ if shipped == ordered => "shipped",
+        _ => "partially_shipped",
+    };
+    assert_eq!(order["fulfillment_status"], expected, "{order}");
+}
+
 /// A 409 for want of stock names only SKUs that really were short, with
 /// what was available before the step.
 fn check_shortages(problem: &Value, case: &Case, before: &[(i64, i64)]) {
@@ -121,30 +162,24 @@ async fn step(app: &TestApp, case: &mut Case, op: &Op) {
             }
             (status, body)
         }
-        Op::Ship(i) => {
-            let Some(id) = case.order(*i).map(str::to_string) else {
-                return;
-            };
-            let held = app.json(&format!("/v1/orders/{id}")).await["reserved"].clone();
-            let r = app
-                .post(&format!("/v1/orders/{id}/shipments"), &json!({}))
-                .await;
-            let (status, body): (StatusCode, Value) = (r.status(), r.json().await.unwrap());
-            if status != StatusCode::CREATED {
-                (status, body)
-            } else {
-                let shipment = body["id"].as_str().unwrap();
-                let r = app
-                    .post(&format!("/v1/shipments/{shipment}/ship"), &json!({}))
-                    .await;
-                assert_eq!(r.status(), StatusCode::OK);
-                // What it held of each product left the shop.
-                for p in 0..PRODUCTS.len() {
-                    case.on_hand[p] -= held[case.sku(p)].as_i64().unwrap_or(0);
+        Op::Ship(i) => ship_one(app, case, *i).await,
+        Op::Deliver => {
+            let mut last = (StatusCode::OK, Value::Null);
+            for id in &case.orders {
+                let shipments = app.json(&format!("/v1/orders/{id}/shipments")).await;
+                for s in shipments["data"].as_array().unwrap() {
+                    if s["state"] == "shipped" {
+                        let sid = s["id"].as_str().unwrap();
+                        let r = app
+                            .post(&format!("/v1/shipments/{sid}/deliver"), &json!({}))
+                            .await;
+                        last = (r.status(), r.json().await.unwrap());
+                    }
                 }
-                (r.status(), r.json().await.unwrap())
             }
+            last
         }
+        Op::Return(i, restock) => return_one(app, case, *i, *restock).await,
         Op::Confirm(i) | Op::Cancel(i) => {
             let Some(id) = case.order(*i).map(str::to_string) else {
                 return;
@@ -214,6 +249,84 @@ async fn step(app: &TestApp, case: &mut Case, op: &Op) {
     check(app, case).await;
 }
 
+/// Ships every unit not yet shipped of the first order from the `i`-th on
+/// that has any, in one shipment.
+async fn ship_one(app: &TestApp, case: &mut Case, i: usize) -> (StatusCode, Value) {
+    let n = case.orders.len();
+    for k in 0..n {
+        let id = case.orders[(i % n + k) % n].clone();
+        let held = app.json(&format!("/v1/orders/{id}")).await["reserved"].clone();
+        let r = app
+            .post(&format!("/v1/orders/{id}/shipments"), &json!({}))
+            .await;
+        let (status, body): (StatusCode, Value) = (r.status(), r.json().await.unwrap());
+        if status != StatusCode::CREATED {
+            assert_eq!(body["type"], "/problems/invalid-transition", "{body}");
+            continue;
+        }
+        let shipment = body["id"].as_str().unwrap();
+        let r = app
+            .post(&format!("/v1/shipments/{shipment}/ship"), &json!({}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // What it held of each product left the shop.
+        for p in 0..PRODUCTS.len() {
+            case.on_hand[p] -= held[case.sku(p)].as_i64().unwrap_or(0);
+        }
+        return (r.status(), r.json().await.unwrap());
+    }
+    (StatusCode::OK, Value::Null)
+}
+
+/// Returns every delivered unit of the first order from the `i`-th on that
+/// has any, and receives them, restocked or not.
+async fn return_one(
+    app: &TestApp,
+    case: &mut Case,
+    i: usize,
+    restock: bool,
+) -> (StatusCode, Value) {
+    let n = case.orders.len();
+    for k in 0..n {
+        let id = case.orders[(i % n + k) % n].clone();
+        let r = app
+            .post(
+                &format!("/v1/orders/{id}/returns"),
+                &json!({"reason": "unwanted"}),
+            )
+            .await;
+        let (status, body): (StatusCode, Value) = (r.status(), r.json().await.unwrap());
+        if status != StatusCode::CREATED {
+            assert_eq!(body["type"], "/problems/invalid-transition", "{body}");
+            continue;
+        }
+        let rid = body["id"].as_str().unwrap();
+        let r = app
+            .post(
+                &format!("/v1/orders/{id}/returns/{rid}/receive"),
+                &json!({"restock": restock}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let order = app.json(&format!("/v1/orders/{id}")).await;
+        // Restocked units of products that count stock are back on hand.
+        for l in body["lines"].as_array().unwrap().iter().filter(|_| restock) {
+            let item = order["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|it| it["id"] == l["line_id"])
+                .unwrap();
+            let p = (0..PRODUCTS.len()).find(|p| item["sku"] == case.sku(*p).as_str());
+            if let Some(p) = p.filter(|p| PRODUCTS[*p].2) {
+                case.on_hand[p] += l["quantity"].as_i64().unwrap();
+            }
+        }
+        return (r.status(), r.json().await.unwrap());
+    }
+    (StatusCode::OK, Value::Null)
+}
+
 /// The invariant: each product's reserved units are exactly what the
 /// orders hold of it, never more than on hand; on hand is what the test
 /// expects; finished orders hold nothing; an order holds no more than its
@@ -226,6 +339,7 @@ async fn check(app: &TestApp, case: &Case) {
         if matches!(order["status"].as_str(), Some("cancelled" | "completed")) {
             assert!(reserved.is_empty(), "a finished order holds stock: {order}");
         }
+        check_units(&order);
         for (sku, n) in reserved {
             let ordered: u64 = order["items"]
                 .as_array()
@@ -271,11 +385,11 @@ fn stock_adds_up_after_any_sequence_of_order_and_stock_changes() {
     let app = rt.block_on(spawn_app());
     let cases = AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
-        cases: 64,
+        cases: 96,
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&prop::collection::vec(op(), 1..25), |ops| {
+    let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
         rt.block_on(async {
             // Every run (shrinking included) starts on products of its own.
             let mut case = Case {
