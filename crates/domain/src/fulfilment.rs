@@ -28,7 +28,7 @@ const MAX_SERIAL_CHARS: usize = 100;
 const MAX_TRACKING_CHARS: usize = 200;
 
 /// One unit of a serialised line (seed 003's `instances`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Instance {
@@ -246,6 +246,14 @@ pub struct ShipmentLine {
     /// The serialised units it carries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instance>,
+    /// Units its shipping took off stock (none for an order that held
+    /// none): at most these may go back on hand with a return.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deducted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Who carries a shipment, and where to follow it.
@@ -539,22 +547,25 @@ impl Order {
     /// cancelled) carries yet, in line order.
     fn unshipped_instances(&self, i: usize) -> Vec<Instance> {
         let line = &self.lines[i];
-        let mut taken: Vec<&Instance> = self
+        let mut taken: BTreeMap<&Instance, usize> = BTreeMap::new();
+        for u in self
             .shipments
             .iter()
             .filter(|s| s.state != ShipmentState::Cancelled)
             .flat_map(|s| &s.lines)
             .filter(|sl| sl.line_id == line.id)
             .flat_map(|sl| &sl.instances)
-            .collect();
+        {
+            *taken.entry(u).or_insert(0) += 1;
+        }
         line.instances
             .iter()
-            .filter(|u| match taken.iter().position(|t| t == u) {
-                Some(at) => {
-                    taken.swap_remove(at);
+            .filter(|u| match taken.get_mut(u) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
                     false
                 }
-                None => true,
+                _ => true,
             })
             .cloned()
             .collect()
@@ -591,6 +602,7 @@ impl Order {
             if given.is_empty() {
                 return free.into_iter().take(quantity as usize).collect();
             }
+            let accepted = units_list(&free);
             let mut chosen = Vec::new();
             for (j, g) in given.iter().enumerate() {
                 match free
@@ -604,7 +616,7 @@ impl Order {
                             "not a unit of this item that is still to ship",
                         )
                         .value(g.key().unwrap_or_default())
-                        .accepted(units_list(&self.unshipped_instances(i))),
+                        .accepted(accepted.clone()),
                     ),
                 }
             }
@@ -693,6 +705,7 @@ impl Order {
                         line_id: self.lines[i].id,
                         quantity,
                         instances,
+                        deducted: 0,
                     });
                 }
             }
@@ -754,6 +767,7 @@ impl Order {
                         line_id: a.line_id,
                         quantity,
                         instances,
+                        deducted: 0,
                     });
                 }
             }
@@ -823,9 +837,9 @@ impl Order {
             return Ok(None);
         }
         if next == ShipmentState::Shipped && !repeat {
-            for sl in &shipment.lines {
+            for sl in &mut shipment.lines {
                 if let Some(i) = self.lines.iter().position(|l| l.id == sl.line_id) {
-                    self.deduct_shipped(i, sl.quantity, book);
+                    sl.deducted = self.deduct_shipped(i, sl.quantity, book);
                 }
             }
         }
@@ -1647,6 +1661,97 @@ pub(crate) mod tests {
             Ok(None)
         );
         assert!(matches!(o.close_return(r, t()), Err(Refusal::State(_))));
+    }
+
+    #[test]
+    fn a_return_puts_back_only_what_shipping_took() {
+        let mut shop = Shop::with(&[("A", 10)]);
+        let mut o = shop.order(&[("A", 2)]);
+        // Stock that stops being held (as under the `none` policy) is not deducted…
+        shop.run(|b| o.release_stock(b)).expect("released");
+        let id = new_shipment(&mut o, ShipmentDraft::default()).expect("all");
+        for a in [ShipmentAction::Ship, ShipmentAction::Deliver] {
+            shop.run(|b| act(&mut o, id, a, b)).expect("moves");
+        }
+        assert_eq!(shop.stock("A"), (10, 0));
+        assert_eq!(o.shipment(id).expect("kept").lines[0].deducted, 0);
+        // …and so its return puts nothing back.
+        o.request_return(
+            ReturnDraft {
+                lines: None,
+                reason: "unwanted".into(),
+            },
+            Actor::system(),
+            t(),
+        )
+        .expect("return");
+        let r = o.returns[0].id;
+        shop.run(|b| {
+            o.receive_return(
+                r,
+                Restock {
+                    all: true,
+                    lines: Vec::new(),
+                },
+                b,
+                t(),
+            )
+        })
+        .expect("received");
+        assert_eq!(shop.stock("A"), (10, 0));
+        assert_eq!(
+            (
+                o.returns[0].lines[0].restock,
+                o.returns[0].lines[0].restocked
+            ),
+            (Some(true), 0)
+        );
+        assert_eq!(o.fulfillment_status, F::Returned);
+    }
+
+    #[test]
+    fn a_return_refund_is_at_most_what_its_units_cost() {
+        let mut o = order_of(TenantId::new(), vec![line_of(None, "Tee", 2, Vec::new())]);
+        o.confirm(t()).expect("confirm");
+        pay(&mut o, 200_000);
+        deliver_everything(&mut o);
+        o.request_return(
+            ReturnDraft {
+                lines: Some(vec![(o.lines[0].id, Some(1))]),
+                reason: "small".into(),
+            },
+            Actor::system(),
+            t(),
+        )
+        .expect("return");
+        let r = o.returns[0].id;
+        let mut book = StockBook::new([], Actor::system(), t());
+        o.receive_return(r, Restock::default(), &mut book, t())
+            .expect("received");
+        let refused = o
+            .refund_return(
+                r,
+                ReturnRefund {
+                    amount: Some(100_001),
+                    by_hand: EntryState::Succeeded,
+                },
+                Actor::system(),
+                t(),
+            )
+            .expect_err("one unit costs 1000.00");
+        assert_eq!(fields(refused), ["amount"]);
+        o.refund_return(
+            r,
+            ReturnRefund {
+                amount: Some(50_000),
+                by_hand: EntryState::Succeeded,
+            },
+            Actor::system(),
+            t(),
+        )
+        .expect("a partial refund");
+        assert_eq!(o.ledger.refunds[0].amount, 50_000);
+        assert_eq!(o.payment_status, PaymentStatus::PartiallyRefunded);
     }
 
     /// One step of a random fulfilment history.

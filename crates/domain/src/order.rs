@@ -279,7 +279,13 @@ impl LineDraft {
             attributes: text.attributes.clone(),
             product_id: None,
             catalog_price: None,
-            instances: text.instances.to_vec(),
+            // Trimmed as kept, so a repeat compares equal; checked with
+            // the order's other lines.
+            instances: text
+                .instances
+                .iter()
+                .map(|u| u.check().unwrap_or_else(|_| u.clone()))
+                .collect(),
         })
     }
 
@@ -391,7 +397,13 @@ impl LineDraft {
             attributes,
             product_id: Some(product.id),
             catalog_price: Some(product.price),
-            instances: text.instances.to_vec(),
+            // Trimmed as kept, so a repeat compares equal; checked with
+            // the order's other lines.
+            instances: text
+                .instances
+                .iter()
+                .map(|u| u.check().unwrap_or_else(|_| u.clone()))
+                .collect(),
         })
     }
 }

@@ -71,9 +71,16 @@ impl ReturnState {
 pub struct ReturnLine {
     pub line_id: LineId,
     pub quantity: u32,
-    /// Whether the units went back in stock, once received.
+    /// Whether the units were to go back in stock, once received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restock: Option<bool>,
+    /// Units that went back on hand (at most what shipping took off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restocked: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Units a buyer sends back.
@@ -163,6 +170,7 @@ impl Order {
                     line_id: l.id,
                     quantity: p.returnable(),
                     restock: None,
+                    restocked: 0,
                 })
                 .collect(),
             Some(asked) if asked.is_empty() => {
@@ -218,6 +226,7 @@ impl Order {
                         line_id: *line_id,
                         quantity,
                         restock: None,
+                        restocked: 0,
                     });
                 }
                 lines
@@ -316,7 +325,7 @@ impl Order {
             rl.restock = Some(back);
             if back {
                 if let Some(i) = self.lines.iter().position(|l| l.id == rl.line_id) {
-                    self.restock(i, rl.quantity, book);
+                    rl.restocked = self.restock(i, rl.quantity, book);
                 }
             }
         }
@@ -358,6 +367,14 @@ impl Order {
             .collect();
         let value = self.refund_lines_value(&units).map_err(Refusal::Invalid)?;
         let refundable = self.ledger.refundable();
+        if let Some(asked) = how.amount.filter(|a| *a > value) {
+            return Err(Refusal::Invalid(
+                FieldError::new("amount", "more than the returned units cost")
+                    .value(self.currency.format_amount(asked))
+                    .accepted(format!("at most {}", self.currency.format_amount(value)))
+                    .into(),
+            ));
+        }
         let amount = how.amount.unwrap_or(value.min(refundable));
         if amount <= 0 || amount > refundable {
             return Err(self.ledger_refusal(if refundable == 0 {

@@ -254,39 +254,59 @@ impl Order {
     /// Units of line `i` left the shop: what the order holds of its SKU
     /// comes off both the reserved and the on-hand units of the product
     /// (an order that holds none of it, as under the `none` policy, moves
-    /// nothing).
-    pub(crate) fn deduct_shipped(&mut self, i: usize, units: u32, book: &mut StockBook) {
-        let Some(sku) = self.lines[i]
-            .sku
-            .clone()
-            .filter(|_| self.lines[i].product_id.is_some())
-        else {
-            return;
+    /// nothing). Returns the units deducted.
+    pub(crate) fn deduct_shipped(&mut self, i: usize, units: u32, book: &mut StockBook) -> u32 {
+        let Some(sku) = self.catalog_sku(i) else {
+            return 0;
         };
         let Some(held) = self.reserved.get_mut(&sku) else {
-            return;
+            return 0;
         };
         let n = units.min(*held);
         *held -= n;
         if *held == 0 {
             self.reserved.remove(&sku);
         }
-        let n = i64::from(n);
         if n > 0 {
-            book.record(&sku, MovementKind::Deduction, -n, -n, self.id);
+            let d = i64::from(n);
+            book.record(&sku, MovementKind::Deduction, -d, -d, self.id);
         }
+        n
     }
 
     /// Units of line `i` came back in a sellable state: they go back on
-    /// hand, if its product tracks stock.
-    pub(crate) fn restock(&mut self, i: usize, units: u32, book: &mut StockBook) {
-        let line = &self.lines[i];
-        let Some(sku) = line.sku.clone() else { return };
-        let tracked = book
-            .product(&sku)
-            .is_some_and(|p| p.track_stock && Some(p.id) == line.product_id);
-        if tracked && units > 0 {
-            book.record(&sku, MovementKind::Restock, i64::from(units), 0, self.id);
+    /// hand, as many as shipping took off and returns did not already put
+    /// back (an order that held no stock moved none, and puts none back).
+    /// Returns the units restocked.
+    pub(crate) fn restock(&mut self, i: usize, units: u32, book: &mut StockBook) -> u32 {
+        let Some(sku) = self.catalog_sku(i) else {
+            return 0;
+        };
+        let line = self.lines[i].id;
+        let deducted: u32 = self
+            .shipments
+            .iter()
+            .flat_map(|s| &s.lines)
+            .filter(|sl| sl.line_id == line)
+            .map(|sl| sl.deducted)
+            .sum();
+        let restocked: u32 = self
+            .returns
+            .iter()
+            .flat_map(|r| &r.lines)
+            .filter(|rl| rl.line_id == line)
+            .map(|rl| rl.restocked)
+            .sum();
+        let n = units.min(deducted.saturating_sub(restocked));
+        if n > 0 {
+            book.record(&sku, MovementKind::Restock, i64::from(n), 0, self.id);
         }
+        n
+    }
+
+    /// The SKU of line `i` if it was taken from the catalog.
+    fn catalog_sku(&self, i: usize) -> Option<Sku> {
+        let line = &self.lines[i];
+        line.sku.clone().filter(|_| line.product_id.is_some())
     }
 }

@@ -122,8 +122,11 @@ impl ShipmentResponse {
 pub struct ReturnLineResponse {
     pub line_id: String,
     pub quantity: u32,
-    /// Once received: whether the units went back in stock.
+    /// Once received: whether the units were to go back in stock.
     pub restock: Option<bool>,
+    /// Units that went back on hand: at most what shipping took off stock
+    /// (an order that held no stock moved none, and puts none back).
+    pub restocked: u32,
 }
 
 /// Units a buyer sends back.
@@ -161,6 +164,7 @@ impl ReturnResponse {
                     line_id: l.line_id.to_string(),
                     quantity: l.quantity,
                     restock: l.restock,
+                    restocked: l.restocked,
                 })
                 .collect(),
             reason: r.reason.clone(),

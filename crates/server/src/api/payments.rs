@@ -217,7 +217,6 @@ pub(crate) fn paid_at(text: &str) -> Result<Timestamp, FieldError> {
     Ok(at)
 }
 
-/// A reason (for a refund, a rejection): 1 to 500 characters.
 /// The id of one of an order's items, named `field` in errors.
 pub(crate) fn line_id(field: String, text: &str) -> Result<LineId, FieldError> {
     LineId::parse(text).ok_or_else(|| {
@@ -227,6 +226,7 @@ pub(crate) fn line_id(field: String, text: &str) -> Result<LineId, FieldError> {
     })
 }
 
+/// A reason (for a refund, a rejection): 1 to 500 characters.
 pub(crate) fn reason(text: &str) -> Result<String, FieldError> {
     let reason = text.trim();
     if reason.is_empty() || reason.chars().count() > 500 {

@@ -632,11 +632,23 @@ async fn returns_are_bounded_restocked_and_refunded() {
         .json()
         .await
         .unwrap();
+    assert_eq!(received["lines"][0]["restocked"], 1, "{received}");
     assert_eq!(received["lines"][0]["restock"], true);
     assert_eq!(app.stock("A").await, (9, 1), "the unit is back on hand");
     let o = app.json(&format!("/v1/orders/{id}")).await;
     assert_eq!(o["fulfillment_status"], "partially_returned");
     assert_eq!(o["items"][0]["fulfillment"]["returned"], 1);
+    let p = problem(
+        app.post(
+            &format!("/v1/orders/{id}/returns/{rid}/refund"),
+            &json!({"amount": "12500.51"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["amount"]);
+    assert_eq!(p["errors"][0]["accepted"], "at most 12500.50");
     let refunded: Value = app
         .post(&format!("/v1/orders/{id}/returns/{rid}/refund"), &json!({}))
         .await
@@ -672,7 +684,7 @@ async fn returns_are_bounded_restocked_and_refunded() {
         .unwrap();
     assert_eq!(
         second["lines"],
-        json!([{"line_id": a, "quantity": 1, "restock": null}])
+        json!([{"line_id": a, "quantity": 1, "restock": null, "restocked": 0}])
     );
     let sid2 = second["id"].as_str().unwrap();
     let p = problem(

@@ -236,7 +236,6 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Creates an order and returns it, asserting a 201.
     /// Ships every unit of confirmed order `id` not yet in a shipment, in
     /// one shipment, and delivers it; returns the order.
     pub async fn deliver_all(&self, id: &str) -> Value {
@@ -255,6 +254,7 @@ impl TestApp {
         self.json(&format!("/v1/orders/{id}")).await
     }
 
+    /// Creates an order and returns it, asserting a 201.
     pub async fn create(&self, body: &Value) -> Value {
         let r = self.post("/v1/orders", body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "create failed");

@@ -64,6 +64,8 @@ struct Case {
     /// On hand per product, as adjustments and completions left it.
     on_hand: [i64; PRODUCTS.len()],
     orders: Vec<String>,
+    /// Units shipping took off stock and no return put back, per order and product.
+    out: BTreeMap<String, [i64; PRODUCTS.len()]>,
 }
 
 impl Case {
@@ -271,7 +273,9 @@ async fn ship_one(app: &TestApp, case: &mut Case, i: usize) -> (StatusCode, Valu
         assert_eq!(r.status(), StatusCode::OK);
         // What it held of each product left the shop.
         for p in 0..PRODUCTS.len() {
-            case.on_hand[p] -= held[case.sku(p)].as_i64().unwrap_or(0);
+            let n = held[case.sku(p)].as_i64().unwrap_or(0);
+            case.on_hand[p] -= n;
+            case.out.entry(id.clone()).or_insert([0; PRODUCTS.len()])[p] += n;
         }
         return (r.status(), r.json().await.unwrap());
     }
@@ -309,7 +313,7 @@ async fn return_one(
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let order = app.json(&format!("/v1/orders/{id}")).await;
-        // Restocked units of products that count stock are back on hand.
+        // Restocked units go back on hand, as many as their shipping took off.
         for l in body["lines"].as_array().unwrap().iter().filter(|_| restock) {
             let item = order["items"]
                 .as_array()
@@ -318,8 +322,11 @@ async fn return_one(
                 .find(|it| it["id"] == l["line_id"])
                 .unwrap();
             let p = (0..PRODUCTS.len()).find(|p| item["sku"] == case.sku(*p).as_str());
-            if let Some(p) = p.filter(|p| PRODUCTS[*p].2) {
-                case.on_hand[p] += l["quantity"].as_i64().unwrap();
+            if let Some(p) = p {
+                let out = &mut case.out.entry(id.clone()).or_insert([0; PRODUCTS.len()])[p];
+                let back = l["quantity"].as_i64().unwrap().min(*out);
+                *out -= back;
+                case.on_hand[p] += back;
             }
         }
         return (r.status(), r.json().await.unwrap());
@@ -396,6 +403,7 @@ fn stock_adds_up_after_any_sequence_of_order_and_stock_changes() {
                 prefix: format!("P{}", cases.fetch_add(1, Ordering::Relaxed)),
                 on_hand: PRODUCTS.map(|(_, n, _)| n),
                 orders: Vec::new(),
+                out: BTreeMap::new(),
             };
             for (p, (_, on_hand, track)) in PRODUCTS.iter().enumerate() {
                 app.add_product(&json!({
