@@ -814,8 +814,19 @@ impl Order {
         };
         let state = self.shipments[at].state;
         if action == ShipmentAction::Cancel && tracking != Tracking::default() {
+            // Name the field that was sent.
+            let field = match &tracking {
+                Tracking {
+                    carrier: Some(_), ..
+                } => "carrier",
+                Tracking {
+                    tracking_number: Some(_),
+                    ..
+                } => "tracking_number",
+                _ => "tracking_url",
+            };
             return Err(Refusal::Invalid(
-                FieldError::new("carrier", "a cancelled shipment is not tracked")
+                FieldError::new(field, "a cancelled shipment is not tracked")
                     .accepted("no carrier, tracking_number or tracking_url")
                     .into(),
             ));
@@ -1222,6 +1233,11 @@ pub(crate) mod tests {
             .expect_err("gone");
         assert!(
             matches!(refused, Refusal::State(StateError { allowed, .. }) if allowed == ["in_transit", "deliver"])
+        );
+        let pending = new_shipment(&mut o, ShipmentDraft::default()).err();
+        assert!(
+            matches!(pending, Some(Refusal::Transition(_))),
+            "all units shipped"
         );
         // Tracking given later, on the same step, is a change.
         let later = Tracking::parse(

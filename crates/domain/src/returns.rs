@@ -301,7 +301,13 @@ impl Order {
         };
         let mut errors = FieldErrors::new();
         for (k, (line, _)) in restock.lines.iter().enumerate() {
-            if !self.returns[at].lines.iter().any(|l| l.line_id == *line) {
+            if restock.lines[..k].iter().any(|(other, _)| other == line) {
+                errors.push(
+                    FieldError::new(format!("lines[{k}].line_id"), "this item is already named")
+                        .value(line)
+                        .accepted("each item once"),
+                );
+            } else if !self.returns[at].lines.iter().any(|l| l.line_id == *line) {
                 errors.push(
                     FieldError::new(
                         format!("lines[{k}].line_id"),

@@ -366,6 +366,16 @@ async fn shipments_refuse_what_their_state_does_not_allow() {
 
     // Cancelling the order calls off the shipment being packed.
     let s: Value = app.ship(id, &json!({})).await.json().await.unwrap();
+    let p = problem(
+        app.post(
+            &format!("/v1/shipments/{}/cancel", s["id"].as_str().unwrap()),
+            &json!({"tracking_url": "https://track.example.com/1"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["tracking_url"]);
     let r = app
         .post(
             &format!("/v1/orders/{id}/cancel"),
