@@ -26,6 +26,7 @@ use crate::timestamp::Timestamp;
 pub const MAX_SHIPMENTS: usize = 200;
 const MAX_SERIAL_CHARS: usize = 100;
 const MAX_TRACKING_CHARS: usize = 200;
+const MAX_CARRIER_CHARS: usize = 100;
 
 /// One unit of a serialised line (seed 003's `instances`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -276,7 +277,8 @@ impl Tracking {
         url: Option<&str>,
     ) -> Result<Tracking, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let carrier = carrier.and_then(|c| errors.take(check_text("carrier", c, 100)));
+        let carrier =
+            carrier.and_then(|c| errors.take(check_text("carrier", c, MAX_CARRIER_CHARS)));
         let tracking_number =
             number.and_then(|n| errors.take(check_text("tracking_number", n, MAX_TRACKING_CHARS)));
         let tracking_url = url.and_then(|u| {
@@ -419,7 +421,94 @@ pub fn fulfilment_of(progress: &[LineProgress]) -> FulfillmentStatus {
     }
 }
 
+/// How a shipment or a return words its checks of the units it asks for.
+pub(crate) struct Asking {
+    /// "shipment", "return".
+    pub what: &'static str,
+    /// Why a quantity is refused.
+    pub too_many: &'static str,
+    /// What is accepted when an item has no unit left.
+    pub none_left: &'static str,
+}
+
+const SHIPPING: Asking = Asking {
+    what: "shipment",
+    too_many: "more units than the item has left to ship",
+    none_left: "none: every unit of this item is already in a shipment",
+};
+
 impl Order {
+    /// Checks units asked of the order's lines: `asked[k]` is `(line,
+    /// units)`, units by default all of what is `left` of the line. Each
+    /// must be a line of the order, named once, for 1 to what is left.
+    /// Returns `(k, line index, units)` of those that pass; errors name
+    /// `lines[k].…`.
+    pub(crate) fn units_asked(
+        &self,
+        asked: &[(LineId, Option<u32>)],
+        left: &[u32],
+        asking: &Asking,
+        errors: &mut FieldErrors,
+    ) -> Vec<(usize, usize, u32)> {
+        let index = self.line_index();
+        let mut passed = Vec::new();
+        for (k, (line_id, quantity)) in asked.iter().enumerate() {
+            let Some(&i) = index.get(line_id) else {
+                errors.push(
+                    FieldError::new(format!("lines[{k}].line_id"), "no such item on this order")
+                        .value(line_id)
+                        .accepted("the id of one of the order's items"),
+                );
+                continue;
+            };
+            if asked[..k].iter().any(|(other, _)| other == line_id) {
+                errors.push(
+                    FieldError::new(
+                        format!("lines[{k}].line_id"),
+                        format!("this item is already in the {}", asking.what),
+                    )
+                    .value(line_id)
+                    .accepted("each item once"),
+                );
+                continue;
+            }
+            let left = left[i];
+            let quantity = quantity.unwrap_or(left);
+            if quantity == 0 || quantity > left {
+                errors.push(
+                    FieldError::new(format!("lines[{k}].quantity"), asking.too_many)
+                        .value(quantity)
+                        .accepted(if left == 0 {
+                            asking.none_left.to_string()
+                        } else {
+                            format!("1 to {left}")
+                        }),
+                );
+                continue;
+            }
+            passed.push((k, i, quantity));
+        }
+        passed
+    }
+
+    /// Each line's position, by id.
+    fn line_index(&self) -> BTreeMap<LineId, usize> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.id, i))
+            .collect()
+    }
+
+    /// The lines of shipments not cancelled that carry units of `line`.
+    fn live_shipment_lines(&self, line: LineId) -> impl Iterator<Item = &ShipmentLine> {
+        self.shipments
+            .iter()
+            .filter(|s| s.state != ShipmentState::Cancelled)
+            .flat_map(|s| &s.lines)
+            .filter(move |sl| sl.line_id == line)
+    }
+
     /// How far each line's units have got, in line order.
     pub fn progress(&self) -> Vec<LineProgress> {
         let mut progress: Vec<LineProgress> = self
@@ -430,12 +519,7 @@ impl Order {
                 ..LineProgress::default()
             })
             .collect();
-        let index: BTreeMap<LineId, usize> = self
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.id, i))
-            .collect();
+        let index = self.line_index();
         for s in &self.shipments {
             for sl in &s.lines {
                 let Some(p) = index.get(&sl.line_id).map(|i| &mut progress[*i]) else {
@@ -514,12 +598,7 @@ impl Order {
     /// The serials of the units the order knows: given with its lines and
     /// carried by shipments not cancelled.
     fn serials(&self) -> Serials {
-        let index: BTreeMap<LineId, usize> = self
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.id, i))
-            .collect();
+        let index = self.line_index();
         let mut known = BTreeMap::new();
         for (i, line) in self.lines.iter().enumerate() {
             for s in line.instances.iter().filter_map(|u| u.serial.clone()) {
@@ -549,11 +628,7 @@ impl Order {
         let line = &self.lines[i];
         let mut taken: BTreeMap<&Instance, usize> = BTreeMap::new();
         for u in self
-            .shipments
-            .iter()
-            .filter(|s| s.state != ShipmentState::Cancelled)
-            .flat_map(|s| &s.lines)
-            .filter(|sl| sl.line_id == line.id)
+            .live_shipment_lines(line.id)
             .flat_map(|sl| &sl.instances)
         {
             *taken.entry(u).or_insert(0) += 1;
@@ -577,11 +652,8 @@ impl Order {
         let line = &self.lines[i];
         line.instances.is_empty()
             && self
-                .shipments
-                .iter()
-                .filter(|s| s.state != ShipmentState::Cancelled)
-                .flat_map(|s| &s.lines)
-                .any(|sl| sl.line_id == line.id && !sl.instances.is_empty())
+                .live_shipment_lines(line.id)
+                .any(|sl| !sl.instances.is_empty())
     }
 
     /// The units of line `i` a shipment of `quantity` of them carries:
@@ -714,57 +786,22 @@ impl Order {
                     .accepted("leave lines out to ship every unit not yet in a shipment"),
             ),
             Some(asked) => {
-                for (k, a) in asked.iter().enumerate() {
+                let units: Vec<(LineId, Option<u32>)> =
+                    asked.iter().map(|a| (a.line_id, a.quantity)).collect();
+                let left: Vec<u32> = progress.iter().map(LineProgress::unallocated).collect();
+                for (k, i, quantity) in self.units_asked(&units, &left, &SHIPPING, &mut errors) {
                     let field = format!("lines[{k}]");
-                    let Some(i) = self.lines.iter().position(|l| l.id == a.line_id) else {
-                        errors.push(
-                            FieldError::new(
-                                format!("{field}.line_id"),
-                                "no such item on this order",
-                            )
-                            .value(a.line_id)
-                            .accepted("the id of one of the order's items"),
-                        );
-                        continue;
-                    };
-                    if asked[..k].iter().any(|b| b.line_id == a.line_id) {
-                        errors.push(
-                            FieldError::new(
-                                format!("{field}.line_id"),
-                                "this item is already in the shipment",
-                            )
-                            .value(a.line_id)
-                            .accepted("each item once"),
-                        );
-                        continue;
-                    }
-                    let left = progress[i].unallocated();
-                    let quantity = a.quantity.unwrap_or(left);
-                    if quantity == 0 || quantity > left {
-                        errors.push(
-                            FieldError::new(
-                                format!("{field}.quantity"),
-                                "more units than the item has left to ship",
-                            )
-                            .value(quantity)
-                            .accepted(if left == 0 {
-                                "none: every unit of this item is already in a shipment".to_string()
-                            } else {
-                                format!("1 to {left}")
-                            }),
-                        );
-                        continue;
-                    }
+                    let given = &asked[k].instances;
                     let instances = self.shipment_instances(
                         i,
                         quantity,
-                        &a.instances,
+                        given,
                         &mut serials,
                         &field,
                         &mut errors,
                     );
                     lines.push(ShipmentLine {
-                        line_id: a.line_id,
+                        line_id: self.lines[i].id,
                         quantity,
                         instances,
                         deducted: 0,

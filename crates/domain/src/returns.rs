@@ -9,13 +9,19 @@ use serde_json::{json, Value};
 use crate::charge::GiveBack;
 use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
-use crate::fulfilment::StateError;
+use crate::fulfilment::{Asking, StateError};
 use crate::ids::{LineId, RefundId, ReturnId};
 use crate::ledger::{EntryState, LedgerError, RefundLine};
 use crate::order::{Order, Refusal};
 use crate::status::Action;
 use crate::stock::StockBook;
 use crate::timestamp::Timestamp;
+
+const RETURNING: Asking = Asking {
+    what: "return",
+    too_many: "more units than were delivered and are not already in a return",
+    none_left: "none: no delivered unit of this item is left to return",
+};
 
 /// The most returns one order may have.
 pub const MAX_RETURNS: usize = 100;
@@ -181,55 +187,16 @@ impl Order {
                 Vec::new()
             }
             Some(asked) => {
-                let mut lines = Vec::new();
-                for (k, (line_id, quantity)) in asked.iter().enumerate() {
-                    let Some(i) = self.lines.iter().position(|l| l.id == *line_id) else {
-                        errors.push(
-                            FieldError::new(
-                                format!("lines[{k}].line_id"),
-                                "no such item on this order",
-                            )
-                            .value(line_id)
-                            .accepted("the id of one of the order's items"),
-                        );
-                        continue;
-                    };
-                    if asked[..k].iter().any(|(other, _)| other == line_id) {
-                        errors.push(
-                            FieldError::new(
-                                format!("lines[{k}].line_id"),
-                                "this item is already in the return",
-                            )
-                            .value(line_id)
-                            .accepted("each item once"),
-                        );
-                        continue;
-                    }
-                    let left = progress[i].returnable();
-                    let quantity = quantity.unwrap_or(left);
-                    if quantity == 0 || quantity > left {
-                        errors.push(
-                            FieldError::new(
-                                format!("lines[{k}].quantity"),
-                                "more units than were delivered and are not already in a return",
-                            )
-                            .value(quantity)
-                            .accepted(if left == 0 {
-                                "none: no delivered unit of this item is left to return".to_string()
-                            } else {
-                                format!("1 to {left}")
-                            }),
-                        );
-                        continue;
-                    }
-                    lines.push(ReturnLine {
-                        line_id: *line_id,
+                let left: Vec<u32> = progress.iter().map(|p| p.returnable()).collect();
+                self.units_asked(&asked, &left, &RETURNING, &mut errors)
+                    .into_iter()
+                    .map(|(_, i, quantity)| ReturnLine {
+                        line_id: self.lines[i].id,
                         quantity,
                         restock: None,
                         restocked: 0,
-                    });
-                }
-                lines
+                    })
+                    .collect()
             }
         };
         if !errors.is_empty() {

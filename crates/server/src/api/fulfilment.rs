@@ -7,10 +7,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use ordo_domain::order::MAX_QUANTITY;
 use ordo_domain::{
-    EntryState, EventDraft, FieldError, FieldErrors, Instance, LineProgress, Order, Permission,
-    Refusal, Restock, Return, ReturnAction, ReturnDraft, ReturnId, ReturnRefund, ReturnState,
-    Shipment, ShipmentAction, ShipmentDraft, ShipmentId, ShipmentLineDraft, ShipmentState,
-    StockBook, Timestamp, Tracking,
+    EntryState, EventDraft, FieldError, FieldErrors, Instance, LineId, LineProgress, Order,
+    Permission, Refusal, Restock, Return, ReturnAction, ReturnDraft, ReturnId, ReturnRefund,
+    ReturnState, Shipment, ShipmentAction, ShipmentDraft, ShipmentId, ShipmentLineDraft,
+    ShipmentState, StockBook, Timestamp, Tracking,
 };
 use ordo_store::OrderLookup;
 use serde::{Deserialize, Serialize};
@@ -311,6 +311,23 @@ fn units(field: String, n: i64) -> Result<u32, FieldError> {
         })
 }
 
+/// The item and units `lines[k]` of a request asks for, each checked.
+fn asked(
+    k: usize,
+    line: &str,
+    quantity: Option<i64>,
+    errors: &mut FieldErrors,
+) -> Option<(LineId, Option<u32>)> {
+    let id = errors.take(line_id(format!("lines[{k}].line_id"), line));
+    // A refused quantity is named in `errors`; the request goes no further.
+    let quantity = quantity.map(|q| {
+        errors
+            .take(units(format!("lines[{k}].quantity"), q))
+            .unwrap_or(0)
+    });
+    Some((id?, quantity))
+}
+
 impl CreateShipmentRequest {
     fn into_draft(self) -> Result<ShipmentDraft, ApiError> {
         let mut errors = FieldErrors::new();
@@ -320,13 +337,10 @@ impl CreateShipmentRequest {
                 .into_iter()
                 .enumerate()
                 .filter_map(|(k, l)| {
-                    let id = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id));
-                    let quantity = l
-                        .quantity
-                        .map(|q| errors.take(units(format!("lines[{k}].quantity"), q)));
+                    let (line_id, quantity) = asked(k, &l.line_id, l.quantity, &mut errors)?;
                     Some(ShipmentLineDraft {
-                        line_id: id?,
-                        quantity: quantity.map(|q| q.unwrap_or(0)),
+                        line_id,
+                        quantity,
                         instances: l.instances,
                     })
                 })
@@ -347,13 +361,7 @@ impl CreateReturnRequest {
             lines
                 .into_iter()
                 .enumerate()
-                .filter_map(|(k, l)| {
-                    let id = errors.take(line_id(format!("lines[{k}].line_id"), &l.line_id));
-                    let quantity = l
-                        .quantity
-                        .map(|q| errors.take(units(format!("lines[{k}].quantity"), q)));
-                    Some((id?, quantity.map(|q| q.unwrap_or(0))))
-                })
+                .filter_map(|(k, l)| asked(k, &l.line_id, l.quantity, &mut errors))
                 .collect()
         });
         match reason {
@@ -396,9 +404,7 @@ fn shipment_answer(
     id: ShipmentId,
 ) -> Result<Response, ApiError> {
     let s = order.shipment(id).ok_or(ApiError::NotFound("shipment"))?;
-    let body = serde_json::to_vec(&ShipmentResponse::from_domain(order, s))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = json_response(status, body, Some(order.version));
+    let mut response = answer(status, order, &ShipmentResponse::from_domain(order, s))?;
     if status == StatusCode::CREATED {
         if let Ok(at) = HeaderValue::from_str(&format!("/v1/shipments/{id}")) {
             response.headers_mut().insert(header::LOCATION, at);
@@ -409,8 +415,12 @@ fn shipment_answer(
 
 fn return_answer(status: StatusCode, order: &Order, id: ReturnId) -> Result<Response, ApiError> {
     let r = order.return_of(id).ok_or(ApiError::NotFound("return"))?;
-    let body = serde_json::to_vec(&ReturnResponse::from_domain(order, r))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    answer(status, order, &ReturnResponse::from_domain(order, r))
+}
+
+/// `body` as JSON, with its order's version as ETag.
+fn answer(status: StatusCode, order: &Order, body: &impl Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json_response(status, body, Some(order.version)))
 }
 
