@@ -102,13 +102,16 @@ event_types! {
     ReceiptApproved = "receipt.approved",
     ReceiptRejected = "receipt.rejected",
     ShipmentCreated = "shipment.created",
+    ShipmentUpdated = "shipment.updated",
     ShipmentShipped = "shipment.shipped",
     ShipmentInTransit = "shipment.in_transit",
     ShipmentDelivered = "shipment.delivered",
     ShipmentCancelled = "shipment.cancelled",
     ReturnRequested = "return.requested",
     ReturnReceived = "return.received",
+    ReturnRefundPending = "return.refund_pending",
     ReturnRefunded = "return.refunded",
+    ReturnRefundFailed = "return.refund_failed",
     ReturnClosed = "return.closed",
 }
 

@@ -334,7 +334,7 @@ pub struct Shipment {
 }
 
 impl Shipment {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "id": self.id,
             "state": self.state,
@@ -492,7 +492,7 @@ impl Order {
     }
 
     /// Each line's position, by id.
-    fn line_index(&self) -> BTreeMap<LineId, usize> {
+    pub(crate) fn line_index(&self) -> BTreeMap<LineId, usize> {
         self.lines
             .iter()
             .enumerate()
@@ -913,6 +913,8 @@ impl Order {
         self.touch(now);
         Ok(Some(EventDraft {
             event_type: match action {
+                // Only the tracking changed.
+                _ if repeat => EventType::ShipmentUpdated,
                 ShipmentAction::Ship => EventType::ShipmentShipped,
                 ShipmentAction::InTransit => EventType::ShipmentInTransit,
                 ShipmentAction::Deliver => EventType::ShipmentDelivered,

@@ -41,6 +41,7 @@ macro_rules! str_enum {
 }
 
 pub mod access;
+pub mod aftermath;
 pub mod charge;
 pub mod contact;
 pub mod event;

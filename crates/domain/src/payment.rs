@@ -142,16 +142,21 @@ impl Order {
         let from = self.payment_status;
         self.payment_status = self.ledger.status(self.total);
         self.touch(now);
+        data["payment_status"] = json!({ "from": from, "to": self.payment_status });
+        self.money_figures(&mut data);
+        EventDraft { event_type, data }
+    }
+
+    /// What was paid and refunded and what is due, as events show it.
+    pub(crate) fn money_figures(&self, data: &mut Value) {
         let t = self.ledger.totals(self.total);
         let c = self.currency;
-        data["payment_status"] = json!({ "from": from, "to": self.payment_status });
         data["amount_paid"] = json!(c.format_amount(t.paid));
         data["amount_refunded"] = json!(c.format_amount(t.refunded));
         data["amount_due"] = json!(c.format_amount(t.due));
         if t.overpaid > 0 {
             data["amount_overpaid"] = json!(c.format_amount(t.overpaid));
         }
-        EventDraft { event_type, data }
     }
 
     /// Records a payment (`payment.recorded`). A repeat of a payment

@@ -1,7 +1,8 @@
 //! Goods coming back: a return of delivered units is `requested`, then
 //! `received` (each line put back in stock or not), then `refunded`
-//! through the payment ledger's refunds, or `closed` without a refund.
-//! No line ever has more units in returns than were delivered.
+//! through the payment ledger's refunds (`refund_pending` until they all
+//! succeed; `received` again when one fails), or `closed` without a
+//! refund. No line ever has more units in returns than were delivered.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -11,7 +12,7 @@ use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
 use crate::fulfilment::{Asking, StateError};
 use crate::ids::{LineId, RefundId, ReturnId};
-use crate::ledger::{EntryState, LedgerError, RefundLine};
+use crate::ledger::{EntryState, LedgerError, Refund, RefundLine};
 use crate::order::{Order, Refusal};
 use crate::status::Action;
 use crate::stock::StockBook;
@@ -31,9 +32,12 @@ str_enum!(
     ReturnState {
         /// The buyer asked to send units back.
         Requested = "requested",
-        /// The units are back at the shop.
+        /// The units are back at the shop (and, after a failed refund,
+        /// their money may be given back again).
         Received = "received",
-        /// Their money went back (through the payment ledger's refunds).
+        /// Refunds of their money are under way.
+        RefundPending = "refund_pending",
+        /// Their money went back: every refund of the return succeeded.
         Refunded = "refunded",
         /// Ended without a refund (never sent, or kept without one).
         Closed = "closed",
@@ -50,7 +54,9 @@ str_enum!(
 );
 
 impl ReturnState {
-    /// The transition table of a return.
+    /// The transition table of a return. `refund` leads to `refunded` once
+    /// its refunds succeed, to `refund_pending` until then; the refunds
+    /// settling move it on (to `refunded`, or back to `received`).
     pub fn after(self, action: ReturnAction) -> Option<ReturnState> {
         use ReturnAction as A;
         use ReturnState as S;
@@ -104,9 +110,17 @@ pub struct Return {
     pub refunded_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<Timestamp>,
-    /// The refunds that gave the money back.
+    /// The refunds that gave (or tried to give) the money back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refund_ids: Vec<RefundId>,
+    /// What its refunds are to give back in all: it is `refunded` once
+    /// those that succeeded make it up.
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub refund_amount: i64,
+}
+
+fn is_zero_amount(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Return {
@@ -116,8 +130,12 @@ impl Return {
         self.state == ReturnState::Requested || self.received_at.is_some()
     }
 
-    fn to_json(&self) -> Value {
-        json!({ "id": self.id, "state": self.state, "lines": self.lines, "reason": self.reason })
+    pub(crate) fn to_json(&self) -> Value {
+        let mut shown = json!({ "id": self.id, "state": self.state, "lines": self.lines, "reason": self.reason });
+        if !self.refund_ids.is_empty() {
+            shown["refund_ids"] = json!(self.refund_ids);
+        }
+        shown
     }
 }
 
@@ -213,6 +231,7 @@ impl Order {
             refunded_at: None,
             closed_at: None,
             refund_ids: Vec::new(),
+            refund_amount: 0,
         };
         let data = json!({ "return": ret.to_json() });
         self.returns.push(ret);
@@ -236,7 +255,9 @@ impl Order {
             ReturnAction::Receive => {
                 self.returns[at].received_at.is_some() && state != ReturnState::Closed
             }
-            ReturnAction::Refund => state == ReturnState::Refunded,
+            ReturnAction::Refund => {
+                matches!(state, ReturnState::RefundPending | ReturnState::Refunded)
+            }
             ReturnAction::Close => state == ReturnState::Closed,
         };
         if done {
@@ -330,25 +351,47 @@ impl Order {
         let Some(at) = self.return_for(id, ReturnAction::Refund)? else {
             return Ok(None);
         };
-        let units: Vec<RefundLine> = self.returns[at]
-            .lines
+        let ret = &self.returns[at];
+        // What earlier attempts gave back (one that failed gave nothing);
+        // the units go with the first refund that did not fail.
+        let earlier: Vec<&Refund> = ret
+            .refund_ids
             .iter()
-            .map(|l| RefundLine {
-                line_id: l.line_id,
-                quantity: l.quantity,
-            })
+            .filter_map(|id| self.refund(*id))
+            .filter(|r| r.state != EntryState::Failed)
             .collect();
-        let value = self.refund_lines_value(&units).map_err(Refusal::Invalid)?;
+        let given: i64 = earlier.iter().map(|r| r.amount).sum();
+        let units: Vec<RefundLine> = match earlier.iter().any(|r| !r.lines.is_empty()) {
+            true => Vec::new(),
+            false => ret
+                .lines
+                .iter()
+                .map(|l| RefundLine {
+                    line_id: l.line_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+        };
+        let cost = self.return_cost(ret);
+        if !units.is_empty() && self.refund_lines_value(&units).is_err() {
+            return Err(self.ledger_refusal(LedgerError::Conflict(
+                "units of this return were already refunded; close the return instead",
+            )));
+        }
+        let left = cost.saturating_sub(given);
         let refundable = self.ledger.refundable();
-        if let Some(asked) = how.amount.filter(|a| *a > value) {
+        if let Some(asked) = how.amount.filter(|a| *a > left) {
             return Err(Refusal::Invalid(
-                FieldError::new("amount", "more than the returned units cost")
-                    .value(self.currency.format_amount(asked))
-                    .accepted(format!("at most {}", self.currency.format_amount(value)))
-                    .into(),
+                FieldError::new(
+                    "amount",
+                    "more than the returned units cost, less what was already given back",
+                )
+                .value(self.currency.format_amount(asked))
+                .accepted(format!("at most {}", self.currency.format_amount(left)))
+                .into(),
             ));
         }
-        let amount = how.amount.unwrap_or(value.min(refundable));
+        let amount = how.amount.unwrap_or(left.min(refundable));
         if amount <= 0 || amount > refundable {
             return Err(self.ledger_refusal(if refundable == 0 {
                 LedgerError::Conflict("nothing paid is left to refund; close the return instead")
@@ -368,16 +411,66 @@ impl Order {
         let before = self.ledger.refunds.len();
         let refunds = self.give_back(None, amount, terms, now);
         let ids: Vec<RefundId> = self.ledger.refunds[before..].iter().map(|r| r.id).collect();
-        let ret = &mut self.returns[at];
-        ret.state = ReturnState::Refunded;
-        ret.refunded_at = Some(now);
-        ret.refund_ids = ids;
-        let data = json!({ "return": ret.to_json(), "refunds": refunds });
-        Ok(Some(self.ledger_event(
-            EventType::ReturnRefunded,
-            data,
-            now,
-        )))
+        let state = {
+            let ret = &mut self.returns[at];
+            ret.refund_ids.extend(ids);
+            ret.refund_amount = given + amount;
+            ret.state = ReturnState::RefundPending;
+            self.follow_refunds(now);
+            self.returns[at].state
+        };
+        let event_type = match state {
+            ReturnState::Refunded => EventType::ReturnRefunded,
+            _ => EventType::ReturnRefundPending,
+        };
+        let data = json!({ "return": self.returns[at].to_json(), "refunds": refunds });
+        Ok(Some(self.ledger_event(event_type, data, now)))
+    }
+
+    /// What the units of `ret` cost.
+    fn return_cost(&self, ret: &Return) -> i64 {
+        let index = self.line_index();
+        ret.lines
+            .iter()
+            .filter_map(|l| {
+                let unit_price = self.lines[*index.get(&l.line_id)?].unit_price;
+                crate::money::line_total(l.quantity, unit_price)
+            })
+            .fold(0i64, i64::saturating_add)
+    }
+
+    /// Moves each return whose refunds are under way on by how they stand:
+    /// `refunded` once those that succeeded make up its `refund_amount`,
+    /// `received` again when one failed and none is pending (its money may
+    /// then be given back again). Runs after every change.
+    pub(crate) fn follow_refunds(&mut self, now: Timestamp) {
+        for at in 0..self.returns.len() {
+            let ret = &self.returns[at];
+            if ret.state != ReturnState::RefundPending {
+                continue;
+            }
+            let mut given = 0i64;
+            let mut pending = false;
+            for refund in ret.refund_ids.iter().filter_map(|id| self.refund(*id)) {
+                match refund.state {
+                    EntryState::Pending => pending = true,
+                    EntryState::Succeeded => given += refund.amount,
+                    EntryState::Failed => {}
+                }
+            }
+            let next = if pending {
+                ReturnState::RefundPending
+            } else if given >= ret.refund_amount {
+                ReturnState::Refunded
+            } else {
+                ReturnState::Received
+            };
+            let ret = &mut self.returns[at];
+            ret.state = next;
+            if next == ReturnState::Refunded {
+                ret.refunded_at = Some(now);
+            }
+        }
     }
 
     /// Ends return `id` without a refund (`return.closed`): units never

@@ -320,8 +320,9 @@ pub(crate) fn reserve_new(
     Ok(book.into_changes())
 }
 
-/// What a change did: its events (the change's own, then any completion
-/// it led to), and the products it changed with their stock movements.
+/// What a change did: its events (the change's own, then those of the
+/// other parts it moved, then any completion it led to), and the products
+/// it changed with their stock movements.
 pub(crate) type ChangeDone = (Vec<EventDraft>, Vec<Product>, Vec<StockMovement>);
 
 /// Runs `change` on the order inside a store's write, with `products` the
@@ -337,6 +338,7 @@ pub(crate) fn run_change(
     let (id, tenant) = (order.id, order.tenant_id);
     let now = Timestamp::now();
     let mut book = StockBook::new(products, actor.clone(), now);
+    let before = order.before_change();
     let draft = (change.apply)(order, &mut book)?;
     if order.id != id || order.tenant_id != tenant {
         return Err(StoreError::Corrupt(
@@ -345,7 +347,9 @@ pub(crate) fn run_change(
     }
     match draft {
         Some(draft) => {
+            let aftermath = order.aftermath(&before, &draft, now);
             let mut drafts = vec![draft];
+            drafts.extend(aftermath);
             if change.complete_when_done {
                 if let Some(done) = order.complete_if_done(now) {
                     order.sync_stock(&mut book)?;

@@ -135,7 +135,10 @@ pub struct ReturnResponse {
     #[schema(example = "ret_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
     pub id: String,
     pub order_id: String,
-    /// `requested` → `received` → `refunded`, or `closed` without a refund.
+    /// `requested` → `received` → `refund_pending` (while its refunds are
+    /// under way) → `refunded` (once they all succeeded), or `closed`
+    /// without a refund. A refund that fails puts it back to `received`,
+    /// to be refunded again.
     pub state: ReturnState,
     pub lines: Vec<ReturnLineResponse>,
     #[schema(example = "wrong size")]
@@ -147,8 +150,12 @@ pub struct ReturnResponse {
     pub received_at: Option<String>,
     pub refunded_at: Option<String>,
     pub closed_at: Option<String>,
-    /// The refunds that gave its money back (see the order's `refunds`).
+    /// The refunds that gave (or tried to give) its money back (see the
+    /// order's `refunds`).
     pub refund_ids: Vec<String>,
+    /// What its refunds are to give back in all, once it was refunded.
+    #[schema(example = "15000.00")]
+    pub refund_amount: Option<String>,
 }
 
 impl ReturnResponse {
@@ -175,6 +182,8 @@ impl ReturnResponse {
             refunded_at: r.refunded_at.map(time),
             closed_at: r.closed_at.map(time),
             refund_ids: r.refund_ids.iter().map(ToString::to_string).collect(),
+            refund_amount: (!r.refund_ids.is_empty())
+                .then(|| o.currency.format_amount(r.refund_amount)),
         }
     }
 }
@@ -743,11 +752,16 @@ pub async fn receive_return(
 
 /// Give a received return's money back.
 ///
-/// `received` → `refunded` (`return.refunded`): refunds of what the
-/// returned units cost (or `amount`), at most what was paid and not yet
-/// refunded: through the payment provider for what it charged (pending
-/// until it says), by hand for the rest. They are the order's refunds,
-/// with the return's items; `payment_status` follows.
+/// `received` → `refunded` (`return.refunded`) when its refunds succeed
+/// at once, `refund_pending` (`return.refund_pending`) while one is under
+/// way: refunds of what the returned units cost (or `amount`), at most
+/// what was paid and not yet refunded: through the payment provider for
+/// what it charged (pending until it says), by hand for the rest. They are
+/// the order's refunds (each with its `refund.recorded`), with the
+/// return's items; `payment_status` follows. Once they all succeed the
+/// return is `refunded` (`return.refunded`); when one fails it is
+/// `received` again (`return.refund_failed`) and may be refunded again,
+/// for what was not given back.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/returns/{return_id}/refund", tag = "fulfilment",
     request_body(content = RefundReturnRequest, description = "Optional"),
@@ -757,7 +771,7 @@ pub async fn receive_return(
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The role may not refund", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order or return", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not received yet, nothing paid is left to refund, or more than that", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not received yet, nothing paid is left to refund, more than that, or its units were already refunded", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad amount or state", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -441,6 +441,7 @@ async fn cancelling_a_paid_order_refunds_through_whoever_took_the_money() {
             "payment.recorded",
             "payment.succeeded",
             "order.cancelled",
+            "refund.recorded",
             "refund.attempt_failed",
             "refund.succeeded"
         ]

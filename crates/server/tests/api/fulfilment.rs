@@ -6,7 +6,9 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::charges;
 use crate::helpers::{fields, problem, settle, spawn_app, spawn_app_with, Receiver, TestApp};
+use crate::provider::{FakeProvider, Reply};
 
 impl TestApp {
     /// A confirmed order of catalog lines `(sku, units)`.
@@ -841,4 +843,91 @@ async fn shipment_and_return_events_reach_the_webhooks_that_want_them() {
     assert_eq!(events[2]["data"]["status"], "completed");
     assert_eq!(events[3]["data"]["fulfillment_status"], "returned");
     assert_eq!(app.stock("A").await, (4, 0), "shipped, then back on hand");
+}
+
+#[tokio::test]
+async fn a_return_refunded_through_the_provider_waits_for_it_and_may_be_tried_again() {
+    let fake = FakeProvider::start().await;
+    let app = charges::app_with(&fake, 100).await;
+    let id = charges::order(&app).await;
+    let r = app
+        .post(&format!("/v1/orders/{id}/confirm"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    charges::charge(&app, &id).await;
+    charges::order_when(&app, &id, |o| o["payment_status"] == "paid").await;
+    app.deliver_all(&id).await;
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/returns"),
+            &json!({"reason": "too small"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(
+        &format!("/v1/orders/{id}/returns/{rid}/receive"),
+        &json!({"restock": false}),
+    )
+    .await;
+    let the_return = || async {
+        let all = app.json(&format!("/v1/orders/{id}/returns")).await;
+        all["data"][0].clone()
+    };
+
+    // The provider refuses the refund: the return is received again.
+    fake.then([Reply::Ok("failed")]);
+    let r = app
+        .post(&format!("/v1/orders/{id}/returns/{rid}/refund"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pending: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&pending["state"], &pending["allowed_actions"]),
+        (&json!("refund_pending"), &json!([]))
+    );
+    assert_eq!(pending["refund_amount"], "10000.00");
+    let failed = settle(the_return, |r| r["state"] == "received").await;
+    assert_eq!(failed["state"], "received", "{failed}");
+    assert_eq!(failed["allowed_actions"], json!(["refund", "close"]));
+
+    // Tried again, it succeeds: the second refund carries the units.
+    let r = app
+        .post(&format!("/v1/orders/{id}/returns/{rid}/refund"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let done = settle(the_return, |r| r["state"] == "refunded").await;
+    assert_eq!(done["state"], "refunded", "{done}");
+    assert_eq!(done["refund_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(done["refund_amount"], "10000.00");
+    let o = app.json(&format!("/v1/orders/{id}")).await;
+    assert_eq!(o["payment_status"], "refunded");
+    assert_eq!(
+        (&o["refunds"][0]["state"], &o["refunds"][1]["state"]),
+        (&json!("failed"), &json!("succeeded"))
+    );
+    assert_eq!(o["refunds"][1]["lines"][0]["quantity"], 2);
+    let types = app.event_types(&id).await;
+    let after_receive: Vec<&str> = types
+        .iter()
+        .map(String::as_str)
+        .skip_while(|t| *t != "return.received")
+        .skip(1)
+        .collect();
+    assert_eq!(
+        after_receive,
+        [
+            "return.refund_pending",
+            "refund.recorded",
+            "refund.failed",
+            "return.refund_failed",
+            "return.refund_pending",
+            "refund.recorded",
+            "refund.succeeded",
+            "return.refunded"
+        ]
+    );
 }
