@@ -378,6 +378,8 @@ pub struct LineProgress {
     pub returned: u32,
     /// In a return, requested or received (what may not be returned again).
     pub in_returns: u32,
+    /// Called off before they shipped (not among those `ordered`).
+    pub cancelled: u32,
 }
 
 impl LineProgress {
@@ -516,6 +518,7 @@ impl Order {
             .iter()
             .map(|l| LineProgress {
                 ordered: l.quantity,
+                cancelled: l.cancelled,
                 ..LineProgress::default()
             })
             .collect();
@@ -578,6 +581,9 @@ impl Order {
             Action::Return if progress().iter().all(|p| p.returnable() == 0) => {
                 Some("no delivered units are left to return")
             }
+            Action::CancelItems if progress().iter().all(|p| p.unallocated() == 0) => {
+                Some("every unit is shipped or in a shipment; cancel a pending shipment first")
+            }
             Action::Edit
                 if self
                     .shipments
@@ -624,7 +630,7 @@ impl Order {
 
     /// The units of line `i` given with it that no shipment (not
     /// cancelled) carries yet, in line order.
-    fn unshipped_instances(&self, i: usize) -> Vec<Instance> {
+    pub(crate) fn unshipped_instances(&self, i: usize) -> Vec<Instance> {
         let line = &self.lines[i];
         let mut taken: BTreeMap<&Instance, usize> = BTreeMap::new();
         for u in self
@@ -989,9 +995,10 @@ pub(crate) mod tests {
     use crate::reference::OrderReference;
     use crate::returns::{Restock, ReturnDraft, ReturnRefund, ReturnState};
     use crate::status::{FulfillmentStatus as F, PaymentStatus, TransitionError};
+    use crate::CancelItems;
     use crate::TenantId;
 
-    fn t() -> Timestamp {
+    pub(crate) fn t() -> Timestamp {
         Timestamp::from_unix_millis(1_700_000_000_000)
     }
 
@@ -1000,13 +1007,13 @@ pub(crate) mod tests {
     }
 
     /// The shop's products, as a store keeps them between changes.
-    struct Shop {
+    pub(crate) struct Shop {
         tenant: TenantId,
         products: BTreeMap<Sku, Product>,
     }
 
     impl Shop {
-        fn with(stock: &[(&str, i64)]) -> Shop {
+        pub(crate) fn with(stock: &[(&str, i64)]) -> Shop {
             let tenant = TenantId::new();
             let products = stock
                 .iter()
@@ -1033,7 +1040,7 @@ pub(crate) mod tests {
         }
 
         /// Runs `change` with a book of every product, keeping what it moved.
-        fn run<T>(&mut self, change: impl FnOnce(&mut StockBook) -> T) -> T {
+        pub(crate) fn run<T>(&mut self, change: impl FnOnce(&mut StockBook) -> T) -> T {
             let mut book = StockBook::new(self.products.values().cloned(), Actor::system(), t());
             let out = change(&mut book);
             for p in book.into_changes().0 {
@@ -1042,13 +1049,13 @@ pub(crate) mod tests {
             out
         }
 
-        fn stock(&self, sku: &str) -> (i64, i64) {
+        pub(crate) fn stock(&self, sku: &str) -> (i64, i64) {
             let p = &self.products[&Sku::parse(sku).expect("sku")];
             (p.on_hand, p.reserved)
         }
 
         /// A confirmed order of catalog lines `(sku, units)`, holding its stock.
-        fn order(&mut self, lines: &[(&str, u32)]) -> Order {
+        pub(crate) fn order(&mut self, lines: &[(&str, u32)]) -> Order {
             let lines = lines
                 .iter()
                 .map(|(sku, q)| {
@@ -1063,7 +1070,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn line_of(
+    pub(crate) fn line_of(
         product: Option<&Product>,
         name: &str,
         quantity: u32,
@@ -1095,7 +1102,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn order_of(tenant: TenantId, lines: Vec<LineDraft>) -> Order {
+    pub(crate) fn order_of(tenant: TenantId, lines: Vec<LineDraft>) -> Order {
         Order::create(
             draft_of(lines),
             NewOrder {
@@ -1109,7 +1116,7 @@ pub(crate) mod tests {
         .0
     }
 
-    fn ship_lines(o: &Order, lines: &[(usize, u32)]) -> ShipmentDraft {
+    pub(crate) fn ship_lines(o: &Order, lines: &[(usize, u32)]) -> ShipmentDraft {
         ShipmentDraft {
             lines: Some(
                 lines
@@ -1125,12 +1132,12 @@ pub(crate) mod tests {
         }
     }
 
-    fn new_shipment(o: &mut Order, draft: ShipmentDraft) -> Result<ShipmentId, Refusal> {
+    pub(crate) fn new_shipment(o: &mut Order, draft: ShipmentDraft) -> Result<ShipmentId, Refusal> {
         o.create_shipment(draft, Actor::system(), t())?;
         Ok(o.shipments.last().expect("made").id)
     }
 
-    fn act(
+    pub(crate) fn act(
         o: &mut Order,
         id: ShipmentId,
         action: ShipmentAction,
@@ -1148,14 +1155,14 @@ pub(crate) mod tests {
         }
     }
 
-    fn unit(serial: Option<&str>, refers_to: Option<&str>) -> Instance {
+    pub(crate) fn unit(serial: Option<&str>, refers_to: Option<&str>) -> Instance {
         Instance {
             serial: serial.map(str::to_string),
             refers_to: refers_to.map(str::to_string),
         }
     }
 
-    fn fields(r: Refusal) -> Vec<String> {
+    pub(crate) fn fields(r: Refusal) -> Vec<String> {
         match r {
             Refusal::Invalid(e) => e.0.into_iter().map(|e| e.field).collect(),
             other => panic!("not a field error: {other:?}"),
@@ -1542,7 +1549,7 @@ pub(crate) mod tests {
         assert_eq!(o.shipments.len(), 4);
     }
 
-    fn pay(o: &mut Order, amount: i64) {
+    pub(crate) fn pay(o: &mut Order, amount: i64) {
         o.record_payment(
             PaymentDraft {
                 method: PaymentMethod::Cash,
@@ -1832,6 +1839,10 @@ pub(crate) mod tests {
         Close {
             ret: usize,
         },
+        CancelItems {
+            line: usize,
+            units: u32,
+        },
     }
 
     fn any_step() -> impl Strategy<Value = Step> {
@@ -1846,12 +1857,13 @@ pub(crate) mod tests {
             (0usize..3, 1u32..4).prop_map(|(line, units)| Step::Return { line, units }),
             (0usize..4, any::<bool>()).prop_map(|(ret, restock)| Step::Receive { ret, restock }),
             (0usize..4).prop_map(|ret| Step::Close { ret }),
+            (0usize..3, 1u32..3).prop_map(|(line, units)| Step::CancelItems { line, units }),
         ]
     }
 
     proptest! {
-        /// Whatever is shipped, moved, returned, received or closed, in any
-        /// order: each line's units add up, the fulfillment status is the
+        /// Whatever is shipped, moved, returned, received, closed or called
+        /// off, in any order: each line's units add up, the fulfillment status is the
         /// one its lines say and only moves as its table allows, stock is
         /// exact, and a refused step changes nothing.
         #[test]
@@ -1890,6 +1902,10 @@ pub(crate) mod tests {
                         Some(id) => o.close_return(id, t()),
                         None => Ok(None),
                     },
+                    Step::CancelItems { line, units } => {
+                        let draft = CancelItems { lines: Some(vec![(o.lines[line].id, Some(units))]), reason: "r".into() };
+                        shop.run(|b| o.cancel_items(draft, Actor::system(), b, t())).map(Some)
+                    }
                 };
                 match result {
                     Ok(Some(_)) => prop_assert_eq!(o.version, before.version + 1),
@@ -1898,7 +1914,9 @@ pub(crate) mod tests {
                 let progress = o.progress();
                 prop_assert_eq!(o.fulfillment_status, fulfilment_of(&progress));
                 prop_assert!(status.can_become(o.fulfillment_status), "{} → {}", status, o.fulfillment_status);
+                prop_assert_eq!(o.total, o.lines.iter().map(|l| l.line_total).sum::<i64>());
                 for (i, (line, p)) in o.lines.iter().zip(&progress).enumerate() {
+                    prop_assert_eq!(line.quantity + line.cancelled, [3, 2, 1][i]);
                     prop_assert!(p.packing + p.shipped <= p.ordered);
                     prop_assert!(p.delivered <= p.shipped);
                     prop_assert!(p.returned <= p.in_returns && p.in_returns <= p.delivered);

@@ -42,6 +42,7 @@ macro_rules! str_enum {
 
 pub mod access;
 pub mod aftermath;
+pub mod cancel_items;
 pub mod charge;
 pub mod contact;
 pub mod event;
@@ -62,6 +63,7 @@ pub mod timestamp;
 pub mod webhook;
 
 pub use access::{ApiKeySecret, Permission, Role, SecretHash};
+pub use cancel_items::CancelItems;
 pub use charge::{Entry, Settlement};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};
 pub use event::{Actor, EventDraft, EventType, OrderEvent};

@@ -433,6 +433,14 @@ pub struct Line {
     /// instead).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instance>,
+    /// Units called off before they shipped (`quantity` is what is left
+    /// ordered; the buyer first asked for `quantity + cancelled`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cancelled: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Line {
@@ -664,9 +672,9 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             ));
             continue;
         };
-        let id = match previous.get(i) {
-            Some(p) if p.same_as(&d) => p.id,
-            _ => LineId::new(),
+        let (id, cancelled) = match previous.get(i) {
+            Some(p) if p.same_as(&d) => (p.id, p.cancelled),
+            _ => (LineId::new(), 0),
         };
         lines.push(Line {
             id,
@@ -680,6 +688,7 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             product_id: d.product_id,
             catalog_price: d.catalog_price,
             instances: d.instances,
+            cancelled,
         });
     }
     let mut serials = Serials::default();
@@ -758,14 +767,21 @@ impl Order {
 
     /// Refuses `action` unless the three statuses (and the goods) allow it.
     pub fn check(&self, action: Action) -> Result<OrderStatus, TransitionError> {
-        self.allows(action).map_err(|reason| TransitionError {
+        self.allows(action)
+            .map_err(|reason| self.refusal(action, reason))
+    }
+
+    /// `action` refused in the order's current state, because of `reason`
+    /// (`None` when the status alone says it).
+    pub(crate) fn refusal(&self, action: Action, reason: Option<&'static str>) -> TransitionError {
+        TransitionError {
             action,
             status: self.status,
             payment_status: self.payment_status,
             fulfillment_status: self.fulfillment_status,
             reason,
             allowed: self.allowed_actions(),
-        })
+        }
     }
 
     /// Where `action` leads, or why not (`None` when the status alone says it).
@@ -968,7 +984,7 @@ impl Order {
         Ok(Reconcile::Edit(Box::new(patch)))
     }
 
-    fn line_summary(&self) -> Value {
+    pub(crate) fn line_summary(&self) -> Value {
         summary(&self.lines, self.currency)
     }
 }
@@ -1150,7 +1166,12 @@ pub(crate) mod tests {
         assert_eq!(err.status, OrderStatus::Confirmed);
         assert_eq!(
             err.allowed,
-            vec![Action::Cancel, Action::Edit, Action::Ship]
+            vec![
+                Action::Cancel,
+                Action::Edit,
+                Action::Ship,
+                Action::CancelItems
+            ]
         );
         assert_eq!(o.version, 2, "a refused action changes nothing");
         let err = o.complete(later()).expect_err("nothing delivered yet");
@@ -1295,6 +1316,13 @@ pub(crate) mod tests {
                         .request_return(crate::ReturnDraft { lines: None, reason: "r".into() }, Actor::system(), later())
                         .map(Some)
                         .map_err(|_| ()),
+                    Action::CancelItems => {
+                        let lines = Some(vec![(o.lines[0].id, Some(q))]);
+                        let mut book = crate::StockBook::new([], Actor::system(), later());
+                        o.cancel_items(crate::CancelItems { lines, reason: "r".into() }, Actor::system(), &mut book, later())
+                            .map(Some)
+                            .map_err(|_| ())
+                    }
                 };
                 match result {
                     Ok(Some(_)) => changes += 1,

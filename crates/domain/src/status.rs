@@ -76,6 +76,8 @@ str_enum!(
         Ship = "ship",
         /// Take delivered units back.
         Return = "return",
+        /// Call off units not yet in a shipment.
+        CancelItems = "cancel_items",
     }
 );
 
@@ -90,6 +92,7 @@ impl OrderStatus {
             (S::Confirmed, A::Complete) => Some(S::Completed),
             (S::Pending | S::Confirmed, A::Edit) => Some(self),
             (S::Confirmed, A::Ship) => Some(self),
+            (S::Pending | S::Confirmed, A::CancelItems) => Some(self),
             // A completed order's goods can still come back.
             (S::Confirmed | S::Completed, A::Return) => Some(self),
             _ => None,

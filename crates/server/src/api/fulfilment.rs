@@ -7,8 +7,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use ordo_domain::order::MAX_QUANTITY;
 use ordo_domain::{
-    EntryState, EventDraft, FieldError, FieldErrors, Instance, LineId, LineProgress, Order,
-    Permission, Refusal, Restock, Return, ReturnAction, ReturnDraft, ReturnId, ReturnRefund,
+    CancelItems, EntryState, EventDraft, FieldError, FieldErrors, Instance, LineId, LineProgress,
+    Order, Permission, Refusal, Restock, Return, ReturnAction, ReturnDraft, ReturnId, ReturnRefund,
     ReturnState, Shipment, ShipmentAction, ShipmentDraft, ShipmentId, ShipmentLineDraft,
     ShipmentState, StockBook, Timestamp, Tracking,
 };
@@ -19,7 +19,9 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::{JsonBody, OptionalJsonBody, PathParams};
-use super::orders::{if_match, json_response, lookup, read_order, time, ActorResponse};
+use super::orders::{
+    if_match, json_response, lookup, order_response, read_order, time, ActorResponse, OrderResponse,
+};
 use super::payments::{line_id, positive_amount, reason};
 use crate::app::AppState;
 use crate::orders;
@@ -29,6 +31,7 @@ use crate::orders;
 /// How far the units of an item have got.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineProgressResponse {
+    /// Units still ordered: the item's `quantity`.
     pub ordered: u32,
     /// In a shipment being packed.
     pub packing: u32,
@@ -37,6 +40,9 @@ pub struct LineProgressResponse {
     pub delivered: u32,
     /// Came back in a return that was received.
     pub returned: u32,
+    /// Called off before they shipped (`POST /v1/orders/{id}/cancel-items`);
+    /// the buyer first asked for `ordered + cancelled`.
+    pub cancelled: u32,
 }
 
 impl From<LineProgress> for LineProgressResponse {
@@ -47,6 +53,7 @@ impl From<LineProgress> for LineProgressResponse {
             shipped: p.shipped,
             delivered: p.delivered,
             returned: p.returned,
+            cancelled: p.cancelled,
         }
     }
 }
@@ -251,23 +258,28 @@ pub struct CreateShipmentRequest {
     pub tracking: TrackingRequest,
 }
 
-/// Units of one item to return.
+/// Units of one item.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReturnLineInput {
+pub struct ItemUnitsInput {
+    #[schema(example = "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
     pub line_id: String,
-    /// By default every delivered unit of the item not already in a return.
+    /// By default every unit of the item the action may take: delivered
+    /// and not already in a return, for a return; not shipped and not in
+    /// a shipment, to cancel.
     #[schema(example = 1, minimum = 1)]
     pub quantity: Option<i64>,
 }
 
-/// A return of delivered units.
+/// Items and units, with the reason: of a return of delivered units, or
+/// of units called off before they shipped.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"lines": [{"line_id": "li_01JD5Q4ZB8Y7K6M3N2P1R0S9TV", "quantity": 1}], "reason": "wrong size"}))]
-pub struct CreateReturnRequest {
-    /// Leave out to return every delivered unit not already in a return.
-    pub lines: Option<Vec<ReturnLineInput>>,
+pub struct ItemUnitsRequest {
+    /// Leave out for every unit the action may take.
+    pub lines: Option<Vec<ItemUnitsInput>>,
+    #[schema(example = "wrong size")]
     pub reason: String,
 }
 
@@ -362,8 +374,12 @@ impl CreateShipmentRequest {
     }
 }
 
-impl CreateReturnRequest {
-    fn into_draft(self) -> Result<ReturnDraft, ApiError> {
+/// Items and units asked for: `None` for all there may be.
+type AskedUnits = Option<Vec<(LineId, Option<u32>)>>;
+
+impl ItemUnitsRequest {
+    /// The items and units asked for, and the reason, each checked.
+    fn parse(self) -> Result<(AskedUnits, String), ApiError> {
         let mut errors = FieldErrors::new();
         let reason = errors.take(reason(&self.reason));
         let lines = self.lines.map(|lines| {
@@ -374,7 +390,7 @@ impl CreateReturnRequest {
                 .collect()
         });
         match reason {
-            Some(reason) if errors.is_empty() => Ok(ReturnDraft { lines, reason }),
+            Some(reason) if errors.is_empty() => Ok((lines, reason)),
             _ => Err(ApiError::Validation(errors)),
         }
     }
@@ -600,6 +616,63 @@ pub async fn act_on_shipment(
     shipment_answer(StatusCode::OK, &changed.order, id)
 }
 
+// ---------------------------------------------------------------- cancelling units
+
+/// Call off units not yet in a shipment.
+///
+/// Each item named (or every item) loses the units asked, by default all
+/// those not shipped and not in a shipment: its `quantity` drops and its
+/// `fulfillment.cancelled` grows, a serialised item loses its last units
+/// not yet shipped, the totals follow and the stock they held is let go.
+/// Money paid beyond the new total, up to what the units cost, goes back:
+/// refunds through the payment provider for what it charged, by hand
+/// (pending until settled) for the rest. Allowed on pending and confirmed
+/// orders, also once goods have shipped (when the order can no longer be
+/// cancelled or edited: what is left may then be delivered and the order
+/// completed), never for every unit of an order that shipped nothing
+/// (cancel it instead). `order.updated`, with `cancelled_items` and the
+/// `reason`.
+#[utoipa::path(
+    post, path = "/v1/orders/{id}/cancel-items", tag = "fulfilment",
+    request_body = ItemUnitsRequest,
+    params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse, headers(("ETag" = String, description = "The order's new version"))),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Read-only role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Every unit is shipped or in a shipment, the order's status does not allow it, or it would cancel every unit of an order that shipped nothing", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown item, more units than it has outside shipments, a unit another refers to, or no reason", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn cancel_items(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    body: JsonBody<ItemUnitsRequest>,
+) -> Result<Response, ApiError> {
+    principal.require(Permission::WriteOrders, "change orders")?;
+    let lookup = lookup(&id)?;
+    let expected = if_match(&headers)?;
+    let (lines, reason) = body.value.parse()?;
+    let draft = CancelItems { lines, reason };
+    let actor = principal.actor();
+    let changed = orders::change(
+        &state,
+        &principal,
+        lookup,
+        expected,
+        "cancel_items",
+        Vec::new(),
+        move |o, book, now| o.cancel_items(draft, actor, book, now).map(Some),
+    )
+    .await?;
+    Ok(order_response(StatusCode::OK, &changed.order))
+}
+
 // ---------------------------------------------------------------- returns
 
 /// Record a return of delivered units.
@@ -609,7 +682,7 @@ pub async fn act_on_shipment(
 /// was delivered. Allowed on confirmed and completed orders.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/returns", tag = "fulfilment",
-    request_body = CreateReturnRequest,
+    request_body = ItemUnitsRequest,
     params(("id" = String, Path, description = "Order id or reference"), ("If-Match" = Option<String>, Header, description = "The order's ETag last read; a stale one is a 412")),
     responses(
         (status = 201, description = "The return", body = ReturnResponse, headers(("ETag" = String, description = "The order's new version"))),
@@ -627,12 +700,13 @@ pub async fn create_return(
     principal: Principal,
     PathParams(id): PathParams<String>,
     headers: HeaderMap,
-    body: JsonBody<CreateReturnRequest>,
+    body: JsonBody<ItemUnitsRequest>,
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "record returns")?;
     let lookup = lookup(&id)?;
     let expected = if_match(&headers)?;
-    let draft = body.value.into_draft()?;
+    let (lines, reason) = body.value.parse()?;
+    let draft = ReturnDraft { lines, reason };
     let actor = principal.actor();
     let changed = orders::change(
         &state,

@@ -107,6 +107,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(fulfilment::get_shipment))
         .routes(routes!(fulfilment::act_on_shipment))
+        .routes(routes!(fulfilment::cancel_items))
         .routes(routes!(fulfilment::create_return, fulfilment::list_returns))
         .routes(routes!(fulfilment::receive_return))
         .routes(routes!(fulfilment::refund_return))

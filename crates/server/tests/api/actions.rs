@@ -17,7 +17,10 @@ async fn illegal_transitions_name_the_status_and_the_allowed_actions() {
     .await;
     assert_eq!(p["type"], "/problems/invalid-transition");
     assert_eq!(p["current_status"], "pending");
-    assert_eq!(p["allowed_actions"], json!(["confirm", "cancel", "edit"]));
+    assert_eq!(
+        p["allowed_actions"],
+        json!(["confirm", "cancel", "edit", "cancel_items"])
+    );
     assert!(p["detail"]
         .as_str()
         .unwrap()

@@ -44,7 +44,10 @@ async fn a_created_order_has_the_documented_shape() {
     assert_eq!(o["external_ids"]["com.acme.order-id"], "WEB-2024-123456");
     assert_eq!(o["channel"], "whatsapp");
     assert_eq!(o["version"], 1);
-    assert_eq!(o["allowed_actions"], json!(["confirm", "cancel", "edit"]));
+    assert_eq!(
+        o["allowed_actions"],
+        json!(["confirm", "cancel", "edit", "cancel_items"])
+    );
 }
 
 #[tokio::test]

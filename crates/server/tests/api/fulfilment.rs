@@ -69,7 +69,10 @@ async fn a_multi_line_order_ships_in_two_parcels_and_stock_follows() {
         (app.stock("A").await, app.stock("B").await),
         ((10, 3), (10, 2))
     );
-    assert_eq!(order["allowed_actions"], json!(["cancel", "edit", "ship"]));
+    assert_eq!(
+        order["allowed_actions"],
+        json!(["cancel", "edit", "ship", "cancel_items"])
+    );
 
     // Parcel 1: two of A.
     let r = app
@@ -113,7 +116,7 @@ async fn a_multi_line_order_ships_in_two_parcels_and_stock_follows() {
     );
     assert_eq!(
         o["items"][0]["fulfillment"],
-        json!({"ordered": 3, "packing": 0, "shipped": 2, "delivered": 0, "returned": 0})
+        json!({"ordered": 3, "packing": 0, "shipped": 2, "delivered": 0, "returned": 0, "cancelled": 0})
     );
     assert_eq!(o["reserved"], json!({"A": 1, "B": 2}));
 
@@ -930,4 +933,155 @@ async fn a_return_refunded_through_the_provider_waits_for_it_and_may_be_tried_ag
             "return.refunded"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_partly_shipped_order_calls_off_the_rest_and_completes() {
+    let app = spawn_app().await;
+    app.add_plain_product("A", 10).await;
+    app.add_plain_product("B", 10).await;
+    let order = app.confirmed(&[("A", 2), ("B", 1)]).await;
+    let id = order["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/payments"),
+            &json!({"method": "bank_transfer", "amount": order["total"], "currency": "NGN"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (a, b) = (line(&order, 0), line(&order, 1));
+    let s: Value = app
+        .ship(id, &json!({"lines": [{"line_id": a, "quantity": 1}]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sid = s["id"].as_str().unwrap();
+    app.shipment_act(sid, "ship", &json!({})).await;
+    app.shipment_act(sid, "deliver", &json!({})).await;
+    let p = problem(
+        app.post(&format!("/v1/orders/{id}/cancel"), &json!({"reason": "x"}))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(p["allowed_actions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("cancel_items")));
+
+    let path = format!("/v1/orders/{id}/cancel-items");
+    let cancel = |body: Value| {
+        let path = path.clone();
+        let app = &app;
+        async move { app.post(&path, &body).await }
+    };
+    let p = problem(
+        cancel(json!({"lines": [{"line_id": a, "quantity": 2}], "reason": "gone"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        (fields(&p), &p["errors"][0]["accepted"]),
+        (vec!["lines[0].quantity".to_string()], &json!("1 to 1"))
+    );
+    let p = problem(
+        cancel(json!({"reason": " "})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["reason"]);
+    let other = app.other_tenant_key().await;
+    let r = app
+        .post_as(
+            &other,
+            &format!("/v1/orders/{id}/cancel-items"),
+            &json!({"reason": "not mine"}),
+        )
+        .await;
+    problem(r, StatusCode::NOT_FOUND).await;
+
+    let r = cancel(json!({"reason": "out of stock"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let o: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &o["items"][0]["quantity"],
+            &o["items"][0]["fulfillment"]["cancelled"]
+        ),
+        (&json!(1), &json!(1))
+    );
+    assert_eq!(
+        (
+            &o["items"][1]["quantity"],
+            &o["items"][1]["fulfillment"]["cancelled"]
+        ),
+        (&json!(0), &json!(1))
+    );
+    assert_eq!(o["total"], "12500.50");
+    assert_eq!(o["fulfillment_status"], "delivered");
+    assert_eq!(o["refunds"][0]["amount"], "25001.00");
+    assert_eq!(o["refunds"][0]["state"], "pending", "paid back by hand");
+    assert_eq!(o["payment_status"], "pending");
+    assert_eq!(app.stock("A").await, (9, 0), "the unshipped A is let go");
+    assert_eq!(app.stock("B").await, (10, 0));
+    let events = app.json(&format!("/v1/orders/{id}/events")).await;
+    let updated = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "order.updated")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        updated["data"]["cancelled_items"],
+        json!([{"line_id": a, "quantity": 1}, {"line_id": b, "quantity": 1}])
+    );
+    assert_eq!(updated["data"]["reason"], "out of stock");
+    let types = app.event_types(id).await;
+    assert_eq!(
+        types[types.len() - 2..],
+        ["order.updated", "refund.recorded"]
+    );
+    problem(
+        cancel(json!({"reason": "again"})).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // What is left was delivered: the order completes.
+    let r = app
+        .post(&format!("/v1/orders/{id}/complete"), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // An order that shipped nothing keeps at least one unit.
+    let order = app.confirmed(&[("A", 2)]).await;
+    let id = order["id"].as_str().unwrap();
+    let p = problem(
+        app.post(
+            &format!("/v1/orders/{id}/cancel-items"),
+            &json!({"reason": "all of it"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cancel the order instead"),
+        "{p}"
+    );
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/cancel-items"),
+            &json!({"lines": [{"line_id": line(&order, 0), "quantity": 1}], "reason": "one only"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.stock("A").await, (9, 1));
+    let r = app.json("/v1/stock/reconcile").await;
+    assert_eq!(r["in_balance"], true, "{r}");
 }

@@ -32,6 +32,8 @@ enum Op {
     /// Every delivered unit of an order (the first from this one on that
     /// has any) not yet returned comes back, restocked or not.
     Return(usize, bool),
+    /// Every unit of an order not in a shipment is called off.
+    CancelItems(usize),
     Edit(usize, Vec<(usize, u32)>),
     Adjust(usize, i64),
     Policy(&'static str),
@@ -51,6 +53,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Ship),
         3 => Just(Op::Deliver),
         3 => (any::<usize>(), any::<bool>()).prop_map(|(o, r)| Op::Return(o, r)),
+        1 => any::<usize>().prop_map(Op::CancelItems),
         2 => (any::<usize>(), lines()).prop_map(|(o, l)| Op::Edit(o, l)),
         2 => (0..PRODUCTS.len(), prop_oneof![-6..=-1i64, 1..=8i64]).prop_map(|(p, d)| Op::Adjust(p, d)),
         1 => prop::sample::select(vec!["on_confirm", "on_create", "none"]).prop_map(Op::Policy),
@@ -182,13 +185,14 @@ async fn step(app: &TestApp, case: &mut Case, op: &Op) {
             last
         }
         Op::Return(i, restock) => return_one(app, case, *i, *restock).await,
-        Op::Confirm(i) | Op::Cancel(i) => {
+        Op::Confirm(i) | Op::Cancel(i) | Op::CancelItems(i) => {
             let Some(id) = case.order(*i).map(str::to_string) else {
                 return;
             };
             let (action, body) = match op {
                 Op::Confirm(_) => ("confirm", json!({})),
-                _ => ("cancel", json!({"reason": "changed their mind"})),
+                Op::Cancel(_) => ("cancel", json!({"reason": "changed their mind"})),
+                _ => ("cancel-items", json!({"reason": "no longer wanted"})),
             };
             let r = app.post(&format!("/v1/orders/{id}/{action}"), &body).await;
             (r.status(), r.json().await.unwrap())
