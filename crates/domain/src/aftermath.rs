@@ -116,13 +116,13 @@ mod tests {
     use super::*;
     use crate::charge::{Entry, Settlement};
     use crate::event::Actor;
-    use crate::fulfilment::tests::deliver_everything;
+    use crate::fulfilment::tests::{deliver_everything, pay};
     use crate::fulfilment::{ShipmentAction, ShipmentDraft, Tracking};
     use crate::ids::PaymentId;
-    use crate::ledger::{EntryState, LedgerError, PaymentMethod, RefundLine};
+    use crate::ledger::{EntryState, LedgerError, RefundLine};
     use crate::order::tests::order_of;
     use crate::order::Refusal;
-    use crate::payment::{LedgerRefusal, PaymentDraft, RefundDraft};
+    use crate::payment::{LedgerRefusal, RefundDraft};
     use crate::returns::{Restock, ReturnDraft, ReturnRefund};
     use crate::stock::StockBook;
 
@@ -150,19 +150,8 @@ mod tests {
     }
 
     fn paid_by_hand(o: &mut Order) {
-        let amount = o.total;
-        o.record_payment(
-            PaymentDraft {
-                method: PaymentMethod::Cash,
-                amount,
-                transaction_id: None,
-                paid_at: None,
-                state: EntryState::Succeeded,
-            },
-            Actor::system(),
-            Timestamp::now(),
-        )
-        .expect("paid");
+        let total = o.total;
+        pay(o, total);
     }
 
     /// A confirmed order of two units, delivered, with a received return

@@ -18,12 +18,16 @@ use crate::event::{Actor, EventDraft, EventType};
 use crate::field::{FieldError, FieldErrors};
 use crate::ids::{LineId, ShipmentId};
 use crate::order::{Order, Refusal};
+use crate::returns::{MAX_RETURNS, TOO_MANY_RETURNS};
 use crate::status::{Action, FulfillmentStatus, OrderStatus, PaymentStatus};
 use crate::stock::StockBook;
 use crate::timestamp::Timestamp;
 
 /// The most shipments one order may have, cancelled ones included.
 pub const MAX_SHIPMENTS: usize = 200;
+const TOO_MANY_SHIPMENTS: &str =
+    "the order has 200 shipments (cancelled ones count), as many as it may";
+const _: () = assert!(MAX_SHIPMENTS == 200, "TOO_MANY_SHIPMENTS names the limit");
 const MAX_SERIAL_CHARS: usize = 100;
 const MAX_TRACKING_CHARS: usize = 200;
 const MAX_CARRIER_CHARS: usize = 100;
@@ -568,10 +572,13 @@ impl Order {
     /// Why `action` is refused by the order's goods, if it is: `ship` needs
     /// units not yet in a shipment, `complete` every unit delivered,
     /// `return` delivered units not yet in a return, and an edit no
-    /// shipment being packed.
+    /// shipment being packed; an order has at most [`MAX_SHIPMENTS`]
+    /// shipments and [`MAX_RETURNS`] returns.
     pub(crate) fn goods_refuse(&self, action: Action) -> Option<&'static str> {
         let progress = || self.progress();
         match action {
+            Action::Ship if self.shipments.len() >= MAX_SHIPMENTS => Some(TOO_MANY_SHIPMENTS),
+            Action::Return if self.returns.len() >= MAX_RETURNS => Some(TOO_MANY_RETURNS),
             Action::Ship if progress().iter().all(|p| p.unallocated() == 0) => {
                 Some("every unit is already in a shipment")
             }
@@ -741,13 +748,6 @@ impl Order {
         now: Timestamp,
     ) -> Result<EventDraft, Refusal> {
         self.check(Action::Ship)?;
-        if self.shipments.len() >= MAX_SHIPMENTS {
-            return Err(Refusal::Invalid(
-                FieldError::new("lines", "this order has as many shipments as it may")
-                    .accepted(format!("at most {MAX_SHIPMENTS} shipments per order"))
-                    .into(),
-            ));
-        }
         let progress = self.progress();
         let mut errors = FieldErrors::new();
         let mut serials = self.serials();
@@ -1338,6 +1338,22 @@ pub(crate) mod tests {
             o.shipment(id).expect("kept").state,
             ShipmentState::Cancelled
         );
+    }
+
+    #[test]
+    fn an_order_has_at_most_200_shipments() {
+        let mut o = order_of(TenantId::new(), vec![line_of(None, "Tee", 1, Vec::new())]);
+        o.confirm(t()).expect("confirm");
+        let mut book = StockBook::new([], Actor::system(), t());
+        for _ in 0..MAX_SHIPMENTS {
+            let id = new_shipment(&mut o, ShipmentDraft::default()).expect("room");
+            act(&mut o, id, ShipmentAction::Cancel, &mut book).expect("called off");
+        }
+        match new_shipment(&mut o, ShipmentDraft::default()) {
+            Err(Refusal::Transition(e)) => assert_eq!(e.reason, Some(TOO_MANY_SHIPMENTS)),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(!o.allowed_actions().contains(&Action::Ship));
     }
 
     #[test]

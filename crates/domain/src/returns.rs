@@ -26,6 +26,8 @@ const RETURNING: Asking = Asking {
 
 /// The most returns one order may have.
 pub const MAX_RETURNS: usize = 100;
+pub(crate) const TOO_MANY_RETURNS: &str = "the order has 100 returns, as many as it may";
+const _: () = assert!(MAX_RETURNS == 100, "TOO_MANY_RETURNS names the limit");
 
 str_enum!(
     /// Where a return is.
@@ -175,13 +177,6 @@ impl Order {
         now: Timestamp,
     ) -> Result<EventDraft, Refusal> {
         self.check(Action::Return)?;
-        if self.returns.len() >= MAX_RETURNS {
-            return Err(Refusal::Invalid(
-                FieldError::new("lines", "this order has as many returns as it may")
-                    .accepted(format!("at most {MAX_RETURNS} returns per order"))
-                    .into(),
-            ));
-        }
         let progress = self.progress();
         let mut errors = FieldErrors::new();
         let lines: Vec<ReturnLine> = match draft.lines {

@@ -2,7 +2,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, plain_order, problem, spawn_app};
+use crate::helpers::{fields, plain_order, problem, says, spawn_app};
 
 #[tokio::test]
 async fn illegal_transitions_name_the_status_and_the_allowed_actions() {
@@ -21,10 +21,7 @@ async fn illegal_transitions_name_the_status_and_the_allowed_actions() {
         p["allowed_actions"],
         json!(["confirm", "cancel", "edit", "cancel_items"])
     );
-    assert!(p["detail"]
-        .as_str()
-        .unwrap()
-        .contains("cannot complete an order whose status is pending"));
+    says(&p, "cannot complete an order whose status is pending");
 
     app.post(
         &format!("/v1/orders/{id}/cancel"),

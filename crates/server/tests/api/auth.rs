@@ -2,7 +2,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{plain_order, problem, spawn_app};
+use crate::helpers::{plain_order, problem, says, spawn_app};
 
 #[tokio::test]
 async fn no_key_or_a_bad_key_is_401() {
@@ -167,7 +167,7 @@ async fn a_viewer_reads_but_does_not_write() {
         StatusCode::FORBIDDEN,
     )
     .await;
-    assert!(p["detail"].as_str().unwrap().contains("viewer"));
+    says(&p, "viewer");
     problem(
         app.post_as(&viewer, &format!("/v1/orders/{id}/confirm"), &json!({}))
             .await,

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::charges;
-use crate::helpers::{fields, problem, settle, spawn_app, spawn_app_with, Receiver, TestApp};
+use crate::helpers::{fields, problem, says, settle, spawn_app, spawn_app_with, Receiver, TestApp};
 use crate::provider::{FakeProvider, Reply};
 
 impl TestApp {
@@ -135,13 +135,7 @@ async fn a_multi_line_order_ships_in_two_parcels_and_stock_follows() {
         .collect();
     assert_eq!(units, [(line(&order, 0), 1), (line(&order, 1), 2)]);
     let p = problem(app.ship(id, &json!({})).await, StatusCode::CONFLICT).await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("every unit is already in a shipment"),
-        "{p}"
-    );
+    says(&p, "every unit is already in a shipment");
     let sid = second["id"].as_str().unwrap();
     app.shipment_act(sid, "ship", &json!({})).await;
     assert_eq!(
@@ -169,13 +163,7 @@ async fn a_multi_line_order_ships_in_two_parcels_and_stock_follows() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not every unit has been delivered"),
-        "{p}"
-    );
+    says(&p, "not every unit has been delivered");
     app.shipment_act(sid, "deliver", &json!({})).await;
     let o = app.json(&format!("/v1/orders/{id}")).await;
     assert_eq!(
@@ -266,13 +254,7 @@ async fn shipments_refuse_what_their_state_does_not_allow() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("a shipment is being packed"),
-        "{p}"
-    );
+    says(&p, "a shipment is being packed");
 
     // Cancelled before it left: stock as it was, the units free again.
     let cancelled = app.shipment_act(sid, "cancel", &json!({})).await;
@@ -409,13 +391,7 @@ async fn shipments_refuse_what_their_state_does_not_allow() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("record a return instead"),
-        "{p}"
-    );
+    says(&p, "record a return instead");
     let r = app.json("/v1/stock/reconcile").await;
     assert_eq!(r["in_balance"], true, "{r}");
 }
@@ -572,13 +548,7 @@ async fn returns_are_bounded_restocked_and_refunded() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no delivered units are left to return"),
-        "{p}"
-    );
+    says(&p, "no delivered units are left to return");
     let s: Value = app
         .ship(id, &json!({"lines": [{"line_id": a, "quantity": 2}]}))
         .await
@@ -1067,13 +1037,7 @@ async fn a_partly_shipped_order_calls_off_the_rest_and_completes() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("cancel the order instead"),
-        "{p}"
-    );
+    says(&p, "cancel the order instead");
     let r = app
         .post(
             &format!("/v1/orders/{id}/cancel-items"),

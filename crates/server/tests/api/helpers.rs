@@ -277,6 +277,12 @@ impl TestApp {
 }
 
 /// Reads a problem+json body, checking its content type.
+/// Asserts that problem `p`'s detail says `text`.
+pub fn says(p: &Value, text: &str) {
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(text), "{text:?} not in {p}");
+}
+
 pub async fn problem(r: Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status);
     assert_eq!(

@@ -5,7 +5,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, plain_order, problem, settle, spawn_app, TestApp};
+use crate::helpers::{fields, plain_order, problem, says, settle, spawn_app, TestApp};
 
 fn payment(amount: &str, transaction_id: Option<&str>) -> Value {
     json!({"method": "bank_transfer", "amount": amount, "currency": "NGN", "transaction_id": transaction_id})
@@ -59,7 +59,7 @@ async fn split_payments_make_an_order_paid_and_overpayment_shows() {
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(p["detail"].as_str().unwrap().contains("payments"));
+    says(&p, "payments");
 
     let cash = json!({"method": "cash", "amount": "7000.00", "currency": "ngn", "paid_at": "2026-01-05T09:30:00Z"});
     let o = pay(&app, &id, &cash).await;
@@ -123,7 +123,7 @@ async fn a_transaction_id_records_one_payment_per_shop() {
     )
     .await;
     assert_eq!(p["type"], "/problems/transaction-id-reused");
-    assert!(p["detail"].as_str().unwrap().contains("another order"));
+    says(&p, "another order");
     let b_now = app.json(&format!("/v1/orders/{b}")).await;
     assert_eq!(
         (b_now["version"].clone(), b_now["payment_status"].clone()),

@@ -4,7 +4,7 @@ use ordo_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fields, problem, spawn_app, TestApp};
+use crate::helpers::{fields, problem, says, spawn_app, TestApp};
 
 pub fn dress(sku: &str, on_hand: i64) -> Value {
     json!({
@@ -172,7 +172,7 @@ async fn bad_products_are_refused_naming_every_field() {
     // An unknown product, even one whose SKU could not exist, is a 404.
     for path in ["/v1/products/NOPE", "/v1/products/a%20b"] {
         let p = problem(app.get(path).await, StatusCode::NOT_FOUND).await;
-        assert!(p["detail"].as_str().unwrap().contains("product"), "{p}");
+        says(&p, "product");
     }
 }
 
