@@ -1885,8 +1885,9 @@ pub(crate) mod tests {
         #[test]
         fn fulfilment_stays_consistent(steps in prop::collection::vec(any_step(), 1..40)) {
             let mut shop = Shop::with(&[("A", 20), ("B", 20), ("C", 20)]);
-            let mut o = shop.order(&[("A", 3), ("B", 2), ("C", 1)]);
-            let mut restocked: BTreeMap<usize, i64> = BTreeMap::new();
+            // Two lines of one product: stock is followed by SKU.
+            let mut o = shop.order(&[("A", 3), ("B", 2), ("A", 1)]);
+            let mut restocked: BTreeMap<Sku, i64> = BTreeMap::new();
             for step in steps {
                 let before = o.clone();
                 let status = o.fulfillment_status;
@@ -1906,8 +1907,8 @@ pub(crate) mod tests {
                             let got = shop.run(|b| o.receive_return(id, Restock { all: restock, lines: Vec::new() }, b, t()));
                             if matches!(got, Ok(Some(_))) && restock {
                                 for l in lines {
-                                    let i = o.lines.iter().position(|x| x.id == l.line_id).expect("line");
-                                    *restocked.entry(i).or_insert(0) += i64::from(l.quantity);
+                                    let line = o.lines.iter().find(|x| x.id == l.line_id).expect("line");
+                                    *restocked.entry(line.sku.clone().expect("catalog")).or_insert(0) += i64::from(l.quantity);
                                 }
                             }
                             got
@@ -1931,19 +1932,26 @@ pub(crate) mod tests {
                 prop_assert_eq!(o.fulfillment_status, fulfilment_of(&progress));
                 prop_assert!(status.can_become(o.fulfillment_status), "{} → {}", status, o.fulfillment_status);
                 prop_assert_eq!(o.total, o.lines.iter().map(|l| l.line_total).sum::<i64>());
+                // (units not shipped, units shipped) of each SKU.
+                let mut by_sku: BTreeMap<Sku, (u32, u32)> = BTreeMap::new();
                 for (i, (line, p)) in o.lines.iter().zip(&progress).enumerate() {
                     prop_assert_eq!(line.quantity + line.cancelled, [3, 2, 1][i]);
                     prop_assert!(p.packing + p.shipped <= p.ordered);
                     prop_assert!(p.delivered <= p.shipped);
                     prop_assert!(p.returned <= p.in_returns && p.in_returns <= p.delivered);
-                    let sku = line.sku.clone().expect("catalog");
+                    let units = by_sku.entry(line.sku.clone().expect("catalog")).or_default();
+                    units.0 += p.ordered - p.shipped;
+                    units.1 += p.shipped;
+                }
+                for (sku, (unshipped, shipped)) in by_sku {
                     let held = o.reserved.get(&sku).copied().unwrap_or(0);
-                    prop_assert_eq!(held, p.ordered - p.shipped, "the unshipped units stay reserved");
+                    prop_assert_eq!(held, unshipped, "the unshipped units of {} stay reserved", sku);
                     let (on_hand, reserved) = shop.stock(sku.as_str());
                     prop_assert_eq!(reserved, i64::from(held));
-                    let back = restocked.get(&i).copied().unwrap_or(0);
-                    prop_assert_eq!(on_hand, 20 - i64::from(p.shipped) + back);
+                    let back = restocked.get(&sku).copied().unwrap_or(0);
+                    prop_assert_eq!(on_hand, 20 - i64::from(shipped) + back);
                 }
+                prop_assert_eq!(shop.stock("C"), (20, 0));
             }
         }
     }

@@ -128,15 +128,7 @@ async fn put_by_external_id_creates_then_updates_then_refuses() {
     let path = "/v1/orders/external/com.acme.order-id/WEB-9";
     let put = |body: Value| {
         let app = &app;
-        async move {
-            app.client
-                .put(app.url(path))
-                .bearer_auth(&app.key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { app.put(path, &body).await }
     };
     let body = plain_order();
     let r = put(body.clone()).await;
@@ -196,13 +188,8 @@ async fn put_counts_the_path_identifier_in_the_limit() {
             .collect(),
     );
     let r = app
-        .client
-        .put(app.url("/v1/orders/external/com.acme.order-id/WEB-11"))
-        .bearer_auth(&app.key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .put("/v1/orders/external/com.acme.order-id/WEB-11", &body)
+        .await;
     let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(fields(&p), ["external_ids"]);
 }

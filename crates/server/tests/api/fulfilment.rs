@@ -522,6 +522,47 @@ async fn serialised_units_are_checked_when_given_and_when_shipped() {
         rest["lines"][0]["instances"],
         json!([{"serial": "359876543210123"}])
     );
+
+    // Sent again by an integration (seed 003's PUT), the units compare
+    // as given, spaces and all; an edit may change them, checked the same.
+    let path = "/v1/orders/external/com.acme.order-id/SO-77";
+    let body = order(json!([
+        phone(json!([{"serial": " 359876543210555"}, {"serial": "359876543210556"}])),
+        plan(json!([{"refers_to": "359876543210556 "}]))
+    ]));
+    let r = app.put(path, &body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let first: Value = r.json().await.unwrap();
+    let r = app.put(path, &body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["version"], first["version"], "nothing changed");
+    let id = first["id"].as_str().unwrap();
+    let p = problem(
+        app.patch(
+            &format!("/v1/orders/{id}"),
+            &json!({"items": [phone(json!([{"serial": "359876543210557"}]))]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["items[0].instances"]);
+    let r = app
+        .patch(
+            &format!("/v1/orders/{id}"),
+            &json!({"items": [
+                phone(json!([{"serial": "359876543210557"}, {"serial": "359876543210556"}])),
+                plan(json!([{"refers_to": "359876543210557"}]))
+            ]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let edited: Value = r.json().await.unwrap();
+    assert_eq!(
+        edited["items"][1]["instances"],
+        json!([{"refers_to": "359876543210557"}])
+    );
 }
 
 #[tokio::test]
@@ -1019,11 +1060,36 @@ async fn a_partly_shipped_order_calls_off_the_rest_and_completes() {
     )
     .await;
 
-    // What is left was delivered: the order completes.
+    // What is left was delivered: the order completes…
     let r = app
         .post(&format!("/v1/orders/{id}/complete"), &json!({}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // …and still takes its goods back.
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/returns"),
+            &json!({"reason": "faulty"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rid = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for step in ["receive", "refund"] {
+        let r = app
+            .post(&format!("/v1/orders/{id}/returns/{rid}/{step}"), &json!({}))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{step}");
+    }
+    let o = app.json(&format!("/v1/orders/{id}")).await;
+    assert_eq!(
+        (&o["status"], &o["fulfillment_status"]),
+        (&json!("completed"), &json!("returned"))
+    );
+    assert_eq!(o["refunds"][1]["amount"], "12500.50");
+    assert_eq!(app.stock("A").await, (10, 0), "the unit is back on hand");
 
     // An order that shipped nothing keeps at least one unit.
     let order = app.confirmed(&[("A", 2)]).await;
@@ -1045,7 +1111,7 @@ async fn a_partly_shipped_order_calls_off_the_rest_and_completes() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(app.stock("A").await, (9, 1));
+    assert_eq!(app.stock("A").await, (10, 1));
     let r = app.json("/v1/stock/reconcile").await;
     assert_eq!(r["in_balance"], true, "{r}");
 }

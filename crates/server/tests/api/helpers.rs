@@ -236,6 +236,16 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Ships every unit of confirmed order `id` not yet in a shipment, in
     /// one shipment, and delivers it; returns the order.
     pub async fn deliver_all(&self, id: &str) -> Value {
