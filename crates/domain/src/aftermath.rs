@@ -250,6 +250,45 @@ mod tests {
     }
 
     #[test]
+    fn a_part_refund_that_failed_is_tried_again_for_what_was_asked() {
+        let mut o = returned(|o| {
+            let card = PaymentId::new();
+            let now = Timestamp::now();
+            o.request_charge(card, None, Actor::system(), now)
+                .expect("charge");
+            o.settle(
+                Entry::Payment(card),
+                says(EntryState::Succeeded, "ch_1"),
+                true,
+                now,
+            )
+            .expect("paid");
+        });
+        let r = o.returns[0].id;
+        let half = ReturnRefund {
+            amount: Some(50_000),
+            by_hand: EntryState::Succeeded,
+        };
+        o.refund_return(r, half, Actor::system(), Timestamp::now())
+            .expect("half");
+        let first = o.ledger.refunds[0].id;
+        o.settle(
+            Entry::Refund(first),
+            says(EntryState::Failed, "rf_1"),
+            true,
+            Timestamp::now(),
+        )
+        .expect("failed");
+        o.follow_refunds(Timestamp::now());
+        assert_eq!(o.returns[0].state, ReturnState::Received);
+        refund(&mut o).expect("again");
+        assert_eq!(
+            o.ledger.refunds[1].amount, 50_000,
+            "what was asked, not all"
+        );
+    }
+
+    #[test]
     fn a_return_paid_back_by_hand_is_refunded_at_once() {
         let mut o = returned(paid_by_hand);
         assert_eq!(

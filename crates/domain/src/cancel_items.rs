@@ -14,7 +14,7 @@ use crate::field::{FieldError, FieldErrors};
 use crate::fulfilment::ShipmentState;
 use crate::fulfilment::{Asking, LineProgress};
 use crate::ids::LineId;
-use crate::ledger::EntryState;
+use crate::ledger::{EntryState, RefundLine};
 use crate::money;
 use crate::order::{Line, Order, Refusal};
 use crate::status::Action;
@@ -96,7 +96,11 @@ impl Order {
         }
         let mut lines = self.lines.clone();
         let mut dropped = Vec::new();
+        // What the units cost, less those a refund by line already gave
+        // back (more units refunded than are left ordered), and the units
+        // whose money may still go back.
         let mut value = 0i64;
+        let mut unrefunded = Vec::new();
         for &(i, units) in &asked {
             let unshipped = self.unshipped_instances(i);
             let line = &mut lines[i];
@@ -110,7 +114,15 @@ impl Order {
             line.cancelled += units;
             // Fewer units of a total that fitted: it still fits.
             line.line_total = money::line_total(line.quantity, line.unit_price).unwrap_or(0);
-            value = value.saturating_add(money::line_total(units, line.unit_price).unwrap_or(0));
+            let refunded = self.refunded_units(line.id).saturating_sub(line.quantity);
+            let owed = units.saturating_sub(refunded);
+            if owed > 0 {
+                value = value.saturating_add(money::line_total(owed, line.unit_price).unwrap_or(0));
+                unrefunded.push(RefundLine {
+                    line_id: line.id,
+                    quantity: owed,
+                });
+            }
         }
         if let Some(serial) = self.referring_to(&lines, &dropped) {
             return Err(Refusal::Invalid(
@@ -137,13 +149,14 @@ impl Order {
             "cancelled_items": cancelled,
             "reason": draft.reason,
         });
-        // What was paid beyond the new total, up to what the units cost.
+        // What was paid beyond the new total, up to what the units cost
+        // (refunds for units that stay, such as returns, do not lessen it).
         let paid = self.ledger.totals(0).paid;
         let back = (paid - self.total).clamp(0, value);
         if back > 0 {
             let terms = GiveBack {
                 reason: format!("items cancelled: {}", draft.reason),
-                lines: Vec::new(),
+                lines: unrefunded,
                 by_hand: EntryState::Pending,
                 actor,
             };
@@ -313,6 +326,79 @@ mod tests {
                 .collect::<Vec<_>>(),
             [50_000, 100_000]
         );
+    }
+
+    #[test]
+    fn units_a_refund_by_line_gave_back_are_not_refunded_again() {
+        let mut shop = Shop::with(&[("A", 10)]);
+        let mut o = shop.order(&[("A", 2)]);
+        pay(&mut o, 200_000);
+        let line_id = o.lines[0].id;
+        o.record_refund(
+            crate::payment::RefundDraft {
+                amount: None,
+                lines: vec![RefundLine {
+                    line_id,
+                    quantity: 2,
+                }],
+                reason: "will not ship".into(),
+                state: EntryState::Succeeded,
+            },
+            Actor::system(),
+            t(),
+        )
+        .expect("refunded");
+        let e = shop
+            .run(|b| o.cancel_items(some(&o, &[(0, 1)]), Actor::system(), b, t()))
+            .expect("called off");
+        assert!(e.data.get("refunds").is_none(), "{e:?}");
+        assert_eq!(o.ledger.refunds.len(), 1);
+    }
+
+    #[test]
+    fn a_payment_awaiting_a_decision_is_settled_first() {
+        let mut shop = Shop::with(&[("A", 10)]);
+        let mut o = shop.order(&[("A", 2)]);
+        o.request_charge(crate::ids::PaymentId::new(), None, Actor::system(), t())
+            .expect("charge");
+        let refused = shop.run(|b| o.cancel_items(all("x"), Actor::system(), b, t()));
+        match refused {
+            Err(Refusal::Transition(e)) => {
+                assert!(
+                    e.reason.is_some_and(|r| r.contains("awaits a decision")),
+                    "{e}"
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_order_sent_again_as_first_ordered_is_unchanged() {
+        let phone = line_of(
+            None,
+            "Phone",
+            2,
+            vec![unit(Some("IMEI-1"), None), unit(Some("IMEI-2"), None)],
+        );
+        let sim = line_of(None, "SIM", 1, Vec::new());
+        let draft = crate::fulfilment::tests::draft_of(vec![phone, sim]);
+        let mut o = order_of(TenantId::new(), draft.lines.clone());
+        o.confirm(t()).expect("confirm");
+        let mut book = StockBook::new([], Actor::system(), t());
+        o.cancel_items(some(&o, &[(0, 1), (1, 1)]), Actor::system(), &mut book, t())
+            .expect("called off");
+        assert_eq!(
+            o.reconcile(draft.clone()),
+            Ok(crate::order::Reconcile::Unchanged)
+        );
+        let before = o.clone();
+        let patch = crate::order::OrderPatch {
+            lines: Some(draft.lines),
+            ..Default::default()
+        };
+        assert_eq!(o.edit(patch, t()), Ok(None));
+        assert_eq!(o, before);
     }
 
     #[test]

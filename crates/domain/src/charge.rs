@@ -140,12 +140,17 @@ impl Order {
             Some(found) => found,
             None => return Err(self.ledger_refusal(LedgerError::Unknown(entry.what()))),
         };
-        if through.is_some() != by_provider {
-            return Err(self.ledger_refusal(LedgerError::Conflict(if by_provider {
-                "the entry was not made through the payment provider"
-            } else {
-                "the payment provider moves this money and says when it has"
-            })));
+        // The shop speaks for an entry the provider moves only once ordo
+        // gave up calling the provider about it.
+        let refused = match (through.as_ref(), by_provider) {
+            (None, true) => Some("the entry was not made through the payment provider"),
+            (Some(t), false) if !t.given_up => {
+                Some("the payment provider moves this money and says when it has")
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            return Err(self.ledger_refusal(LedgerError::Conflict(why)));
         }
         let current = *state;
         if !current.can_become(report.state) {
@@ -214,6 +219,7 @@ impl Order {
             return Ok(None);
         }
         through.error = Some(error.clone());
+        through.given_up = retry_at.is_none();
         let mut data = json!({ "error": error });
         match retry_at {
             Some(at) => data["next_attempt_at"] = json!(at),

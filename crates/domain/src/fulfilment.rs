@@ -1089,7 +1089,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn draft_of(lines: Vec<LineDraft>) -> OrderDraft {
+    pub(crate) fn draft_of(lines: Vec<LineDraft>) -> OrderDraft {
         OrderDraft {
             currency: ngn(),
             buyer: Buyer::parse(Some("Ada"), None, None, Some("wa_2348012345678")).expect("buyer"),

@@ -58,6 +58,11 @@ pub struct ThroughProvider {
     /// provider refused it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// ordo stopped calling the provider about it while it was pending:
+    /// the shop may then say how it ended (after looking at the
+    /// provider's own records).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given_up: bool,
 }
 
 /// Money received for an order.

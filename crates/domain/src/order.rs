@@ -444,16 +444,28 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Line {
+    /// Whether `draft` says this line: as it is, or, when some of its
+    /// units were called off, as it was first ordered (what an
+    /// integration sending the order again says).
     fn same_as(&self, draft: &LineDraft) -> bool {
-        self.sku == draft.sku
+        let units = if draft.quantity == self.quantity {
+            draft.instances == self.instances
+        } else {
+            let first = draft.quantity as usize;
+            self.cancelled > 0
+                && draft.quantity == self.quantity + self.cancelled
+                && (draft.instances.is_empty() && self.instances.is_empty()
+                    || draft.instances.len() == first
+                        && self.instances.iter().all(|u| draft.instances.contains(u)))
+        };
+        units
+            && self.sku == draft.sku
             && self.name == draft.name
             && self.description == draft.description
-            && self.quantity == draft.quantity
             && self.unit_price == draft.unit_price
             && self.attributes == draft.attributes
             && self.product_id == draft.product_id
             && self.catalog_price == draft.catalog_price
-            && self.instances == draft.instances
     }
 
     /// Whether the staff priced a catalog line instead of the catalog.
@@ -665,6 +677,11 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
         for e in unit_errors.under(&format!("items[{i}]")).0 {
             errors.push(e);
         }
+        if let Some(p) = previous.get(i).filter(|p| p.same_as(&d)) {
+            // The line as it is, units called off included.
+            lines.push(p.clone());
+            continue;
+        }
         let Some(line_total) = money::line_total(d.quantity, d.unit_price) else {
             errors.push(FieldError::new(
                 format!("items[{i}]"),
@@ -672,12 +689,8 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             ));
             continue;
         };
-        let (id, cancelled) = match previous.get(i) {
-            Some(p) if p.same_as(&d) => (p.id, p.cancelled),
-            _ => (LineId::new(), 0),
-        };
         lines.push(Line {
-            id,
+            id: LineId::new(),
             sku: d.sku,
             name: d.name,
             description: d.description,
@@ -688,7 +701,7 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             product_id: d.product_id,
             catalog_price: d.catalog_price,
             instances: d.instances,
-            cancelled,
+            cancelled: 0,
         });
     }
     let mut serials = Serials::default();
@@ -796,6 +809,12 @@ impl Order {
             }
             Action::Edit if self.fulfillment_status.has_shipped() => {
                 Some("goods have already shipped")
+            }
+            Action::CancelItems
+                if self.ledger.totals(self.total).pending > 0
+                    || self.ledger.receipts_in_review() > 0 =>
+            {
+                Some("a payment or receipt awaits a decision; settle it first")
             }
             _ => self.goods_refuse(action),
         };

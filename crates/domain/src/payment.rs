@@ -319,7 +319,7 @@ impl Order {
     }
 
     /// Units of `line` given back by refunds that have not failed.
-    fn refunded_units(&self, line: LineId) -> u32 {
+    pub(crate) fn refunded_units(&self, line: LineId) -> u32 {
         self.ledger
             .refunds
             .iter()
@@ -349,8 +349,8 @@ impl Order {
                 .filter(|l| l.line_id == asked.line_id)
                 .map(|l| l.quantity)
                 .sum();
-            let left = line
-                .quantity
+            // Units called off count: their refunds carry them.
+            let left = (line.quantity + line.cancelled)
                 .saturating_sub(self.refunded_units(line.id))
                 .saturating_sub(earlier);
             if asked.quantity == 0 || asked.quantity > left {

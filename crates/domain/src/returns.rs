@@ -375,6 +375,11 @@ impl Order {
         }
         let left = cost.saturating_sub(given);
         let refundable = self.ledger.refundable();
+        // Once asked for, what is still to give back is what was asked.
+        let owed = match ret.refund_amount {
+            0 => left,
+            asked => asked.saturating_sub(given).min(left),
+        };
         if let Some(asked) = how.amount.filter(|a| *a > left) {
             return Err(Refusal::Invalid(
                 FieldError::new(
@@ -386,7 +391,7 @@ impl Order {
                 .into(),
             ));
         }
-        let amount = how.amount.unwrap_or(left.min(refundable));
+        let amount = how.amount.unwrap_or(owed.min(refundable));
         if amount <= 0 || amount > refundable {
             return Err(self.ledger_refusal(if refundable == 0 {
                 LedgerError::Conflict("nothing paid is left to refund; close the return instead")
@@ -488,6 +493,20 @@ impl Order {
             event_type: EventType::ReturnClosed,
             data,
         }))
+    }
+
+    /// What the refunds of `ret` are to give back in all (for a return
+    /// refunded before it kept the figure: what they were for).
+    pub fn return_refund_amount(&self, ret: &Return) -> i64 {
+        match ret.refund_amount {
+            0 => ret
+                .refund_ids
+                .iter()
+                .filter_map(|id| self.refund(*id))
+                .map(|r| r.amount)
+                .fold(0, i64::saturating_add),
+            amount => amount,
+        }
     }
 
     /// The return `id`, if this order has it.

@@ -190,7 +190,7 @@ impl ReturnResponse {
             closed_at: r.closed_at.map(time),
             refund_ids: r.refund_ids.iter().map(ToString::to_string).collect(),
             refund_amount: (!r.refund_ids.is_empty())
-                .then(|| o.currency.format_amount(r.refund_amount)),
+                .then(|| o.currency.format_amount(o.return_refund_amount(r))),
         }
     }
 }

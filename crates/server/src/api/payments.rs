@@ -98,6 +98,9 @@ pub struct ThroughProviderResponse {
     /// provider refused it.
     #[schema(example = "the payment provider failed after 3 attempts: HTTP 503")]
     pub error: Option<String>,
+    /// ordo stopped calling the provider about it while it was pending;
+    /// for a refund, the shop may then say how it ended (`…/settle`).
+    pub given_up: bool,
 }
 
 impl ThroughProviderResponse {
@@ -105,6 +108,7 @@ impl ThroughProviderResponse {
         p.map(|p| ThroughProviderResponse {
             id: p.id.clone(),
             error: p.error.clone(),
+            given_up: p.given_up,
         })
     }
 }
@@ -522,7 +526,8 @@ pub struct SettleRefundRequest {
 /// is put under way as a pending refund for the shop to pay back; this
 /// records that it did (`refund.succeeded`) or will not
 /// (`refund.failed`). Refunds through the payment provider are settled by
-/// the provider.
+/// the provider, unless ordo gave up calling it (`provider.given_up`):
+/// the shop then says how it ended, from the provider's own records.
 #[utoipa::path(
     post, path = "/v1/orders/{id}/refunds/{refund_id}/settle", tag = "payments",
     request_body = SettleRefundRequest,
@@ -532,7 +537,7 @@ pub struct SettleRefundRequest {
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only owner, admin and integration keys refund", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order or refund", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The refund already ended otherwise, or the provider pays it back", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The refund already ended otherwise, or the provider pays it back (and ordo has not given up calling it)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Stale If-Match", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a state", body = Problem, content_type = "application/problem+json"),
     ),

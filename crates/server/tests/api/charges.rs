@@ -560,4 +560,20 @@ async fn a_refund_the_provider_keeps_failing_stays_pending_in_plain_view() {
     assert_eq!(o["payment_status"], "pending");
     assert_eq!(o["refunds"][0]["state"], "pending");
     assert!(o["refunds"][0]["provider"]["error"].is_string());
+    assert_eq!(o["refunds"][0]["provider"]["given_up"], true);
+
+    // ordo gave up: the shop says how it ended, from the provider's records.
+    let rid = o["refunds"][0]["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/refunds/{rid}/settle"),
+            &json!({"state": "succeeded"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let o: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&o["refunds"][0]["state"], &o["payment_status"]),
+        (&json!("succeeded"), &json!("refunded"))
+    );
 }
