@@ -52,6 +52,7 @@ pub mod fulfilment;
 pub mod ids;
 pub mod intent;
 pub mod ledger;
+pub mod messaging;
 pub mod money;
 pub mod order;
 pub mod payment;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contact::PhoneE164;
 use crate::field::{FieldError, FieldErrors};
+use crate::messaging::MessagingSettings;
 use crate::webhook::WebhookUrl;
 
 str_enum!(
@@ -43,6 +44,8 @@ pub struct TenantSettings {
     /// Whether a confirmed order completes by itself once it is paid in
     /// full and every unit has been delivered.
     pub auto_complete: bool,
+    /// The channels the shop talks to its buyers on, and its texts.
+    pub messaging: MessagingSettings,
 }
 
 /// A tenant's payment provider: its base URL, and the secret ordo sends as
@@ -145,6 +148,7 @@ impl Default for TenantSettings {
             storefront_enabled: false,
             payment_provider: None,
             auto_complete: false,
+            messaging: MessagingSettings::default(),
         }
     }
 }

@@ -1,10 +1,17 @@
 //! `/v1/settings`: how the tenant's orders treat stock, and what its shop
 //! says. Every role reads them; owners and admins change them.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
+use ordo_domain::messaging::{
+    check_template, EmailChannel, EmailChannelDraft, MessageKind, MessagingSettings, MetaChannel,
+    MetaChannelDraft, SmtpSecurity,
+};
 use ordo_domain::settings::{parse_reservation_minutes, parse_whatsapp_number};
 use ordo_domain::{
-    FieldErrors, Permission, ProviderSettings, ReservationPolicy, TenantId, TenantSettings,
+    FieldError, FieldErrors, Permission, ProviderSettings, ReservationPolicy, TenantId,
+    TenantSettings,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,6 +50,267 @@ pub struct SettingsResponse {
     /// with `automatic: true`) once it is paid in full and every unit has
     /// been delivered. Off by default.
     pub auto_complete: bool,
+    /// The channels the shop talks to its buyers on, and the texts order
+    /// events send them.
+    pub messaging: MessagingResponse,
+}
+
+/// The shop's messaging channels, their credentials shown only by their
+/// last four characters, and every message's text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagingResponse {
+    /// WhatsApp Cloud API; `null` when not set up.
+    pub whatsapp: Option<MetaChannelResponse>,
+    /// Instagram messaging; `null` when not set up.
+    pub instagram: Option<MetaChannelResponse>,
+    /// Email over SMTP; `null` when not set up.
+    pub email: Option<EmailResponse>,
+    /// Each message an order event sends, by kind (`order_created`,
+    /// `order_confirmed`, `receipt_received`, `receipt_approved`,
+    /// `receipt_rejected`, `payment_received`, `order_shipped`,
+    /// `order_delivered`, `order_cancelled`, `order_refunded`).
+    pub templates: BTreeMap<String, TemplateResponse>,
+}
+
+/// A Meta channel (WhatsApp or Instagram), its credentials never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetaChannelResponse {
+    /// WhatsApp: the business phone number's id; Instagram: the account id.
+    #[schema(example = "106540352242922")]
+    pub account_id: String,
+    #[schema(example = "…x2Zd")]
+    pub access_token_hint: String,
+    #[schema(example = "…9f2c")]
+    pub app_secret_hint: String,
+    #[schema(example = "…ify1")]
+    pub verify_token_hint: String,
+    /// The callback URL's path to give Meta (its subscription challenge
+    /// and signed messages).
+    #[schema(example = "/v1/channels/whatsapp/ten_01JD8X1Q2W3E4R5T6Y7U8I9O0P/webhook")]
+    pub webhook_path: String,
+}
+
+/// Email over SMTP, its password never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailResponse {
+    #[schema(example = "smtp.example.com")]
+    pub host: String,
+    #[schema(example = 587)]
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[schema(value_type = String, example = "starttls")]
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    #[schema(example = "…ter2")]
+    pub password_hint: Option<String>,
+    #[schema(example = "orders@example.com")]
+    pub from: String,
+    pub from_name: Option<String>,
+}
+
+/// The text a message sends.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateResponse {
+    pub text: String,
+    /// Whether it is the shop's own (otherwise ordo's default).
+    pub custom: bool,
+    /// The placeholders it may use, as `{name}`.
+    pub placeholders: Vec<String>,
+}
+
+/// A WhatsApp Cloud API number. Credentials left out keep those set for
+/// the same number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppRequest {
+    #[schema(example = "106540352242922")]
+    pub phone_number_id: String,
+    /// A Graph API token allowed to send messages and read media.
+    pub access_token: Option<String>,
+    /// The Meta app's secret, which signs its webhooks.
+    pub app_secret: Option<String>,
+    /// What Meta echoes when it subscribes the webhook (8 to 200 characters).
+    pub verify_token: Option<String>,
+}
+
+/// An Instagram messaging account. Credentials left out keep those set
+/// for the same account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstagramRequest {
+    #[schema(example = "17841400000000")]
+    pub account_id: String,
+    pub access_token: Option<String>,
+    pub app_secret: Option<String>,
+    pub verify_token: Option<String>,
+}
+
+/// Email over SMTP. A password left out keeps the one set for the same
+/// host and username.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRequest {
+    #[schema(example = "smtp.example.com")]
+    pub host: String,
+    #[schema(example = 587)]
+    pub port: i64,
+    /// `none`, `starttls` or `tls`.
+    #[schema(example = "starttls")]
+    pub security: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[schema(example = "orders@example.com")]
+    pub from: String,
+    #[schema(example = "Ada's Fabrics")]
+    pub from_name: Option<String>,
+}
+
+/// A change to the messaging settings; absent fields stay as they are,
+/// `null` removes a channel.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingRequest {
+    #[serde(default, deserialize_with = "present")]
+    pub whatsapp: Option<Option<WhatsAppRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub instagram: Option<Option<InstagramRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub email: Option<Option<EmailRequest>>,
+    /// Texts by message kind; `null` goes back to the default. Placeholders
+    /// are checked against the kind's.
+    #[schema(example = json!({"order_created": "Hi {buyer_name}! Order {reference}: {total}. Reply CONFIRM or CANCEL."}))]
+    pub templates: Option<BTreeMap<String, Option<String>>>,
+}
+
+impl MessagingResponse {
+    fn of(m: &MessagingSettings, tenant: TenantId) -> Self {
+        let meta = |c: &MetaChannel, channel: &str| MetaChannelResponse {
+            account_id: c.account_id.clone(),
+            access_token_hint: c.access_token.hint(),
+            app_secret_hint: c.app_secret.hint(),
+            verify_token_hint: c.verify_token.hint(),
+            webhook_path: format!("/v1/channels/{channel}/{tenant}/webhook"),
+        };
+        MessagingResponse {
+            whatsapp: m.whatsapp.as_ref().map(|c| meta(c, "whatsapp")),
+            instagram: m.instagram.as_ref().map(|c| meta(c, "instagram")),
+            email: m.email.as_ref().map(|e| EmailResponse {
+                host: e.host.clone(),
+                port: e.port,
+                security: e.security,
+                username: e.username.clone(),
+                password_hint: e.password.as_ref().map(|p| p.hint()),
+                from: e.from.as_str().to_string(),
+                from_name: e.from_name.clone(),
+            }),
+            templates: MessageKind::ALL
+                .iter()
+                .map(|k| {
+                    let shown = TemplateResponse {
+                        text: m.template(*k).to_string(),
+                        custom: m.templates.contains_key(k.as_str()),
+                        placeholders: k
+                            .placeholders()
+                            .iter()
+                            .map(|p| format!("{{{p}}}"))
+                            .collect(),
+                    };
+                    (k.as_str().to_string(), shown)
+                })
+                .collect(),
+        }
+    }
+}
+
+impl MessagingRequest {
+    /// Applies the change to `m`, naming every field that is wrong.
+    fn apply(self, m: &mut MessagingSettings, errors: &mut FieldErrors) {
+        match self.whatsapp {
+            None => {}
+            Some(None) => m.whatsapp = None,
+            Some(Some(w)) => {
+                let draft = MetaChannelDraft {
+                    account_id: &w.phone_number_id,
+                    access_token: w.access_token.as_deref(),
+                    app_secret: w.app_secret.as_deref(),
+                    verify_token: w.verify_token.as_deref(),
+                };
+                let parsed = MetaChannel::parse(
+                    "messaging.whatsapp",
+                    "phone_number_id",
+                    draft,
+                    m.whatsapp.as_ref(),
+                );
+                if let Some(c) = errors.take_all(parsed) {
+                    m.whatsapp = Some(c);
+                }
+            }
+        }
+        match self.instagram {
+            None => {}
+            Some(None) => m.instagram = None,
+            Some(Some(i)) => {
+                let draft = MetaChannelDraft {
+                    account_id: &i.account_id,
+                    access_token: i.access_token.as_deref(),
+                    app_secret: i.app_secret.as_deref(),
+                    verify_token: i.verify_token.as_deref(),
+                };
+                let parsed = MetaChannel::parse(
+                    "messaging.instagram",
+                    "account_id",
+                    draft,
+                    m.instagram.as_ref(),
+                );
+                if let Some(c) = errors.take_all(parsed) {
+                    m.instagram = Some(c);
+                }
+            }
+        }
+        match self.email {
+            None => {}
+            Some(None) => m.email = None,
+            Some(Some(e)) => {
+                let draft = EmailChannelDraft {
+                    host: &e.host,
+                    port: e.port,
+                    security: &e.security,
+                    username: e.username.as_deref(),
+                    password: e.password.as_deref(),
+                    from: &e.from,
+                    from_name: e.from_name.as_deref(),
+                };
+                if let Some(c) = errors.take_all(EmailChannel::parse(
+                    "messaging.email",
+                    draft,
+                    m.email.as_ref(),
+                )) {
+                    m.email = Some(c);
+                }
+            }
+        }
+        for (key, text) in self.templates.unwrap_or_default() {
+            let field = format!("messaging.templates.{key}");
+            let Some(kind) = MessageKind::parse(&key) else {
+                errors.push(
+                    FieldError::new(field, "no such message")
+                        .value(&key)
+                        .accepted(MessageKind::accepted()),
+                );
+                continue;
+            };
+            match text {
+                None => {
+                    m.templates.remove(kind.as_str());
+                }
+                Some(text) => {
+                    if let Some(text) = errors.take(check_template(&field, kind, &text)) {
+                        m.templates.insert(kind.as_str().to_string(), text);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The tenant's payment provider, its secret never shown.
@@ -90,6 +358,7 @@ pub struct UpdateSettingsRequest {
     #[serde(default, deserialize_with = "present")]
     pub payment_provider: Option<Option<ProviderRequest>>,
     pub auto_complete: Option<bool>,
+    pub messaging: Option<MessagingRequest>,
 }
 
 impl SettingsResponse {
@@ -106,6 +375,7 @@ impl SettingsResponse {
                 webhook_path: format!("/v1/payment-provider/{tenant}/webhook"),
             }),
             auto_complete: s.auto_complete,
+            messaging: MessagingResponse::of(&s.messaging, tenant),
         }
     }
 }
@@ -188,6 +458,9 @@ pub async fn update_settings(
                 settings.payment_provider = Some(provider);
             }
         }
+    }
+    if let Some(m) = req.messaging {
+        m.apply(&mut settings.messaging, &mut errors);
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

@@ -15,6 +15,7 @@ mod fulfilment;
 mod helpers;
 mod idempotency;
 mod list;
+mod messaging;
 mod migrate_data;
 mod nodes;
 mod operations;

@@ -355,10 +355,16 @@ async fn concurrent_confirmations_never_oversell() {
 #[tokio::test]
 async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let app = spawn_app().await;
-    let s = app.json("/v1/settings").await;
+    let mut s = app.json("/v1/settings").await;
+    let messaging = s.as_object_mut().unwrap().remove("messaging").unwrap();
     assert_eq!(
         s,
         json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false})
+    );
+    assert_eq!(
+        (&messaging["whatsapp"], &messaging["email"]),
+        (&Value::Null, &Value::Null),
+        "no channel until the shop sets one up"
     );
     let integration = app.key_for(Role::Integration).await;
     let r = app
