@@ -72,6 +72,11 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// As logs may show it.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
 }
 
 /// The buyer's id on a chat channel, as seed 000 writes it: `wa_<phone

@@ -9,9 +9,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contact::Email;
+use serde_json::Value;
+
+use crate::contact::{Buyer, ChannelId, Email};
 use crate::event::EventType;
 use crate::field::{FieldError, FieldErrors};
+use crate::ids::{PaymentId, RefundId};
+use crate::order::Order;
+use crate::status::OrderStatus;
 
 /// A credential: kept as given, shown only by its last four characters.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,6 +386,23 @@ impl MessageKind {
             .collect()
     }
 
+    /// An email's subject.
+    pub fn subject(self) -> &'static str {
+        use MessageKind as K;
+        match self {
+            K::OrderCreated => "{shop}: your new order {reference}",
+            K::OrderConfirmed => "{shop}: order {reference} is confirmed",
+            K::ReceiptReceived => "{shop}: we got your receipt for {reference}",
+            K::ReceiptApproved => "{shop}: payment for {reference} confirmed",
+            K::ReceiptRejected => "{shop}: about your receipt for {reference}",
+            K::PaymentReceived => "{shop}: payment received for {reference}",
+            K::OrderShipped => "{shop}: order {reference} is on its way",
+            K::OrderDelivered => "{shop}: order {reference} was delivered",
+            K::OrderCancelled => "{shop}: order {reference} was cancelled",
+            K::OrderRefunded => "{shop}: refund for {reference}",
+        }
+    }
+
     /// Seed 000's text, in ordo's words.
     pub fn default_template(self) -> &'static str {
         use MessageKind as K;
@@ -397,6 +419,179 @@ impl MessageKind {
             K::OrderRefunded => "💸 We refunded {amount} for order {reference}.",
         }
     }
+}
+
+/// Where a message goes: the buyer's chat id, or their email address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", content = "to", rename_all = "snake_case")]
+pub enum Recipient {
+    /// The WhatsApp number's digits.
+    Whatsapp(String),
+    /// The Instagram-scoped id.
+    Instagram(String),
+    Email(Email),
+}
+
+impl Recipient {
+    /// The buyer's chat id if the shop has that channel, else their email
+    /// if the shop sends email; `None` when the shop cannot reach them.
+    pub fn of(buyer: &Buyer, m: &MessagingSettings) -> Option<Recipient> {
+        let chat = match &buyer.channel_id {
+            Some(ChannelId::WhatsApp(digits)) if m.whatsapp.is_some() => {
+                Some(Recipient::Whatsapp(digits.clone()))
+            }
+            Some(ChannelId::Instagram(id)) if m.instagram.is_some() => {
+                Some(Recipient::Instagram(id.clone()))
+            }
+            _ => None,
+        };
+        chat.or_else(|| {
+            let email = buyer.email.as_ref().filter(|_| m.email.is_some())?;
+            Some(Recipient::Email(email.clone()))
+        })
+    }
+
+    /// As logs may show it: enough to tell buyers apart, not to reach them.
+    pub fn masked(&self) -> String {
+        match self {
+            Recipient::Whatsapp(d) => ChannelId::WhatsApp(d.clone()).masked(),
+            Recipient::Instagram(i) => ChannelId::Instagram(i.clone()).masked(),
+            Recipient::Email(e) => e.masked(),
+        }
+    }
+}
+
+/// A quick-reply button of a WhatsApp message: what the buyer taps, and
+/// the id that comes back when they do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub id: String,
+    pub title: String,
+}
+
+/// A message to send a buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub kind: MessageKind,
+    pub to: Recipient,
+    pub text: String,
+    /// An email's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// WhatsApp reply buttons (a new order's Confirm and Cancel).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<Button>,
+}
+
+/// The ids of the buttons of a new order's message: `confirm:ORD-…`.
+pub fn button_id(act: &str, order: &Order) -> String {
+    format!("{act}:{}", order.reference)
+}
+
+/// The message the event (`event_type`, `data`) of `order` sends its
+/// buyer, from shop `shop` with settings `m`; `None` when the event tells
+/// the buyer nothing (a payment or refund that has not moved money yet is
+/// told once it has) or the shop cannot reach them.
+pub fn compose(
+    m: &MessagingSettings,
+    shop: &str,
+    order: &Order,
+    event_type: EventType,
+    data: &Value,
+) -> Option<Outgoing> {
+    let kind = MessageKind::of(event_type)?;
+    let moved = |part: &str| data[part]["state"] == "succeeded";
+    match event_type {
+        EventType::PaymentRecorded if !moved("payment") => return None,
+        EventType::RefundRecorded if !moved("refund") => return None,
+        _ => {}
+    }
+    let to = Recipient::of(&order.buyer, m)?;
+    let c = order.currency;
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("shop", shop.to_string());
+    values.insert("reference", order.reference.to_string());
+    values.insert(
+        "buyer_name",
+        order.buyer.name.clone().unwrap_or_else(|| "there".into()),
+    );
+    values.insert("total", c.display_amount(order.total));
+    values.insert("status", order.stage().as_str().replace('_', " "));
+    let items: Vec<String> = order
+        .lines
+        .iter()
+        .filter(|l| l.quantity > 0)
+        .enumerate()
+        .map(|(i, l)| {
+            format!(
+                "{}. {} ×{} — {}",
+                i + 1,
+                l.name,
+                l.quantity,
+                c.display_amount(l.line_total)
+            )
+        })
+        .collect();
+    values.insert("items", items.join("\n"));
+    let text_of = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    values.insert("reason", text_of(&data["reason"]));
+    let amount = match event_type {
+        EventType::PaymentRecorded | EventType::PaymentSucceeded => data["payment"]["id"]
+            .as_str()
+            .and_then(PaymentId::parse)
+            .and_then(|id| order.payment(id))
+            .map(|p| p.amount),
+        EventType::RefundRecorded | EventType::RefundSucceeded => data["refund"]["id"]
+            .as_str()
+            .and_then(RefundId::parse)
+            .and_then(|id| order.refund(id))
+            .map(|r| r.amount),
+        _ => None,
+    };
+    values.insert(
+        "amount",
+        amount.map(|a| c.display_amount(a)).unwrap_or_default(),
+    );
+    let shipment = &data["shipment"];
+    let mut tracking = String::new();
+    for (key, label) in [
+        ("carrier", "Carrier"),
+        ("tracking_number", "Tracking number"),
+        ("tracking_url", "Track it"),
+    ] {
+        let value = text_of(&shipment[key]);
+        if !value.is_empty() {
+            tracking.push_str(&format!("\n{label}: {value}"));
+        }
+        values.insert(key, value);
+    }
+    values.insert("tracking", tracking);
+    let text = render(m.template(kind), &values);
+    let buttons = match (&to, kind) {
+        (Recipient::Whatsapp(_), MessageKind::OrderCreated)
+            if order.status == OrderStatus::Pending =>
+        {
+            vec![
+                Button {
+                    id: button_id("confirm", order),
+                    title: "Confirm".into(),
+                },
+                Button {
+                    id: button_id("cancel", order),
+                    title: "Cancel".into(),
+                },
+            ]
+        }
+        _ => Vec::new(),
+    };
+    let subject = matches!(to, Recipient::Email(_)).then(|| render(kind.subject(), &values));
+    Some(Outgoing {
+        kind,
+        to,
+        text,
+        subject,
+        buttons,
+    })
 }
 
 /// The longest message text: WhatsApp's limit for a text message.
@@ -535,6 +730,137 @@ mod tests {
         assert_eq!(
             render("{{{reference}}} {reason}.", &values),
             "{ORD-7K3Q-X2MB} ."
+        );
+    }
+
+    fn channels() -> MessagingSettings {
+        let whatsapp = MetaChannel::parse(
+            "w",
+            "phone_number_id",
+            MetaChannelDraft {
+                account_id: "1065",
+                access_token: Some("EAAGm0PX4ZCpsBA1234567890"),
+                app_secret: Some("0123456789abcdef0123"),
+                verify_token: Some("ordo-verify-1"),
+            },
+            None,
+        )
+        .expect("valid");
+        MessagingSettings {
+            whatsapp: Some(whatsapp),
+            ..MessagingSettings::default()
+        }
+    }
+
+    fn an_order() -> Order {
+        use crate::fulfilment::tests::{line_of, order_of};
+        let mut o = order_of(
+            crate::TenantId::new(),
+            vec![line_of(None, "Ankara dress", 2, Vec::new())],
+        );
+        o.reference = crate::OrderReference::parse("ORD-7K3Q-X2MB").expect("reference");
+        o
+    }
+
+    #[test]
+    fn a_new_order_is_told_with_its_items_total_and_buttons() {
+        let o = an_order();
+        let m = compose(
+            &channels(),
+            "Ada's Fabrics",
+            &o,
+            EventType::OrderCreated,
+            &Value::Null,
+        )
+        .expect("a message");
+        assert_eq!(m.to, Recipient::Whatsapp("2348012345678".into()));
+        assert!(
+            m.text
+                .contains("New order ORD-7K3Q-X2MB from Ada's Fabrics"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("1. Ankara dress ×2 — ₦2,000.00"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("Total: ₦2,000.00"), "{}", m.text);
+        assert_eq!(
+            m.buttons.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+            ["confirm:ORD-7K3Q-X2MB", "cancel:ORD-7K3Q-X2MB"]
+        );
+        assert_eq!(m.subject, None);
+    }
+
+    #[test]
+    fn only_events_that_tell_the_buyer_something_send_and_only_where_the_shop_can() {
+        let mut o = an_order();
+        let m = channels();
+        assert_eq!(
+            compose(&m, "s", &o, EventType::OrderUpdated, &Value::Null),
+            None
+        );
+        let pending = serde_json::json!({"payment": {"state": "pending"}});
+        assert_eq!(
+            compose(&m, "s", &o, EventType::PaymentRecorded, &pending),
+            None
+        );
+        assert_eq!(
+            compose(
+                &MessagingSettings::default(),
+                "s",
+                &o,
+                EventType::OrderCreated,
+                &Value::Null
+            ),
+            None,
+            "no channel"
+        );
+        // A buyer with only an email is mailed, when the shop sends email.
+        o.buyer = Buyer::parse(Some("Ada"), None, Some("ada@example.com"), None).expect("buyer");
+        assert_eq!(
+            compose(&m, "s", &o, EventType::OrderCreated, &Value::Null),
+            None
+        );
+        let email = EmailChannel::parse(
+            "e",
+            EmailChannelDraft {
+                host: "127.0.0.1",
+                port: 2525,
+                security: "none",
+                from: "shop@example.com",
+                ..EmailChannelDraft::default()
+            },
+            None,
+        )
+        .expect("valid");
+        let m = MessagingSettings {
+            email: Some(email),
+            ..m
+        };
+        let cancelled = serde_json::json!({"reason": "out of stock"});
+        let mail = compose(&m, "Ada's", &o, EventType::OrderCancelled, &cancelled).expect("mail");
+        assert_eq!(
+            mail.subject.as_deref(),
+            Some("Ada's: order ORD-7K3Q-X2MB was cancelled")
+        );
+        assert!(
+            mail.text.contains("was cancelled: out of stock"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.buttons.is_empty());
+    }
+
+    #[test]
+    fn a_shipment_tells_its_tracking() {
+        let o = an_order();
+        let data = serde_json::json!({"shipment": {"carrier": "GIG", "tracking_number": "GIG-1", "tracking_url": null}});
+        let m = compose(&channels(), "s", &o, EventType::ShipmentShipped, &data).expect("sent");
+        assert_eq!(
+            m.text,
+            "🚚 Order ORD-7K3Q-X2MB is on its way!\nCarrier: GIG\nTracking number: GIG-1"
         );
     }
 

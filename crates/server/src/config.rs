@@ -33,6 +33,7 @@ pub struct Config {
     pub storefront: StorefrontConfig,
     pub files: FilesConfig,
     pub payments: PaymentsConfig,
+    pub messaging: MessagingConfig,
     /// Hours an idempotency key is remembered (at least 24).
     pub idempotency_key_hours: u32,
 }
@@ -173,6 +174,17 @@ pub struct PaymentsConfig {
     pub breaker_open_ms: u64,
 }
 
+/// How ordo reaches buyers (from background jobs only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingConfig {
+    /// Meta's Graph API, with its version (WhatsApp Cloud API and
+    /// Instagram messaging); tests point it at a local server.
+    pub graph_base_url: String,
+    /// Milliseconds one call to Meta or one SMTP conversation may take.
+    pub timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FilesBackend {
@@ -284,6 +296,10 @@ impl Default for Config {
                 provider_backoff_ms: 200,
                 breaker_failures: 5,
                 breaker_open_ms: 30_000,
+            },
+            messaging: MessagingConfig {
+                graph_base_url: "https://graph.facebook.com/v21.0".into(),
+                timeout_ms: 10_000,
             },
             idempotency_key_hours: 24,
         }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod cache;
 pub mod catalog;
+pub mod channels;
 pub mod charging;
 pub mod cli;
 pub mod config;

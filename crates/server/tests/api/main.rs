@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod channels;
 mod charges;
 mod cli;
 mod crash;
@@ -16,6 +17,7 @@ mod helpers;
 mod idempotency;
 mod list;
 mod messaging;
+mod meta;
 mod migrate_data;
 mod nodes;
 mod operations;

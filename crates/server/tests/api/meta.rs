@@ -1,0 +1,224 @@
+//! Stand-ins for a shop's buyer channels on 127.0.0.1: Meta's Graph API
+//! (WhatsApp Cloud API and Instagram messaging) and an SMTP server, each
+//! recording what it received and answering as each test scripts.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// How the fake Graph API answers one call.
+#[derive(Debug, Clone)]
+pub enum GraphReply {
+    /// 200 with the next message id.
+    Ok,
+    /// This status, with a Meta error saying `message`.
+    Error(u16, &'static str),
+    /// No answer for this long.
+    Slow(Duration),
+}
+
+/// A call the fake Graph API received.
+#[derive(Debug, Clone)]
+pub struct GraphCall {
+    /// The account id in the path (`/{id}/messages`).
+    pub account: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Graph {
+    script: Mutex<VecDeque<GraphReply>>,
+    calls: Mutex<Vec<GraphCall>>,
+}
+
+/// Meta's Graph API, as far as sending messages goes.
+#[derive(Clone)]
+pub struct FakeGraph {
+    /// What `messaging.graph_base_url` should be.
+    pub base_url: String,
+    graph: Arc<Graph>,
+}
+
+impl FakeGraph {
+    pub async fn start() -> FakeGraph {
+        let graph = Arc::new(Graph::default());
+        let app = Router::new()
+            .route("/v21.0/{account}/messages", post(messages))
+            .with_state(graph.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}/v21.0", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeGraph { base_url, graph }
+    }
+
+    /// The next answers, in order; then `Ok`.
+    pub fn then(&self, replies: impl IntoIterator<Item = GraphReply>) {
+        self.graph.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn calls(&self) -> Vec<GraphCall> {
+        self.graph.calls.lock().unwrap().clone()
+    }
+}
+
+async fn messages(
+    State(graph): State<Arc<Graph>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let n = {
+        let mut calls = graph.calls.lock().unwrap();
+        calls.push(GraphCall {
+            account,
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: body.clone(),
+        });
+        calls.len()
+    };
+    let reply = graph
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(GraphReply::Ok);
+    match reply {
+        GraphReply::Ok if body.get("messaging_product").is_some() => Json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+            "messages": [{"id": format!("wamid.{n}")}],
+        }))
+        .into_response(),
+        GraphReply::Ok => Json(json!({
+            "recipient_id": body["recipient"]["id"],
+            "message_id": format!("mid.{n}"),
+        }))
+        .into_response(),
+        GraphReply::Error(status, message) => (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"error": {"message": message, "type": "OAuthException", "code": 190}})),
+        )
+            .into_response(),
+        GraphReply::Slow(wait) => {
+            tokio::time::sleep(wait).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
+}
+
+/// An email the sink received.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The message as sent (headers and body).
+    pub data: String,
+}
+
+#[derive(Default)]
+struct Sink {
+    mails: Mutex<Vec<Mail>>,
+    /// Replies to `MAIL FROM` instead of 250, in order.
+    refusals: Mutex<VecDeque<&'static str>>,
+}
+
+/// A mail server that takes everything (unless told to refuse) and keeps it.
+#[derive(Clone)]
+pub struct SmtpSink {
+    pub port: u16,
+    sink: Arc<Sink>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        let sink = Arc::new(Sink::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(converse(stream, shared.clone()));
+            }
+        });
+        SmtpSink { port, sink }
+    }
+
+    /// Refuse the next messages with these replies (`"451 4.3.0 try later"`).
+    pub fn refuse(&self, replies: impl IntoIterator<Item = &'static str>) {
+        self.sink.refusals.lock().unwrap().extend(replies);
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        self.sink.mails.lock().unwrap().clone()
+    }
+}
+
+/// One SMTP conversation (RFC 5321, the parts a client sending one
+/// message uses).
+async fn converse(stream: tokio::net::TcpStream, sink: Arc<Sink>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let _ = write.write_all(b"220 sink.test ESMTP\r\n").await;
+    let (mut from, mut to) = (String::new(), Vec::new());
+    while let Ok(Some(line)) = lines.next_line().await {
+        let upper = line.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") {
+            "250-sink.test\r\n250 8BITMIME".into()
+        } else if upper.starts_with("HELO") {
+            "250 sink.test".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            match sink.refusals.lock().unwrap().pop_front() {
+                Some(refusal) => refusal.into(),
+                None => {
+                    from = line[10..].trim().trim_matches(['<', '>']).to_string();
+                    "250 2.1.0 ok".into()
+                }
+            }
+        } else if upper.starts_with("RCPT TO:") {
+            to.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+            "250 2.1.5 ok".into()
+        } else if upper == "DATA" {
+            let _ = write.write_all(b"354 go ahead\r\n").await;
+            let mut data = String::new();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if l == "." {
+                    break;
+                }
+                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                data.push('\n');
+            }
+            sink.mails.lock().unwrap().push(Mail {
+                from: std::mem::take(&mut from),
+                to: std::mem::take(&mut to),
+                data,
+            });
+            "250 2.0.0 queued".into()
+        } else if upper == "QUIT" {
+            let _ = write.write_all(b"221 bye\r\n").await;
+            return;
+        } else if upper == "RSET" || upper == "NOOP" {
+            "250 ok".into()
+        } else {
+            "502 5.5.1 not implemented".into()
+        };
+        if write
+            .write_all(format!("{reply}\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
