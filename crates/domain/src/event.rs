@@ -113,6 +113,8 @@ event_types! {
     ReturnRefunded = "return.refunded",
     ReturnRefundFailed = "return.refund_failed",
     ReturnClosed = "return.closed",
+    MessageSent = "message.sent",
+    MessageFailed = "message.failed",
 }
 
 /// An event as the domain produces it, before the store gives it an id,

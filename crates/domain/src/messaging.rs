@@ -305,6 +305,11 @@ pub struct MessagingSettings {
 }
 
 impl MessagingSettings {
+    /// Whether the shop has any channel to reach its buyers on.
+    pub fn reaches_buyers(&self) -> bool {
+        self.whatsapp.is_some() || self.instagram.is_some() || self.email.is_some()
+    }
+
     /// The text of `kind`: the shop's own, or the default.
     pub fn template(&self, kind: MessageKind) -> &str {
         self.templates

@@ -240,14 +240,17 @@ async fn record(
         + 'static,
 ) -> Result<(), StoreError> {
     // Settings that cannot be read now: the order is not completed by
-    // this change (a later one, or the staff, will).
-    let auto_complete = state
+    // this change (a later one, or the staff, will), nor its buyer told.
+    let settings = state
         .settings()
         .get(state.store(), target.tenant)
         .await
-        .is_ok_and(|s| s.auto_complete);
-    let change =
-        OrderChange::new(move |o, _book| change(o, Timestamp::now())).completing(auto_complete);
+        .ok();
+    let auto_complete = settings.as_ref().is_some_and(|s| s.auto_complete);
+    let notify = settings.is_some_and(|s| s.messaging.reaches_buyers());
+    let change = OrderChange::new(move |o, _book| change(o, Timestamp::now()))
+        .completing(auto_complete)
+        .notifying(notify);
     let done = state
         .store()
         .change_order(

@@ -486,6 +486,15 @@ provider_backoff_ms = 200
 # one probe through.                                          ORDO_PAYMENTS__BREAKER_FAILURES
 breaker_failures = 5
 breaker_open_ms = 30000
+
+[messaging]
+# Telling buyers what happens to their orders (made by background
+# jobs). Meta's Graph API, with its version, for WhatsApp and
+# Instagram.                                                  ORDO_MESSAGING__GRAPH_BASE_URL
+graph_base_url = "https://graph.facebook.com/v21.0"
+# Milliseconds one call to Meta, or one conversation with a
+# shop's mail server, may take.                                ORDO_MESSAGING__TIMEOUT_MS
+timeout_ms = 10000
 "#;
 
 #[cfg(test)]

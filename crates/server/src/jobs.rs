@@ -97,6 +97,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         std::time::Duration::from_secs(state.config().webhooks.timeout_secs.max(1)),
         state.config().webhooks.allow_private_urls,
     );
+    let channels = crate::channels::Channels::new(&state.config().messaging);
     let node = node_name();
     let store = state.store();
     for kind in [PRUNE_IDEMPOTENCY_KEYS, EXPIRE_RESERVATIONS] {
@@ -149,6 +150,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
                     EXPIRE_RESERVATIONS.into(),
                     ordo_store::CHARGE_JOB.into(),
                     ordo_store::REFUND_JOB.into(),
+                    ordo_store::MESSAGE_JOB.into(),
                 ]))
                 .await
         } else {
@@ -165,9 +167,9 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         };
         busy = deliveries.len() == BATCH as usize;
         let runs = jobs.into_iter().map(|job| {
-            let (state, policy) = (&state, &policy);
+            let (state, policy, channels) = (&state, &policy, &channels);
             async move {
-                let outcome = handle(state, &job, policy).await;
+                let outcome = handle(state, channels, &job, policy).await;
                 end(state, &job, outcome).await;
             }
         });
@@ -269,7 +271,12 @@ pub(crate) async fn end(state: &AppState, job: &Job, outcome: JobOutcome) {
     }
 }
 
-async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome {
+async fn handle(
+    state: &AppState,
+    channels: &crate::channels::Channels,
+    job: &Job,
+    policy: &RetryPolicy,
+) -> JobOutcome {
     let now = Timestamp::now();
     let result = match job.kind.as_str() {
         PRUNE_IDEMPOTENCY_KEYS => {
@@ -292,6 +299,7 @@ async fn handle(state: &AppState, job: &Job, policy: &RetryPolicy) -> JobOutcome
         ordo_store::CHARGE_JOB | ordo_store::REFUND_JOB => {
             crate::charging::run(state, job, policy).await
         }
+        ordo_store::MESSAGE_JOB => crate::messages::run(state, channels, job, policy).await,
         other => {
             let error = format!("no handler for jobs of kind {other:?}");
             return JobOutcome::Retry {

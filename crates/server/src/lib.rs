@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod files;
 pub mod jobs;
+pub mod messages;
 pub mod orders;
 pub mod provider;
 pub mod settings;

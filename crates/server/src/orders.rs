@@ -76,16 +76,34 @@ impl Hold {
     }
 }
 
+/// How the tenant's settings take a new order in: whether it holds its
+/// stock from the start, and whether its buyer is told.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    pub hold: Option<Hold>,
+    pub notify: bool,
+}
+
+impl Terms {
+    pub fn of(settings: &TenantSettings, catalog: &Catalog) -> Terms {
+        Terms {
+            hold: Hold::under(settings, catalog),
+            notify: settings.messaging.reaches_buyers(),
+        }
+    }
+}
+
 /// A new order from `draft`, with the tenant's next reference, ready to
-/// insert; with `hold`, holding its stock (the store reserves it on the
-/// products as they are in the insert's transaction).
+/// insert; holding its stock when the terms say so (the store reserves it
+/// on the products as they are in the insert's transaction).
 async fn new_record(
     store: &dyn Store,
     author: &Author,
     draft: &OrderDraft,
     now: Timestamp,
-    hold: Option<&Hold>,
+    terms: &Terms,
 ) -> Result<NewOrderRecord, ApiError> {
+    let hold = terms.hold.as_ref();
     let reference = store.next_reference(author.tenant_id).await?;
     let (mut order, event) = Order::create(
         draft.clone(),
@@ -109,6 +127,7 @@ async fn new_record(
         order,
         event,
         actor: author.actor.clone(),
+        notify: terms.notify,
         idempotency: None,
         rendered: None,
     })
@@ -145,12 +164,12 @@ pub async fn create(
     author: &Author,
     draft: OrderDraft,
     idempotency: Option<Idempotency>,
-    hold: Option<Hold>,
+    terms: Terms,
     rendering: Rendering<'_>,
 ) -> Result<Created, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let mut record = new_record(store, author, &draft, now, hold.as_ref()).await?;
+        let mut record = new_record(store, author, &draft, now, &terms).await?;
         let rendered = (rendering.order)(&record.order);
         let body = match rendering.reply {
             Some(reply) => reply(&record.order),
@@ -222,11 +241,11 @@ pub async fn put(
     author: &Author,
     key: (Namespace, String),
     draft: OrderDraft,
-    hold: Option<Hold>,
+    terms: Terms,
 ) -> Result<Put, ApiError> {
     for _ in 0..REFERENCE_ATTEMPTS {
         let now = Timestamp::now();
-        let record = new_record(store, author, &draft, now, hold.as_ref()).await?;
+        let record = new_record(store, author, &draft, now, &terms).await?;
         let wanted = draft.clone();
         let change = OrderChange::new(move |existing: &mut Order, book: &mut StockBook| {
             match existing.reconcile(wanted)? {
@@ -238,7 +257,8 @@ pub async fn put(
                 }
             }
         })
-        .with_skus(ordo_domain::order::catalog_skus(&draft.lines));
+        .with_skus(ordo_domain::order::catalog_skus(&draft.lines))
+        .notifying(terms.notify);
         match store
             .put_order(author.scope.clone(), key.clone(), record, change)
             .await
@@ -286,7 +306,8 @@ pub async fn change(
     let change =
         OrderChange::new(move |order: &mut Order, book: &mut StockBook| change(order, book, now))
             .with_skus(skus)
-            .completing(settings.auto_complete);
+            .completing(settings.auto_complete)
+            .notifying(settings.messaging.reaches_buyers());
     Ok(store
         .change_order(
             principal.scope(),

@@ -195,6 +195,9 @@ pub struct NewOrderRecord {
     pub order: Order,
     pub event: EventDraft,
     pub actor: Actor,
+    /// Whether the shop reaches its buyers: the event's message to the
+    /// buyer is then scheduled with it ([`message_jobs`]).
+    pub notify: bool,
     pub idempotency: Option<IdempotencyClaim>,
     /// The order as the API shows it, when the caller has it already
     /// (otherwise the store's [`Renderer`] makes it).
@@ -274,6 +277,9 @@ pub struct OrderChange {
     /// leaves it paid in full and fully delivered (the tenant's
     /// `auto_complete`).
     pub complete_when_done: bool,
+    /// Whether the shop reaches its buyers: the messages of the change's
+    /// events are then scheduled with them ([`message_jobs`]).
+    pub notify: bool,
 }
 
 impl OrderChange {
@@ -286,7 +292,14 @@ impl OrderChange {
             skus: Vec::new(),
             apply: Box::new(apply),
             complete_when_done: false,
+            notify: false,
         }
+    }
+
+    /// Schedules the buyer's messages of its events, if `yes`.
+    pub fn notifying(mut self, yes: bool) -> Self {
+        self.notify = yes;
+        self
     }
 
     /// Completes the order when the change leaves it done, if `yes`.
@@ -382,6 +395,27 @@ pub(crate) fn new_transactions(order: &Order, before: usize) -> Vec<(&str, Payme
         .iter()
         .skip(before)
         .filter_map(|p| Some((p.transaction_id.as_deref()?, p.id)))
+        .collect()
+}
+
+/// Sends a buyer the message of an order event.
+pub const MESSAGE_JOB: &str = "message";
+
+/// The jobs that send `order`'s buyer the messages of `events` (those of
+/// a kind that tells the buyer something), each keyed by its event so it
+/// is scheduled once. Scheduled in the transaction that writes the events:
+/// no event that tells the buyer something is without its job.
+pub(crate) fn message_jobs(order: &Order, events: &[OrderEvent]) -> Vec<NewJob> {
+    events
+        .iter()
+        .filter(|e| ordo_domain::messaging::MessageKind::of(e.event_type).is_some())
+        .map(|e| NewJob {
+            tenant_id: Some(order.tenant_id),
+            key: format!("{MESSAGE_JOB}:{}", e.id),
+            kind: MESSAGE_JOB.into(),
+            payload: serde_json::json!({ "order_id": order.id, "event_id": e.id }),
+            run_at: Timestamp::now(),
+        })
         .collect()
 }
 
@@ -633,6 +667,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant>;
     async fn tenants(&self) -> Result<Vec<Tenant>>;
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
     /// The tenant's settings (defaults for whatever was never set);
     /// `NotFound` if there is no such tenant.
     async fn tenant_settings(&self, tenant: TenantId) -> Result<TenantSettings>;
@@ -685,6 +720,18 @@ pub trait Store: Send + Sync + 'static {
         change: OrderChange,
     ) -> Result<Changed>;
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>>;
+    /// Appends `events` to order `id`'s timeline (and the feed) at `at`,
+    /// leaving the order itself as it is (its version too): what happened
+    /// around it, such as a message sent to its buyer. `NotFound` when the
+    /// scope has no such order.
+    async fn append_events(
+        &self,
+        scope: Scope,
+        id: OrderId,
+        actor: Actor,
+        at: Timestamp,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<OrderEvent>>;
     /// Up to `limit` pending orders, of any tenant, whose stock
     /// reservation lapsed at or before `now`.
     async fn lapsed_reservations(

@@ -163,6 +163,7 @@ async fn every_field_round_trips_exactly() {
         order: order.clone(),
         event,
         actor: Actor::system(),
+        notify: false,
         idempotency: None,
         rendered: None,
     };
@@ -343,6 +344,7 @@ async fn insert_with_references(
                 order,
                 event,
                 actor: Actor::system(),
+                notify: false,
                 idempotency: None,
                 rendered: None,
             };
@@ -405,6 +407,7 @@ async fn a_number_taken_behind_the_counters_back_is_skipped() {
             order,
             event,
             actor: Actor::system(),
+            notify: false,
             idempotency: None,
             rendered: None,
         }

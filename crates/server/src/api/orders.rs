@@ -1122,12 +1122,13 @@ fn location(order_id: &str) -> HeaderValue {
 // ---------------------------------------------------------------- handlers
 
 /// A create request's draft, its catalog lines taken from the catalog, and
-/// under the `on_create` policy, how the new order holds its stock.
+/// the terms the tenant's settings take it in on (holding its stock under
+/// the `on_create` policy; telling its buyer).
 async fn draft(
     state: &AppState,
     principal: &Principal,
     req: CreateOrderRequest,
-) -> Result<(OrderDraft, Option<orders::Hold>), ApiError> {
+) -> Result<(OrderDraft, orders::Terms), ApiError> {
     let settings = state
         .settings()
         .get(state.store(), principal.tenant_id)
@@ -1140,7 +1141,7 @@ async fn draft(
     )
     .await?;
     let draft = req.into_draft(&catalog)?;
-    Ok((draft, orders::Hold::under(&settings, &catalog)))
+    Ok((draft, orders::Terms::of(&settings, &catalog)))
 }
 
 /// Create an order.
@@ -1180,14 +1181,14 @@ pub async fn create_order(
         "POST /v1/orders",
         principal.scope().creator.as_deref(),
     )?;
-    let (draft, hold) = draft(&state, &principal, body.value).await?;
+    let (draft, terms) = draft(&state, &principal, body.value).await?;
     let rendering = orders::Rendering {
         order: &render,
         reply: None,
     };
     let author = orders::Author::from(&principal);
     let created =
-        orders::create(state.store(), &author, draft, idempotency, hold, rendering).await?;
+        orders::create(state.store(), &author, draft, idempotency, terms, rendering).await?;
     Ok(match created {
         Created::New { order, body } => {
             let mut r = json_response(StatusCode::CREATED, body, Some(order.version));
@@ -1235,7 +1236,7 @@ pub async fn put_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let key = external_key(&namespace, &value)?;
-    let (mut draft, hold) = draft(&state, &principal, body.value).await?;
+    let (mut draft, terms) = draft(&state, &principal, body.value).await?;
     match draft.external_ids.get(&key.0) {
         Some(v) if *v != key.1 => {
             return Err(ApiError::field(
@@ -1261,7 +1262,7 @@ pub async fn put_order(
         ));
     }
     Ok(
-        match orders::put(state.store(), &(&principal).into(), key, draft, hold).await? {
+        match orders::put(state.store(), &(&principal).into(), key, draft, terms).await? {
             Put::Created(order) => {
                 let mut r = order_response(StatusCode::CREATED, &order);
                 r.headers_mut()

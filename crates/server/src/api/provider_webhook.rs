@@ -155,13 +155,10 @@ pub async fn provider_webhook(
         provider_id: Some(d.id),
         error: d.error,
     };
-    let auto_complete = state
-        .settings()
-        .get(state.store(), tenant)
-        .await?
-        .auto_complete;
+    let settings = state.settings().get(state.store(), tenant).await?;
     let change = OrderChange::new(move |o, _book| o.settle(entry, report, true, Timestamp::now()))
-        .completing(auto_complete);
+        .completing(settings.auto_complete)
+        .notifying(settings.messaging.reaches_buyers());
     let changed = state
         .store()
         .change_order(

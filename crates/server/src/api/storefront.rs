@@ -486,7 +486,7 @@ pub async fn checkout(
             .map_or("guest", |p| p.as_str())
             .to_string(),
     );
-    let hold = orders::Hold::under(&settings, &catalog);
+    let terms = orders::Terms::of(&settings, &catalog);
     let reply = |order: &Order| {
         serde_json::to_vec(&CheckoutResponse::of(order, &shop, &settings)).unwrap_or_default()
     };
@@ -495,7 +495,7 @@ pub async fn checkout(
         reply: Some(&reply),
     };
     let (status, body, replayed) =
-        match orders::create(state.store(), &author, draft, idempotency, hold, rendering).await? {
+        match orders::create(state.store(), &author, draft, idempotency, terms, rendering).await? {
             Created::New { body, .. } => (StatusCode::CREATED, body, false),
             Created::Replayed(stored) => (
                 StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED),

@@ -167,6 +167,7 @@ async fn keys_are_forgotten_after_24_hours_by_background_work() {
                 order,
                 event,
                 actor: Actor::system(),
+                notify: false,
                 idempotency: Some(IdempotencyClaim {
                     key: "yesterday".into(),
                     fingerprint: [0; 32],

@@ -17,9 +17,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use ordo_domain::{
-    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, Product, ProductId,
-    SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp, WebhookDeliveryId,
-    WebhookEndpoint, WebhookEndpointId,
+    Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
+    ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
+    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
@@ -306,7 +306,7 @@ impl PostgresStore {
         let mut db = self.db().await?;
         // An order that reserves stock locks its products first, so it
         // takes a transaction; the rest go in one statement.
-        let outcome = if record.order.reserved.is_empty() {
+        let outcome = if record.order.reserved.is_empty() && !record.notify {
             orders::insert_statement(&db, record, api, self.renderer).await?
         } else {
             let tx = db.transaction().await.map_err(db_error)?;
@@ -408,6 +408,10 @@ impl Store for PostgresStore {
 
     async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
         tenants::tenant_by_slug(&self.db().await?, slug).await
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        tenants::tenant_by_id(&self.db().await?, id).await
     }
 
     async fn tenant_settings(&self, tenant: TenantId) -> Result<crate::TenantSettings> {
@@ -562,6 +566,21 @@ impl Store for PostgresStore {
 
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
         orders::events(&self.db().await?, scope, id).await
+    }
+
+    async fn append_events(
+        &self,
+        scope: Scope,
+        id: OrderId,
+        actor: Actor,
+        at: Timestamp,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<OrderEvent>> {
+        let mut db = self.db().await?;
+        let tx = db.transaction().await.map_err(db_error)?;
+        let appended = orders::append_events(&tx, &scope, id, &actor, at, events).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(appended)
     }
 
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64> {

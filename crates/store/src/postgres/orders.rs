@@ -341,12 +341,17 @@ pub(super) async fn insert(
     let none = ExternalIds::new();
     let ids = sync_external_ids(tx, order, &none);
     let event = append_event(tx, order, &record.actor, record.event.clone());
-    let (key_claimed, _, taken, _) = futures_util::try_join!(key, row, ids, event)?;
+    let (key_claimed, _, taken, event) = futures_util::try_join!(key, row, ids, event)?;
     if !key_claimed {
         return Ok(Insert::KeyTaken);
     }
     if let Some((ns, value)) = taken {
         return Ok(Insert::ExternalIdTaken(ns, value));
+    }
+    if record.notify {
+        for job in crate::message_jobs(order, std::slice::from_ref(&event)) {
+            super::jobs::schedule(tx, &job).await?;
+        }
     }
     super::products::save(tx, &held.0, &held.1).await?;
     Ok(Insert::Done)
@@ -523,6 +528,7 @@ pub(super) async fn apply_change(
     let previous_ids = order.external_ids.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let shipments = order.shipments.len();
+    let notify = change.notify;
     let skus = change.stock_skus(&order);
     let products = super::products::lock(tx, order.tenant_id, &skus).await?;
     let Some((drafts, products, movements)) =
@@ -559,21 +565,57 @@ pub(super) async fn apply_change(
         sync_external_ids(tx, &order, &previous_ids).await
     };
     let events = async {
-        let mut first = None;
+        let mut appended = Vec::with_capacity(drafts.len());
         for draft in drafts {
-            let appended = append_event(tx, &order, actor, draft).await?;
-            first.get_or_insert(appended);
+            appended.push(append_event(tx, &order, actor, draft).await?);
         }
-        Ok(first)
+        Ok(appended)
     };
-    let (_, taken, event) = futures_util::try_join!(row, ids, events)?;
+    let (_, taken, appended) = futures_util::try_join!(row, ids, events)?;
     if let Some((ns, value)) = taken {
         return Err(StoreError::Conflict {
             field: format!("external_ids.{ns}"),
             value,
         });
     }
+    if notify {
+        for job in crate::message_jobs(&order, &appended) {
+            super::jobs::schedule(tx, &job).await?;
+        }
+    }
+    let event = appended.into_iter().next();
     Ok(Changed { order, event })
+}
+
+/// Appends `drafts` to order `id`'s timeline at `at`, the order (locked)
+/// unchanged: its latest event first keeps the rendering it shared with
+/// the row.
+pub(super) async fn append_events(
+    tx: &Transaction<'_>,
+    scope: &Scope,
+    id: OrderId,
+    actor: &Actor,
+    at: Timestamp,
+    drafts: Vec<EventDraft>,
+) -> Result<Vec<OrderEvent>> {
+    let mut order = find_for_update(tx, scope, &OrderLookup::Id(id))
+        .await?
+        .filter(|o| scope.allows(o))
+        .ok_or(StoreError::NotFound)?;
+    let keep = tx.prepare_cached(KEEP_SNAPSHOT).await.map_err(db_error)?;
+    tx.execute(
+        &keep,
+        &[&order.tenant_id.to_string(), &order.id.to_string()],
+    )
+    .await
+    .map_err(db_error)?;
+    // Events are stamped with the order's time; these happen later.
+    order.updated_at = at.max(order.updated_at);
+    let mut appended = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        appended.push(append_event(tx, &order, actor, draft).await?);
+    }
+    Ok(appended)
 }
 
 /// Records which order each new shipment belongs to, so that it can be

@@ -75,6 +75,19 @@ pub(super) async fn tenant_by_slug(db: &Db, slug: &str) -> Result<Option<Tenant>
         .transpose()
 }
 
+pub(super) async fn tenant_by_id(db: &Db, id: TenantId) -> Result<Option<Tenant>> {
+    let stmt = db
+        .prepare_cached("SELECT id, slug, name, created_at FROM tenants WHERE id = $1")
+        .await
+        .map_err(db_error)?;
+    db.query_opt(&stmt, &[&id.to_string()])
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(tenant)
+        .transpose()
+}
+
 pub(super) async fn settings(db: &Db, tenant: TenantId) -> Result<TenantSettings> {
     let stmt = db
         .prepare_cached("SELECT settings FROM tenants WHERE id = $1")

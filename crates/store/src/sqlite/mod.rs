@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ordo_domain::{
-    Actor, ApiKeyId, Namespace, Order, OrderEvent, OrderId, OrderReference, Product, ProductId,
-    SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp, WebhookDeliveryId,
-    WebhookEndpoint, WebhookEndpointId,
+    Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
+    ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
+    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
@@ -472,6 +472,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        self.point_read(move |conn| tenants::tenant_by_id(conn, id))
+            .await
+    }
+
     async fn tenant_settings(&self, tenant: TenantId) -> Result<crate::TenantSettings> {
         self.point_read(|conn| tenants::settings(conn, tenant))
             .await
@@ -624,6 +629,19 @@ impl Store for SqliteStore {
     async fn order_events(&self, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
         let scope = scope.clone();
         self.read(move |conn| orders::events(conn, &scope, id))
+            .await
+    }
+
+    async fn append_events(
+        &self,
+        scope: Scope,
+        id: OrderId,
+        actor: Actor,
+        at: Timestamp,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<OrderEvent>> {
+        self.queue
+            .write(move |conn| orders::append_events(conn, &scope, id, &actor, at, events))
             .await
     }
 

@@ -386,7 +386,12 @@ pub(super) fn insert(
     insert_row(conn, &order, stored, renderer)?;
     super::products::save(conn, &held.0, &held.1)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
-    append_event(conn, &order, &record.actor, record.event, true)?;
+    let event = append_event(conn, &order, &record.actor, record.event, true)?;
+    if record.notify {
+        for job in crate::message_jobs(&order, std::slice::from_ref(&event)) {
+            super::jobs::schedule(conn, &job)?;
+        }
+    }
     if let Some(claim) = record.idempotency {
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, status, body, order_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -449,6 +454,7 @@ fn apply_change(
     let previous_ids = order.external_ids.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let shipments = order.shipments.len();
+    let notify = change.notify;
     let before = indexed(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
@@ -472,11 +478,16 @@ fn apply_change(
     if order.external_ids != previous_ids {
         sync_external_ids(conn, &order, &previous_ids)?;
     }
-    let mut event = None;
+    let mut appended = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        let appended = append_event(conn, &order, actor, draft, false)?;
-        event.get_or_insert(appended);
+        appended.push(append_event(conn, &order, actor, draft, false)?);
     }
+    if notify {
+        for job in crate::message_jobs(&order, &appended) {
+            super::jobs::schedule(conn, &job)?;
+        }
+    }
+    let event = appended.into_iter().next();
     Ok(Changed { order, event })
 }
 
@@ -583,6 +594,26 @@ pub(super) fn find(
         .map(|b| parse_order(&b, scope))
         .transpose()?
         .filter(|o| scope.allows(o)))
+}
+
+/// Appends `drafts` to order `id`'s timeline at `at`, the order unchanged:
+/// its latest event first keeps the rendering it shared with the row.
+pub(super) fn append_events(
+    conn: &Connection,
+    scope: &Scope,
+    id: OrderId,
+    actor: &Actor,
+    at: Timestamp,
+    drafts: Vec<EventDraft>,
+) -> Result<Vec<OrderEvent>> {
+    let mut order = find(conn, scope, &OrderLookup::Id(id))?.ok_or(StoreError::NotFound)?;
+    keep_snapshot(conn, &order)?;
+    // Events are stamped with the order's time; these happen later.
+    order.updated_at = at.max(order.updated_at);
+    drafts
+        .into_iter()
+        .map(|draft| append_event(conn, &order, actor, draft, false))
+        .collect()
 }
 
 pub(super) fn change(

@@ -59,6 +59,14 @@ pub(super) fn tenant_by_slug(conn: &Connection, slug: &str) -> Result<Option<Ten
         .transpose()
 }
 
+pub(super) fn tenant_by_id(conn: &Connection, id: TenantId) -> Result<Option<Tenant>> {
+    conn.prepare_cached("SELECT id, slug, name, created_at FROM tenants WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], tenant_from_row).optional())
+        .map_err(unavailable)?
+        .map(tenant)
+        .transpose()
+}
+
 pub(super) fn settings(conn: &Connection, tenant: TenantId) -> Result<TenantSettings> {
     let json: String = conn
         .prepare_cached("SELECT settings FROM tenants WHERE id = ?1")

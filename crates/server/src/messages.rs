@@ -1,0 +1,113 @@
+//! The job that tells a buyer what an order event means for them: it
+//! composes the event's message (the shop's text or the default, on the
+//! buyer's channel), sends it, and puts the outcome on the order's
+//! timeline (`message.sent` with the channel's message id, or
+//! `message.failed`) without changing the order. A failure worth trying
+//! again is retried with the job policy's backoff until the job is too old.
+
+use ordo_domain::messaging::{compose, Outgoing};
+use ordo_domain::{Actor, EventDraft, EventId, EventType, OrderId, Timestamp};
+use ordo_store::{Job, JobOutcome, OrderLookup, Scope, StoreError};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::channels::{Channels, SendError};
+use crate::jobs::RetryPolicy;
+
+/// Sends the message of the event a [`ordo_store::MESSAGE_JOB`] names.
+pub async fn run(
+    state: &AppState,
+    channels: &Channels,
+    job: &Job,
+    policy: &RetryPolicy,
+) -> Result<JobOutcome, StoreError> {
+    let now = Timestamp::now();
+    let named = job.payload["order_id"]
+        .as_str()
+        .and_then(|o| o.parse::<OrderId>().ok())
+        .zip(job.payload["event_id"].as_str().and_then(EventId::parse));
+    let (Some(tenant), Some((order_id, event_id))) = (job.tenant_id, named) else {
+        return Ok(JobOutcome::Dead {
+            error: format!("a message job that names no order event: {}", job.payload),
+        });
+    };
+    let store = state.store();
+    let scope = Scope::tenant(tenant);
+    let Some(order) = store.order(&scope, &OrderLookup::Id(order_id)).await? else {
+        return Ok(JobOutcome::Done);
+    };
+    let events = store.order_events(&scope, order_id).await?;
+    let Some(event) = events.iter().find(|e| e.id == event_id) else {
+        return Ok(JobOutcome::Done);
+    };
+    let settings = state
+        .settings()
+        .get(store, tenant)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let shop = store
+        .tenant(tenant)
+        .await?
+        .map_or_else(|| "the shop".to_string(), |t| t.name);
+    let Some(out) = compose(
+        &settings.messaging,
+        &shop,
+        &order,
+        event.event_type,
+        &event.data,
+    ) else {
+        return Ok(JobOutcome::Done);
+    };
+    let told = |extra: serde_json::Value| {
+        let mut data = json!({
+            "kind": out.kind,
+            "channel": channel(&out),
+            "to": out.to.masked(),
+            "event_id": event.id,
+            "event_type": event.event_type,
+        });
+        if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+            data.extend(extra.clone());
+        }
+        data
+    };
+    let (outcome, record) = match channels.send(&settings.messaging, &shop, &out).await {
+        Ok(sent) => {
+            metrics::counter!("ordo_buyer_messages_total", "outcome" => "sent").increment(1);
+            tracing::info!(order.id = %order.id, to = %out.to.masked(), kind = %out.kind, "told the buyer");
+            let data = told(json!({ "provider_id": sent.provider_id }));
+            (JobOutcome::Done, Some((EventType::MessageSent, data)))
+        }
+        Err(SendError::Transient(error)) => {
+            let outcome = policy.after_failure(job, now, error.clone());
+            tracing::warn!(order.id = %order.id, to = %out.to.masked(), %error, "could not tell the buyer; retrying");
+            let record = matches!(outcome, JobOutcome::Dead { .. }).then(|| {
+                metrics::counter!("ordo_buyer_messages_total", "outcome" => "failed").increment(1);
+                let data = told(json!({ "error": error, "given_up": true }));
+                (EventType::MessageFailed, data)
+            });
+            (outcome, record)
+        }
+        Err(e) => {
+            metrics::counter!("ordo_buyer_messages_total", "outcome" => "failed").increment(1);
+            tracing::warn!(order.id = %order.id, to = %out.to.masked(), error = %e, "the channel refused the buyer's message");
+            let data = told(json!({ "error": e.to_string() }));
+            (JobOutcome::Done, Some((EventType::MessageFailed, data)))
+        }
+    };
+    if let Some((event_type, data)) = record {
+        let draft = EventDraft { event_type, data };
+        store
+            .append_events(scope, order_id, Actor::system(), now, vec![draft])
+            .await?;
+    }
+    Ok(outcome)
+}
+
+fn channel(out: &Outgoing) -> &'static str {
+    match out.to {
+        ordo_domain::messaging::Recipient::Whatsapp(_) => "whatsapp",
+        ordo_domain::messaging::Recipient::Instagram(_) => "instagram",
+        ordo_domain::messaging::Recipient::Email(_) => "email",
+    }
+}
