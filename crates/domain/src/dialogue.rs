@@ -49,11 +49,14 @@ impl Act {
             Act::Confirm => order.status == OrderStatus::Pending,
             Act::Cancel { .. } => order.check(Action::Cancel).is_ok(),
             Act::Status => !order.status.is_terminal(),
+            // Pending: a receipt is in review (another may follow it).
             Act::Receipt | Act::AttachReceipt { .. } => {
                 !order.status.is_terminal()
                     && matches!(
                         order.payment_status,
-                        PaymentStatus::Unpaid | PaymentStatus::PartiallyPaid
+                        PaymentStatus::Unpaid
+                            | PaymentStatus::PartiallyPaid
+                            | PaymentStatus::Pending
                     )
             }
         }

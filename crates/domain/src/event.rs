@@ -114,6 +114,8 @@ event_types! {
     ReturnRefundFailed = "return.refund_failed",
     ReturnClosed = "return.closed",
     MessageSent = "message.sent",
+    MessageDelivered = "message.delivered",
+    MessageRead = "message.read",
     MessageFailed = "message.failed",
 }
 

@@ -50,6 +50,7 @@ pub mod event;
 pub mod field;
 pub mod fulfilment;
 pub mod ids;
+pub mod inbound;
 pub mod intent;
 pub mod ledger;
 pub mod messaging;

@@ -477,7 +477,9 @@ pub struct Button {
 /// A message to send a buyer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
-    pub kind: MessageKind,
+    /// The event's message it is; `None` for the chatbot's answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MessageKind>,
     pub to: Recipient,
     pub text: String,
     /// An email's subject.
@@ -486,6 +488,24 @@ pub struct Outgoing {
     /// WhatsApp reply buttons (a new order's Confirm and Cancel).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub buttons: Vec<Button>,
+    /// What the channel carries back in its status reports (the order's
+    /// id), where it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+}
+
+impl Outgoing {
+    /// A plain answer to `to`.
+    pub fn text(to: Recipient, text: String) -> Outgoing {
+        Outgoing {
+            kind: None,
+            to,
+            text,
+            subject: None,
+            buttons: Vec::new(),
+            callback: None,
+        }
+    }
 }
 
 /// The ids of the buttons of a new order's message: `confirm:ORD-…`.
@@ -591,11 +611,12 @@ pub fn compose(
     };
     let subject = matches!(to, Recipient::Email(_)).then(|| render(kind.subject(), &values));
     Some(Outgoing {
-        kind,
+        kind: Some(kind),
         to,
         text,
         subject,
         buttons,
+        callback: Some(order.id.to_string()),
     })
 }
 

@@ -12,6 +12,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ordo_domain::messaging::{
     EmailChannel, MessagingSettings, MetaChannel, Outgoing, Recipient, SmtpSecurity,
 };
+use ordo_domain::ChannelId;
 use serde_json::{json, Value};
 
 use crate::config::MessagingConfig;
@@ -97,6 +98,75 @@ impl Channels {
                 self.email(e, shop, address.as_str(), out).await
             }
         }
+    }
+
+    /// The file behind a buyer's image or document: WhatsApp's media id is
+    /// looked up through the Graph API (its file needs the token too),
+    /// Instagram's attachment is a URL. Refused past `max` bytes.
+    pub async fn download(
+        &self,
+        m: &MessagingSettings,
+        from: &ChannelId,
+        media: &str,
+        max: usize,
+    ) -> Result<Vec<u8>, SendError> {
+        let (url, token) = match from {
+            ChannelId::WhatsApp(_) => {
+                let c = m
+                    .whatsapp
+                    .as_ref()
+                    .ok_or(SendError::NoChannel("WhatsApp"))?;
+                let token = c.access_token.expose();
+                let info = self
+                    .http
+                    .get(format!("{}/{media}", self.graph))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        SendError::Transient(format!("Meta did not answer: {}", plain(e)))
+                    })?;
+                let status = info.status();
+                let info: Value = info.json().await.unwrap_or(Value::Null);
+                let url = info["url"].as_str().filter(|_| status.is_success());
+                let url = url.ok_or_else(|| {
+                    SendError::Refused(format!(
+                        "Meta has no file for media {media}: HTTP {}",
+                        status.as_u16()
+                    ))
+                })?;
+                (url.to_string(), Some(token))
+            }
+            ChannelId::Instagram(_) => (media.to_string(), None),
+        };
+        let mut request = self.http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut answer = request
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("the file did not come: {}", plain(e))))?;
+        if !answer.status().is_success() {
+            return Err(SendError::Transient(format!(
+                "the file did not come: HTTP {}",
+                answer.status().as_u16()
+            )));
+        }
+        let mut file = Vec::new();
+        while let Some(chunk) = answer
+            .chunk()
+            .await
+            .map_err(|e| SendError::Transient(format!("the file did not come: {}", plain(e))))?
+        {
+            if file.len() + chunk.len() > max {
+                return Err(SendError::Refused(format!(
+                    "the file is larger than {max} bytes"
+                )));
+            }
+            file.extend_from_slice(&chunk);
+        }
+        Ok(file)
     }
 
     /// Posts `body` to the account's `messages` edge; the message's id is
@@ -192,6 +262,15 @@ impl Channels {
 /// A WhatsApp message: with reply buttons when it has them and its text
 /// fits, plain text otherwise.
 fn whatsapp_body(to: &str, out: &Outgoing) -> Value {
+    let mut body = whatsapp_content(to, out);
+    if let Some(callback) = &out.callback {
+        // Meta's status webhooks carry it back: they name the order.
+        body["biz_opaque_callback_data"] = json!(callback);
+    }
+    body
+}
+
+fn whatsapp_content(to: &str, out: &Outgoing) -> Value {
     if out.buttons.is_empty() || out.text.chars().count() > MAX_INTERACTIVE_CHARS {
         return json!({
             "messaging_product": "whatsapp",

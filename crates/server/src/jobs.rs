@@ -151,6 +151,8 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
                     ordo_store::CHARGE_JOB.into(),
                     ordo_store::REFUND_JOB.into(),
                     ordo_store::MESSAGE_JOB.into(),
+                    crate::chatbot::INBOUND_JOB.into(),
+                    crate::api::channels::STATUS_JOB.into(),
                 ]))
                 .await
         } else {
@@ -300,6 +302,8 @@ async fn handle(
             crate::charging::run(state, job, policy).await
         }
         ordo_store::MESSAGE_JOB => crate::messages::run(state, channels, job, policy).await,
+        crate::chatbot::INBOUND_JOB => crate::chatbot::run(state, channels, job).await,
+        crate::api::channels::STATUS_JOB => crate::messages::status(state, job).await,
         other => {
             let error = format!("no handler for jobs of kind {other:?}");
             return JobOutcome::Retry {

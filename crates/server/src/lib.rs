@@ -7,6 +7,7 @@ pub mod cache;
 pub mod catalog;
 pub mod channels;
 pub mod charging;
+pub mod chatbot;
 pub mod cli;
 pub mod config;
 pub mod files;

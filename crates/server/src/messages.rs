@@ -58,9 +58,10 @@ pub async fn run(
     ) else {
         return Ok(JobOutcome::Done);
     };
+    let kind = out.kind.map_or("reply", |k| k.as_str());
     let told = |extra: serde_json::Value| {
         let mut data = json!({
-            "kind": out.kind,
+            "kind": kind,
             "channel": channel(&out),
             "to": out.to.masked(),
             "event_id": event.id,
@@ -74,7 +75,7 @@ pub async fn run(
     let (outcome, record) = match channels.send(&settings.messaging, &shop, &out).await {
         Ok(sent) => {
             metrics::counter!("ordo_buyer_messages_total", "outcome" => "sent").increment(1);
-            tracing::info!(order.id = %order.id, to = %out.to.masked(), kind = %out.kind, "told the buyer");
+            tracing::info!(order.id = %order.id, to = %out.to.masked(), kind, "told the buyer");
             let data = told(json!({ "provider_id": sent.provider_id }));
             (JobOutcome::Done, Some((EventType::MessageSent, data)))
         }
@@ -102,6 +103,48 @@ pub async fn run(
             .await?;
     }
     Ok(outcome)
+}
+
+/// Puts a channel's report on a message ordo sent on its order's timeline
+/// (`message.delivered`, `message.read`, `message.failed`; `sent` says
+/// nothing `message.sent` did not).
+pub async fn status(state: &AppState, job: &Job) -> Result<JobOutcome, StoreError> {
+    let report: Option<ordo_domain::inbound::Status> =
+        serde_json::from_value(job.payload["status"].clone()).ok();
+    let (Some(tenant), Some(report)) = (job.tenant_id, report) else {
+        return Ok(JobOutcome::Dead {
+            error: format!("a status job without a status: {}", job.payload),
+        });
+    };
+    let event_type = match report.status.as_str() {
+        "delivered" => EventType::MessageDelivered,
+        "read" => EventType::MessageRead,
+        "failed" => EventType::MessageFailed,
+        _ => return Ok(JobOutcome::Done),
+    };
+    // Only messages ordo sent about an order carry it back.
+    let Some(order) = crate::chatbot::callback_order(report.callback.as_deref()) else {
+        return Ok(JobOutcome::Done);
+    };
+    let mut data = json!({ "provider_id": report.provider_id });
+    if let Some(error) = report.error {
+        data["error"] = json!(error);
+    }
+    let draft = EventDraft { event_type, data };
+    let appended = state
+        .store()
+        .append_events(
+            Scope::tenant(tenant),
+            order,
+            Actor::system(),
+            Timestamp::now(),
+            vec![draft],
+        )
+        .await;
+    match appended {
+        Ok(_) | Err(StoreError::NotFound) => Ok(JobOutcome::Done),
+        Err(e) => Err(e),
+    }
 }
 
 fn channel(out: &Outgoing) -> &'static str {

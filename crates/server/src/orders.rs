@@ -300,21 +300,60 @@ pub async fn change(
         + Send
         + 'static,
 ) -> Result<Changed, ApiError> {
+    let by = (principal.scope(), principal.actor());
+    change_by(state, by, lookup, expected_version, skus, change).await
+}
+
+/// [`change`], by `actor` on the orders `scope` lets it see (a buyer
+/// writing to the chatbot, say).
+#[tracing::instrument(skip_all, fields(?lookup))]
+pub async fn change_by(
+    state: &AppState,
+    (scope, actor): (Scope, Actor),
+    lookup: OrderLookup,
+    expected_version: Option<u64>,
+    skus: Vec<Sku>,
+    change: impl FnOnce(&mut Order, &mut StockBook, Timestamp) -> Result<Option<EventDraft>, Refusal>
+        + Send
+        + 'static,
+) -> Result<Changed, ApiError> {
     let now = Timestamp::now();
     let store = state.store();
-    let settings = state.settings().get(store, principal.tenant_id).await?;
+    let settings = state.settings().get(store, scope.tenant_id).await?;
     let change =
         OrderChange::new(move |order: &mut Order, book: &mut StockBook| change(order, book, now))
             .with_skus(skus)
             .completing(settings.auto_complete)
             .notifying(settings.messaging.reaches_buyers());
     Ok(store
-        .change_order(
-            principal.scope(),
-            lookup,
-            expected_version,
-            principal.actor(),
-            change,
-        )
+        .change_order(scope, lookup, expected_version, actor, change)
         .await?)
+}
+
+/// Confirms `o`: it then holds its stock under a reservation policy (or
+/// keeps what it holds from its creation, no longer with an expiry).
+pub fn confirm(
+    o: &mut Order,
+    book: &mut StockBook,
+    now: Timestamp,
+    settings: &TenantSettings,
+) -> Result<Option<EventDraft>, Refusal> {
+    let event = o.confirm(now)?;
+    if o.holds_stock || settings.reservation_policy != ReservationPolicy::None {
+        o.hold_stock(None, book)?;
+    }
+    Ok(Some(event))
+}
+
+/// Cancels `o` for `reason`, letting its stock go (and its money, by the
+/// refunds the cancel puts under way).
+pub fn cancel(
+    o: &mut Order,
+    book: &mut StockBook,
+    now: Timestamp,
+    reason: String,
+) -> Result<Option<EventDraft>, Refusal> {
+    let event = o.cancel(reason, now)?;
+    o.release_stock(book)?;
+    Ok(Some(event))
 }

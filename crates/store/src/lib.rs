@@ -880,6 +880,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Schedules a job; `false` if one with its key is already scheduled.
     async fn schedule_job(&self, job: NewJob) -> Result<bool>;
+    /// What the chatbot waits on from the buyer at `channel` (as it saved
+    /// it), if anything.
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+    ) -> Result<Option<serde_json::Value>>;
+    /// Saves what the chatbot waits on from the buyer at `channel`, or
+    /// forgets it (`None`).
+    async fn save_conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+        state: Option<serde_json::Value>,
+    ) -> Result<()>;
     /// Claims up to `limit` due jobs that no live claim holds: each job is
     /// claimed by one process at a time, and claimed again once a claim's
     /// lease has run out (its process died or hung).

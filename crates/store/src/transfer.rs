@@ -153,6 +153,15 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "conversations",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("channel_id", Kind::Text),
+            ("state", Kind::Text),
+            ("updated_at", Kind::Int8),
+        ],
+    },
+    Table {
         name: "order_events",
         columns: &[
             ("tenant_id", Kind::Text),

@@ -2,6 +2,7 @@
 //! types, and the layers every request passes through.
 
 pub mod auth;
+pub mod channels;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -44,7 +45,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "messaging", description = "The shop's chat channels: Meta's webhooks for WhatsApp and Instagram, which bring buyers' messages to the order chatbot"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -101,6 +102,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(payments::charge_order))
         .routes(routes!(payments::settle_refund))
         .routes(routes!(provider_webhook::provider_webhook))
+        .routes(routes!(channels::subscribe, channels::deliver))
         .routes(routes!(
             fulfilment::create_shipment,
             fulfilment::list_shipments

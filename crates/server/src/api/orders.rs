@@ -12,8 +12,8 @@ use ordo_domain::order::{check_line_count, parse_external_value, parse_notes, Li
 use ordo_domain::{
     Action, Address, Buyer, Channel, ChannelId, Currency, Email, FieldError, FieldErrors,
     FulfillmentStatus, Instance, LineDraft, Namespace, Order, OrderDraft, OrderEvent, OrderId,
-    OrderPatch, OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164,
-    ReservationPolicy, Sku, Stage, Timestamp,
+    OrderPatch, OrderReference, OrderStatus, PaymentStatus, Permission, PhoneE164, Sku, Stage,
+    Timestamp,
 };
 use ordo_store::{Cursor, OrderFilter, OrderLookup, OrderQuery, Put, Sort, SortField};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -1556,13 +1556,7 @@ action_handler!(
     Action::Confirm,
     "Confirm a pending order. Under the `on_confirm` reservation policy this reserves the stock of its catalog lines, or fails with a 409 listing every short SKU; an order that holds stock from its creation keeps it, no longer with an expiry.",
     EmptyRequest,
-    |o, book, now, _req, settings| {
-        let event = o.confirm(now)?;
-        if o.holds_stock || settings.reservation_policy != ReservationPolicy::None {
-            o.hold_stock(None, book)?;
-        }
-        Ok(Some(event))
-    }
+    |o, book, now, _req, settings| orders::confirm(o, book, now, &settings)
 );
 action_handler!(
     complete_order,
@@ -1623,11 +1617,7 @@ pub async fn cancel_order(
         expected,
         Action::Cancel.as_str(),
         Vec::new(),
-        move |o, book, now| {
-            let event = o.cancel(reason, now)?;
-            o.release_stock(book)?;
-            Ok(Some(event))
-        },
+        move |o, book, now| orders::cancel(o, book, now, reason),
     )
     .await?;
     Ok(order_response(StatusCode::OK, &changed.order))

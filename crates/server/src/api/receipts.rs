@@ -241,47 +241,59 @@ pub async fn upload_receipt(
     let multipart = multipart.map_err(|_| ApiError::UnsupportedMediaType("multipart/form-data"))?;
     let upload = read_upload(multipart, state.config().files.receipt_max_bytes).await?;
     let kind = kind_of(&upload)?;
+    let by = (principal.scope(), principal.actor());
+    let changed = attach(&state, by, &order, upload.content, upload.filename, kind).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        render(&changed.order),
+        Some(changed.order.version),
+    ))
+}
+
+/// Keeps `content` (a receipt of `kind`) and puts it in review on `order`
+/// (`receipt.uploaded`), by `actor` within `scope`; a refused change
+/// leaves no file behind.
+pub(crate) async fn attach(
+    state: &AppState,
+    (scope, actor): (ordo_store::Scope, ordo_domain::Actor),
+    order: &Order,
+    content: Bytes,
+    filename: Option<String>,
+    kind: FileKind,
+) -> Result<ordo_store::Changed, ApiError> {
     let now = Timestamp::now();
     let receipt = Receipt {
         id: ReceiptId::new_at(now),
         kind,
-        size: upload.content.len() as u64,
-        sha256: hex::encode(Sha256::digest(&upload.content)),
-        filename: upload.filename,
+        size: content.len() as u64,
+        sha256: hex::encode(Sha256::digest(&content)),
+        filename,
         state: ReceiptState::InReview,
         uploaded_at: now,
-        uploaded_by: principal.actor(),
+        uploaded_by: actor.clone(),
         decided_at: None,
         decided_by: None,
         payment_id: None,
         reject_reason: None,
     };
     let key = Receipt::key(order.tenant_id, order.id, receipt.id);
-    state.files().put(&key, upload.content).await?;
-    let changed = orders::change(
-        &state,
-        &principal,
-        lookup,
+    state.files().put(&key, content).await?;
+    let changed = orders::change_by(
+        state,
+        (scope, actor),
+        ordo_store::OrderLookup::Id(order.id),
         None,
-        "receipt",
         Vec::new(),
         move |o, _book, now| o.add_receipt(receipt, now).map(Some),
     )
     .await;
-    match changed {
-        Ok(changed) => Ok(json_response(
-            StatusCode::CREATED,
-            render(&changed.order),
-            Some(changed.order.version),
-        )),
-        Err(e) => {
-            // The order does not name the file: it goes.
-            if let Err(cleanup) = state.files().delete(&key).await {
-                tracing::warn!(%key, error = %cleanup, "a refused receipt's file could not be removed");
-            }
-            Err(e)
+    if changed.is_err() {
+        // The order does not name the file: it goes.
+        if let Err(cleanup) = state.files().delete(&key).await {
+            tracing::warn!(%key, error = %cleanup, "a refused receipt's file could not be removed");
         }
     }
+    changed
 }
 
 /// Download a receipt.

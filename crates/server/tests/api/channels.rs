@@ -62,7 +62,8 @@ fn channels(graph: &FakeGraph, timeout_ms: u64) -> Channels {
 
 fn message(to: Recipient, text: &str, buttons: bool) -> Outgoing {
     Outgoing {
-        kind: MessageKind::OrderCreated,
+        kind: Some(MessageKind::OrderCreated),
+        callback: None,
         to,
         text: text.into(),
         subject: Some("Ada's Fabrics: your new order ORD-7K3Q-X2MB".into()),

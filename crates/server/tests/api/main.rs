@@ -8,6 +8,7 @@ mod actions;
 mod auth;
 mod channels;
 mod charges;
+mod chat;
 mod cli;
 mod crash;
 mod create;

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use crate::helpers::{fields, plain_order, problem, settle, spawn_app, spawn_app_with, TestApp};
 use crate::meta::{FakeGraph, GraphReply, SmtpSink};
 
-const TOKEN: &str = "EAAGm0PX4ZCpsBAKZCx2Zd";
-const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "EAAGm0PX4ZCpsBAKZCx2Zd";
+pub const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 #[tokio::test]
 async fn channels_are_set_up_with_credentials_never_shown_again() {
@@ -160,7 +160,7 @@ async fn the_shop_writes_its_own_texts_checked_when_saved() {
 
 /// An app whose Meta calls go to `graph`, with quick retries, and whose
 /// shop has WhatsApp and (for `sink`) email set up.
-async fn reaching(graph: &FakeGraph, sink: &SmtpSink) -> TestApp {
+pub async fn reaching(graph: &FakeGraph, sink: &SmtpSink) -> TestApp {
     let base = graph.base_url.clone();
     let app = spawn_app_with(move |c| {
         c.messaging.graph_base_url = base;

@@ -38,6 +38,9 @@ pub struct GraphCall {
 struct Graph {
     script: Mutex<VecDeque<GraphReply>>,
     calls: Mutex<Vec<GraphCall>>,
+    /// Files by media id, and where they are served.
+    media: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    root: Mutex<String>,
 }
 
 /// Meta's Graph API, as far as sending messages goes.
@@ -53,9 +56,13 @@ impl FakeGraph {
         let graph = Arc::new(Graph::default());
         let app = Router::new()
             .route("/v21.0/{account}/messages", post(messages))
+            .route("/v21.0/{media}", axum::routing::get(media_info))
+            .route("/files/{media}", axum::routing::get(media_file))
             .with_state(graph.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base_url = format!("http://{}/v21.0", listener.local_addr().unwrap());
+        let root = format!("http://{}", listener.local_addr().unwrap());
+        *graph.root.lock().unwrap() = root.clone();
+        let base_url = format!("{root}/v21.0");
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeGraph { base_url, graph }
     }
@@ -67,6 +74,59 @@ impl FakeGraph {
 
     pub fn calls(&self) -> Vec<GraphCall> {
         self.graph.calls.lock().unwrap().clone()
+    }
+
+    /// The texts of the messages sent so far, in order.
+    pub fn texts(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .map(|c| {
+                let b = &c.body;
+                b["text"]["body"]
+                    .as_str()
+                    .or(b["interactive"]["body"]["text"].as_str())
+                    .or(b["message"]["text"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Serves `file` as media `id` (a buyer's photo), to a caller with a token.
+    pub fn media(&self, id: &str, file: Vec<u8>) {
+        self.graph.media.lock().unwrap().insert(id.into(), file);
+    }
+}
+
+async fn media_info(
+    State(graph): State<Arc<Graph>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let known = graph.media.lock().unwrap().contains_key(&id);
+    if !known || headers.get("authorization").is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": "Unsupported get request"}})),
+        )
+            .into_response();
+    }
+    let root = graph.root.lock().unwrap().clone();
+    Json(json!({"url": format!("{root}/files/{id}"), "mime_type": "image/png", "id": id}))
+        .into_response()
+}
+
+async fn media_file(
+    State(graph): State<Arc<Graph>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if headers.get("authorization").is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match graph.media.lock().unwrap().get(&id) {
+        Some(file) => file.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

@@ -170,6 +170,7 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "payment_transactions",
             "order_shipments",
             "provider_events",
+            "conversations",
             "order_events",
             "idempotency_keys",
             "webhook_endpoints",

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0013_fulfilment",
         include_str!("../../migrations/postgres/0013_fulfilment.sql"),
     ),
+    (
+        14,
+        "0014_conversations",
+        include_str!("../../migrations/postgres/0014_conversations.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply
@@ -770,6 +775,23 @@ impl Store for PostgresStore {
         outcome: &str,
     ) -> Result<()> {
         orders::record_provider_event(&self.db().await?, tenant, event_id, order, outcome).await
+    }
+
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        tenants::conversation(&self.db().await?, tenant, channel).await
+    }
+
+    async fn save_conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+        state: Option<serde_json::Value>,
+    ) -> Result<()> {
+        tenants::save_conversation(&self.db().await?, tenant, channel, state.as_ref()).await
     }
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {

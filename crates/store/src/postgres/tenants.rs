@@ -226,3 +226,52 @@ pub(super) async fn api_key_by_secret(
         .map(api_key)
         .transpose()
 }
+
+pub(super) async fn conversation(
+    db: &Db,
+    tenant: TenantId,
+    channel: &str,
+) -> Result<Option<serde_json::Value>> {
+    let stmt = db
+        .prepare_cached("SELECT state FROM conversations WHERE tenant_id = $1 AND channel_id = $2")
+        .await
+        .map_err(db_error)?;
+    let row = db
+        .query_opt(&stmt, &[&tenant.to_string(), &channel])
+        .await
+        .map_err(db_error)?;
+    row.map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(corrupt))
+        .transpose()
+}
+
+pub(super) async fn save_conversation(
+    db: &Db,
+    tenant: TenantId,
+    channel: &str,
+    state: Option<&serde_json::Value>,
+) -> Result<()> {
+    let tenant = tenant.to_string();
+    match state {
+        Some(state) => {
+            let stmt = db
+                .prepare_cached(
+                    "INSERT INTO conversations (tenant_id, channel_id, state, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant_id, channel_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                )
+                .await
+                .map_err(db_error)?;
+            let text = state.to_string();
+            db.execute(&stmt, &[&tenant, &channel, &text, &Timestamp::now().unix_millis()])
+                .await
+        }
+        None => {
+            let stmt = db
+                .prepare_cached("DELETE FROM conversations WHERE tenant_id = $1 AND channel_id = $2")
+                .await
+                .map_err(db_error)?;
+            db.execute(&stmt, &[&tenant, &channel]).await
+        }
+    }
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -103,6 +103,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_fulfilment",
         include_str!("../../migrations/sqlite/0013_fulfilment.sql"),
     ),
+    (
+        14,
+        "0014_conversations",
+        include_str!("../../migrations/sqlite/0014_conversations.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.
@@ -875,6 +880,28 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 orders::record_provider_event(conn, tenant, &event_id, order, &outcome)
             })
+            .await
+    }
+
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let channel = channel.to_string();
+        self.point_read(move |conn| tenants::conversation(conn, tenant, &channel))
+            .await
+    }
+
+    async fn save_conversation(
+        &self,
+        tenant: TenantId,
+        channel: &str,
+        state: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let channel = channel.to_string();
+        self.queue
+            .write(move |conn| tenants::save_conversation(conn, tenant, &channel, state.as_ref()))
             .await
     }
 

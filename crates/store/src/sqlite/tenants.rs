@@ -197,3 +197,43 @@ pub(super) fn api_key_by_secret(
     .map(api_key)
     .transpose()
 }
+
+pub(super) fn conversation(
+    conn: &Connection,
+    tenant: TenantId,
+    channel: &str,
+) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT state FROM conversations WHERE tenant_id = ?1 AND channel_id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.to_string(), channel], |r| r.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    text.map(|t| serde_json::from_str(&t).map_err(corrupt))
+        .transpose()
+}
+
+pub(super) fn save_conversation(
+    conn: &Connection,
+    tenant: TenantId,
+    channel: &str,
+    state: Option<&serde_json::Value>,
+) -> Result<()> {
+    let tenant = tenant.to_string();
+    match state {
+        Some(state) => conn
+            .prepare_cached(
+                "INSERT INTO conversations (tenant_id, channel_id, state, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, channel_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![tenant, channel, state.to_string(), Timestamp::now().unix_millis()])
+            }),
+        None => conn
+            .prepare_cached("DELETE FROM conversations WHERE tenant_id = ?1 AND channel_id = ?2")
+            .and_then(|mut s| s.execute(params![tenant, channel])),
+    }
+    .map_err(unavailable)?;
+    Ok(())
+}
