@@ -104,18 +104,18 @@ pub async fn run(
         scope,
         from: &message.from,
     };
-    let answer = match step {
-        Step::Ask(q) => Some(bot.question(&q, &orders)),
-        Step::Say(answer) => Some(bot.say(&answer, &orders)),
+    let (answer, about) = match step {
+        Step::Ask(q) => (Some(bot.question(&q, &orders)), None),
+        Step::Say(answer) => (Some(bot.say(&answer, &orders)), None),
         Step::Act { act, order } => {
             let Some(order) = orders.iter().find(|o| o.id == order) else {
                 return Ok(JobOutcome::Done);
             };
-            bot.act(act, order).await?
+            (bot.act(act, order).await?, Some(order.id))
         }
     };
     if let Some(text) = answer {
-        bot.answer(text).await;
+        bot.answer(text, about).await;
     }
     Ok(JobOutcome::Done)
 }
@@ -189,19 +189,49 @@ impl Bot<'_> {
         }
     }
 
-    /// Sends `text` to the buyer. A failure is logged, not retried: what
-    /// the message asked was done, and doing it again is not wanted.
-    async fn answer(&self, text: String) {
-        let out = Outgoing::text(self.recipient(), text);
-        match self
+    /// Sends `text` to the buyer; an answer about an order goes on its
+    /// timeline (`message.sent` of kind `reply`). A failure is logged, not
+    /// retried: what the message asked was done, and doing it again is not
+    /// wanted.
+    async fn answer(&self, text: String, about: Option<OrderId>) {
+        let mut out = Outgoing::text(self.recipient(), text);
+        out.callback = about.map(|id| id.to_string());
+        let sent = match self
             .channels
             .send(&self.settings.messaging, self.shop, &out)
             .await
         {
-            Ok(_) => {}
+            Ok(sent) => sent,
             Err(e) => {
-                tracing::warn!(to = %self.from.masked(), error = %e, "could not answer the buyer")
+                tracing::warn!(to = %self.from.masked(), error = %e, "could not answer the buyer");
+                return;
             }
+        };
+        let Some(order) = about else {
+            return;
+        };
+        let draft = ordo_domain::EventDraft {
+            event_type: ordo_domain::EventType::MessageSent,
+            data: json!({
+                "kind": "reply",
+                "channel": match self.from { ChannelId::WhatsApp(_) => "whatsapp", ChannelId::Instagram(_) => "instagram" },
+                "to": self.from.masked(),
+                "provider_id": sent.provider_id,
+            }),
+        };
+        let appended = self
+            .state
+            .store()
+            .append_events(
+                self.scope.clone(),
+                order,
+                Actor::system(),
+                Timestamp::now(),
+                vec![draft],
+            )
+            .await;
+        if let Err(e) = appended {
+            tracing::warn!(%order, error = %e, "an answer to the buyer is not on the order's timeline");
         }
     }
 

@@ -240,7 +240,13 @@ pub async fn expire_reservations(store: &dyn Store, now: Timestamp) -> ordo_stor
     let due = store.lapsed_reservations(now, EXPIRE_BATCH).await?;
     let mut expired = 0;
     for (tenant, id) in due {
-        let change = ordo_store::OrderChange::new(move |o, book| o.expire_reservation(now, book));
+        // The buyer is told of the cancel when the shop reaches its buyers.
+        let notify = store
+            .tenant_settings(tenant)
+            .await
+            .is_ok_and(|s| s.messaging.reaches_buyers());
+        let change = ordo_store::OrderChange::new(move |o, book| o.expire_reservation(now, book))
+            .notifying(notify);
         let changed = store
             .change_order(
                 ordo_store::Scope::tenant(tenant),

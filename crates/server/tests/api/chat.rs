@@ -235,13 +235,34 @@ async fn a_buyer_confirms_cancels_and_asks_in_their_own_words() {
         "pending"
     );
 
-    // Where things stand; a number with no question open.
+    // Where things stand (the answer is on the order's timeline); a number
+    // with no question open.
     let answers = chat
         .say("wamid.a4", ADA, "wetin dey happen with my order", 1)
         .await;
     assert!(
         answers[0].contains(newest) && answers[0].contains("pending"),
         "{answers:?}"
+    );
+    let path = format!("/v1/orders/{}/events", second["id"].as_str().unwrap());
+    let events = settle(
+        || chat.app.json(&path),
+        |e| {
+            e["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["data"]["kind"] == "reply")
+        },
+    )
+    .await;
+    assert!(
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "message.sent" && e["data"]["kind"] == "reply"),
+        "{events}"
     );
     let answers = chat.say("wamid.a5", ADA, "3", 1).await;
     assert!(answers[0].contains("no question waiting"), "{answers:?}");
@@ -406,4 +427,84 @@ async fn meta_status_reports_reach_the_orders_timeline() {
         ]
     );
     assert_eq!(chat.order(id).await["version"], 1);
+}
+
+#[tokio::test]
+async fn instagram_buyers_are_answered_on_instagram() {
+    let chat = Chat::start().await;
+    let r = chat
+        .app
+        .patch(
+            "/v1/settings",
+            &json!({"messaging": {"instagram": {"account_id": "17841400000000", "access_token": crate::messaging::TOKEN, "app_secret": APP_SECRET, "verify_token": "ordo-verify-1"}}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = plain_order();
+    body["buyer"] = json!({"name": "Bola", "channel_id": "ig_6543210987654"});
+    let order = chat.app.create(&body).await;
+    let reference = order["reference"].as_str().unwrap();
+    let ig = |message: Value| {
+        json!({"object": "instagram", "entry": [{"id": "17841400000000", "time": 1, "messaging": [
+            {"sender": {"id": "6543210987654"}, "recipient": {"id": "17841400000000"}, "timestamp": 1, "message": message}
+        ]}]})
+    };
+    let path = format!("/v1/channels/instagram/{}/webhook", chat.app.tenant.id);
+    let post = |body: Value| {
+        let raw = serde_json::to_vec(&body).unwrap();
+        let request = chat
+            .app
+            .client
+            .post(chat.app.url(&path))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sign(&raw))
+            .body(raw);
+        async move { request.send().await.unwrap() }
+    };
+    let r = post(ig(json!({"mid": "mid.in1", "text": "where is my order"}))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let graph = chat.graph.clone();
+    let reply = settle(
+        || {
+            let graph = graph.clone();
+            async move { graph.calls() }
+        },
+        |calls| {
+            calls.iter().any(|c| {
+                c.body["message"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("total") || t.contains("Total"))
+            })
+        },
+    )
+    .await
+    .into_iter()
+    .find(|c| {
+        c.body["recipient"]["id"] == "6543210987654"
+            && c.body["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Total"))
+    })
+    .unwrap();
+    assert_eq!(reply.account, "17841400000000");
+    assert!(reply.body["message"]["text"]
+        .as_str()
+        .unwrap()
+        .contains(reference));
+
+    // A photo of the receipt, as Instagram's attachment URL.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend(std::iter::repeat_n(1u8, 64));
+    chat.graph.media("IG-1", png);
+    let url = chat.graph.cdn_url("IG-1");
+    post(ig(
+        json!({"mid": "mid.in2", "attachments": [{"type": "image", "payload": {"url": url}}]}),
+    ))
+    .await;
+    let o = chat
+        .order_when(order["id"].as_str().unwrap(), |o| {
+            o["receipts"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+    assert_eq!(o["receipts"][0]["content_type"], "image/png");
 }

@@ -58,6 +58,7 @@ impl FakeGraph {
             .route("/v21.0/{account}/messages", post(messages))
             .route("/v21.0/{media}", axum::routing::get(media_info))
             .route("/files/{media}", axum::routing::get(media_file))
+            .route("/cdn/{media}", axum::routing::get(cdn_file))
             .with_state(graph.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let root = format!("http://{}", listener.local_addr().unwrap());
@@ -95,6 +96,18 @@ impl FakeGraph {
     /// Serves `file` as media `id` (a buyer's photo), to a caller with a token.
     pub fn media(&self, id: &str, file: Vec<u8>) {
         self.graph.media.lock().unwrap().insert(id.into(), file);
+    }
+
+    /// Where Instagram's attachment `id` is served (a plain URL).
+    pub fn cdn_url(&self, id: &str) -> String {
+        format!("{}/cdn/{id}", self.graph.root.lock().unwrap())
+    }
+}
+
+async fn cdn_file(State(graph): State<Arc<Graph>>, Path(id): Path<String>) -> Response {
+    match graph.media.lock().unwrap().get(&id) {
+        Some(file) => file.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
