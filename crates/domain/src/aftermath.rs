@@ -149,6 +149,21 @@ mod tests {
         }
     }
 
+    /// Paid in full by a card the provider charged.
+    fn charged(o: &mut Order) {
+        let card = PaymentId::new();
+        let now = Timestamp::now();
+        o.request_charge(card, None, Actor::system(), now)
+            .expect("charge");
+        o.settle(
+            Entry::Payment(card),
+            says(EntryState::Succeeded, "ch_1"),
+            true,
+            now,
+        )
+        .expect("paid");
+    }
+
     fn paid_by_hand(o: &mut Order) {
         let total = o.total;
         pay(o, total);
@@ -189,19 +204,7 @@ mod tests {
 
     #[test]
     fn a_return_refunded_through_the_provider_waits_for_it() {
-        let mut o = returned(|o| {
-            let card = PaymentId::new();
-            let now = Timestamp::now();
-            o.request_charge(card, None, Actor::system(), now)
-                .expect("charge");
-            o.settle(
-                Entry::Payment(card),
-                says(EntryState::Succeeded, "ch_1"),
-                true,
-                now,
-            )
-            .expect("paid");
-        });
+        let mut o = returned(charged);
         assert_eq!(
             change(&mut o, refund),
             ["return.refund_pending", "refund.recorded"]
@@ -251,19 +254,7 @@ mod tests {
 
     #[test]
     fn a_part_refund_that_failed_is_tried_again_for_what_was_asked() {
-        let mut o = returned(|o| {
-            let card = PaymentId::new();
-            let now = Timestamp::now();
-            o.request_charge(card, None, Actor::system(), now)
-                .expect("charge");
-            o.settle(
-                Entry::Payment(card),
-                says(EntryState::Succeeded, "ch_1"),
-                true,
-                now,
-            )
-            .expect("paid");
-        });
+        let mut o = returned(charged);
         let r = o.returns[0].id;
         let half = ReturnRefund {
             amount: Some(50_000),

@@ -59,15 +59,7 @@ pub async fn run(
         });
     };
     let store = state.store();
-    let settings = state
-        .settings()
-        .get(store, tenant)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let shop = store
-        .tenant(tenant)
-        .await?
-        .map_or_else(|| "the shop".to_string(), |t| t.name);
+    let (settings, shop) = crate::messages::shop_of(state, tenant).await?;
     let scope = Scope::tenant(tenant);
     let orders = buyer_orders(store, &scope, &message.from).await?;
     let channel = message.from.to_string();

@@ -6,7 +6,9 @@
 //! again is retried with the job policy's backoff until the job is too old.
 
 use ordo_domain::messaging::{compose, Outgoing};
-use ordo_domain::{Actor, EventDraft, EventId, EventType, OrderId, Timestamp};
+use ordo_domain::{
+    Actor, EventDraft, EventId, EventType, OrderId, TenantId, TenantSettings, Timestamp,
+};
 use ordo_store::{Job, JobOutcome, OrderLookup, Scope, StoreError};
 use serde_json::json;
 
@@ -40,15 +42,7 @@ pub async fn run(
     let Some(event) = events.iter().find(|e| e.id == event_id) else {
         return Ok(JobOutcome::Done);
     };
-    let settings = state
-        .settings()
-        .get(store, tenant)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let shop = store
-        .tenant(tenant)
-        .await?
-        .map_or_else(|| "the shop".to_string(), |t| t.name);
+    let (settings, shop) = shop_of(state, tenant).await?;
     let Some(out) = compose(
         &settings.messaging,
         &shop,
@@ -145,6 +139,24 @@ pub async fn status(state: &AppState, job: &Job) -> Result<JobOutcome, StoreErro
         Ok(_) | Err(StoreError::NotFound) => Ok(JobOutcome::Done),
         Err(e) => Err(e),
     }
+}
+
+/// The tenant's settings and name (what buyers know the shop by).
+pub(crate) async fn shop_of(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<(TenantSettings, String), StoreError> {
+    let store = state.store();
+    let settings = state
+        .settings()
+        .get(store, tenant)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let shop = store
+        .tenant(tenant)
+        .await?
+        .map_or_else(|| "the shop".to_string(), |t| t.name);
+    Ok((settings, shop))
 }
 
 fn channel(out: &Outgoing) -> &'static str {

@@ -38,6 +38,20 @@ struct Chat {
 }
 
 impl Chat {
+    /// The texts the shop sent, once `done` holds of them (or after the
+    /// wait runs out).
+    async fn texts_when(&self, done: impl Fn(&Vec<String>) -> bool) -> Vec<String> {
+        let graph = self.graph.clone();
+        settle(
+            || {
+                let graph = graph.clone();
+                async move { graph.texts() }
+            },
+            done,
+        )
+        .await
+    }
+
     async fn start() -> Chat {
         let graph = FakeGraph::start().await;
         let sink = SmtpSink::start().await;
@@ -81,16 +95,9 @@ impl Chat {
     async fn say(&self, id: &str, from: &str, body: &str, answers: usize) -> Vec<String> {
         let before = self.graph.calls().len();
         self.deliver(json!([text(id, from, body)])).await;
-        let graph = self.graph.clone();
-        settle(
-            || {
-                let graph = graph.clone();
-                async move { graph.texts() }
-            },
-            |t| t.len() >= before + answers,
-        )
-        .await
-        .split_off(before)
+        self.texts_when(|t| t.len() >= before + answers)
+            .await
+            .split_off(before)
     }
 
     async fn order(&self, id: &str) -> Value {
@@ -168,15 +175,7 @@ async fn only_signed_deliveries_are_read_and_each_message_once() {
         again,
         json!({"messages": 0, "duplicates": 1, "statuses": 0})
     );
-    let graph = chat.graph.clone();
-    let texts = settle(
-        || {
-            let graph = graph.clone();
-            async move { graph.texts() }
-        },
-        |t| !t.is_empty(),
-    )
-    .await;
+    let texts = chat.texts_when(|t| !t.is_empty()).await;
     // Answered once: the unsigned ones were never read, the repeat not queued.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(chat.graph.texts().len(), 1, "{texts:?}");
@@ -286,15 +285,7 @@ async fn a_buyer_confirms_cancels_and_asks_in_their_own_words() {
         })
         .await;
     assert_eq!(o["status"], "cancelled");
-    let graph = chat.graph.clone();
-    let texts = settle(
-        || {
-            let graph = graph.clone();
-            async move { graph.texts() }
-        },
-        |t| t.len() > before,
-    )
-    .await;
+    let texts = chat.texts_when(|t| t.len() > before).await;
     assert!(
         texts[before].contains(&format!("Order {newest} was cancelled")),
         "{texts:?}"
@@ -351,15 +342,9 @@ async fn a_photo_of_the_receipt_goes_to_the_order_awaiting_payment() {
     assert_eq!(receipt["content_type"], "image/png");
     assert_eq!(receipt["uploaded_by"]["type"], "buyer");
     assert_eq!(receipt["size"], png.len());
-    let graph = chat.graph.clone();
-    let texts = settle(
-        || {
-            let graph = graph.clone();
-            async move { graph.texts() }
-        },
-        |t| t.iter().any(|t| t.contains("We got your receipt")),
-    )
-    .await;
+    let texts = chat
+        .texts_when(|t| t.iter().any(|t| t.contains("We got your receipt")))
+        .await;
     assert!(
         texts.iter().any(|t| t.contains("We got your receipt")),
         "{texts:?}"
@@ -371,15 +356,7 @@ async fn a_photo_of_the_receipt_goes_to_the_order_awaiting_payment() {
     let before = chat.graph.calls().len();
     chat.deliver(json!([{"from": ADA, "id": "wamid.r2", "type": "document", "document": {"id": "MEDIA-2", "mime_type": "text/plain"}}]))
         .await;
-    let graph = chat.graph.clone();
-    let texts = settle(
-        || {
-            let graph = graph.clone();
-            async move { graph.texts() }
-        },
-        |t| t.len() > before,
-    )
-    .await;
+    let texts = chat.texts_when(|t| t.len() > before).await;
     assert!(texts[before].contains("not a photo"), "{texts:?}");
 }
 
