@@ -47,7 +47,11 @@ impl Act {
     fn fits(&self, order: &Order) -> bool {
         match self {
             Act::Confirm => order.status == OrderStatus::Pending,
-            Act::Cancel { .. } => order.check(Action::Cancel).is_ok(),
+            // A buyer calls off what they have not paid for; the shop
+            // cancels a paid order (and sees to the refund).
+            Act::Cancel { .. } => {
+                order.check(Action::Cancel).is_ok() && order.payment_status == PaymentStatus::Unpaid
+            }
             Act::Status => !order.status.is_terminal(),
             // Pending: a receipt is in review (another may follow it).
             Act::Receipt | Act::AttachReceipt { .. } => {

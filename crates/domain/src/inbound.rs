@@ -73,14 +73,17 @@ fn array(v: &Value) -> &[Value] {
     v.as_array().map_or(&[], Vec::as_slice)
 }
 
-/// Reads a WhatsApp Cloud API webhook (`object: whatsapp_business_account`).
-pub fn whatsapp(body: &Value) -> Delivery {
+/// Reads a WhatsApp Cloud API webhook (`object: whatsapp_business_account`)
+/// for the business number `account` (others of the same Meta app are
+/// skipped).
+pub fn whatsapp(body: &Value, account: &str) -> Delivery {
     let mut out = Delivery::default();
     let values = array(&body["entry"])
         .iter()
         .flat_map(|e| array(&e["changes"]))
         .filter(|c| c["field"] == "messages")
-        .map(|c| &c["value"]);
+        .map(|c| &c["value"])
+        .filter(|v| v["metadata"]["phone_number_id"] == account);
     for value in values {
         for m in array(&value["messages"]) {
             let (Some(id), Some(from)) = (text(&m["id"]), text(&m["from"])) else {
@@ -140,12 +143,14 @@ pub fn whatsapp(body: &Value) -> Delivery {
     out
 }
 
-/// Reads an Instagram messaging webhook (`object: instagram`). Echoes of
-/// the shop's own messages are skipped.
-pub fn instagram(body: &Value) -> Delivery {
+/// Reads an Instagram messaging webhook (`object: instagram`) for the
+/// account `account` (others are skipped). Echoes of the shop's own
+/// messages are skipped.
+pub fn instagram(body: &Value, account: &str) -> Delivery {
     let mut out = Delivery::default();
     let events = array(&body["entry"])
         .iter()
+        .filter(|e| e["id"] == account)
         .flat_map(|e| array(&e["messaging"]));
     for e in events {
         let m = &e["message"];
@@ -213,7 +218,11 @@ mod tests {
             ]),
             json!([]),
         );
-        let d = whatsapp(&body);
+        let d = whatsapp(&body, "106540352242922");
+        assert!(
+            whatsapp(&body, "999").messages.is_empty(),
+            "another number of the same app"
+        );
         let contents: Vec<&Content> = d.messages.iter().map(|m| &m.content).collect();
         assert_eq!(
             contents,
@@ -252,13 +261,15 @@ mod tests {
                 {"id": "wamid.10", "status": "failed", "errors": [{"code": 131026, "title": "Message undeliverable", "error_data": {"details": "not on WhatsApp"}}]}
             ]),
         );
-        let d = whatsapp(&body);
+        let d = whatsapp(&body, "106540352242922");
         assert_eq!(d.statuses[0].callback.as_deref(), Some("ord_1"));
         assert_eq!(
             d.statuses[1].error.as_deref(),
             Some("Message undeliverable: not on WhatsApp")
         );
-        assert!(whatsapp(&json!({"object": "page"})).messages.is_empty());
+        assert!(whatsapp(&json!({"object": "page"}), "1")
+            .messages
+            .is_empty());
     }
 
     #[test]
@@ -269,7 +280,8 @@ mod tests {
             {"sender": {"id": "17841400000000"}, "recipient": {"id": "6543210987654"}, "message": {"mid": "mid.3", "text": "hi", "is_echo": true}},
             {"sender": {"id": "6543210987654"}, "recipient": {"id": "17841400000000"}, "read": {"mid": "mid.0"}}
         ]}]});
-        let d = instagram(&body);
+        let d = instagram(&body, "17841400000000");
+        assert!(instagram(&body, "1").messages.is_empty());
         assert_eq!(d.messages.len(), 2);
         assert_eq!(d.messages[0].from.to_string(), "ig_6543210987654");
         assert_eq!(

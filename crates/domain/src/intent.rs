@@ -631,7 +631,8 @@ fn typo(word: &str, typed: &str) -> bool {
 
 /// What follows "because" (or "cos", "reason:"…) in a cancel, as written.
 fn reason(text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
+    // ASCII only: the words looked for are, and byte offsets stay those of `text`.
+    let lower = text.to_ascii_lowercase();
     let bytes = lower.as_bytes();
     let mut best: Option<usize> = None;
     for word in BECAUSE {
@@ -649,14 +650,7 @@ fn reason(text: &str) -> Option<String> {
         }
     }
     let start = best?;
-    // The same position in the original text: lower-casing may change
-    // lengths only outside ASCII, so fall back to the lower-cased text.
-    let source = if lower.len() == text.len() {
-        text
-    } else {
-        &lower
-    };
-    let reason = source
+    let reason = text
         .get(start..)?
         .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '-' | ','))
         .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '.' | '!'))

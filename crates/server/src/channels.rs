@@ -45,16 +45,32 @@ pub enum SendError {
     NoChannel(&'static str),
 }
 
+/// Where buyers' files may be fetched from: Meta's file hosts, over https.
+const META_FILE_HOSTS: &[&str] = &[
+    ".fbcdn.net",
+    ".fbsbx.com",
+    ".cdninstagram.com",
+    ".facebook.com",
+    ".whatsapp.net",
+];
+
 /// The senders of every channel.
 #[derive(Clone)]
 pub struct Channels {
     http: reqwest::Client,
     graph: String,
     timeout: Duration,
+    /// Whether files may come from anywhere (tests on 127.0.0.1), not only
+    /// from Meta's hosts over https.
+    any_file_host: bool,
 }
 
 impl Channels {
-    pub fn new(config: &MessagingConfig) -> Self {
+    /// With `any_file_host` (the operator's `webhooks.allow_private_urls`),
+    /// buyers' files may be fetched from any URL; otherwise only from
+    /// Meta's file hosts over https, so a forged delivery cannot make ordo
+    /// fetch from the network it runs in.
+    pub fn new(config: &MessagingConfig, any_file_host: bool) -> Self {
         let timeout = Duration::from_millis(config.timeout_ms);
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -66,6 +82,7 @@ impl Channels {
             http,
             graph: config.graph_base_url.trim_end_matches('/').to_string(),
             timeout,
+            any_file_host,
         }
     }
 
@@ -139,7 +156,18 @@ impl Channels {
             }
             ChannelId::Instagram(_) => (media.to_string(), None),
         };
-        let mut request = self.http.get(&url);
+        let parsed = url::Url::parse(&url)
+            .map_err(|_| SendError::Refused("the file's address is not a URL".into()))?;
+        let meta_host = parsed.scheme() == "https"
+            && parsed
+                .host_str()
+                .is_some_and(|h| META_FILE_HOSTS.iter().any(|suffix| h.ends_with(suffix)));
+        if !meta_host && !self.any_file_host {
+            return Err(SendError::Refused(
+                "the file is not on one of Meta's hosts over https".into(),
+            ));
+        }
+        let mut request = self.http.get(parsed);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -147,11 +175,14 @@ impl Channels {
             .send()
             .await
             .map_err(|e| SendError::Transient(format!("the file did not come: {}", plain(e))))?;
-        if !answer.status().is_success() {
-            return Err(SendError::Transient(format!(
-                "the file did not come: HTTP {}",
-                answer.status().as_u16()
-            )));
+        let status = answer.status();
+        if !status.is_success() {
+            let error = format!("the file did not come: HTTP {}", status.as_u16());
+            // Gone or forbidden (an expired link) does not come back.
+            return Err(match status.as_u16() {
+                408 | 429 | 500..=599 => SendError::Transient(error),
+                _ => SendError::Refused(error),
+            });
         }
         let mut file = Vec::new();
         while let Some(chunk) = answer

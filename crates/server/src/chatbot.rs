@@ -11,7 +11,8 @@ use ordo_domain::inbound::{Content, Inbound};
 use ordo_domain::intent::{understand, Intent, Understood};
 use ordo_domain::messaging::{Outgoing, Recipient};
 use ordo_domain::{
-    Actor, ChannelId, FileKind, Order, OrderId, OrderReference, TenantSettings, Timestamp,
+    Actor, ChannelId, FileKind, Order, OrderId, OrderReference, PaymentStatus, TenantSettings,
+    Timestamp,
 };
 use ordo_store::{
     Job, JobOutcome, NewJob, OrderFilter, OrderLookup, OrderQuery, Scope, Sort, SortField, Store,
@@ -19,6 +20,7 @@ use ordo_store::{
 };
 use serde_json::json;
 
+use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::channels::{Channels, SendError};
 
@@ -78,14 +80,11 @@ pub async fn run(
         Content::Other { .. } => Step::Say(Answer::NotUnderstood),
     };
     tracing::info!(from = %message.from.masked(), step = ?step_name(&step), "the chatbot read a message");
-    // A question waits for its answer; anything else closes it.
-    let remembered = match &step {
-        Step::Ask(q) => serde_json::to_value(q).ok(),
-        _ => None,
-    };
-    if remembered.is_some() || open.is_some() {
+    let asked = matches!(step, Step::Ask(_));
+    // A question waits for its answer.
+    if let Step::Ask(q) = &step {
         store
-            .save_conversation(tenant, &channel, remembered)
+            .save_conversation(tenant, &channel, serde_json::to_value(q).ok())
             .await?;
     }
     let bot = Bot {
@@ -106,6 +105,11 @@ pub async fn run(
             (bot.act(act, order).await?, Some(order.id))
         }
     };
+    // Anything but a question closes the open one, once what it asked is
+    // done (a failure on the way is retried with the question still open).
+    if open.is_some() && !asked {
+        store.save_conversation(tenant, &channel, None).await?;
+    }
     if let Some(text) = answer {
         bot.answer(text, about).await;
     }
@@ -241,6 +245,13 @@ impl Bot<'_> {
                 })
                 .await
             }
+            // Money was paid: the shop cancels it, and sees to the refund.
+            Act::Cancel { .. } if order.payment_status != PaymentStatus::Unpaid => {
+                return Ok(Some(format!(
+                    "Order {reference} has a payment on it, so {} will cancel it for you and see to your money. Please message them.",
+                    self.shop
+                )))
+            }
             Act::Cancel { reason } => {
                 let reason = reason.unwrap_or_else(|| "cancelled by the buyer".into());
                 crate::orders::change_by(self.state, by, lookup, None, Vec::new(), move |o, b, now| {
@@ -260,6 +271,8 @@ impl Bot<'_> {
             // The order's event tells the buyer (when it changed anything).
             Ok(changed) if changed.event.is_some() => None,
             Ok(_) => Some(self.status(order)),
+            // Tried again later, the question (if any) still open.
+            Err(ApiError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
             Err(e) => Some(format!(
                 "Sorry, we could not do that for order {reference}: {e}."
             )),

@@ -97,7 +97,10 @@ pub async fn run(state: AppState, poll: Duration, mut stop: tokio::sync::watch::
         std::time::Duration::from_secs(state.config().webhooks.timeout_secs.max(1)),
         state.config().webhooks.allow_private_urls,
     );
-    let channels = crate::channels::Channels::new(&state.config().messaging);
+    let channels = crate::channels::Channels::new(
+        &state.config().messaging,
+        state.config().webhooks.allow_private_urls,
+    );
     let node = node_name();
     let store = state.store();
     for kind in [PRUNE_IDEMPOTENCY_KEYS, EXPIRE_RESERVATIONS] {

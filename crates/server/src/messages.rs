@@ -92,9 +92,14 @@ pub async fn run(
     };
     if let Some((event_type, data)) = record {
         let draft = EventDraft { event_type, data };
-        store
+        let appended = store
             .append_events(scope, order_id, Actor::system(), now, vec![draft])
-            .await?;
+            .await;
+        // Sent is sent: a timeline that could not take it is not a reason
+        // to send the message again.
+        if let Err(e) = appended {
+            tracing::warn!(order.id = %order_id, error = %e, "a message's outcome is not on the order's timeline");
+        }
     }
     Ok(outcome)
 }

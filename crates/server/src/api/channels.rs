@@ -149,8 +149,8 @@ pub async fn deliver(
     let payload: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let Delivery { messages, statuses } = match channel.as_str() {
-        "whatsapp" => inbound::whatsapp(&payload),
-        _ => inbound::instagram(&payload),
+        "whatsapp" => inbound::whatsapp(&payload, &c.account_id),
+        _ => inbound::instagram(&payload, &c.account_id),
     };
     let store = state.store();
     let mut answer = ChannelWebhookAnswer {

@@ -223,8 +223,10 @@ impl MessagingResponse {
 }
 
 impl MessagingRequest {
-    /// Applies the change to `m`, naming every field that is wrong.
-    fn apply(self, m: &mut MessagingSettings, errors: &mut FieldErrors) {
+    /// Applies the change to `m`, naming every field that is wrong; a mail
+    /// server on this machine or a private network only if
+    /// `allow_private`.
+    fn apply(self, m: &mut MessagingSettings, allow_private: bool, errors: &mut FieldErrors) {
         match self.whatsapp {
             None => {}
             Some(None) => m.whatsapp = None,
@@ -280,12 +282,15 @@ impl MessagingRequest {
                     from: &e.from,
                     from_name: e.from_name.as_deref(),
                 };
-                if let Some(c) = errors.take_all(EmailChannel::parse(
-                    "messaging.email",
-                    draft,
-                    m.email.as_ref(),
-                )) {
-                    m.email = Some(c);
+                let parsed = EmailChannel::parse("messaging.email", draft, m.email.as_ref());
+                match errors.take_all(parsed) {
+                    Some(c) if !allow_private && private_host(&c.host) => errors.push(
+                        FieldError::new("messaging.email.host", "a private address")
+                            .value(&c.host)
+                            .accepted("a mail server on the internet (webhooks.allow_private_urls lets private ones in)"),
+                    ),
+                    Some(c) => m.email = Some(c),
+                    None => {}
                 }
             }
         }
@@ -311,6 +316,16 @@ impl MessagingRequest {
             }
         }
     }
+}
+
+/// Whether `host` names this machine or a private network.
+fn private_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(ordo_domain::webhook::is_private)
 }
 
 /// The tenant's payment provider, its secret never shown.
@@ -460,7 +475,8 @@ pub async fn update_settings(
         }
     }
     if let Some(m) = req.messaging {
-        m.apply(&mut settings.messaging, &mut errors);
+        let allow_private = state.config().webhooks.allow_private_urls;
+        m.apply(&mut settings.messaging, allow_private, &mut errors);
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

@@ -54,10 +54,13 @@ fn settings(port: u16) -> MessagingSettings {
 }
 
 fn channels(graph: &FakeGraph, timeout_ms: u64) -> Channels {
-    Channels::new(&MessagingConfig {
-        graph_base_url: graph.base_url.clone(),
-        timeout_ms,
-    })
+    Channels::new(
+        &MessagingConfig {
+            graph_base_url: graph.base_url.clone(),
+            timeout_ms,
+        },
+        true,
+    )
 }
 
 fn message(to: Recipient, text: &str, buttons: bool) -> Outgoing {

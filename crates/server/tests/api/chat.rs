@@ -358,6 +358,17 @@ async fn a_photo_of_the_receipt_goes_to_the_order_awaiting_payment() {
         .await;
     let texts = chat.texts_when(|t| t.len() > before).await;
     assert!(texts[before].contains("not a photo"), "{texts:?}");
+    // A file Meta no longer has: said so, not retried for days.
+    let before = chat.graph.calls().len();
+    chat.deliver(json!([{"from": ADA, "id": "wamid.p2", "type": "image", "image": {"id": "GONE", "mime_type": "image/jpeg"}}]))
+        .await;
+    let texts = chat.texts_when(|t| t.len() > before).await;
+    assert!(
+        texts[before..]
+            .iter()
+            .any(|t| t.contains("could not get that file")),
+        "{texts:?}"
+    );
 }
 
 #[tokio::test]
@@ -480,4 +491,28 @@ async fn instagram_buyers_are_answered_on_instagram() {
         })
         .await;
     assert_eq!(o["receipts"][0]["content_type"], "image/png");
+}
+
+#[tokio::test]
+async fn a_paid_order_is_cancelled_by_the_shop_not_the_chat() {
+    let chat = Chat::start().await;
+    let order = chat.new_order(ADA).await;
+    let id = order["id"].as_str().unwrap();
+    let r = chat
+        .app
+        .post(
+            &format!("/v1/orders/{id}/payments"),
+            &json!({"method": "bank_transfer", "amount": order["total"], "currency": "NGN"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let reference = order["reference"].as_str().unwrap();
+    let answers = chat
+        .say("wamid.p1", ADA, &format!("cancel {reference}"), 2)
+        .await;
+    assert!(
+        answers.iter().any(|a| a.contains("has a payment on it")),
+        "{answers:?}"
+    );
+    assert_eq!(chat.order(id).await["status"], "pending");
 }

@@ -80,6 +80,20 @@ async fn channels_are_set_up_with_credentials_never_shown_again() {
         ]
     );
     assert_eq!(p["errors"][1]["accepted"], "none, starttls, tls");
+    let p = problem(
+        app.patch(
+            "/v1/settings",
+            &json!({"messaging": {"email": {"host": "10.0.0.5", "port": 25, "security": "none", "from": "orders@example.com"}}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        fields(&p),
+        ["messaging.email.host"],
+        "a private mail server"
+    );
 
     // Only owners and admins change them.
     let vendor = app.key_for(Role::Vendor).await;
@@ -164,6 +178,8 @@ pub async fn reaching(graph: &FakeGraph, sink: &SmtpSink) -> TestApp {
     let base = graph.base_url.clone();
     let app = spawn_app_with(move |c| {
         c.messaging.graph_base_url = base;
+        // The fake Graph API serves buyers' files on 127.0.0.1.
+        c.webhooks.allow_private_urls = true;
         c.messaging.timeout_ms = 2_000;
         c.jobs.retry_initial_ms = 50;
         c.jobs.retry_max_ms = 100;
