@@ -751,14 +751,13 @@ impl Order {
         let progress = self.progress();
         let mut errors = FieldErrors::new();
         let mut serials = self.serials();
-        let mut lines = Vec::new();
-        match draft.lines {
-            None => {
-                for (i, p) in progress.iter().enumerate() {
-                    let quantity = p.unallocated();
-                    if quantity == 0 {
-                        continue;
-                    }
+        // (field, line, units, the units it names) of each line shipped.
+        let chosen: Vec<(String, usize, u32, &[Instance])> = match &draft.lines {
+            None => progress
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.unallocated() > 0)
+                .filter_map(|(i, p)| {
                     if self.serialised_by_shipments(i) {
                         errors.push(
                             FieldError::new(
@@ -768,52 +767,41 @@ impl Order {
                             .value(self.lines[i].id)
                             .accepted("lines, each with the instances it ships"),
                         );
-                        continue;
+                        return None;
                     }
                     // The units given with the line: the next ones.
-                    let instances = self.shipment_instances(
-                        i,
-                        quantity,
-                        &[],
-                        &mut serials,
-                        "lines",
-                        &mut errors,
-                    );
-                    lines.push(ShipmentLine {
-                        line_id: self.lines[i].id,
-                        quantity,
-                        instances,
-                        deducted: 0,
-                    });
-                }
+                    Some(("lines".to_string(), i, p.unallocated(), &[][..]))
+                })
+                .collect(),
+            Some(asked) if asked.is_empty() => {
+                errors.push(
+                    FieldError::new("lines", "a shipment needs at least one item")
+                        .accepted("leave lines out to ship every unit not yet in a shipment"),
+                );
+                Vec::new()
             }
-            Some(asked) if asked.is_empty() => errors.push(
-                FieldError::new("lines", "a shipment needs at least one item")
-                    .accepted("leave lines out to ship every unit not yet in a shipment"),
-            ),
             Some(asked) => {
                 let units: Vec<(LineId, Option<u32>)> =
                     asked.iter().map(|a| (a.line_id, a.quantity)).collect();
                 let left: Vec<u32> = progress.iter().map(LineProgress::unallocated).collect();
-                for (k, i, quantity) in self.units_asked(&units, &left, &SHIPPING, &mut errors) {
-                    let field = format!("lines[{k}]");
-                    let given = &asked[k].instances;
-                    let instances = self.shipment_instances(
-                        i,
-                        quantity,
-                        given,
-                        &mut serials,
-                        &field,
-                        &mut errors,
-                    );
-                    lines.push(ShipmentLine {
-                        line_id: self.lines[i].id,
-                        quantity,
-                        instances,
-                        deducted: 0,
-                    });
-                }
+                self.units_asked(&units, &left, &SHIPPING, &mut errors)
+                    .into_iter()
+                    .map(|(k, i, quantity)| {
+                        (format!("lines[{k}]"), i, quantity, &asked[k].instances[..])
+                    })
+                    .collect()
             }
+        };
+        let mut lines = Vec::with_capacity(chosen.len());
+        for (field, i, quantity, given) in chosen {
+            let instances =
+                self.shipment_instances(i, quantity, given, &mut serials, &field, &mut errors);
+            lines.push(ShipmentLine {
+                line_id: self.lines[i].id,
+                quantity,
+                instances,
+                deducted: 0,
+            });
         }
         if !errors.is_empty() {
             return Err(Refusal::Invalid(errors));

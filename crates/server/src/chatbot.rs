@@ -415,8 +415,3 @@ impl Bot<'_> {
         }
     }
 }
-
-/// The id of the order an event names in a status callback, if it is one.
-pub fn callback_order(callback: Option<&str>) -> Option<OrderId> {
-    callback?.parse().ok()
-}

@@ -122,7 +122,11 @@ pub async fn status(state: &AppState, job: &Job) -> Result<JobOutcome, StoreErro
         _ => return Ok(JobOutcome::Done),
     };
     // Only messages ordo sent about an order carry it back.
-    let Some(order) = crate::chatbot::callback_order(report.callback.as_deref()) else {
+    let Some(order) = report
+        .callback
+        .as_deref()
+        .and_then(|c| c.parse::<OrderId>().ok())
+    else {
         return Ok(JobOutcome::Done);
     };
     let mut data = json!({ "provider_id": report.provider_id });

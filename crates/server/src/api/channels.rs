@@ -109,10 +109,9 @@ pub async fn subscribe(
             challenge,
         )
             .into_response()),
-        _ => Err(ApiError::Forbidden {
-            role: "caller".into(),
-            what: "subscribe without the channel's verify token",
-        }),
+        _ => Err(ApiError::Refused(
+            "a subscription needs hub.mode=subscribe, the channel's hub.verify_token and a hub.challenge",
+        )),
     }
 }
 

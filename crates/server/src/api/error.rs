@@ -85,6 +85,10 @@ pub enum ApiError {
     Unauthenticated(&'static str),
     #[error("the {role} role may not {what}")]
     Forbidden { role: String, what: &'static str },
+    /// A caller without a key who did not prove what it must (a wrong
+    /// verify token): 403, saying why.
+    #[error("{0}")]
+    Refused(&'static str),
     #[error("no {0} with that id exists")]
     NotFound(&'static str),
     #[error("no route matches {0}")]
@@ -166,6 +170,7 @@ impl ApiError {
                 "forbidden",
                 "Not allowed for this role",
             ),
+            E::Refused(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             E::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             E::NoRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
             E::MethodNotAllowed { .. } => (

@@ -498,14 +498,7 @@ async fn a_paid_order_is_cancelled_by_the_shop_not_the_chat() {
     let chat = Chat::start().await;
     let order = chat.new_order(ADA).await;
     let id = order["id"].as_str().unwrap();
-    let r = chat
-        .app
-        .post(
-            &format!("/v1/orders/{id}/payments"),
-            &json!({"method": "bank_transfer", "amount": order["total"], "currency": "NGN"}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    chat.app.pay_in_full(&order).await;
     let reference = order["reference"].as_str().unwrap();
     let answers = chat
         .say("wamid.p1", ADA, &format!("cancel {reference}"), 2)

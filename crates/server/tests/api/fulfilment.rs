@@ -571,13 +571,7 @@ async fn returns_are_bounded_restocked_and_refunded() {
     app.add_plain_product("A", 10).await;
     let order = app.confirmed(&[("A", 3)]).await;
     let id = order["id"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/v1/orders/{id}/payments"),
-            &json!({"method": "bank_transfer", "amount": order["total"], "currency": "NGN"}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    app.pay_in_full(&order).await;
     let ret = |lines: Value| json!({"lines": lines, "reason": "wrong size"});
     let a = line(&order, 0);
     let p = problem(
@@ -768,11 +762,7 @@ async fn a_paid_order_completes_itself_when_delivered_if_the_shop_asks() {
     app.settings(json!({"auto_complete": true})).await;
     let order = app.confirmed(&[("A", 1)]).await;
     let id = order["id"].as_str().unwrap();
-    app.post(
-        &format!("/v1/orders/{id}/payments"),
-        &json!({"method": "cash", "amount": order["total"], "currency": "NGN"}),
-    )
-    .await;
+    app.pay_in_full(&order).await;
     let o = app.deliver_all(id).await;
     assert_eq!(
         (&o["status"], &o["stage"]),
@@ -790,15 +780,7 @@ async fn a_paid_order_completes_itself_when_delivered_if_the_shop_asks() {
     let id = order["id"].as_str().unwrap();
     let o = app.deliver_all(id).await;
     assert_eq!(o["status"], "confirmed", "not paid yet");
-    let paid: Value = app
-        .post(
-            &format!("/v1/orders/{id}/payments"),
-            &json!({"method": "cash", "amount": order["total"], "currency": "NGN"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let paid = app.pay_in_full(&order).await;
     assert_eq!(paid["status"], "completed");
 }
 
@@ -812,11 +794,7 @@ async fn shipment_and_return_events_reach_the_webhooks_that_want_them() {
         .await;
     let order = app.confirmed(&[("A", 1)]).await;
     let id = order["id"].as_str().unwrap();
-    app.post(
-        &format!("/v1/orders/{id}/payments"),
-        &json!({"method": "cash", "amount": order["total"], "currency": "NGN"}),
-    )
-    .await;
+    app.pay_in_full(&order).await;
     app.deliver_all(id).await;
     let ret: Value = app
         .post(
@@ -953,13 +931,7 @@ async fn a_partly_shipped_order_calls_off_the_rest_and_completes() {
     app.add_plain_product("B", 10).await;
     let order = app.confirmed(&[("A", 2), ("B", 1)]).await;
     let id = order["id"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/v1/orders/{id}/payments"),
-            &json!({"method": "bank_transfer", "amount": order["total"], "currency": "NGN"}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    app.pay_in_full(&order).await;
     let (a, b) = (line(&order, 0), line(&order, 1));
     let s: Value = app
         .ship(id, &json!({"lines": [{"line_id": a, "quantity": 1}]}))

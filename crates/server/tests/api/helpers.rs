@@ -236,6 +236,20 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Records a payment of `order`'s whole total (by bank transfer) and
+    /// returns the order as the answer shows it, asserting a 201.
+    pub async fn pay_in_full(&self, order: &Value) -> Value {
+        let id = order["id"].as_str().expect("an order id");
+        let r = self
+            .post(
+                &format!("/v1/orders/{id}/payments"),
+                &json!({"method": "bank_transfer", "amount": order["total"], "currency": order["currency"]}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED, "payment refused");
+        r.json().await.expect("json")
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Response {
         self.client
             .put(self.url(path))
