@@ -96,10 +96,11 @@ impl Order {
         }
         let mut lines = self.lines.clone();
         let mut dropped = Vec::new();
-        // What the units cost, less those a refund by line already gave
-        // back (more units refunded than are left ordered), and the units
-        // whose money may still go back.
-        let mut value = 0i64;
+        // What the units cost (what the total drops by), less those a
+        // refund by line already gave back (more units refunded than are
+        // left ordered), and the units whose money may still go back.
+        let included = self.pricing.taxes_included;
+        let mut refunded_value = 0i64;
         let mut unrefunded = Vec::new();
         for &(i, units) in &asked {
             let unshipped = self.unshipped_instances(i);
@@ -110,14 +111,17 @@ impl Order {
                     dropped.extend(line.instances.remove(at).serial);
                 }
             }
+            let refunded = self
+                .refunded_units(line.id)
+                .saturating_sub(line.quantity - units)
+                .min(units);
+            refunded_value = refunded_value.saturating_add(line.value_of(refunded, included));
             line.quantity -= units;
             line.cancelled += units;
             // Fewer units of a total that fitted: it still fits.
             line.line_total = money::line_total(line.quantity, line.unit_price).unwrap_or(0);
-            let refunded = self.refunded_units(line.id).saturating_sub(line.quantity);
-            let owed = units.saturating_sub(refunded);
+            let owed = units - refunded;
             if owed > 0 {
-                value = value.saturating_add(money::line_total(owed, line.unit_price).unwrap_or(0));
                 unrefunded.push(RefundLine {
                     line_id: line.id,
                     quantity: owed,
@@ -134,8 +138,9 @@ impl Order {
         }
         let from = (self.line_summary(), self.total);
         self.lines = lines;
-        self.subtotal -= value;
-        self.total -= value;
+        // Priced again on the order's basis: its promotions and rates.
+        self.price_lines().map_err(Refusal::Invalid)?;
+        let value = (from.1 - self.total - refunded_value).max(0);
         let cancelled: Vec<Value> = asked
             .iter()
             .map(|&(i, units)| json!({ "line_id": self.lines[i].id, "quantity": units }))

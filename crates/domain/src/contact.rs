@@ -177,6 +177,7 @@ macro_rules! text_serde {
         }
     };
 }
+pub(crate) use text_serde;
 
 impl fmt::Display for PhoneE164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -106,6 +106,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Records every error of `other`.
+    pub fn extend(&mut self, other: FieldErrors) {
+        self.0.extend(other.0);
+    }
+
     pub fn under(self, prefix: &str) -> Self {
         FieldErrors(self.0.into_iter().map(|e| e.under(prefix)).collect())
     }

@@ -1017,6 +1017,8 @@ pub(crate) mod tests {
                         image_url: None,
                         active: true,
                         track_stock: true,
+                        tax_class: Default::default(),
+                        weight_grams: 0,
                         on_hand: *on_hand,
                     }
                     .into_product(tenant, Actor::system(), t())
@@ -1074,6 +1076,9 @@ pub(crate) mod tests {
             product_id: product.map(|p| p.id),
             catalog_price: product.map(|p| p.price),
             instances,
+            tax_class: None,
+            weight_grams: 0,
+            tax_rate: Default::default(),
         }
     }
 
@@ -1087,6 +1092,7 @@ pub(crate) mod tests {
             notes: None,
             external_ids: ExternalIds::new(),
             channel: Channel::Api,
+            pricing: Default::default(),
         }
     }
 

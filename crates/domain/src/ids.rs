@@ -160,6 +160,10 @@ prefixed_id!(
     /// Units a buyer sends back.
     ReturnId, "ret_"
 );
+prefixed_id!(
+    /// A promotion: a code, or a discount that applies by itself.
+    PromotionId, "promo_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -57,6 +57,7 @@ pub mod messaging;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod pricing;
 pub mod product;
 pub mod reference;
 pub mod returns;
@@ -77,8 +78,8 @@ pub use fulfilment::{
     ShipmentLineDraft, ShipmentState, StateError, Tracking,
 };
 pub use ids::{
-    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, ReceiptId, RefundId, ReturnId,
-    ShipmentId, StockMovementId, TenantId, WebhookDeliveryId, WebhookEndpointId,
+    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, PromotionId, ReceiptId, RefundId,
+    ReturnId, ShipmentId, StockMovementId, TenantId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{
     EntryState, FileKind, Ledger, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState,

@@ -18,6 +18,7 @@ use crate::fulfilment::{check_line_instances, Instance, Serials, Shipment, State
 use crate::ids::{LineId, OrderId, ProductId, TenantId};
 use crate::ledger::Ledger;
 use crate::money::{self, Currency};
+use crate::pricing::{self, LineBase, PriceBasis, Rate, TaxClass};
 use crate::product::Product;
 use crate::reference::OrderReference;
 use crate::returns::Return;
@@ -160,6 +161,12 @@ pub struct LineDraft {
     pub catalog_price: Option<i64>,
     /// Its serialised units (an IMEI each): none, or one per unit.
     pub instances: Vec<Instance>,
+    /// The product's tax class (`standard` when `None`).
+    pub tax_class: Option<TaxClass>,
+    /// What one unit weighs, in grams (for shipping by weight).
+    pub weight_grams: u32,
+    /// The tax rate its price was quoted with.
+    pub tax_rate: Rate,
 }
 
 /// The text of a line as it arrives at the edge.
@@ -286,6 +293,9 @@ impl LineDraft {
                 .iter()
                 .map(|u| u.check().unwrap_or_else(|_| u.clone()))
                 .collect(),
+            tax_class: None,
+            weight_grams: 0,
+            tax_rate: Rate::ZERO,
         })
     }
 
@@ -404,6 +414,9 @@ impl LineDraft {
                 .iter()
                 .map(|u| u.check().unwrap_or_else(|_| u.clone()))
                 .collect(),
+            tax_class: Some(product.tax_class.clone()),
+            weight_grams: product.weight_grams,
+            tax_rate: Rate::ZERO,
         })
     }
 }
@@ -437,9 +450,23 @@ pub struct Line {
     /// ordered; the buyer first asked for `quantity + cancelled`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cancelled: u32,
+    /// What promotions take off `line_total`.
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub discount: i64,
+    /// The tax rate it was priced with.
+    #[serde(default, skip_serializing_if = "Rate::is_zero")]
+    pub tax_rate: Rate,
+    /// Its tax: on top of its price after discounts, or inside it when
+    /// the order's prices include tax.
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub tax: i64,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_amount(n: &i64) -> bool {
     *n == 0
 }
 
@@ -472,6 +499,31 @@ impl Line {
     pub fn price_overridden(&self) -> bool {
         self.catalog_price.is_some_and(|c| c != self.unit_price)
     }
+
+    /// What the buyer pays for the line: `line_total − discount`, plus its
+    /// tax unless the prices include it.
+    pub fn total(&self, taxes_included: bool) -> i64 {
+        let net = self.line_total - self.discount;
+        if taxes_included {
+            net
+        } else {
+            net + self.tax
+        }
+    }
+
+    /// What `units` of the line cost the buyer: their share of its
+    /// total, rounded half up (all of its units: the total, exactly).
+    pub fn value_of(&self, units: u32, taxes_included: bool) -> i64 {
+        if self.quantity == 0 {
+            return money::line_total(units, self.unit_price).unwrap_or(0);
+        }
+        if units >= self.quantity {
+            return self.total(taxes_included);
+        }
+        let total = i128::from(self.total(taxes_included));
+        let (n, d) = (total * i128::from(units), i128::from(self.quantity));
+        i64::try_from((2 * n + d) / (2 * d)).unwrap_or(i64::MAX)
+    }
 }
 
 /// A new order's content, fully parsed.
@@ -485,6 +537,9 @@ pub struct OrderDraft {
     pub notes: Option<String>,
     pub external_ids: ExternalIds,
     pub channel: Channel,
+    /// What it is priced by (see [`pricing::quote`]); each line carries
+    /// its tax rate.
+    pub pricing: PriceBasis,
 }
 
 /// Checks free-text notes.
@@ -523,6 +578,10 @@ pub struct OrderPatch {
     pub billing_address: Option<Option<Address>>,
     pub notes: Option<Option<String>>,
     pub external_ids: Option<ExternalIds>,
+    /// Prices the order again on this basis, each line at its draft's tax
+    /// rate (`lines` must then be given); otherwise the order keeps the
+    /// basis it has, and only new lines take their draft's rate.
+    pub reprice: Option<PriceBasis>,
 }
 
 /// Why an edit could not be made.
@@ -624,8 +683,24 @@ pub struct Order {
     pub batch_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Σ `quantity × unit_price` of its lines.
     pub subtotal: i64,
+    /// What promotions take off.
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub discount_total: i64,
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub shipping_total: i64,
+    /// The tax of its lines and shipping (inside `total` or on top of the
+    /// prices, as `pricing.taxes_included` says).
+    #[serde(default, skip_serializing_if = "is_zero_amount")]
+    pub tax_total: i64,
+    /// What the buyer pays: the exact sum of its lines' totals and the
+    /// shipping (with its tax when prices exclude tax).
     pub total: i64,
+    /// What it was priced by: its promotions, its shipping, whether its
+    /// prices include tax.
+    #[serde(default, skip_serializing_if = "PriceBasis::is_empty")]
+    pub pricing: PriceBasis,
     /// Starts at 1 and grows by one with every change (optimistic concurrency).
     pub version: u64,
     pub created_at: Timestamp,
@@ -668,7 +743,7 @@ pub struct NewOrder {
     pub now: Timestamp,
 }
 
-fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, i64), FieldErrors> {
+fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<Vec<Line>, FieldErrors> {
     let mut errors = FieldErrors::new();
     let mut lines = Vec::with_capacity(drafts.len());
     for (i, mut d) in drafts.into_iter().enumerate() {
@@ -702,6 +777,9 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             catalog_price: d.catalog_price,
             instances: d.instances,
             cancelled: 0,
+            discount: 0,
+            tax_rate: d.tax_rate,
+            tax: 0,
         });
     }
     let mut serials = Serials::default();
@@ -713,21 +791,14 @@ fn build_lines(drafts: Vec<LineDraft>, previous: &[Line]) -> Result<(Vec<Line>, 
             &mut errors,
         );
     }
-    let subtotal = money::checked_sum(lines.iter().map(|l| l.line_total));
-    if subtotal.is_none() && errors.is_empty() {
-        errors.push(FieldError::new(
-            "items",
-            "the order total is larger than ordo accepts",
-        ));
-    }
-    errors.finish(|| (lines, subtotal.unwrap_or(0)))
+    errors.finish(|| lines)
 }
 
 impl Order {
     /// A new, pending order from a draft, and its `order.created` event.
     pub fn create(draft: OrderDraft, new: NewOrder) -> Result<(Order, EventDraft), FieldErrors> {
-        let (lines, subtotal) = build_lines(draft.lines, &[]).map_err(|e| e.under_items())?;
-        let order = Order {
+        let lines = build_lines(draft.lines, &[]).map_err(|e| e.under_items())?;
+        let mut order = Order {
             id: OrderId::new_at(new.now),
             tenant_id: new.tenant_id,
             reference: new.reference,
@@ -745,8 +816,12 @@ impl Order {
             created_by: new.created_by,
             batch_id: None,
             cancel_reason: None,
-            subtotal,
-            total: subtotal,
+            subtotal: 0,
+            discount_total: 0,
+            shipping_total: 0,
+            tax_total: 0,
+            total: 0,
+            pricing: draft.pricing,
             version: 1,
             created_at: new.now,
             updated_at: new.now,
@@ -760,6 +835,7 @@ impl Order {
             shipments: Vec::new(),
             returns: Vec::new(),
         };
+        order.price_lines()?;
         let event = EventDraft {
             event_type: EventType::OrderCreated,
             data: json!({
@@ -907,20 +983,36 @@ impl Order {
         if let Some(drafts) = patch.lines {
             let unchanged = drafts.len() == self.lines.len()
                 && self.lines.iter().zip(&drafts).all(|(l, d)| l.same_as(d));
-            if !unchanged {
-                let (lines, subtotal) = build_lines(drafts, &self.lines)
+            let rates: Vec<Rate> = drafts.iter().map(|d| d.tax_rate).collect();
+            if !unchanged || patch.reprice.is_some() {
+                let mut lines = build_lines(drafts, &self.lines)
                     .map_err(|e| EditError::Invalid(e.under_items()))?;
-                changes.insert(
-                    "items".into(),
-                    json!({ "from": self.line_summary(), "to": summary(&lines, self.currency) }),
-                );
-                changes.insert(
-                    "total".into(),
-                    json!({ "from": self.currency.format_amount(self.total), "to": self.currency.format_amount(subtotal) }),
-                );
+                if let Some(basis) = patch.reprice {
+                    for (line, rate) in lines.iter_mut().zip(rates) {
+                        line.tax_rate = rate;
+                    }
+                    next.pricing = basis;
+                }
                 next.lines = lines;
-                next.subtotal = subtotal;
-                next.total = subtotal;
+                next.price_lines().map_err(EditError::Invalid)?;
+                if !unchanged {
+                    changes.insert(
+                        "items".into(),
+                        json!({ "from": self.line_summary(), "to": next.line_summary() }),
+                    );
+                }
+                if next.pricing != self.pricing {
+                    changes.insert(
+                        "pricing".into(),
+                        json!({ "from": self.pricing, "to": next.pricing }),
+                    );
+                }
+                if !unchanged || next.total != self.total {
+                    changes.insert(
+                        "total".into(),
+                        json!({ "from": self.currency.format_amount(self.total), "to": self.currency.format_amount(next.total) }),
+                    );
+                }
             }
         }
         if let Some(address) = patch
@@ -995,12 +1087,51 @@ impl Order {
                 .then_some(draft.billing_address),
             notes: (draft.notes != self.notes).then_some(draft.notes),
             external_ids: (draft.external_ids != self.external_ids).then_some(draft.external_ids),
+            reprice: None,
         };
         if patch == OrderPatch::default() {
             return Ok(Reconcile::Unchanged);
         }
         self.check(Action::Edit)?;
         Ok(Reconcile::Edit(Box::new(patch)))
+    }
+
+    /// Prices the lines on the order's basis: each line's discount and
+    /// tax, each promotion's amount, the shipping's tax and the totals.
+    pub(crate) fn price_lines(&mut self) -> Result<(), FieldErrors> {
+        let totals = {
+            let bases: Vec<LineBase<'_>> = self
+                .lines
+                .iter()
+                .map(|l| LineBase {
+                    sku: l.sku.as_ref(),
+                    amount: l.line_total,
+                    tax_rate: l.tax_rate,
+                })
+                .collect();
+            pricing::price(&bases, &self.pricing)
+        };
+        let Some(t) = totals else {
+            return Err(
+                FieldError::new("items", "the order total is larger than ordo accepts").into(),
+            );
+        };
+        for (line, a) in self.lines.iter_mut().zip(&t.lines) {
+            line.discount = a.discount;
+            line.tax = a.tax;
+        }
+        for (p, amount) in self.pricing.promotions.iter_mut().zip(&t.promotions) {
+            p.amount = *amount;
+        }
+        if let Some(s) = &mut self.pricing.shipping {
+            s.tax = t.shipping_tax;
+        }
+        self.subtotal = t.subtotal;
+        self.discount_total = t.discount_total;
+        self.shipping_total = t.shipping_total;
+        self.tax_total = t.tax_total;
+        self.total = t.total;
+        Ok(())
     }
 
     pub(crate) fn line_summary(&self) -> Value {
@@ -1073,6 +1204,9 @@ pub(crate) mod tests {
             product_id: None,
             catalog_price: None,
             instances: Vec::new(),
+            tax_class: None,
+            weight_grams: 0,
+            tax_rate: Rate::ZERO,
         }
     }
 
@@ -1086,6 +1220,7 @@ pub(crate) mod tests {
             notes: Some("Delivery by 5pm".into()),
             external_ids: ExternalIds::new(),
             channel: Channel::Whatsapp,
+            pricing: PriceBasis::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::ids::{LineId, PaymentId, ReceiptId, RefundId};
 use crate::ledger::{
     EntryState, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState, Refund, RefundLine,
 };
-use crate::money::{self, Currency};
+use crate::money::Currency;
 use crate::order::{Order, Refusal};
 use crate::status::OrderStatus;
 use crate::timestamp::Timestamp;
@@ -364,9 +364,8 @@ impl Order {
                 );
                 continue;
             }
-            value = value.and_then(|v| {
-                money::line_total(asked.quantity, line.unit_price).and_then(|t| v.checked_add(t))
-            });
+            let units = line.value_of(asked.quantity, self.pricing.taxes_included);
+            value = value.and_then(|v| v.checked_add(units));
         }
         errors.finish(|| value.unwrap_or(i64::MAX))
     }

@@ -18,6 +18,7 @@ use crate::field::{FieldError, FieldErrors};
 use crate::ids::{OrderId, ProductId, StockMovementId, TenantId};
 use crate::money::Currency;
 use crate::order::Sku;
+use crate::pricing::TaxClass;
 use crate::timestamp::Timestamp;
 
 pub const MAX_NAME_CHARS: usize = 500;
@@ -51,6 +52,10 @@ pub struct Product {
     pub active: bool,
     /// Whether orders reserve and deduct its stock.
     pub track_stock: bool,
+    /// What tax its lines pay (see the tenant's tax rules).
+    pub tax_class: TaxClass,
+    /// What one unit weighs, in grams (shipping rates by weight).
+    pub weight_grams: u32,
     pub on_hand: i64,
     pub reserved: i64,
     pub version: u64,
@@ -201,6 +206,12 @@ impl Product {
         if let Some(track) = patch.track_stock {
             self.track_stock = track;
         }
+        if let Some(class) = patch.tax_class {
+            self.tax_class = class;
+        }
+        if let Some(grams) = patch.weight_grams {
+            self.weight_grams = grams;
+        }
         if *self == before {
             return Ok(false);
         }
@@ -227,6 +238,8 @@ pub struct ProductDraft {
     pub image_url: Option<String>,
     pub active: bool,
     pub track_stock: bool,
+    pub tax_class: TaxClass,
+    pub weight_grams: u32,
     pub on_hand: i64,
 }
 
@@ -253,6 +266,8 @@ impl ProductDraft {
             image_url: self.image_url,
             active: self.active,
             track_stock: self.track_stock,
+            tax_class: self.tax_class,
+            weight_grams: self.weight_grams,
             on_hand: self.on_hand,
             reserved: 0,
             version: 1,
@@ -280,6 +295,8 @@ pub struct ProductPatch {
     pub image_url: Option<Option<String>>,
     pub active: Option<bool>,
     pub track_stock: Option<bool>,
+    pub tax_class: Option<TaxClass>,
+    pub weight_grams: Option<u32>,
 }
 
 /// Checks a SKU, for a field named `field`.
@@ -394,6 +411,21 @@ pub fn parse_image_url(text: Option<&str>) -> Result<Option<String>, FieldError>
             )));
     }
     Ok(Some(text.to_string()))
+}
+
+/// The heaviest unit ordo weighs: 1,000 tonnes, in grams.
+pub const MAX_WEIGHT_GRAMS: i64 = 1_000_000_000;
+
+/// Checks a unit's weight in grams.
+pub fn parse_weight(n: i64) -> Result<u32, FieldError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|g| i64::from(*g) <= MAX_WEIGHT_GRAMS)
+        .ok_or_else(|| {
+            FieldError::new("weight_grams", "a weight is a whole number of grams")
+                .value(n)
+                .accepted(format!("0 to {MAX_WEIGHT_GRAMS}"))
+        })
 }
 
 /// Checks a stock count for `field`.
@@ -514,6 +546,8 @@ mod tests {
             image_url: None,
             active: true,
             track_stock: true,
+            tax_class: Default::default(),
+            weight_grams: 0,
             on_hand,
         }
         .into_product(TenantId::new(), actor(), now)

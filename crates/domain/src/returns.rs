@@ -433,8 +433,8 @@ impl Order {
         ret.lines
             .iter()
             .filter_map(|l| {
-                let unit_price = self.lines[*index.get(&l.line_id)?].unit_price;
-                crate::money::line_total(l.quantity, unit_price)
+                let line = &self.lines[*index.get(&l.line_id)?];
+                Some(line.value_of(l.quantity, self.pricing.taxes_included))
             })
             .fold(0i64, i64::saturating_add)
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::contact::PhoneE164;
 use crate::field::{FieldError, FieldErrors};
 use crate::messaging::MessagingSettings;
+use crate::pricing::{ShippingRate, TaxSettings};
 use crate::webhook::WebhookUrl;
 
 str_enum!(
@@ -46,6 +47,10 @@ pub struct TenantSettings {
     pub auto_complete: bool,
     /// The channels the shop talks to its buyers on, and its texts.
     pub messaging: MessagingSettings,
+    /// The taxes its orders pay.
+    pub tax: TaxSettings,
+    /// The ways it ships, and what they cost.
+    pub shipping_rates: Vec<ShippingRate>,
 }
 
 /// A tenant's payment provider: its base URL, and the secret ordo sends as
@@ -149,6 +154,8 @@ impl Default for TenantSettings {
             payment_provider: None,
             auto_complete: false,
             messaging: MessagingSettings::default(),
+            tax: TaxSettings::default(),
+            shipping_rates: Vec::new(),
         }
     }
 }

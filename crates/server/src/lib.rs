@@ -14,6 +14,7 @@ pub mod files;
 pub mod jobs;
 pub mod messages;
 pub mod orders;
+pub mod pricing;
 pub mod provider;
 pub mod settings;
 pub mod storefront;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ordo_domain::pricing::TaxClass;
 use ordo_domain::{
     Actor, Currency, MovementKind, Product, ProductId, Sku, StockMovement, StockMovementId,
     TenantId, Timestamp,
@@ -17,7 +18,8 @@ use crate::{Result, StoreError};
 /// them is harmless and lets insert and update bind the same values).
 pub(crate) const PRODUCT_COLUMNS: &str =
     "tenant_id, id, sku, name, description, currency, price, attributes, variant_of, image_url,
-     active, track_stock, on_hand, reserved, version, created_at, updated_at, archived_at";
+     active, track_stock, on_hand, reserved, version, created_at, updated_at, archived_at,
+     tax_class, weight_grams";
 
 /// `UPDATE products SET` every column from the parameters of an insert
 /// (`$n`/`?n` in [`PRODUCT_COLUMNS`] order), for the row of `$1`, `$2`.
@@ -93,6 +95,8 @@ pub(crate) struct ProductRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub archived_at: Option<i64>,
+    pub tax_class: String,
+    pub weight_grams: i64,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -132,6 +136,8 @@ impl ProductRow {
             created_at: Timestamp::from_unix_millis(self.created_at),
             updated_at: Timestamp::from_unix_millis(self.updated_at),
             archived_at: self.archived_at.map(Timestamp::from_unix_millis),
+            tax_class: TaxClass::parse(&self.tax_class).map_err(corrupt)?,
+            weight_grams: u32::try_from(self.weight_grams).map_err(corrupt)?,
         })
     }
 }

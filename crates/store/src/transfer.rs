@@ -290,6 +290,31 @@ const TABLES: &[Table] = &[
             ("created_at", Kind::Int8),
             ("updated_at", Kind::Int8),
             ("archived_at", Kind::OptInt8),
+            ("tax_class", Kind::Text),
+            ("weight_grams", Kind::Int8),
+        ],
+    },
+    Table {
+        name: "promotions",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("code", Kind::OptText),
+            ("active", Kind::Bool),
+            ("body", Kind::Text),
+            ("uses", Kind::Int8),
+            ("created_at", Kind::Int8),
+            ("updated_at", Kind::Int8),
+        ],
+    },
+    Table {
+        name: "promotion_uses",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("promotion_id", Kind::Text),
+            ("order_id", Kind::Text),
+            ("buyer", Kind::OptText),
+            ("at", Kind::Int8),
         ],
     },
     Table {

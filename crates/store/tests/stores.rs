@@ -133,12 +133,35 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
                     refers_to: None,
                 })
                 .collect(),
+            tax_class: None,
+            weight_grams: 0,
+            tax_rate: ordo_domain::pricing::Rate::parse("7.5").unwrap(),
         }],
         shipping_address: Some(address.clone()),
         billing_address: Some(address),
         notes: Some("Leave at the gate; call first".into()),
         external_ids: ids,
         channel: Channel::Whatsapp,
+        pricing: ordo_domain::pricing::PriceBasis {
+            taxes_included: true,
+            promotions: vec![ordo_domain::pricing::AppliedPromotion {
+                id: ordo_domain::PromotionId::new(),
+                name: "Ramadan 10 %".into(),
+                code: Some(ordo_domain::pricing::Code::parse("ramadan").unwrap()),
+                discount: ordo_domain::pricing::Discount::Percentage(
+                    ordo_domain::pricing::Rate::parse("10").unwrap(),
+                ),
+                skus: vec![Sku::parse("SKU-A/1").unwrap()],
+                amount: 0,
+                limited: true,
+            }],
+            shipping: Some(ordo_domain::pricing::ShippingCharge {
+                name: "Kuwait City".into(),
+                amount: 1_500,
+                tax_rate: ordo_domain::pricing::Rate::parse("5").unwrap(),
+                tax: 0,
+            }),
+        },
     };
     Order::create(
         draft,
@@ -836,6 +859,8 @@ fn product(
         image_url: Some("https://cdn.example.com/a.jpg".into()),
         active: true,
         track_stock: true,
+        tax_class: ordo_domain::pricing::TaxClass::parse("reduced").unwrap(),
+        weight_grams: 450,
         on_hand,
     }
     .into_product(

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fulfilment;
 pub mod orders;
 pub mod payments;
+pub mod pricing;
 pub mod products;
 pub mod provider_webhook;
 pub mod receipts;
@@ -91,6 +92,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::count_orders))
+        .routes(routes!(pricing::preview_order))
         .routes(routes!(orders::get_order, orders::update_order))
         .routes(routes!(orders::put_order, orders::get_order_by_external_id))
         .routes(routes!(orders::confirm_order))

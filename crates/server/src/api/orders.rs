@@ -29,6 +29,7 @@ use super::receipts::ReceiptResponse;
 use crate::app::AppState;
 use crate::catalog::Catalog;
 use crate::orders::{self, Created, Idempotency};
+use crate::pricing;
 
 // ---------------------------------------------------------------- shapes
 
@@ -123,6 +124,11 @@ pub struct CreateOrderRequest {
     pub external_ids: BTreeMap<String, String>,
     /// Where the order came from; `api` when not given.
     pub channel: Option<Channel>,
+    /// The shipping rate the buyer chose, by name (see the settings'
+    /// `shipping_rates`); the cheapest that takes the order otherwise.
+    /// Orders without a shipping address ship nothing.
+    #[schema(example = "Lagos delivery")]
+    pub shipping_method: Option<String>,
 }
 
 /// Distinguishes an absent field (leave as is) from `null` (clear it).
@@ -180,6 +186,21 @@ pub struct LineResponse {
     /// `quantity × unit_price`, exactly.
     #[schema(example = "10000.00")]
     pub line_total: String,
+    /// What promotions take off `line_total` (its share of each, see `promotions`).
+    #[schema(example = "1000.00")]
+    pub discount: String,
+    /// The tax rate it pays, in percent.
+    #[schema(example = "7.5")]
+    pub tax_rate: String,
+    /// Its tax: on `line_total − discount`, rounded half up; inside it
+    /// when `taxes_included`.
+    #[schema(example = "675.00")]
+    pub tax: String,
+    /// What the buyer pays for it: `line_total − discount`, plus `tax`
+    /// unless `taxes_included`. The order's lines' totals and its
+    /// shipping add up to its `total` exactly.
+    #[schema(example = "9675.00")]
+    pub total: String,
     /// The catalog product the line was taken from; `null` for an item not in the catalog.
     pub product_id: Option<String>,
     /// What the catalog asked for one unit when the line was taken.
@@ -191,6 +212,78 @@ pub struct LineResponse {
     pub instances: Vec<Instance>,
     /// How far its units have got: ordered, packing, shipped, delivered, returned.
     pub fulfillment: LineProgressResponse,
+}
+
+/// A promotion an order applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppliedPromotionResponse {
+    #[schema(example = "promo_01JD5Q4ZB8Y7K6M3N2P1R0S9TV")]
+    pub id: String,
+    #[schema(example = "Welcome 10%")]
+    pub name: String,
+    /// The code the buyer gave; `null` for one that applies by itself.
+    #[schema(example = "WELCOME10")]
+    pub code: Option<String>,
+    /// `percentage` or `fixed`.
+    #[serde(rename = "type")]
+    #[schema(example = "percentage")]
+    pub kind: String,
+    /// A percentage (`"10"`) or an amount (`"500.00"`).
+    #[schema(example = "10")]
+    pub value: String,
+    /// The SKUs it applies to; every item when empty.
+    pub skus: Vec<String>,
+    /// What it takes off this order.
+    #[schema(example = "1000.00")]
+    pub amount: String,
+}
+
+impl AppliedPromotionResponse {
+    pub(crate) fn of(p: &ordo_domain::pricing::AppliedPromotion, c: Currency) -> Self {
+        let (kind, value) = discount_parts(p.discount, c);
+        AppliedPromotionResponse {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            code: p.code.as_ref().map(|c| c.to_string()),
+            kind,
+            value,
+            skus: p.skus.iter().map(|s| s.as_str().to_string()).collect(),
+            amount: c.format_amount(p.amount),
+        }
+    }
+}
+
+/// A discount's type and value as the API writes them.
+pub(crate) fn discount_parts(d: ordo_domain::pricing::Discount, c: Currency) -> (String, String) {
+    match d {
+        ordo_domain::pricing::Discount::Percentage(r) => ("percentage".into(), r.to_string()),
+        ordo_domain::pricing::Discount::Fixed(a) => ("fixed".into(), c.format_amount(a)),
+    }
+}
+
+/// The shipping an order pays.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShippingChargeResponse {
+    /// The shipping rate's name.
+    #[schema(example = "Lagos delivery")]
+    pub name: String,
+    #[schema(example = "2500.00")]
+    pub amount: String,
+    #[schema(example = "7.5")]
+    pub tax_rate: String,
+    #[schema(example = "187.50")]
+    pub tax: String,
+}
+
+impl ShippingChargeResponse {
+    pub(crate) fn of(s: &ordo_domain::pricing::ShippingCharge, c: Currency) -> Self {
+        ShippingChargeResponse {
+            name: s.name.clone(),
+            amount: c.format_amount(s.amount),
+            tax_rate: s.tax_rate.to_string(),
+            tax: c.format_amount(s.tax),
+        }
+    }
 }
 
 /// Who made an order or a change.
@@ -244,10 +337,28 @@ pub struct OrderResponse {
     pub created_by: ActorResponse,
     pub batch_id: Option<String>,
     pub cancel_reason: Option<String>,
+    /// Σ `line_total`.
     #[schema(example = "10000.00")]
     pub subtotal: String,
-    #[schema(example = "10000.00")]
+    /// What promotions take off (Σ of the lines' `discount`).
+    #[schema(example = "1000.00")]
+    pub discount_total: String,
+    #[schema(example = "2500.00")]
+    pub shipping_total: String,
+    /// The lines' and the shipping's tax.
+    #[schema(example = "675.00")]
+    pub tax_total: String,
+    /// What the buyer pays: `subtotal − discount_total + shipping_total`,
+    /// plus `tax_total` unless `taxes_included`; exactly the sum of the
+    /// lines' `total`s and the shipping.
+    #[schema(example = "12175.00")]
     pub total: String,
+    /// Whether the prices (lines and shipping) contain their tax.
+    pub taxes_included: bool,
+    /// The promotions applied, in the order they were applied.
+    pub promotions: Vec<AppliedPromotionResponse>,
+    /// The shipping charged; `null` when none.
+    pub shipping: Option<ShippingChargeResponse>,
     /// Grows by one with every change; also the `ETag`.
     pub version: u64,
     pub created_at: String,
@@ -512,6 +623,7 @@ impl CreateOrderRequest {
                 notes,
                 external_ids,
                 channel: self.channel.unwrap_or(Channel::Api),
+                pricing: Default::default(),
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -549,6 +661,7 @@ impl UpdateOrderRequest {
             billing_address: billing,
             notes,
             external_ids,
+            reprice: None,
         })
     }
 }
@@ -975,6 +1088,10 @@ impl OrderResponse {
                     unit_price: c.format_amount(l.unit_price),
                     attributes: l.attributes.clone(),
                     line_total: c.format_amount(l.line_total),
+                    discount: c.format_amount(l.discount),
+                    tax_rate: l.tax_rate.to_string(),
+                    tax: c.format_amount(l.tax),
+                    total: c.format_amount(l.total(o.pricing.taxes_included)),
                     product_id: l.product_id.map(|p| p.to_string()),
                     catalog_price: l.catalog_price.map(|p| c.format_amount(p)),
                     price_overridden: l.price_overridden(),
@@ -999,7 +1116,22 @@ impl OrderResponse {
             batch_id: o.batch_id.clone(),
             cancel_reason: o.cancel_reason.clone(),
             subtotal: c.format_amount(o.subtotal),
+            discount_total: c.format_amount(o.discount_total),
+            shipping_total: c.format_amount(o.shipping_total),
+            tax_total: c.format_amount(o.tax_total),
             total: c.format_amount(o.total),
+            taxes_included: o.pricing.taxes_included,
+            promotions: o
+                .pricing
+                .promotions
+                .iter()
+                .map(|p| AppliedPromotionResponse::of(p, c))
+                .collect(),
+            shipping: o
+                .pricing
+                .shipping
+                .as_ref()
+                .map(|s| ShippingChargeResponse::of(s, c)),
             version: o.version,
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
@@ -1053,7 +1185,7 @@ impl OrderResponse {
 /// The version of [`render`]'s output. The store keeps each order's
 /// rendering and serves it as is; bump this whenever `OrderResponse` or its
 /// parts change, and older renderings are redone when read.
-pub const RENDER_VERSION: u32 = 8;
+pub const RENDER_VERSION: u32 = 9;
 
 /// How the store renders orders for the API.
 pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
@@ -1140,7 +1272,11 @@ async fn draft(
         settings.free_text_lines,
     )
     .await?;
-    let draft = req.into_draft(&catalog)?;
+    let ask = pricing::Ask {
+        shipping_method: req.shipping_method.clone(),
+    };
+    let mut draft = req.into_draft(&catalog)?;
+    pricing::price_draft(&settings, &mut draft, &ask)?;
     Ok((draft, orders::Terms::of(&settings, &catalog)))
 }
 
@@ -1483,14 +1619,20 @@ pub async fn update_order(
     // itself runs on the current order inside the write.
     let current = read_order(&state, &principal, &lookup).await?;
     let req = body.value;
-    let free_text = state
+    let settings = state
         .settings()
         .get(state.store(), principal.tenant_id)
-        .await?
-        .free_text_lines;
+        .await?;
     let skus = req.items.as_deref().map(input_skus).unwrap_or_default();
-    let catalog = Catalog::read(state.store(), principal.tenant_id, skus, free_text).await?;
-    let patch = req.into_patch(current.currency, &catalog)?;
+    let catalog = Catalog::read(
+        state.store(),
+        principal.tenant_id,
+        skus,
+        settings.free_text_lines,
+    )
+    .await?;
+    let mut patch = req.into_patch(current.currency, &catalog)?;
+    pricing::rate_new_lines(&settings, &current, &mut patch);
     let skus = patch
         .lines
         .as_deref()
@@ -1713,12 +1855,14 @@ mod tests {
             "ShipmentLineResponse",
             "ReturnResponse",
             "ReturnLineResponse",
+            "AppliedPromotionResponse",
+            "ShippingChargeResponse",
         ] {
             assert!(schemas[name].is_object(), "{name} is in the document");
             shape.push_str(&schemas[name].to_string());
         }
         let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
-        let pinned = [(8, "bf29336263fbe5ad")];
+        let pinned = [(9, "f7455c9d778dfb57")];
         assert!(
             pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
             "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine;
+use ordo_domain::pricing::TaxClass;
 use ordo_domain::product::{self, MAX_STOCK};
 use ordo_domain::{
     Currency, FieldError, FieldErrors, Permission, Product, ProductDraft, ProductPatch, Refusal,
@@ -54,6 +55,13 @@ pub struct CreateProductRequest {
     pub active: Option<bool>,
     /// Default true: orders reserve and deduct its stock.
     pub track_stock: Option<bool>,
+    /// The tax its lines pay, by the tenant's tax rules for this class;
+    /// default `standard`.
+    #[schema(example = "standard")]
+    pub tax_class: Option<String>,
+    /// What one unit weighs, in grams (shipping rates by weight); default 0.
+    #[schema(example = 450)]
+    pub weight_grams: Option<i64>,
     /// Units on hand to start with (recorded as a stock movement); default 0.
     pub on_hand: Option<i64>,
 }
@@ -81,6 +89,8 @@ pub struct UpdateProductRequest {
     pub active: Option<bool>,
     /// Cannot be turned off while open orders hold units.
     pub track_stock: Option<bool>,
+    pub tax_class: Option<String>,
+    pub weight_grams: Option<i64>,
 }
 
 /// A change to the stock on hand: exactly one of `delta` and `set`.
@@ -113,6 +123,11 @@ pub struct ProductResponse {
     pub image_url: Option<String>,
     pub active: bool,
     pub track_stock: bool,
+    /// The tax its lines pay (see the settings' `tax.rules`).
+    #[schema(example = "standard")]
+    pub tax_class: String,
+    /// What one unit weighs, in grams.
+    pub weight_grams: u32,
     /// Units the shop holds.
     pub on_hand: i64,
     /// Units held for open orders.
@@ -221,6 +236,8 @@ impl ProductResponse {
             image_url: p.image_url.clone(),
             active: p.active,
             track_stock: p.track_stock,
+            tax_class: p.tax_class.to_string(),
+            weight_grams: p.weight_grams,
             on_hand: p.on_hand,
             reserved: p.reserved,
             available: p.available(),
@@ -317,6 +334,11 @@ impl CreateProductRequest {
         let attributes = errors.take_all(product::parse_attributes(&self.attributes));
         let image_url = errors.take(product::parse_image_url(self.image_url.as_deref()));
         let on_hand = errors.take(product::parse_stock("on_hand", self.on_hand.unwrap_or(0)));
+        let tax_class = match self.tax_class.as_deref() {
+            None => Some(TaxClass::standard()),
+            Some(text) => errors.take(TaxClass::parse_field("tax_class", text)),
+        };
+        let weight_grams = errors.take(product::parse_weight(self.weight_grams.unwrap_or(0)));
         let variant_of = match (&sku, self.variant_of.as_deref()) {
             (Some(sku), Some(text)) => parent(state, tenant, sku, text, &mut errors).await?,
             _ => None,
@@ -355,6 +377,8 @@ impl CreateProductRequest {
                 image_url,
                 active: self.active.unwrap_or(true),
                 track_stock: self.track_stock.unwrap_or(true),
+                tax_class: tax_class.unwrap_or_default(),
+                weight_grams: weight_grams.unwrap_or(0),
                 on_hand,
             })
             .map_err(ApiError::Validation)
@@ -387,6 +411,12 @@ impl UpdateProductRequest {
         }
         if let Some(image_url) = &self.image_url {
             patch.image_url = errors.take(product::parse_image_url(image_url.as_deref()));
+        }
+        if let Some(class) = &self.tax_class {
+            patch.tax_class = errors.take(TaxClass::parse_field("tax_class", class));
+        }
+        if let Some(grams) = self.weight_grams {
+            patch.weight_grams = errors.take(product::parse_weight(grams));
         }
         match self.variant_of.as_ref().map(Option::as_deref) {
             None => {}

@@ -20,6 +20,7 @@ use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::JsonBody;
 use super::orders::present;
+use super::pricing::{parse_shipping_rates, ShippingRateBody, TaxBody};
 use crate::app::AppState;
 
 /// The tenant's settings.
@@ -53,6 +54,10 @@ pub struct SettingsResponse {
     /// The channels the shop talks to its buyers on, and the texts order
     /// events send them.
     pub messaging: MessagingResponse,
+    /// The taxes orders pay.
+    pub tax: TaxBody,
+    /// The ways the shop ships, and what they cost.
+    pub shipping_rates: Vec<ShippingRateBody>,
 }
 
 /// The shop's messaging channels, their credentials shown only by their
@@ -374,6 +379,12 @@ pub struct UpdateSettingsRequest {
     pub payment_provider: Option<Option<ProviderRequest>>,
     pub auto_complete: Option<bool>,
     pub messaging: Option<MessagingRequest>,
+    /// Replaces the taxes.
+    #[schema(example = json!({"prices_include_tax": false, "rules": [{"name": "VAT", "country": "NG", "rate": "7.5"}], "shipping_class": "standard"}))]
+    pub tax: Option<TaxBody>,
+    /// Replaces every shipping rate.
+    #[schema(example = json!([{"name": "Lagos delivery", "currency": "NGN", "countries": ["NG"], "basis": "flat", "amount": "2500.00", "free_above": "50000.00"}]))]
+    pub shipping_rates: Option<Vec<ShippingRateBody>>,
 }
 
 impl SettingsResponse {
@@ -391,6 +402,8 @@ impl SettingsResponse {
             }),
             auto_complete: s.auto_complete,
             messaging: MessagingResponse::of(&s.messaging, tenant),
+            tax: TaxBody::of(&s.tax),
+            shipping_rates: s.shipping_rates.iter().map(ShippingRateBody::of).collect(),
         }
     }
 }
@@ -477,6 +490,16 @@ pub async fn update_settings(
     if let Some(m) = req.messaging {
         let allow_private = state.config().webhooks.allow_private_urls;
         m.apply(&mut settings.messaging, allow_private, &mut errors);
+    }
+    if let Some(tax) = req.tax {
+        if let Some(tax) = tax.parse(&mut errors) {
+            settings.tax = tax;
+        }
+    }
+    if let Some(rates) = req.shipping_rates {
+        if let Some(rates) = parse_shipping_rates(&rates, &mut errors) {
+            settings.shipping_rates = rates;
+        }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

@@ -131,6 +131,9 @@ pub struct CheckoutRequest {
     /// Where to deliver; leave it out for pickup.
     pub shipping_address: Option<AddressBody>,
     pub notes: Option<String>,
+    /// The shipping rate chosen, by name; the cheapest that delivers
+    /// there otherwise.
+    pub shipping_method: Option<String>,
 }
 
 /// A line of the order placed.
@@ -309,6 +312,7 @@ impl CheckoutRequest {
                 notes,
                 external_ids: ordo_domain::ExternalIds::new(),
                 channel: Channel::Storefront,
+                pricing: Default::default(),
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -472,7 +476,11 @@ pub async fn checkout(
     let idempotency = idempotency(&headers, &body.raw, "POST /v1/storefront/checkout", None)?;
     let req = body.value;
     let catalog = Catalog::read(state.store(), shop.id, req.skus(), false).await?;
-    let draft = req.into_draft(&catalog)?;
+    let ask = crate::pricing::Ask {
+        shipping_method: req.shipping_method.clone(),
+    };
+    let mut draft = req.into_draft(&catalog)?;
+    crate::pricing::price_draft(&settings, &mut draft, &ask)?;
     let short = catalog.shortages(&draft.lines);
     if !short.is_empty() {
         return Err(ApiError::Short(short));

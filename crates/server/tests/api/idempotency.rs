@@ -144,12 +144,16 @@ async fn keys_are_forgotten_after_24_hours_by_background_work() {
                 product_id: None,
                 catalog_price: None,
                 instances: Vec::new(),
+                tax_class: None,
+                weight_grams: 0,
+                tax_rate: Default::default(),
             }],
             shipping_address: None,
             billing_address: None,
             notes: None,
             external_ids: ExternalIds::new(),
             channel: Channel::Whatsapp,
+            pricing: Default::default(),
         };
         let (order, event) = Order::create(
             draft,

@@ -23,6 +23,7 @@ mod migrate_data;
 mod nodes;
 mod operations;
 mod payments;
+mod pricing;
 mod products;
 mod provider;
 mod provider_webhooks;

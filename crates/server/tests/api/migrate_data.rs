@@ -179,6 +179,8 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "feed_cursors",
             "jobs",
             "products",
+            "promotions",
+            "promotion_uses",
             "stock_movements"
         ]
     );

@@ -359,7 +359,8 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let messaging = s.as_object_mut().unwrap().remove("messaging").unwrap();
     assert_eq!(
         s,
-        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false})
+        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false,
+            "tax": {"prices_include_tax": false, "rules": [], "shipping_class": null}, "shipping_rates": []})
     );
     assert_eq!(
         (&messaging["whatsapp"], &messaging["email"]),

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0014_conversations",
         include_str!("../../migrations/postgres/0014_conversations.sql"),
     ),
+    (
+        15,
+        "0015_pricing",
+        include_str!("../../migrations/postgres/0015_pricing.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply

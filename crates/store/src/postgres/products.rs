@@ -34,6 +34,8 @@ fn product_row(r: &Row) -> ProductRow {
         created_at: r.get(15),
         updated_at: r.get(16),
         archived_at: r.get(17),
+        tax_class: r.get(18),
+        weight_grams: r.get(19),
     }
 }
 
@@ -65,6 +67,8 @@ async fn write<C: GenericClient>(db: &C, sql: &str, p: &Product) -> Result<u64> 
             &p.created_at.unix_millis(),
             &p.updated_at.unix_millis(),
             &p.archived_at.map(|t| t.unix_millis()),
+            &p.tax_class.as_str(),
+            &i64::from(p.weight_grams),
         ],
     )
     .await

@@ -108,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_conversations",
         include_str!("../../migrations/sqlite/0014_conversations.sql"),
     ),
+    (
+        15,
+        "0015_pricing",
+        include_str!("../../migrations/sqlite/0015_pricing.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.

@@ -31,6 +31,8 @@ fn product_row(r: &Row<'_>) -> rusqlite::Result<ProductRow> {
         created_at: r.get(15)?,
         updated_at: r.get(16)?,
         archived_at: r.get(17)?,
+        tax_class: r.get(18)?,
+        weight_grams: r.get(19)?,
     })
 }
 
@@ -61,6 +63,8 @@ fn write(conn: &Connection, sql: &str, p: &Product) -> rusqlite::Result<usize> {
         p.created_at.unix_millis(),
         p.updated_at.unix_millis(),
         p.archived_at.map(|t| t.unix_millis()),
+        p.tax_class.as_str(),
+        i64::from(p.weight_grams),
     ])
 }
 

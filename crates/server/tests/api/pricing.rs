@@ -1,0 +1,277 @@
+//! Pricing over HTTP: the settings' taxes and shipping rates, products'
+//! tax classes and weights, the preview, and orders priced the same way
+//! by every path that creates them.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// A Lagos shop: 7.5 % VAT on top (5 % on `reduced` goods, shipping
+/// taxed as `standard`), delivery in Nigeria flat or by weight.
+async fn lagos_shop() -> TestApp {
+    let app = spawn_app().await;
+    let r = app
+        .patch(
+            "/v1/settings",
+            &json!({
+                "tax": {
+                    "rules": [
+                        {"name": "VAT", "country": "NG", "rate": "7.5"},
+                        {"name": "VAT", "country": "NG", "class": "reduced", "rate": "5"},
+                        {"name": "Lagos levy", "country": "NG", "region": "Lagos", "rate": "8"}
+                    ],
+                    "shipping_class": "standard"
+                },
+                "shipping_rates": [
+                    {"name": "Lagos delivery", "currency": "NGN", "countries": ["NG"], "basis": "flat", "amount": "2500.00", "free_above": "100000.00"},
+                    {"name": "Courier", "currency": "NGN", "basis": "weight", "bands": [
+                        {"up_to_grams": 1000, "amount": "1500.00"},
+                        {"up_to_grams": 10000, "amount": "4000.00"}
+                    ]}
+                ],
+                "storefront_enabled": true
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    for (sku, price, class, grams) in [
+        ("DRESS", "15000.00", "standard", 400),
+        ("BOOK", "3333.33", "reduced", 300),
+    ] {
+        let r = app
+            .post(
+                "/v1/products",
+                &json!({"sku": sku, "name": sku, "currency": "NGN", "price": price, "tax_class": class, "weight_grams": grams, "on_hand": 50}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    app
+}
+
+fn cart(region: &str) -> Value {
+    json!({
+        "currency": "NGN",
+        "buyer": {"name": "Ada", "phone": "+2348012345678"},
+        "items": [{"sku": "DRESS", "quantity": 2}, {"sku": "BOOK", "quantity": 1}],
+        "shipping_address": {"line1": "1 Marina", "city": "Lagos", "region": region, "country": "NG"}
+    })
+}
+
+fn amount(v: &Value) -> i64 {
+    let text = v.as_str().expect("an amount");
+    let (whole, frac) = text.split_once('.').expect("two decimals");
+    whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
+}
+
+/// The order (or preview) adds up: its lines' totals and the shipping
+/// make its total exactly.
+fn assert_adds_up(o: &Value) {
+    let items = o["items"].as_array().unwrap();
+    let lines: i64 = items.iter().map(|l| amount(&l["total"])).sum();
+    let shipping = o["shipping"].as_object().map_or(0, |s| {
+        amount(&s["amount"])
+            + if o["taxes_included"] == json!(true) {
+                0
+            } else {
+                amount(&s["tax"])
+            }
+    });
+    assert_eq!(amount(&o["total"]), lines + shipping, "{o}");
+    let tax: i64 = items.iter().map(|l| amount(&l["tax"])).sum::<i64>()
+        + o["shipping"].as_object().map_or(0, |s| amount(&s["tax"]));
+    assert_eq!(amount(&o["tax_total"]), tax);
+}
+
+#[tokio::test]
+async fn a_preview_prices_the_cart_as_the_order_is_then_priced() {
+    let app = lagos_shop().await;
+    let r = app.post("/v1/orders/preview", &cart("Ogun")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    assert_adds_up(&p);
+    assert_eq!(p["subtotal"], "33333.33");
+    assert_eq!(
+        p["items"][0]["tax"], "2250.00",
+        "7.5 % of 30,000.00 (Ogun is not Lagos)"
+    );
+    assert_eq!(p["items"][1]["tax_rate"], "5");
+    assert_eq!(p["items"][1]["tax"], "166.67", "5 % of 3,333.33, half up");
+    // 1.1 kg: the courier's second band (₦4,000) is dearer than Lagos delivery.
+    assert_eq!(
+        p["shipping_options"],
+        json!([{"name": "Lagos delivery", "amount": "2500.00"}, {"name": "Courier", "amount": "4000.00"}])
+    );
+    assert_eq!(
+        p["shipping"],
+        json!({"name": "Lagos delivery", "amount": "2500.00", "tax_rate": "7.5", "tax": "187.50"})
+    );
+    assert_eq!(p["total"], "38437.50");
+    assert_eq!(
+        app.json("/v1/orders/count").await["count"],
+        0,
+        "a preview creates nothing"
+    );
+
+    let order = app.create(&cart("Ogun")).await;
+    for field in [
+        "subtotal",
+        "discount_total",
+        "shipping_total",
+        "tax_total",
+        "total",
+        "shipping",
+        "taxes_included",
+    ] {
+        assert_eq!(order[field], p[field], "{field}");
+    }
+    assert_adds_up(&order);
+    assert_eq!(order["items"][0]["total"], "32250.00");
+    assert_eq!(order["amount_due"], "38437.50", "tax and shipping are owed");
+    let paid = app.pay_in_full(&order).await;
+    assert_eq!(paid["payment_status"], "paid");
+
+    // In Lagos the regional rule applies; a chosen courier ships it.
+    let mut body = cart("lagos");
+    body["shipping_method"] = json!("courier");
+    let o = app.create(&body).await;
+    assert_eq!(o["items"][0]["tax_rate"], "8");
+    assert_eq!(o["shipping"]["name"], "Courier");
+    assert_adds_up(&o);
+}
+
+#[tokio::test]
+async fn a_shipping_method_no_rate_takes_is_refused_naming_those_that_do() {
+    let app = lagos_shop().await;
+    let mut body = cart("Lagos");
+    body["shipping_method"] = json!("Drone");
+    let p = problem(
+        app.post("/v1/orders/preview", &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["shipping_method"]);
+    assert_eq!(p["errors"][0]["accepted"], "Lagos delivery, Courier", "{p}");
+    let r = app.post("/v1/orders", &body).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Without an address nothing ships, and nothing is charged for it.
+    let mut pickup = cart("Lagos");
+    pickup.as_object_mut().unwrap().remove("shipping_address");
+    let o = app.create(&pickup).await;
+    assert_eq!(o["shipping"], Value::Null);
+    assert_eq!(o["shipping_total"], "0.00");
+    assert_eq!(o["items"][0]["tax_rate"], "0", "no place, no tax rule fits");
+}
+
+#[tokio::test]
+async fn an_edit_keeps_the_rates_the_order_was_priced_with() {
+    let app = lagos_shop().await;
+    let order = app.create(&cart("Ogun")).await;
+    let id = order["id"].as_str().unwrap();
+    let r = app
+        .patch(
+            "/v1/settings",
+            &json!({"tax": {"rules": [{"name": "VAT", "country": "NG", "rate": "10"}]}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .patch(
+            &format!("/v1/orders/{id}"),
+            &json!({"items": [{"sku": "DRESS", "quantity": 2}, {"sku": "BOOK", "quantity": 1}, {"name": "Gift wrap", "quantity": 1, "unit_price": "1000.00"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let o: Value = r.json().await.unwrap();
+    assert_adds_up(&o);
+    assert_eq!(o["items"][0]["tax_rate"], "7.5", "kept lines keep theirs");
+    assert_eq!(o["items"][1]["tax_rate"], "5");
+    assert_eq!(o["items"][2]["tax_rate"], "10", "a new line takes today's");
+    assert_eq!(o["shipping"], order["shipping"], "shipping stays as quoted");
+}
+
+#[tokio::test]
+async fn the_storefront_prices_a_checkout_too() {
+    let app = lagos_shop().await;
+    let r = app
+        .post(
+            "/v1/storefront/shop/checkout",
+            &json!({
+                "buyer": {"name": "Ada", "phone": "+2348012345678"},
+                "items": [{"sku": "DRESS", "quantity": 1}],
+                "shipping_address": {"line1": "1 Marina", "city": "Lagos", "region": "Lagos", "country": "NG"}
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let c: Value = r.json().await.unwrap();
+    let order = app
+        .json(&format!("/v1/orders/{}", c["order_id"].as_str().unwrap()))
+        .await;
+    assert_adds_up(&order);
+    // 400 g: the courier's ₦1,500 is the cheapest; Lagos's 8 % on both.
+    assert_eq!(order["shipping"]["name"], "Courier");
+    assert_eq!(order["total"], "17820.00");
+    assert_eq!(c["total"], order["total"]);
+}
+
+#[tokio::test]
+async fn tax_and_shipping_settings_say_what_is_wrong() {
+    let app = spawn_app().await;
+    let p = problem(
+        app.patch(
+            "/v1/settings",
+            &json!({
+                "tax": {"rules": [
+                    {"name": "VAT", "country": "NG", "rate": "7,5"},
+                    {"name": "VAT", "region": "Lagos", "rate": "5"},
+                    {"name": "VAT", "country": "XX", "rate": "5"},
+                    {"name": "GST", "country": "GH", "rate": "101"}
+                ], "shipping_class": "Standard"},
+                "shipping_rates": [
+                    {"name": "A", "currency": "NGN", "basis": "flat", "bands": [{"up_to_grams": 1, "amount": "1.00"}]},
+                    {"name": "a", "currency": "NGN", "basis": "weight", "bands": [
+                        {"up_to_grams": 500, "amount": "1.00"}, {"up_to_grams": 100, "amount": "2.00"}
+                    ]},
+                    {"name": "B", "currency": "NGN", "basis": "by_drone", "amount": "1.00"},
+                    {"name": "C", "currency": "JPY", "basis": "flat", "amount": "1.50"}
+                ]
+            }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let named = fields(&p);
+    for field in [
+        "tax.rules[0].rate",
+        "tax.rules[1].region",
+        "tax.rules[2].country",
+        "tax.rules[3].rate",
+        "tax.shipping_class",
+        "shipping_rates[0].amount",
+        "shipping_rates[1].name",
+        "shipping_rates[1].bands[1]",
+        "shipping_rates[2].basis",
+        "shipping_rates[3].amount",
+    ] {
+        assert!(
+            named.contains(&field.to_string()),
+            "{field} not in {named:?}"
+        );
+    }
+    let settings = app.json("/v1/settings").await;
+    assert_eq!(settings["tax"]["rules"], json!([]), "nothing was saved");
+    // Product tax classes and weights are checked too.
+    let p = problem(
+        app.post(
+            "/v1/products",
+            &json!({"sku": "X", "name": "X", "currency": "NGN", "price": "1.00", "tax_class": "Zero Rated", "weight_grams": -1}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["tax_class", "weight_grams"]);
+}
