@@ -161,6 +161,7 @@ fn bench(c: &mut Criterion) {
             buyer_uses: Some(&uses),
             customer: None,
             now,
+            code_limits: false,
         },
     );
     println!(
@@ -186,6 +187,7 @@ fn bench(c: &mut Criterion) {
                 buyer_uses: Some(&uses),
                 customer: None,
                 now,
+                code_limits: false,
             };
             let quote = pricing::quote(&cart, &rules);
             let bases: Vec<LineBase<'_>> = lines

@@ -627,6 +627,14 @@ pub enum Refusal {
     /// The order has no such shipment, return, …
     #[error("no {0} with that id on this order")]
     Missing(&'static str),
+    /// A promotion the order applied can no longer be used (its limits
+    /// were reached while the order was being placed).
+    #[error("promotion {}: {reason}", .code.as_ref().map_or(.name.as_str(), |c| c.as_str()))]
+    Promotion {
+        name: String,
+        code: Option<pricing::Code>,
+        reason: pricing::NotApplicable,
+    },
 }
 
 impl From<EditError> for Refusal {

@@ -26,7 +26,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::contact::{text_serde, Address, CountryCode};
+use crate::contact::{text_serde, Address, Buyer, CountryCode};
 use crate::field::{FieldError, FieldErrors};
 use crate::ids::PromotionId;
 use crate::money::{self, Currency};
@@ -632,7 +632,13 @@ pub enum NotApplicable {
 impl Promotion {
     /// Whether it applies to the cart: everything but the items it names
     /// and its limits, which [`quote`] checks with the lines and counts.
-    fn fits(&self, currency: Currency, subtotal: i64, now: Timestamp) -> Result<(), NotApplicable> {
+    fn fits(
+        &self,
+        currency: Currency,
+        subtotal: i64,
+        now: Timestamp,
+        limits: bool,
+    ) -> Result<(), NotApplicable> {
         if !self.active {
             return Err(NotApplicable::Inactive);
         }
@@ -651,14 +657,41 @@ impl Promotion {
                 subtotal: currency.display_amount(subtotal),
             });
         }
-        if let Some(limit) = self.usage_limit.filter(|l| self.uses >= *l) {
-            return Err(NotApplicable::UsedUp(limit));
+        match self.usage_limit.filter(|l| limits && self.uses >= *l) {
+            Some(limit) => Err(NotApplicable::UsedUp(limit)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn covers(&self, sku: Option<&Sku>) -> bool {
         self.skus.is_empty() || sku.is_some_and(|s| self.skus.contains(s))
+    }
+}
+
+/// Who a buyer is for per-buyer limits: their phone, else their email,
+/// else their channel id; `None` when the order has none of them.
+pub fn buyer_key(buyer: &Buyer) -> Option<String> {
+    if let Some(p) = &buyer.phone {
+        return Some(p.as_str().to_string());
+    }
+    if let Some(e) = &buyer.email {
+        return Some(e.as_str().to_ascii_lowercase());
+    }
+    buyer.channel_id.as_ref().map(|c| c.to_string())
+}
+
+/// Whether one more order may use `p` (as the store has it, with its
+/// uses so far), by a buyer who used it `buyer_uses` times (`None`: a
+/// buyer who cannot be told apart). What the store checks inside the
+/// order's transaction, so limits hold however many orders race.
+pub fn may_use(p: &Promotion, buyer_uses: Option<u32>) -> Result<(), NotApplicable> {
+    if let Some(limit) = p.usage_limit.filter(|l| p.uses >= *l) {
+        return Err(NotApplicable::UsedUp(limit));
+    }
+    match (p.usage_limit_per_buyer, buyer_uses) {
+        (Some(_), None) => Err(NotApplicable::NoBuyer),
+        (Some(limit), Some(n)) if n >= limit => Err(NotApplicable::UsedUpByBuyer(limit)),
+        _ => Ok(()),
     }
 }
 
@@ -866,6 +899,12 @@ pub struct Rules<'a> {
     pub buyer_uses: Option<&'a BTreeMap<PromotionId, u32>>,
     pub customer: Option<&'a Customer>,
     pub now: Timestamp,
+    /// Whether the usage limits of codes are checked here (a preview) or
+    /// left to the store, which checks them in the order's transaction
+    /// (a create: a retried request must not be refused for the use its
+    /// first attempt took). Automatic promotions' limits are always
+    /// checked here, so a used-up one simply stops applying.
+    pub code_limits: bool,
 }
 
 /// A code the order cannot use, and why.
@@ -934,11 +973,15 @@ pub fn quote(cart: &Cart<'_>, rules: &Rules<'_>) -> Quote {
     };
     let has_items = |p: &Promotion| cart.lines.iter().any(|l| p.covers(l.sku.as_ref()));
     let check = |p: &Promotion| -> Result<(), NotApplicable> {
-        p.fits(currency, subtotal, rules.now)?;
+        let limits = rules.code_limits || p.code.is_none();
+        p.fits(currency, subtotal, rules.now, limits)?;
         if !has_items(p) {
             return Err(NotApplicable::NoItems);
         }
-        buyer_limit(p)
+        match buyer_limit(p) {
+            Err(NotApplicable::UsedUpByBuyer(_)) if !limits => Ok(()),
+            verdict => verdict,
+        }
     };
     for p in rules.promotions.iter().filter(|p| p.code.is_none()) {
         if check(p).is_ok() {

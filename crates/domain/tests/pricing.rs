@@ -143,6 +143,7 @@ impl Setup {
                 buyer_uses: self.buyer_uses.as_ref(),
                 customer: self.customer.as_ref(),
                 now: now(),
+                code_limits: true,
             },
         )
     }

@@ -26,6 +26,9 @@ struct Inner {
     settings: crate::settings::SettingsCache,
     /// Shops by slug, for the storefront (which has no key to name them).
     shops: crate::cache::TtlMap<String, Tenant>,
+    /// Whether a tenant has any promotion at all (a shop without one is
+    /// priced without reading them).
+    has_promotions: crate::cache::TtlMap<ordo_domain::TenantId, bool>,
     storefront_limiter: crate::storefront::RateLimiter,
     files: crate::files::Files,
     providers: crate::provider::Providers,
@@ -57,6 +60,12 @@ impl AppState {
             self.inner.shops.put(slug.to_string(), tenant.clone());
         }
         Ok(found)
+    }
+
+    /// Whether the tenant has promotions, remembered for as long as its
+    /// settings (a change on this node is seen at once).
+    pub fn has_promotions(&self) -> &crate::cache::TtlMap<ordo_domain::TenantId, bool> {
+        &self.inner.has_promotions
     }
 
     pub fn storefront_limiter(&self) -> &crate::storefront::RateLimiter {
@@ -130,6 +139,10 @@ impl App {
                     keys: KeyCache::new(),
                     settings: crate::settings::SettingsCache::new(),
                     shops: crate::cache::TtlMap::new(std::time::Duration::from_secs(30), 10_000),
+                    has_promotions: crate::cache::TtlMap::new(
+                        crate::settings::SettingsCache::TTL,
+                        100_000,
+                    ),
                     storefront_limiter: crate::storefront::RateLimiter::new(
                         config.storefront.requests_per_minute,
                         config.storefront.burst,

@@ -3,51 +3,119 @@
 //! the preview price through here, so an order is priced the same way
 //! wherever it comes from.
 
-use ordo_domain::pricing::{self, Cart, Quote, Rules, TaxSource};
+use std::collections::BTreeMap;
+
+use ordo_domain::pricing::{self, Cart, Code, Promotion, Quote, Rules, TaxSource};
 use ordo_domain::{
-    FieldError, FieldErrors, Order, OrderDraft, OrderPatch, TenantSettings, Timestamp,
+    FieldError, FieldErrors, Order, OrderDraft, OrderPatch, TenantId, TenantSettings, Timestamp,
 };
 
 use crate::api::error::ApiError;
+use crate::app::AppState;
 
 /// What a request asks of pricing besides its lines and addresses.
 #[derive(Debug, Clone, Default)]
 pub struct Ask {
     /// The shipping rate the buyer chose, by name.
     pub shipping_method: Option<String>,
+    /// The promotion codes the buyer gave.
+    pub codes: Vec<Code>,
+    /// A preview: codes that do not apply are reported, not refused, and
+    /// their usage limits are checked here (a create leaves those to the
+    /// store, inside the order's transaction).
+    pub preview: bool,
+}
+
+/// Parses the codes a request gave, naming `promotion_codes[i]`.
+pub fn parse_codes(given: &[String], errors: &mut FieldErrors) -> Vec<Code> {
+    given
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            errors.take(Code::parse(text).map_err(|reason| {
+                FieldError::new(format!("promotion_codes[{i}]"), reason)
+                    .value(text)
+                    .accepted(Code::ACCEPTED)
+            }))
+        })
+        .collect()
+}
+
+/// The promotions that may apply to a cart with `codes`: none without
+/// reading when the tenant is known to have none.
+async fn candidates(
+    state: &AppState,
+    tenant: TenantId,
+    codes: &[Code],
+) -> Result<Vec<Promotion>, ApiError> {
+    if state.has_promotions().get(&tenant) == Some(false) {
+        return Ok(Vec::new());
+    }
+    let found = state.store().promotions_for(tenant, codes).await?;
+    if !found.is_empty() {
+        state.has_promotions().put(tenant, true);
+    } else if codes.is_empty() {
+        state.has_promotions().put(tenant, false);
+    }
+    Ok(found)
 }
 
 /// Quotes `draft` by the tenant's rules as they are now.
-pub fn quote(settings: &TenantSettings, draft: &OrderDraft, ask: &Ask) -> Quote {
-    pricing::quote(
+pub async fn quote(
+    state: &AppState,
+    tenant: TenantId,
+    settings: &TenantSettings,
+    draft: &OrderDraft,
+    ask: &Ask,
+) -> Result<Quote, ApiError> {
+    let promotions = candidates(state, tenant, &ask.codes).await?;
+    let buyer = pricing::buyer_key(&draft.buyer);
+    let limited: Vec<_> = promotions
+        .iter()
+        .filter(|p| p.usage_limit_per_buyer.is_some())
+        .map(|p| p.id)
+        .collect();
+    let buyer_uses = match &buyer {
+        Some(b) if !limited.is_empty() => {
+            Some(state.store().promotion_uses(tenant, b, &limited).await?)
+        }
+        Some(_) => Some(BTreeMap::new()),
+        None => None,
+    };
+    Ok(pricing::quote(
         &Cart {
             currency: draft.currency,
             lines: &draft.lines,
             shipping_address: draft.shipping_address.as_ref(),
             billing_address: draft.billing_address.as_ref(),
-            codes: &[],
+            codes: &ask.codes,
             shipping_method: ask.shipping_method.as_deref(),
         },
         &Rules {
             tax: TaxSource::Rules(&settings.tax),
             shipping: &settings.shipping_rates,
-            promotions: &[],
-            buyer_uses: None,
+            promotions: &promotions,
+            buyer_uses: buyer_uses.as_ref(),
             customer: None,
             now: Timestamp::now(),
+            code_limits: ask.preview,
         },
-    )
+    ))
 }
 
 /// Prices `draft`: quotes it and puts the quote on it (each line's tax
 /// rate, the basis). A shipping method no rate by that name takes is a
-/// 422 naming the rates that do.
-pub fn price_draft(
+/// 422 naming the rates that do; so is a code that does not apply,
+/// saying why (a preview reports those instead).
+pub async fn price_draft(
+    state: &AppState,
+    tenant: TenantId,
     settings: &TenantSettings,
     draft: &mut OrderDraft,
     ask: &Ask,
 ) -> Result<Quote, ApiError> {
-    let quote = quote(settings, draft, ask);
+    let quote = quote(state, tenant, settings, draft, ask).await?;
+    let mut errors = FieldErrors::new();
     if quote.shipping_unavailable {
         let accepted = if quote.shipping_options.is_empty() {
             "none: no shipping rate takes this order (is there a shipping address?)".to_string()
@@ -60,17 +128,33 @@ pub fn price_draft(
                 .join(", ")
         };
         let method = ask.shipping_method.as_deref().unwrap_or_default();
-        return Err(ApiError::Validation(FieldErrors::from(
+        errors.push(
             FieldError::new(
                 "shipping_method",
                 "no shipping rate by this name takes the order",
             )
             .value(method)
             .accepted(accepted),
-        )));
+        );
+    }
+    if !ask.preview {
+        for r in &quote.rejected {
+            let at = ask.codes.iter().position(|c| *c == r.code).unwrap_or(0);
+            errors.push(code_refused(at, &r.code, &r.reason));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
     }
     draft.pricing = quote.clone().apply(&mut draft.lines);
     Ok(quote)
+}
+
+/// A code the order cannot use, as a field error.
+pub fn code_refused(at: usize, code: &Code, reason: &pricing::NotApplicable) -> FieldError {
+    FieldError::new(format!("promotion_codes[{at}]"), reason.to_string())
+        .value(code.as_str())
+        .accepted("a code that applies to this order (POST /v1/orders/preview says which do)")
 }
 
 /// Gives the lines of an edit the tax rates the tenant's rules have for
@@ -104,6 +188,7 @@ pub fn rate_new_lines(settings: &TenantSettings, order: &Order, patch: &mut Orde
             buyer_uses: None,
             customer: None,
             now: Timestamp::now(),
+            code_limits: false,
         },
     );
     quote.apply(lines);

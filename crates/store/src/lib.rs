@@ -11,15 +11,17 @@
 //! that the store runs on the current order inside its write transaction,
 //! and the timeline event it returns is written in that same transaction.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use ordo_domain::pricing::{Code, Promotion};
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
     Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId, PaymentStatus,
-    PhoneE164, Product, ProductId, Refusal, Role, SecretHash, ShipmentId, Sku, Stage, StockBook,
-    StockMovement, StockMovementId, TenantId, TenantSettings, Timestamp, WebhookDeliveryId,
-    WebhookEndpoint, WebhookEndpointId,
+    PhoneE164, Product, ProductId, PromotionId, Refusal, Role, SecretHash, ShipmentId, Sku, Stage,
+    StockBook, StockMovement, StockMovementId, TenantId, TenantSettings, Timestamp,
+    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 
 pub use catalog::{ProductChange, ProductQuery, StockLedger};
@@ -28,6 +30,7 @@ pub mod catalog;
 pub mod fanout;
 mod numbers;
 pub mod postgres;
+mod promotions;
 mod query;
 pub mod sqlite;
 pub mod transfer;
@@ -671,6 +674,33 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's settings (defaults for whatever was never set);
     /// `NotFound` if there is no such tenant.
     async fn tenant_settings(&self, tenant: TenantId) -> Result<TenantSettings>;
+
+    /// Adds a promotion; a code another of the tenant's promotions has is
+    /// a `Conflict` on `code`.
+    async fn insert_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()>;
+    /// Replaces a promotion's definition (never its uses): `NotFound`
+    /// when there is none, `Conflict` on `code`.
+    async fn update_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()>;
+    async fn promotion(&self, tenant: TenantId, id: PromotionId) -> Result<Option<Promotion>>;
+    /// The tenant's promotions by id, after `after`.
+    async fn promotions(
+        &self,
+        tenant: TenantId,
+        after: Option<PromotionId>,
+        limit: u32,
+    ) -> Result<Vec<Promotion>>;
+    /// Whether there was one to delete (orders that used it keep it as they applied it).
+    async fn delete_promotion(&self, tenant: TenantId, id: PromotionId) -> Result<bool>;
+    /// What may apply to a cart: the tenant's active automatic promotions
+    /// and those with these codes (active or not, to say why not).
+    async fn promotions_for(&self, tenant: TenantId, codes: &[Code]) -> Result<Vec<Promotion>>;
+    /// How many orders of `buyer` (see [`ordo_domain::pricing::buyer_key`]) used each of `ids`.
+    async fn promotion_uses(
+        &self,
+        tenant: TenantId,
+        buyer: &str,
+        ids: &[PromotionId],
+    ) -> Result<BTreeMap<PromotionId, u32>>;
     async fn save_tenant_settings(&self, tenant: TenantId, settings: TenantSettings) -> Result<()>;
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;

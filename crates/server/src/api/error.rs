@@ -475,6 +475,22 @@ impl From<ordo_domain::Refusal> for ApiError {
             Refusal::Ledger(r) => r.into(),
             Refusal::State(e) => ApiError::State(e),
             Refusal::Missing(what) => ApiError::NotFound(what),
+            Refusal::Promotion {
+                code: Some(code),
+                reason,
+                ..
+            } => ApiError::Validation(crate::pricing::code_refused(0, &code, &reason).into()),
+            Refusal::Promotion {
+                name,
+                code: None,
+                reason,
+            } => ApiError::Conflict {
+                detail: format!(
+                    "the promotion {name:?} the order was priced with can no longer be used ({reason}); send the order again to price it without"
+                ),
+                errors: Vec::new(),
+                existing_order_id: None,
+            },
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod payments;
 pub mod pricing;
 pub mod products;
+pub mod promotions;
 pub mod provider_webhook;
 pub mod receipts;
 pub mod settings;
@@ -46,7 +47,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "messaging", description = "The shop's chat channels: Meta's webhooks for WhatsApp and Instagram, which bring buyers' messages to the order chatbot"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "promotions", description = "Codes buyers give and discounts that apply by themselves, with usage limits that hold under any concurrency"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "messaging", description = "The shop's chat channels: Meta's webhooks for WhatsApp and Instagram, which bring buyers' messages to the order chatbot"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -93,6 +94,15 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::count_orders))
         .routes(routes!(pricing::preview_order))
+        .routes(routes!(
+            promotions::create_promotion,
+            promotions::list_promotions
+        ))
+        .routes(routes!(
+            promotions::get_promotion,
+            promotions::update_promotion,
+            promotions::delete_promotion
+        ))
         .routes(routes!(orders::get_order, orders::update_order))
         .routes(routes!(orders::put_order, orders::get_order_by_external_id))
         .routes(routes!(orders::confirm_order))

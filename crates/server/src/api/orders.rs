@@ -129,6 +129,12 @@ pub struct CreateOrderRequest {
     /// Orders without a shipping address ship nothing.
     #[schema(example = "Lagos delivery")]
     pub shipping_method: Option<String>,
+    /// Promotion codes (any case), applied in this order after the
+    /// shop's automatic promotions; one that does not apply is a 422
+    /// saying why (at most 5).
+    #[serde(default)]
+    #[schema(example = json!(["WELCOME10"]))]
+    pub promotion_codes: Vec<String>,
 }
 
 /// Distinguishes an absent field (leave as is) from `null` (clear it).
@@ -593,6 +599,19 @@ fn input_skus(items: &[LineInput]) -> Vec<Sku> {
 }
 
 impl CreateOrderRequest {
+    /// What it asks of pricing (`preview`: see [`pricing::Ask`]).
+    pub fn ask(&self, preview: bool) -> Result<pricing::Ask, ApiError> {
+        let mut errors = FieldErrors::new();
+        let codes = pricing::parse_codes(&self.promotion_codes, &mut errors);
+        errors
+            .finish(|| pricing::Ask {
+                shipping_method: self.shipping_method.clone(),
+                codes,
+                preview,
+            })
+            .map_err(ApiError::Validation)
+    }
+
     /// The SKUs its lines name, to read from the catalog.
     pub fn skus(&self) -> Vec<Sku> {
         input_skus(&self.items)
@@ -1272,11 +1291,9 @@ async fn draft(
         settings.free_text_lines,
     )
     .await?;
-    let ask = pricing::Ask {
-        shipping_method: req.shipping_method.clone(),
-    };
+    let ask = req.ask(false)?;
     let mut draft = req.into_draft(&catalog)?;
-    pricing::price_draft(&settings, &mut draft, &ask)?;
+    pricing::price_draft(state, principal.tenant_id, &settings, &mut draft, &ask).await?;
     Ok((draft, orders::Terms::of(&settings, &catalog)))
 }
 

@@ -393,6 +393,19 @@ pub struct PreviewResponse {
     pub shipping: Option<ShippingChargeResponse>,
     /// Every shipping rate that takes the cart, cheapest first.
     pub shipping_options: Vec<ShippingOptionResponse>,
+    /// The codes that do not apply, and why (a create with them is a 422).
+    pub rejected_codes: Vec<RejectedCodeResponse>,
+}
+
+/// A promotion code that does not apply to the cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedCodeResponse {
+    #[schema(example = "WELCOME10")]
+    pub code: String,
+    #[schema(
+        example = "this promotion needs a subtotal of at least ₦20,000.00 (the order's is ₦12,000.00)"
+    )]
+    pub reason: String,
 }
 
 /// Price a cart without creating an order.
@@ -429,11 +442,11 @@ pub async fn preview_order(
         settings.free_text_lines,
     )
     .await?;
-    let ask = crate::pricing::Ask {
-        shipping_method: req.shipping_method.clone(),
-    };
+    let ask = req.ask(true)?;
     let mut draft = req.into_draft(&catalog)?;
-    let quote = crate::pricing::price_draft(&settings, &mut draft, &ask)?;
+    let quote =
+        crate::pricing::price_draft(&state, principal.tenant_id, &settings, &mut draft, &ask)
+            .await?;
     let c = draft.currency;
     let bases: Vec<LineBase<'_>> = draft
         .lines
@@ -497,6 +510,14 @@ pub async fn preview_order(
             .map(|o| ShippingOptionResponse {
                 name: o.name.clone(),
                 amount: c.format_amount(o.amount),
+            })
+            .collect(),
+        rejected_codes: quote
+            .rejected
+            .iter()
+            .map(|r| RejectedCodeResponse {
+                code: r.code.to_string(),
+                reason: r.reason.to_string(),
             })
             .collect(),
     }))

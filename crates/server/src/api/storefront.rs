@@ -134,6 +134,9 @@ pub struct CheckoutRequest {
     /// The shipping rate chosen, by name; the cheapest that delivers
     /// there otherwise.
     pub shipping_method: Option<String>,
+    /// Promotion codes the buyer typed.
+    #[serde(default)]
+    pub promotion_codes: Vec<String>,
 }
 
 /// A line of the order placed.
@@ -476,11 +479,17 @@ pub async fn checkout(
     let idempotency = idempotency(&headers, &body.raw, "POST /v1/storefront/checkout", None)?;
     let req = body.value;
     let catalog = Catalog::read(state.store(), shop.id, req.skus(), false).await?;
+    let mut errors = FieldErrors::new();
     let ask = crate::pricing::Ask {
         shipping_method: req.shipping_method.clone(),
+        codes: crate::pricing::parse_codes(&req.promotion_codes, &mut errors),
+        preview: false,
     };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let mut draft = req.into_draft(&catalog)?;
-    crate::pricing::price_draft(&settings, &mut draft, &ask)?;
+    crate::pricing::price_draft(&state, shop.id, &settings, &mut draft, &ask).await?;
     let short = catalog.shortages(&draft.lines);
     if !short.is_empty() {
         return Err(ApiError::Short(short));

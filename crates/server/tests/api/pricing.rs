@@ -275,3 +275,302 @@ async fn tax_and_shipping_settings_say_what_is_wrong() {
     .await;
     assert_eq!(fields(&p), ["tax_class", "weight_grams"]);
 }
+
+async fn promote(app: &TestApp, body: Value) -> Value {
+    let r = app.post("/v1/promotions", &body).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    r.json().await.unwrap()
+}
+
+fn dress_order(phone: &str, codes: &[&str]) -> Value {
+    json!({
+        "currency": "NGN",
+        "buyer": {"name": "Ada", "phone": phone},
+        "items": [{"sku": "DRESS", "quantity": 1}],
+        "promotion_codes": codes
+    })
+}
+
+#[tokio::test]
+async fn promotions_are_kept_changed_and_removed_and_say_what_is_wrong() {
+    let app = spawn_app().await;
+    let p = promote(
+        &app,
+        json!({"name": "Welcome", "code": "welcome10", "type": "percentage", "value": "10", "usage_limit": 100}),
+    )
+    .await;
+    assert_eq!(p["code"], "WELCOME10");
+    assert_eq!((&p["uses"], &p["active"]), (&json!(0), &json!(true)));
+    let id = p["id"].as_str().unwrap();
+    let r = app
+        .post(
+            "/v1/promotions",
+            &json!({"name": "Again", "code": "Welcome10", "type": "fixed", "value": "5.00", "currency": "NGN"}),
+        )
+        .await;
+    let taken = problem(r, StatusCode::CONFLICT).await;
+    assert_eq!(fields(&taken), ["code"]);
+    let bad = problem(
+        app.post(
+            "/v1/promotions",
+            &json!({"name": "", "code": "no spaces", "type": "bogo", "value": "1", "min_subtotal": "10.00",
+                    "starts_at": "2026-12-01T00:00:00Z", "ends_at": "2026-11-01T00:00:00Z", "usage_limit": 0}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        fields(&bad),
+        [
+            "name",
+            "code",
+            "type",
+            "min_subtotal",
+            "ends_at",
+            "usage_limit"
+        ]
+    );
+    let fixed = problem(
+        app.post(
+            "/v1/promotions",
+            &json!({"name": "Five off", "type": "fixed", "value": "5.00"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&fixed), ["value"], "a fixed amount needs a currency");
+
+    let r = app
+        .patch(
+            &format!("/v1/promotions/{id}"),
+            &json!({"value": "15", "usage_limit": null, "skus": ["DRESS"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let changed: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &changed["value"],
+            &changed["usage_limit"],
+            &changed["skus"],
+            &changed["code"]
+        ),
+        (
+            &json!("15"),
+            &Value::Null,
+            &json!(["DRESS"]),
+            &json!("WELCOME10")
+        )
+    );
+    let page = app.json("/v1/promotions").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let viewer = app.key_for(ordo_domain::Role::Viewer).await;
+    let r = app
+        .post_as(
+            &viewer,
+            "/v1/promotions",
+            &json!({"name": "x", "type": "percentage", "value": "1"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/promotions/{id}")))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let gone = app.get(&format!("/v1/promotions/{id}")).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn codes_and_automatic_promotions_price_orders_and_say_why_not() {
+    let app = lagos_shop().await;
+    promote(
+        &app,
+        json!({"name": "Dress week", "type": "percentage", "value": "20", "skus": ["DRESS"]}),
+    )
+    .await;
+    promote(
+        &app,
+        json!({"name": "Big basket", "code": "BIG", "type": "fixed", "value": "1000.00", "currency": "NGN", "min_subtotal": "50000.00"}),
+    )
+    .await;
+    promote(
+        &app,
+        json!({"name": "Five off", "code": "FIVE", "type": "fixed", "value": "500.00", "currency": "NGN"}),
+    )
+    .await;
+    let mut body = cart("Ogun");
+    body["promotion_codes"] = json!(["five", "big", "nope"]);
+    let r = app.post("/v1/orders/preview", &body).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    assert_adds_up(&p);
+    let names: Vec<&str> = p["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Dress week", "Five off"]);
+    assert_eq!(
+        p["promotions"][0]["amount"], "6000.00",
+        "20 % of the dresses"
+    );
+    assert_eq!(
+        p["rejected_codes"],
+        json!([
+            {"code": "BIG", "reason": "this promotion needs a subtotal of at least ₦50,000.00 (the order's is ₦33,333.33)"},
+            {"code": "NOPE", "reason": "no promotion has this code"}
+        ])
+    );
+    // Creating with a code that does not apply is refused, saying why.
+    let refused = problem(
+        app.post("/v1/orders", &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        fields(&refused),
+        ["promotion_codes[1]", "promotion_codes[2]"]
+    );
+    assert_eq!(app.json("/v1/orders/count").await["count"], 0);
+    body["promotion_codes"] = json!(["five"]);
+    let o = app.create(&body).await;
+    assert_adds_up(&o);
+    assert_eq!(o["discount_total"], p["discount_total"]);
+    assert_eq!(o["total"], p["total"]);
+    // The five-off is spread over what is left after the dress week.
+    let discounts: Vec<i64> = o["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| amount(&l["discount"]))
+        .collect();
+    assert_eq!(discounts.iter().sum::<i64>(), 600_000 + 50_000);
+}
+
+#[tokio::test]
+async fn usage_limits_hold_under_concurrent_checkouts() {
+    let app = std::sync::Arc::new(lagos_shop().await);
+    let limited = promote(
+        &app,
+        json!({"name": "First five", "code": "FIRST5", "type": "percentage", "value": "10", "usage_limit": 5}),
+    )
+    .await;
+    let once = promote(
+        &app,
+        json!({"name": "Once each", "code": "ONCE", "type": "percentage", "value": "5", "usage_limit_per_buyer": 1}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let app = std::sync::Arc::clone(&app);
+        tasks.push(tokio::spawn(async move {
+            let body = dress_order(&format!("+23480100000{i:02}"), &["FIRST5"]);
+            app.post("/v1/orders", &body).await.status()
+        }));
+    }
+    for _ in 0..10 {
+        let app = std::sync::Arc::clone(&app);
+        tasks.push(tokio::spawn(async move {
+            let body = dress_order("+2348099999999", &["ONCE"]);
+            app.post("/v1/orders", &body).await.status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let created = |range: std::ops::Range<usize>| {
+        statuses[range]
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count()
+    };
+    assert_eq!(created(0..20), 5, "{statuses:?}");
+    assert_eq!(created(20..30), 1, "{statuses:?}");
+    assert!(statuses
+        .iter()
+        .all(|s| *s == StatusCode::CREATED || *s == StatusCode::UNPROCESSABLE_ENTITY));
+    for (p, uses) in [(&limited, 5), (&once, 1)] {
+        let now = app
+            .json(&format!("/v1/promotions/{}", p["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(now["uses"], uses);
+    }
+    assert_eq!(app.json("/v1/orders/count").await["count"], 6);
+    // What the next one hears.
+    let refused = problem(
+        app.post("/v1/orders", &dress_order("+2348011111111", &["first5"]))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        refused["errors"][0]["reason"],
+        "this promotion has been used up (5 orders)"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_create_replays_instead_of_refusing_the_use_it_took() {
+    let app = lagos_shop().await;
+    promote(
+        &app,
+        json!({"name": "Once each", "code": "ONCE", "type": "percentage", "value": "5", "usage_limit_per_buyer": 1}),
+    )
+    .await;
+    let body = dress_order("+2348012345678", &["ONCE"]);
+    let send = || {
+        app.client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&app.key)
+            .header("Idempotency-Key", "checkout-42")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    // A new order by the same buyer is refused the code.
+    let r = app.post("/v1/orders", &body).await;
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        p["errors"][0]["reason"],
+        "this buyer has already used this promotion (1 per buyer)"
+    );
+}
+
+#[tokio::test]
+async fn a_used_up_automatic_promotion_stops_applying() {
+    let app = lagos_shop().await;
+    promote(
+        &app,
+        json!({"name": "First order", "type": "fixed", "value": "1000.00", "currency": "NGN", "usage_limit": 1}),
+    )
+    .await;
+    let first = app.create(&dress_order("+2348012345678", &[])).await;
+    assert_eq!(first["discount_total"], "1000.00");
+    let second = app.create(&dress_order("+2348012345679", &[])).await;
+    assert_eq!(second["discount_total"], "0.00");
+    assert_eq!(second["promotions"], json!([]));
+}

@@ -9,6 +9,7 @@ mod feed;
 mod jobs;
 mod orders;
 mod products;
+mod promotions;
 mod tenants;
 mod webhooks;
 
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::collections::BTreeMap;
+
+use ordo_domain::pricing::{Code, Promotion};
+use ordo_domain::PromotionId;
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
     ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
@@ -316,7 +321,10 @@ impl PostgresStore {
         let mut db = self.db().await?;
         // An order that reserves stock locks its products first, so it
         // takes a transaction; the rest go in one statement.
-        let outcome = if record.order.reserved.is_empty() && !record.notify {
+        let outcome = if record.order.reserved.is_empty()
+            && !record.notify
+            && crate::promotions::limited(&record.order).next().is_none()
+        {
             orders::insert_statement(&db, record, api, self.renderer).await?
         } else {
             let tx = db.transaction().await.map_err(db_error)?;
@@ -780,6 +788,44 @@ impl Store for PostgresStore {
         outcome: &str,
     ) -> Result<()> {
         orders::record_provider_event(&self.db().await?, tenant, event_id, order, outcome).await
+    }
+
+    async fn insert_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
+        promotions::insert(&self.db().await?, &p, tenant).await
+    }
+
+    async fn update_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
+        promotions::update(&self.db().await?, &p, tenant).await
+    }
+
+    async fn promotion(&self, tenant: TenantId, id: PromotionId) -> Result<Option<Promotion>> {
+        promotions::get(&self.db().await?, tenant, id).await
+    }
+
+    async fn promotions(
+        &self,
+        tenant: TenantId,
+        after: Option<PromotionId>,
+        limit: u32,
+    ) -> Result<Vec<Promotion>> {
+        promotions::list(&self.db().await?, tenant, after, limit).await
+    }
+
+    async fn delete_promotion(&self, tenant: TenantId, id: PromotionId) -> Result<bool> {
+        promotions::delete(&self.db().await?, tenant, id).await
+    }
+
+    async fn promotions_for(&self, tenant: TenantId, codes: &[Code]) -> Result<Vec<Promotion>> {
+        promotions::for_cart(&self.db().await?, tenant, codes).await
+    }
+
+    async fn promotion_uses(
+        &self,
+        tenant: TenantId,
+        buyer: &str,
+        ids: &[PromotionId],
+    ) -> Result<BTreeMap<PromotionId, u32>> {
+        promotions::uses_by(&self.db().await?, tenant, buyer, ids).await
     }
 
     async fn conversation(

@@ -348,6 +348,9 @@ pub(super) async fn insert(
     if let Some((ns, value)) = taken {
         return Ok(Insert::ExternalIdTaken(ns, value));
     }
+    // After the key and identifiers: a replay is never refused for a use
+    // the first request took.
+    super::promotions::claim(tx, order).await?;
     if record.notify {
         for job in crate::message_jobs(order, std::slice::from_ref(&event)) {
             super::jobs::schedule(tx, &job).await?;

@@ -5,6 +5,7 @@ mod feed;
 mod jobs;
 mod orders;
 mod products;
+mod promotions;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -13,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+use ordo_domain::pricing::{Code, Promotion};
+use ordo_domain::PromotionId;
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
     ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
@@ -885,6 +890,56 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 orders::record_provider_event(conn, tenant, &event_id, order, &outcome)
             })
+            .await
+    }
+
+    async fn insert_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
+        self.queue
+            .write(move |conn| promotions::insert(conn, &p, tenant))
+            .await
+    }
+
+    async fn update_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
+        self.queue
+            .write(move |conn| promotions::update(conn, &p, tenant))
+            .await
+    }
+
+    async fn promotion(&self, tenant: TenantId, id: PromotionId) -> Result<Option<Promotion>> {
+        self.point_read(move |conn| promotions::get(conn, tenant, id))
+            .await
+    }
+
+    async fn promotions(
+        &self,
+        tenant: TenantId,
+        after: Option<PromotionId>,
+        limit: u32,
+    ) -> Result<Vec<Promotion>> {
+        self.point_read(move |conn| promotions::list(conn, tenant, after, limit))
+            .await
+    }
+
+    async fn delete_promotion(&self, tenant: TenantId, id: PromotionId) -> Result<bool> {
+        self.queue
+            .write(move |conn| promotions::delete(conn, tenant, id))
+            .await
+    }
+
+    async fn promotions_for(&self, tenant: TenantId, codes: &[Code]) -> Result<Vec<Promotion>> {
+        let codes = codes.to_vec();
+        self.point_read(move |conn| promotions::for_cart(conn, tenant, &codes))
+            .await
+    }
+
+    async fn promotion_uses(
+        &self,
+        tenant: TenantId,
+        buyer: &str,
+        ids: &[PromotionId],
+    ) -> Result<BTreeMap<PromotionId, u32>> {
+        let (buyer, ids) = (buyer.to_string(), ids.to_vec());
+        self.point_read(move |conn| promotions::uses_by(conn, tenant, &buyer, &ids))
             .await
     }
 

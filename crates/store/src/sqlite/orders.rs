@@ -383,8 +383,10 @@ pub(super) fn insert(
         let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
         crate::reserve_new(&order, products, &record.actor)?
     };
+    super::promotions::check_claims(conn, &order)?;
     insert_row(conn, &order, stored, renderer)?;
     super::products::save(conn, &held.0, &held.1)?;
+    super::promotions::claim(conn, &order)?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
     let event = append_event(conn, &order, &record.actor, record.event, true)?;
     if record.notify {
