@@ -38,6 +38,8 @@ pub enum Work {
     Get { ids: Arc<Vec<String>> },
     /// The list query.
     List,
+    /// POST /v1/orders/preview with the same cart every time.
+    Preview { body: Bytes },
     /// GET /v1/orders/{id} for each id once.
     Verify {
         ids: Arc<Vec<String>>,
@@ -266,6 +268,14 @@ async fn worker(
                 };
                 (spec, 1)
             }
+            Work::Preview { body } => {
+                let spec = Spec {
+                    method: Method::POST,
+                    path: "/v1/orders/preview".to_string(),
+                    body: Some(body.clone()),
+                };
+                (spec, 1)
+            }
             Work::List => {
                 let spec = Spec {
                     method: Method::GET,
@@ -484,6 +494,37 @@ pub async fn prepare_hot_sku(target: Arc<Target>) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(format!(
         r#"{{"currency":"NGN","buyer":{{"name":"Ada Obi","phone":"+2348012345678"}},"items":[{{"sku":"{HOT_SKU}","quantity":1}}],"channel":"web"}}"#
     )))
+}
+
+/// Points the tenant's price, tax and customer providers at `url` (the
+/// benchmark's own, see `pricing.rs`), or removes them.
+pub async fn set_pricing_providers(target: Arc<Target>, url: Option<&str>) -> anyhow::Result<()> {
+    let endpoint = |role: &str| {
+        url.map(|u| serde_json::json!({"base_url": format!("{u}/{role}"), "secret": "bench-pricing-secret-01"}))
+    };
+    let settings = serde_json::json!({"pricing_providers": {
+        "price": endpoint("price"), "tax": endpoint("tax"), "customer": endpoint("customer"),
+        "deadline_ms": 500, "on_failure": "fail"
+    }});
+    let mut conn = Conn::new(target);
+    let (status, answer) = conn
+        .call(
+            Method::PATCH,
+            "/v1/settings",
+            Some(Bytes::from(serde_json::to_vec(&settings)?)),
+        )
+        .await?;
+    if !status.is_success() {
+        anyhow::bail!("PATCH /v1/settings -> {status}: {}", snippet(&answer));
+    }
+    Ok(())
+}
+
+/// The preview phase's cart: three free-text lines, a buyer and an address.
+pub fn preview_body() -> Bytes {
+    Bytes::from_static(
+        br#"{"currency":"NGN","buyer":{"name":"Ada Obi","phone":"+2348012345678"},"items":[{"name":"Ankara dress","quantity":2,"unit_price":"15000.00"},{"name":"Head tie","quantity":1,"unit_price":"3500.00"},{"name":"Gift card","quantity":1,"unit_price":"5000.00"}],"shipping_address":{"line1":"12 Allen Avenue","city":"Ikeja","region":"Lagos","country":"NG"}}"#,
+    )
 }
 
 /// Adds a product unless its SKU exists (a server of your own, run twice).

@@ -14,6 +14,10 @@
 //! - `confirm` (not by default): creates `--hot-orders` orders (untimed) for
 //!   one unit each of one product, then confirms them in turn: every
 //!   confirmation reserves a unit of the same SKU.
+//! - `preview` (not by default): `POST /v1/orders/preview` of a three-line
+//!   cart while the tenant has three pricing providers (price, tax,
+//!   customer), each answering after `--provider-delay-ms` (default 50):
+//!   ordo asks them at once, so a preview should take about one delay.
 //! - `seed` (with `--orders N`): creates orders the same way until the server
 //!   holds at least N, so that reads and lists run over a big table.
 //! - `get`: `GET /v1/orders/{id}` for random ids among those created.
@@ -44,6 +48,7 @@
 
 mod http;
 mod load;
+mod pricing;
 mod receiver;
 mod report;
 mod server;
@@ -109,7 +114,7 @@ struct Opts {
     #[arg(long, value_name = "N", default_value_t = 0)]
     orders: u64,
     /// Phases to run, comma-separated; they run in the order create,
-    /// webhooks, checkout, confirm, seed, get, list, verify.
+    /// webhooks, checkout, confirm, preview, seed, get, list, verify.
     #[arg(
         long,
         value_enum,
@@ -126,6 +131,9 @@ struct Opts {
     /// Orders the confirm phase makes (untimed) before confirming them.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     hot_orders: u64,
+    /// How long each pricing provider of the preview phase takes to answer.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    provider_delay_ms: u64,
     /// Longest the seed phase may run.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     seed_max_seconds: u64,
@@ -141,6 +149,8 @@ enum Phase {
     Checkout,
     /// Confirmations that all reserve the same SKU.
     Confirm,
+    /// Previews priced by three pricing providers at once.
+    Preview,
     Seed,
     Get,
     List,
@@ -148,11 +158,12 @@ enum Phase {
 }
 
 impl Phase {
-    const ORDER: [Phase; 8] = [
+    const ORDER: [Phase; 9] = [
         Phase::Create,
         Phase::Webhooks,
         Phase::Checkout,
         Phase::Confirm,
+        Phase::Preview,
         Phase::Seed,
         Phase::Get,
         Phase::List,
@@ -165,6 +176,7 @@ impl Phase {
             Phase::Webhooks => "webhooks",
             Phase::Checkout => "checkout",
             Phase::Confirm => "confirm",
+            Phase::Preview => "preview",
             Phase::Seed => "seed",
             Phase::Get => "get",
             Phase::List => "list",
@@ -488,6 +500,23 @@ async fn run_phases(
                     ));
                 }
                 created.extend(ids.iter().cloned());
+                fig
+            }
+            Phase::Preview => {
+                let delay = Duration::from_millis(opts.provider_delay_ms);
+                let url = pricing::start(delay).await?;
+                load::set_pricing_providers(target.clone(), Some(&url)).await?;
+                let work = Work::Preview {
+                    body: load::preview_body(),
+                };
+                let measured =
+                    measure(phase, &target, work, conns, limits(timed), server_pid, None).await;
+                load::set_pricing_providers(target.clone(), None).await?;
+                let (out, mut fig) = measured?;
+                fig.notes.push(format!(
+                    "{} previews of a 3-line cart, each asking 3 pricing providers that answer in {} ms (at once, within a 500 ms deadline)",
+                    out.ok, opts.provider_delay_ms
+                ));
                 fig
             }
             Phase::Seed => {

@@ -844,7 +844,7 @@ impl Order {
             returns: Vec::new(),
         };
         order.price_lines()?;
-        let event = EventDraft {
+        let mut event = EventDraft {
             event_type: EventType::OrderCreated,
             data: json!({
                 "reference": order.reference.as_str(),
@@ -855,6 +855,10 @@ impl Order {
                 "channel": order.channel,
             }),
         };
+        if !order.pricing.fallbacks.is_empty() {
+            // The timeline says which providers the shop's own rules stood in for.
+            event.data["pricing_fallbacks"] = json!(order.pricing.fallbacks);
+        }
         Ok((order, event))
     }
 

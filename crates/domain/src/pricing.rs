@@ -627,6 +627,9 @@ pub enum NotApplicable {
     UsedUpByBuyer(u32),
     #[error("this promotion is limited per buyer and the order's buyer has no phone, email or channel id")]
     NoBuyer,
+    /// The promotion provider's own reason.
+    #[error("{0}")]
+    Provider(String),
 }
 
 impl Promotion {
@@ -713,6 +716,18 @@ pub struct AppliedPromotion {
     /// an external promotion provider do not).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub limited: bool,
+    /// The promotion provider's id for it, when it came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// A pricing provider that could not be asked, so the tenant's own rules
+/// priced its part of the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// `price`, `promotion`, `tax` or `customer`.
+    pub provider: String,
+    pub error: String,
 }
 
 /// The shipping an order pays.
@@ -743,6 +758,9 @@ pub struct PriceBasis {
     pub promotions: Vec<AppliedPromotion>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shipping: Option<ShippingCharge>,
+    /// Providers that could not be asked (the tenant's own rules stood in).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<Fallback>,
 }
 
 impl PriceBasis {
@@ -1021,6 +1039,7 @@ pub fn quote(cart: &Cart<'_>, rules: &Rules<'_>) -> Quote {
             skus: p.skus.clone(),
             amount: 0,
             limited: p.usage_limit.is_some() || p.usage_limit_per_buyer.is_some(),
+            external_id: None,
         })
         .collect();
 
@@ -1054,6 +1073,7 @@ pub fn quote(cart: &Cart<'_>, rules: &Rules<'_>) -> Quote {
         taxes_included,
         promotions,
         shipping: None,
+        fallbacks: Vec::new(),
     };
     let bases: Vec<LineBase<'_>> = cart
         .lines

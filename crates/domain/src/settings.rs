@@ -51,6 +51,62 @@ pub struct TenantSettings {
     pub tax: TaxSettings,
     /// The ways it ships, and what they cost.
     pub shipping_rates: Vec<ShippingRate>,
+    /// Services that price its orders instead of its own rules.
+    pub pricing_providers: PricingProviders,
+}
+
+str_enum!(
+    /// What happens to an order when a pricing provider cannot be asked.
+    OnProviderFailure {
+        /// The request fails, saying which provider and why.
+        Fail = "fail",
+        /// The tenant's own rules price that part, and the order says so.
+        Fallback = "fallback",
+    }
+);
+
+/// The longest a tenant may let its pricing providers take (10 s).
+pub const MAX_PRICING_DEADLINE_MS: u32 = 10_000;
+
+/// External services that price a tenant's orders (seed 002's pricing,
+/// promotion, tax and customer lookups): each called with the cart, all
+/// of them at once, within one deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PricingProviders {
+    /// Unit prices of catalog items.
+    pub price: Option<ProviderSettings>,
+    /// The promotions that apply (instead of the tenant's own).
+    pub promotion: Option<ProviderSettings>,
+    /// Each item's tax rate (instead of the tenant's tax rules).
+    pub tax: Option<ProviderSettings>,
+    /// What the buyer is (tax exempt).
+    pub customer: Option<ProviderSettings>,
+    /// The most all of them together may take.
+    pub deadline_ms: u32,
+    pub on_failure: OnProviderFailure,
+}
+
+impl Default for PricingProviders {
+    fn default() -> Self {
+        PricingProviders {
+            price: None,
+            promotion: None,
+            tax: None,
+            customer: None,
+            deadline_ms: 500,
+            on_failure: OnProviderFailure::Fallback,
+        }
+    }
+}
+
+impl PricingProviders {
+    pub fn any(&self) -> bool {
+        self.price.is_some()
+            || self.promotion.is_some()
+            || self.tax.is_some()
+            || self.customer.is_some()
+    }
 }
 
 /// A tenant's payment provider: its base URL, and the secret ordo sends as
@@ -85,6 +141,7 @@ impl ProviderSettings {
     /// already set (`current`) for the same URL, which it then keeps. `allow_private` lets
     /// the URL name this machine or a private network.
     pub fn parse(
+        field: &str,
         base_url: &str,
         secret: Option<String>,
         current: Option<&ProviderSettings>,
@@ -92,7 +149,7 @@ impl ProviderSettings {
     ) -> Result<ProviderSettings, FieldErrors> {
         let mut errors = FieldErrors::new();
         let url = WebhookUrl::parse(base_url, allow_private).map_err(|reason| {
-            FieldError::new("payment_provider.base_url", reason)
+            FieldError::new(format!("{field}.base_url"), reason)
                 .value(base_url)
                 .accepted("an http or https URL of the provider's API")
         });
@@ -105,7 +162,7 @@ impl ProviderSettings {
                     Some(secret)
                 } else {
                     errors.push(
-                        FieldError::new("payment_provider.secret", "not a usable secret")
+                        FieldError::new(format!("{field}.secret"), "not a usable secret")
                             .accepted("16 to 200 printable ASCII characters, no spaces"),
                     );
                     None
@@ -119,7 +176,7 @@ impl ProviderSettings {
             (None, Some(_)) => {
                 errors.push(
                     FieldError::new(
-                        "payment_provider.secret",
+                        format!("{field}.secret"),
                         "a new base_url needs the secret again",
                     )
                     .accepted("16 to 200 printable ASCII characters, no spaces"),
@@ -128,7 +185,7 @@ impl ProviderSettings {
             }
             (None, None) => {
                 errors.push(
-                    FieldError::new("payment_provider.secret", "a provider needs a secret")
+                    FieldError::new(format!("{field}.secret"), "a provider needs a secret")
                         .accepted("16 to 200 printable ASCII characters, no spaces"),
                 );
                 None
@@ -156,6 +213,7 @@ impl Default for TenantSettings {
             messaging: MessagingSettings::default(),
             tax: TaxSettings::default(),
             shipping_rates: Vec::new(),
+            pricing_providers: PricingProviders::default(),
         }
     }
 }

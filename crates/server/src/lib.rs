@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod messages;
 pub mod orders;
 pub mod pricing;
+pub mod pricing_providers;
 pub mod provider;
 pub mod settings;
 pub mod storefront;

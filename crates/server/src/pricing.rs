@@ -5,13 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use ordo_domain::pricing::{self, Cart, Code, Promotion, Quote, Rules, TaxSource};
+use ordo_domain::pricing::{self, Cart, Code, Fallback, Promotion, Quote, Rules, TaxSource};
+use ordo_domain::settings::OnProviderFailure;
 use ordo_domain::{
-    FieldError, FieldErrors, Order, OrderDraft, OrderPatch, TenantId, TenantSettings, Timestamp,
+    FieldError, FieldErrors, Order, OrderDraft, OrderPatch, PromotionId, TenantId, TenantSettings,
+    Timestamp,
 };
 
 use crate::api::error::ApiError;
 use crate::app::AppState;
+use crate::pricing_providers::consult;
 
 /// What a request asks of pricing besides its lines and addresses.
 #[derive(Debug, Clone, Default)]
@@ -60,15 +63,51 @@ async fn candidates(
     Ok(found)
 }
 
-/// Quotes `draft` by the tenant's rules as they are now.
-pub async fn quote(
+/// Prices `draft`: asks the tenant's pricing providers (all at once,
+/// within its deadline), quotes it by their answers and the tenant's own
+/// rules, and puts the quote on it (each line's price from a price
+/// provider and its tax rate; the basis). A provider that cannot be asked
+/// fails the request or, as the tenant chose, leaves its part to the
+/// tenant's rules and is named in the basis's `fallbacks`. A shipping
+/// method no rate by that name takes is a 422 naming the rates that do; so
+/// is a code that does not apply, saying why (a preview reports those).
+pub async fn price_draft(
     state: &AppState,
     tenant: TenantId,
     settings: &TenantSettings,
-    draft: &OrderDraft,
+    draft: &mut OrderDraft,
     ask: &Ask,
 ) -> Result<Quote, ApiError> {
-    let promotions = candidates(state, tenant, &ask.codes).await?;
+    let providers = &settings.pricing_providers;
+    let consulted = consult(state.providers(), providers, tenant, draft, &ask.codes).await;
+    if !consulted.failures.is_empty() && providers.on_failure == OnProviderFailure::Fail {
+        let why: Vec<&str> = consulted.failures.iter().map(|(_, e)| e.as_str()).collect();
+        return Err(ApiError::PricingProvider(format!(
+            "the order cannot be priced: {} (the shop's pricing_providers.on_failure is fail)",
+            why.join("; ")
+        )));
+    }
+    if let Some(prices) = &consulted.prices {
+        for (line, price) in draft.lines.iter_mut().zip(prices) {
+            // The staff's own price stands; the catalog's gives way.
+            if let Some(p) = price.filter(|_| line.catalog_price == Some(line.unit_price)) {
+                line.unit_price = p;
+                line.catalog_price = Some(p);
+            }
+        }
+    }
+    let (promotions, external, provider_rejected) = match consulted.promotions {
+        Some((found, rejected)) => {
+            let ids: BTreeMap<PromotionId, String> =
+                found.iter().map(|(e, p)| (p.id, e.clone())).collect();
+            (found.into_iter().map(|(_, p)| p).collect(), ids, rejected)
+        }
+        None => (
+            candidates(state, tenant, &ask.codes).await?,
+            BTreeMap::new(),
+            Vec::new(),
+        ),
+    };
     let buyer = pricing::buyer_key(&draft.buyer);
     let limited: Vec<_> = promotions
         .iter()
@@ -82,7 +121,15 @@ pub async fn quote(
         Some(_) => Some(BTreeMap::new()),
         None => None,
     };
-    Ok(pricing::quote(
+    let tax = match &consulted.tax {
+        Some((included, lines, shipping)) => TaxSource::Given {
+            prices_include_tax: *included,
+            lines,
+            shipping: *shipping,
+        },
+        None => TaxSource::Rules(&settings.tax),
+    };
+    let mut quote = pricing::quote(
         &Cart {
             currency: draft.currency,
             lines: &draft.lines,
@@ -92,29 +139,32 @@ pub async fn quote(
             shipping_method: ask.shipping_method.as_deref(),
         },
         &Rules {
-            tax: TaxSource::Rules(&settings.tax),
+            tax,
             shipping: &settings.shipping_rates,
             promotions: &promotions,
             buyer_uses: buyer_uses.as_ref(),
-            customer: None,
+            customer: consulted.customer.as_ref(),
             now: Timestamp::now(),
             code_limits: ask.preview,
         },
-    ))
-}
-
-/// Prices `draft`: quotes it and puts the quote on it (each line's tax
-/// rate, the basis). A shipping method no rate by that name takes is a
-/// 422 naming the rates that do; so is a code that does not apply,
-/// saying why (a preview reports those instead).
-pub async fn price_draft(
-    state: &AppState,
-    tenant: TenantId,
-    settings: &TenantSettings,
-    draft: &mut OrderDraft,
-    ask: &Ask,
-) -> Result<Quote, ApiError> {
-    let quote = quote(state, tenant, settings, draft, ask).await?;
+    );
+    for p in &mut quote.basis.promotions {
+        p.external_id = external.get(&p.id).cloned();
+    }
+    // The provider's own reasons for the codes it turned down.
+    for r in &mut quote.rejected {
+        if let Some(said) = provider_rejected.iter().find(|x| x.code == r.code) {
+            r.reason = said.reason.clone();
+        }
+    }
+    quote.basis.fallbacks = consulted
+        .failures
+        .into_iter()
+        .map(|(provider, error)| Fallback {
+            provider: provider.to_string(),
+            error,
+        })
+        .collect();
     let mut errors = FieldErrors::new();
     if quote.shipping_unavailable {
         let accepted = if quote.shipping_options.is_empty() {

@@ -380,13 +380,47 @@ impl Providers {
         path: &str,
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Option<Answer>, ProviderError> {
+        let body = body.map(|(bytes, key)| (bytes, Some(key)));
+        let Some(text) = self.exchange(provider, method, path, body, None).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str::<Answer>(&text)
+            .map(Some)
+            .map_err(|e| ProviderError::Invalid(format!("{e}: {}", excerpt(&text))))
+    }
+
+    /// One call to `{base_url}{path}`, retried on transport errors and 5xx
+    /// (with backoff, through the provider's circuit breaker), each attempt
+    /// and the waits between them within `deadline` when one is given:
+    /// the body of a 2xx answer, `Ok(None)` for a 404.
+    pub(crate) async fn exchange(
+        &self,
+        provider: &Provider,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(Vec<u8>, Option<&str>)>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<String>, ProviderError> {
         let name = provider.base_url.trim_end_matches('/');
         let url = format!("{name}{path}");
-        let mut last = ProviderError::Open;
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut last = ProviderError::Transport {
+            attempts: 0,
+            error: "no time was left to call it".into(),
+        };
         for attempt in 1..=self.policy.attempts {
             if attempt > 1 {
-                tokio::time::sleep(self.backoff(attempt - 1)).await;
+                let wait = self.backoff(attempt - 1);
+                match left() {
+                    Some(left) if left <= wait => return Err(last),
+                    _ => tokio::time::sleep(wait).await,
+                }
             }
+            let limit = match left() {
+                Some(left) if left.is_zero() => return Err(last),
+                Some(left) => left.min(self.policy.timeout),
+                None => self.policy.timeout,
+            };
             if !self.breakers.admit(name, &self.policy) {
                 return Err(if attempt == 1 {
                     ProviderError::Open
@@ -396,7 +430,7 @@ impl Providers {
             }
             let started = Instant::now();
             let outcome = self
-                .attempt(provider, method.clone(), &url, body.as_ref())
+                .attempt(provider, method.clone(), &url, body.as_ref(), limit)
                 .await;
             metrics::histogram!("ordo_provider_call_seconds", "provider" => name.to_string())
                 .record(started.elapsed().as_secs_f64());
@@ -404,11 +438,7 @@ impl Providers {
                 Attempt::Answered(status, text) if status < 500 => {
                     self.breakers.succeeded(name);
                     return match status {
-                        200..=299 => serde_json::from_str::<Answer>(&text)
-                            .map(Some)
-                            .map_err(|e| {
-                                ProviderError::Invalid(format!("{e}: {}", excerpt(&text)))
-                            }),
+                        200..=299 => Ok(Some(text)),
                         404 => Ok(None),
                         _ => Err(ProviderError::Refused {
                             status,
@@ -431,7 +461,7 @@ impl Providers {
                     };
                 }
             }
-            tracing::debug!(provider = name, attempt, error = %last, "payment provider call failed");
+            tracing::debug!(provider = name, attempt, error = %last, "provider call failed");
         }
         Err(last)
     }
@@ -441,18 +471,22 @@ impl Providers {
         provider: &Provider,
         method: reqwest::Method,
         url: &str,
-        body: Option<&(Vec<u8>, &str)>,
+        body: Option<&(Vec<u8>, Option<&str>)>,
+        limit: Duration,
     ) -> Attempt {
         let mut request = self
             .http
             .request(method, url)
+            .timeout(limit)
             .bearer_auth(&provider.secret)
             .header("accept", "application/json");
         if let Some((bytes, key)) = body {
             request = request
                 .header("content-type", "application/json")
-                .header("idempotency-key", *key)
                 .body(bytes.clone());
+            if let Some(key) = key {
+                request = request.header("idempotency-key", *key);
+            }
         }
         match request.send().await {
             Ok(response) => {

@@ -155,6 +155,7 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
                 amount: 0,
                 // Not counted: the test's tenant has no such promotion.
                 limited: false,
+                external_id: Some("crm-77".into()),
             }],
             shipping: Some(ordo_domain::pricing::ShippingCharge {
                 name: "Kuwait City".into(),
@@ -162,6 +163,10 @@ fn full_order(tenant: ordo_domain::TenantId) -> (Order, ordo_domain::EventDraft)
                 tax_rate: ordo_domain::pricing::Rate::parse("5").unwrap(),
                 tax: 0,
             }),
+            fallbacks: vec![ordo_domain::pricing::Fallback {
+                provider: "tax".into(),
+                error: "timed out".into(),
+            }],
         },
     };
     Order::create(

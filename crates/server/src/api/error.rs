@@ -126,6 +126,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("the service is temporarily unavailable; retry shortly")]
     Unavailable(String),
+    /// A pricing provider the shop prices only with could not be asked.
+    #[error("{0}")]
+    PricingProvider(String),
     #[error("the request took too long")]
     Timeout,
     #[error("an unexpected error occurred")]
@@ -222,6 +225,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Temporarily unavailable",
+            ),
+            E::PricingProvider(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pricing-provider-failed",
+                "A pricing provider could not be asked",
             ),
             E::Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -356,6 +364,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
         "rate-limited" => "This client address made more requests than the storefront allows (storefront.requests_per_minute, with storefront.burst at once). Wait the seconds `Retry-After` says, then retry.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
+        "pricing-provider-failed" => "One of the shop's pricing providers (price, promotion, tax, customer) gave no usable answer in time, and the shop chose to fail rather than fall back to its own rules (settings pricing_providers.on_failure). The detail names the provider and what happened. Nothing was created; retry later.",
         "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
         "internal" => "An unexpected error. It has been logged with the request id.",
         _ => return None,

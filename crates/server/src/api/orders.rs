@@ -242,6 +242,31 @@ pub struct AppliedPromotionResponse {
     /// What it takes off this order.
     #[schema(example = "1000.00")]
     pub amount: String,
+    /// The promotion provider's id for it, when it came from one.
+    pub external_id: Option<String>,
+}
+
+/// A pricing provider the shop's own rules stood in for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FallbackResponse {
+    /// `price`, `promotion`, `tax` or `customer`.
+    #[schema(example = "tax")]
+    pub provider: String,
+    #[schema(example = "the tax provider did not answer after 1 attempts: timed out")]
+    pub error: String,
+}
+
+impl FallbackResponse {
+    pub(crate) fn all(basis: &ordo_domain::pricing::PriceBasis) -> Vec<FallbackResponse> {
+        basis
+            .fallbacks
+            .iter()
+            .map(|f| FallbackResponse {
+                provider: f.provider.clone(),
+                error: f.error.clone(),
+            })
+            .collect()
+    }
 }
 
 impl AppliedPromotionResponse {
@@ -255,6 +280,7 @@ impl AppliedPromotionResponse {
             value,
             skus: p.skus.iter().map(|s| s.as_str().to_string()).collect(),
             amount: c.format_amount(p.amount),
+            external_id: p.external_id.clone(),
         }
     }
 }
@@ -365,6 +391,9 @@ pub struct OrderResponse {
     pub promotions: Vec<AppliedPromotionResponse>,
     /// The shipping charged; `null` when none.
     pub shipping: Option<ShippingChargeResponse>,
+    /// Pricing providers that could not be asked when the order was
+    /// priced: the shop's own rules priced their part.
+    pub pricing_fallbacks: Vec<FallbackResponse>,
     /// Grows by one with every change; also the `ETag`.
     pub version: u64,
     pub created_at: String,
@@ -1151,6 +1180,7 @@ impl OrderResponse {
                 .shipping
                 .as_ref()
                 .map(|s| ShippingChargeResponse::of(s, c)),
+            pricing_fallbacks: FallbackResponse::all(&o.pricing),
             version: o.version,
             created_at: time(o.created_at),
             updated_at: time(o.updated_at),
@@ -1204,7 +1234,7 @@ impl OrderResponse {
 /// The version of [`render`]'s output. The store keeps each order's
 /// rendering and serves it as is; bump this whenever `OrderResponse` or its
 /// parts change, and older renderings are redone when read.
-pub const RENDER_VERSION: u32 = 9;
+pub const RENDER_VERSION: u32 = 10;
 
 /// How the store renders orders for the API.
 pub const RENDERER: ordo_store::Renderer = ordo_store::Renderer {
@@ -1874,12 +1904,13 @@ mod tests {
             "ReturnLineResponse",
             "AppliedPromotionResponse",
             "ShippingChargeResponse",
+            "FallbackResponse",
         ] {
             assert!(schemas[name].is_object(), "{name} is in the document");
             shape.push_str(&schemas[name].to_string());
         }
         let fingerprint = hex::encode(&Sha256::digest(shape.as_bytes())[..8]);
-        let pinned = [(9, "f7455c9d778dfb57")];
+        let pinned = [(10, "44d02b6f68986c6e")];
         assert!(
             pinned.contains(&(RENDER_VERSION, fingerprint.as_str())),
             "the order response shape changed (fingerprint {fingerprint}): bump RENDER_VERSION and pin the new fingerprint"

@@ -13,7 +13,9 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::JsonBody;
-use super::orders::{AppliedPromotionResponse, CreateOrderRequest, ShippingChargeResponse};
+use super::orders::{
+    AppliedPromotionResponse, CreateOrderRequest, FallbackResponse, ShippingChargeResponse,
+};
 use crate::app::AppState;
 use crate::catalog::Catalog;
 
@@ -395,6 +397,8 @@ pub struct PreviewResponse {
     pub shipping_options: Vec<ShippingOptionResponse>,
     /// The codes that do not apply, and why (a create with them is a 422).
     pub rejected_codes: Vec<RejectedCodeResponse>,
+    /// Pricing providers that could not be asked: the shop's own rules priced their part.
+    pub pricing_fallbacks: Vec<FallbackResponse>,
 }
 
 /// A promotion code that does not apply to the cart.
@@ -520,5 +524,6 @@ pub async fn preview_order(
                 reason: r.reason.to_string(),
             })
             .collect(),
+        pricing_fallbacks: FallbackResponse::all(&basis),
     }))
 }

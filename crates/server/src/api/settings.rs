@@ -8,7 +8,10 @@ use ordo_domain::messaging::{
     check_template, EmailChannel, EmailChannelDraft, MessageKind, MessagingSettings, MetaChannel,
     MetaChannelDraft, SmtpSecurity,
 };
-use ordo_domain::settings::{parse_reservation_minutes, parse_whatsapp_number};
+use ordo_domain::settings::{
+    parse_reservation_minutes, parse_whatsapp_number, OnProviderFailure, PricingProviders,
+    MAX_PRICING_DEADLINE_MS,
+};
 use ordo_domain::{
     FieldError, FieldErrors, Permission, ProviderSettings, ReservationPolicy, TenantId,
     TenantSettings,
@@ -58,6 +61,122 @@ pub struct SettingsResponse {
     pub tax: TaxBody,
     /// The ways the shop ships, and what they cost.
     pub shipping_rates: Vec<ShippingRateBody>,
+    /// Services that price the shop's orders instead of its own rules.
+    pub pricing_providers: PricingProvidersResponse,
+}
+
+/// The shop's pricing providers (see the README's contract), their
+/// secrets never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PricingProvidersResponse {
+    /// Unit prices of catalog items.
+    pub price: Option<EndpointResponse>,
+    /// The promotions that apply, instead of the shop's own.
+    pub promotion: Option<EndpointResponse>,
+    /// Each item's tax rate, instead of the shop's tax rules.
+    pub tax: Option<EndpointResponse>,
+    /// Whether the buyer is tax exempt.
+    pub customer: Option<EndpointResponse>,
+    /// The most all of them together may take (they are asked at once).
+    #[schema(example = 500)]
+    pub deadline_ms: u32,
+    /// `fallback` (the shop's own rules price what a provider could not;
+    /// the order's `pricing_fallbacks` and its `order.created` event name
+    /// it) or `fail` (the request is a 503 naming the provider).
+    #[schema(value_type = String, example = "fallback")]
+    pub on_failure: OnProviderFailure,
+}
+
+/// Where a provider is, its secret shown only by its last four characters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointResponse {
+    #[schema(example = "https://tax.example.com/v1/rates")]
+    pub base_url: String,
+    #[schema(example = "…9f2c")]
+    pub secret_hint: String,
+}
+
+/// A change to the pricing providers; absent fields stay as they are,
+/// `null` removes a provider.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricingProvidersRequest {
+    #[serde(default, deserialize_with = "present")]
+    pub price: Option<Option<ProviderRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub promotion: Option<Option<ProviderRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tax: Option<Option<ProviderRequest>>,
+    #[serde(default, deserialize_with = "present")]
+    pub customer: Option<Option<ProviderRequest>>,
+    /// 10 to 10000 ms.
+    pub deadline_ms: Option<i64>,
+    #[schema(value_type = Option<String>, example = "fallback")]
+    pub on_failure: Option<OnProviderFailure>,
+}
+
+impl PricingProvidersRequest {
+    fn apply(self, p: &mut PricingProviders, allow_private: bool, errors: &mut FieldErrors) {
+        for (name, change, slot) in [
+            ("price", self.price, &mut p.price),
+            ("promotion", self.promotion, &mut p.promotion),
+            ("tax", self.tax, &mut p.tax),
+            ("customer", self.customer, &mut p.customer),
+        ] {
+            match change {
+                None => {}
+                Some(None) => *slot = None,
+                Some(Some(r)) => {
+                    let field = format!("pricing_providers.{name}");
+                    let parsed = ProviderSettings::parse(
+                        &field,
+                        &r.base_url,
+                        r.secret,
+                        slot.as_ref(),
+                        allow_private,
+                    );
+                    if let Some(provider) = errors.take_all(parsed) {
+                        *slot = Some(provider);
+                    }
+                }
+            }
+        }
+        if let Some(ms) = self.deadline_ms {
+            match u32::try_from(ms)
+                .ok()
+                .filter(|ms| (10..=MAX_PRICING_DEADLINE_MS).contains(ms))
+            {
+                Some(ms) => p.deadline_ms = ms,
+                None => errors.push(
+                    FieldError::new("pricing_providers.deadline_ms", "not a deadline")
+                        .value(ms)
+                        .accepted(format!("10 to {MAX_PRICING_DEADLINE_MS} milliseconds")),
+                ),
+            }
+        }
+        if let Some(f) = self.on_failure {
+            p.on_failure = f;
+        }
+    }
+}
+
+impl PricingProvidersResponse {
+    fn of(p: &PricingProviders) -> Self {
+        let shown = |p: &Option<ProviderSettings>| {
+            p.as_ref().map(|p| EndpointResponse {
+                base_url: p.base_url.as_str().to_string(),
+                secret_hint: p.secret_hint(),
+            })
+        };
+        PricingProvidersResponse {
+            price: shown(&p.price),
+            promotion: shown(&p.promotion),
+            tax: shown(&p.tax),
+            customer: shown(&p.customer),
+            deadline_ms: p.deadline_ms,
+            on_failure: p.on_failure,
+        }
+    }
 }
 
 /// The shop's messaging channels, their credentials shown only by their
@@ -382,6 +501,10 @@ pub struct UpdateSettingsRequest {
     /// Replaces the taxes.
     #[schema(example = json!({"prices_include_tax": false, "rules": [{"name": "VAT", "country": "NG", "rate": "7.5"}], "shipping_class": "standard"}))]
     pub tax: Option<TaxBody>,
+    /// The services that price orders: `price`, `promotion`, `tax`,
+    /// `customer` (each `{"base_url", "secret"}`, called with `Authorization:
+    /// Bearer <secret>`; `null` removes it), `deadline_ms`, `on_failure`.
+    pub pricing_providers: Option<PricingProvidersRequest>,
     /// Replaces every shipping rate.
     #[schema(example = json!([{"name": "Lagos delivery", "currency": "NGN", "countries": ["NG"], "basis": "flat", "amount": "2500.00", "free_above": "50000.00"}]))]
     pub shipping_rates: Option<Vec<ShippingRateBody>>,
@@ -404,6 +527,7 @@ impl SettingsResponse {
             messaging: MessagingResponse::of(&s.messaging, tenant),
             tax: TaxBody::of(&s.tax),
             shipping_rates: s.shipping_rates.iter().map(ShippingRateBody::of).collect(),
+            pricing_providers: PricingProvidersResponse::of(&s.pricing_providers),
         }
     }
 }
@@ -481,7 +605,13 @@ pub async fn update_settings(
         Some(Some(p)) => {
             let allow_private = state.config().webhooks.allow_private_urls;
             let current = settings.payment_provider.as_ref();
-            let parsed = ProviderSettings::parse(&p.base_url, p.secret, current, allow_private);
+            let parsed = ProviderSettings::parse(
+                "payment_provider",
+                &p.base_url,
+                p.secret,
+                current,
+                allow_private,
+            );
             if let Some(provider) = errors.take_all(parsed) {
                 settings.payment_provider = Some(provider);
             }
@@ -495,6 +625,10 @@ pub async fn update_settings(
         if let Some(tax) = tax.parse(&mut errors) {
             settings.tax = tax;
         }
+    }
+    if let Some(p) = req.pricing_providers {
+        let allow_private = state.config().webhooks.allow_private_urls;
+        p.apply(&mut settings.pricing_providers, allow_private, &mut errors);
     }
     if let Some(rates) = req.shipping_rates {
         if let Some(rates) = parse_shipping_rates(&rates, &mut errors) {

@@ -24,6 +24,7 @@ mod nodes;
 mod operations;
 mod payments;
 mod pricing;
+mod pricing_providers;
 mod products;
 mod provider;
 mod provider_webhooks;

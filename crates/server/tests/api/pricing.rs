@@ -10,7 +10,11 @@ use crate::helpers::*;
 /// A Lagos shop: 7.5 % VAT on top (5 % on `reduced` goods, shipping
 /// taxed as `standard`), delivery in Nigeria flat or by weight.
 async fn lagos_shop() -> TestApp {
-    let app = spawn_app().await;
+    lagos_setup(spawn_app().await).await
+}
+
+/// [`lagos_shop`]'s settings and catalog on `app`.
+pub(crate) async fn lagos_setup(app: TestApp) -> TestApp {
     let r = app
         .patch(
             "/v1/settings",
@@ -50,7 +54,7 @@ async fn lagos_shop() -> TestApp {
     app
 }
 
-fn cart(region: &str) -> Value {
+pub(crate) fn cart(region: &str) -> Value {
     json!({
         "currency": "NGN",
         "buyer": {"name": "Ada", "phone": "+2348012345678"},
@@ -59,7 +63,7 @@ fn cart(region: &str) -> Value {
     })
 }
 
-fn amount(v: &Value) -> i64 {
+pub(crate) fn amount(v: &Value) -> i64 {
     let text = v.as_str().expect("an amount");
     let (whole, frac) = text.split_once('.').expect("two decimals");
     whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
@@ -67,7 +71,7 @@ fn amount(v: &Value) -> i64 {
 
 /// The order (or preview) adds up: its lines' totals and the shipping
 /// make its total exactly.
-fn assert_adds_up(o: &Value) {
+pub(crate) fn assert_adds_up(o: &Value) {
     let items = o["items"].as_array().unwrap();
     let lines: i64 = items.iter().map(|l| amount(&l["total"])).sum();
     let shipping = o["shipping"].as_object().map_or(0, |s| {

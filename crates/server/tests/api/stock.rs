@@ -360,7 +360,8 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     assert_eq!(
         s,
         json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false,
-            "tax": {"prices_include_tax": false, "rules": [], "shipping_class": null}, "shipping_rates": []})
+            "tax": {"prices_include_tax": false, "rules": [], "shipping_class": null}, "shipping_rates": [],
+            "pricing_providers": {"price": null, "promotion": null, "tax": null, "customer": null, "deadline_ms": 500, "on_failure": "fallback"}})
     );
     assert_eq!(
         (&messaging["whatsapp"], &messaging["email"]),
