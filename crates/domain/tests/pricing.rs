@@ -12,8 +12,8 @@ use ordo_domain::pricing::{
     ShippingBasis, ShippingRate, TaxClass, TaxRule, TaxSettings, TaxSource,
 };
 use ordo_domain::{
-    Actor, Address, Buyer, Channel, Currency, ExternalIds, LineDraft, NewOrder, Order, OrderDraft,
-    OrderPatch, OrderReference, PromotionId, Sku, TenantId, Timestamp,
+    Actor, Address, Buyer, CancelItems, Channel, Currency, ExternalIds, LineDraft, NewOrder, Order,
+    OrderDraft, OrderPatch, OrderReference, PromotionId, Sku, TenantId, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -639,6 +639,23 @@ proptest! {
         s.promotions = promotions;
         let mut o = s.order(lines.clone(), Some(address("NG", None)), &codes);
         assert_adds_up(&o);
+        // Units called off are priced again on the same basis, and the
+        // total drops by no more than they cost.
+        let mut called_off = o.clone();
+        called_off.confirm(now()).unwrap();
+        let asked: Vec<_> = called_off.lines.iter().zip(&keep)
+            .filter(|(l, k)| **k && l.quantity > 1)
+            .map(|(l, _)| (l.id, Some(l.quantity / 2)))
+            .collect();
+        if !asked.is_empty() {
+            let before = called_off.total;
+            let mut book = ordo_domain::StockBook::new(Vec::new(), Actor::system(), now());
+            called_off
+                .cancel_items(CancelItems { lines: Some(asked), reason: "out of stock".into() }, Actor::system(), &mut book, now())
+                .unwrap();
+            assert_adds_up(&called_off);
+            assert!(called_off.total <= before);
+        }
         // An edit keeping some lines is priced again on the same basis.
         let kept: Vec<LineDraft> = lines.iter().zip(&keep).filter(|(_, k)| **k).map(|(l, _)| l.clone()).collect();
         if !kept.is_empty() {

@@ -78,6 +78,19 @@ pub async fn price_draft(
     draft: &mut OrderDraft,
     ask: &Ask,
 ) -> Result<Quote, ApiError> {
+    price_draft_holding(state, tenant, settings, draft, ask, &[]).await
+}
+
+/// [`price_draft`] for an order that already holds a use of each of
+/// `held` (re-pricing it).
+async fn price_draft_holding(
+    state: &AppState,
+    tenant: TenantId,
+    settings: &TenantSettings,
+    draft: &mut OrderDraft,
+    ask: &Ask,
+    held: &[PromotionId],
+) -> Result<Quote, ApiError> {
     let providers = &settings.pricing_providers;
     let consulted = consult(state.providers(), providers, tenant, draft, &ask.codes).await;
     if !consulted.failures.is_empty() && providers.on_failure == OnProviderFailure::Fail {
@@ -114,13 +127,21 @@ pub async fn price_draft(
         .filter(|p| p.usage_limit_per_buyer.is_some())
         .map(|p| p.id)
         .collect();
-    let buyer_uses = match &buyer {
+    let mut buyer_uses = match &buyer {
         Some(b) if !limited.is_empty() => {
             Some(state.store().promotion_uses(tenant, b, &limited).await?)
         }
         Some(_) => Some(BTreeMap::new()),
         None => None,
     };
+    // A re-priced order's own uses do not count against it.
+    let mut promotions = promotions;
+    for p in promotions.iter_mut().filter(|p| held.contains(&p.id)) {
+        p.uses = p.uses.saturating_sub(1);
+        if let Some(n) = buyer_uses.as_mut().and_then(|u| u.get_mut(&p.id)) {
+            *n = n.saturating_sub(1);
+        }
+    }
     let tax = match &consulted.tax {
         Some((included, lines, shipping)) => TaxSource::Given {
             prices_include_tax: *included,
@@ -198,6 +219,107 @@ pub async fn price_draft(
     }
     draft.pricing = quote.clone().apply(&mut draft.lines);
     Ok(quote)
+}
+
+/// Turns `patch` into a re-pricing of `order` by today's rules: its lines
+/// (the patch's, or its own with today's catalog prices unless the staff
+/// set them), delivered where the patch leaves it, with `codes` (`None`:
+/// those it applied) and `ask`'s shipping (default: the rate it has).
+/// Limited promotions it keeps keep their use; new ones are claimed, and
+/// those it drops given back, in the edit's transaction.
+pub async fn reprice(
+    state: &AppState,
+    settings: &TenantSettings,
+    order: &Order,
+    catalog: &crate::catalog::Catalog,
+    patch: &mut OrderPatch,
+    codes: Option<Vec<Code>>,
+    mut ask: Ask,
+) -> Result<(), ApiError> {
+    let lines = match patch.lines.take() {
+        Some(lines) => lines,
+        None => order
+            .lines
+            .iter()
+            .map(|l| today(l, catalog, order.currency))
+            .collect(),
+    };
+    ask.codes = codes.unwrap_or_else(|| {
+        order
+            .pricing
+            .promotions
+            .iter()
+            .filter_map(|p| p.code.clone())
+            .collect()
+    });
+    if ask.shipping_method.is_none() {
+        ask.shipping_method = order.pricing.shipping.as_ref().map(|s| s.name.clone());
+    }
+    let mut draft = OrderDraft {
+        currency: order.currency,
+        buyer: patch.buyer.clone().unwrap_or_else(|| order.buyer.clone()),
+        lines,
+        shipping_address: patch
+            .shipping_address
+            .clone()
+            .unwrap_or_else(|| order.shipping_address.clone()),
+        billing_address: patch
+            .billing_address
+            .clone()
+            .unwrap_or_else(|| order.billing_address.clone()),
+        notes: order.notes.clone(),
+        external_ids: order.external_ids.clone(),
+        channel: order.channel,
+        pricing: Default::default(),
+    };
+    let held: Vec<PromotionId> = order
+        .pricing
+        .promotions
+        .iter()
+        .filter(|p| p.limited)
+        .map(|p| p.id)
+        .collect();
+    price_draft_holding(state, order.tenant_id, settings, &mut draft, &ask, &held).await?;
+    patch.lines = Some(draft.lines);
+    patch.reprice = Some(draft.pricing);
+    Ok(())
+}
+
+/// An order's line as it would be taken today: a catalog line not priced
+/// by the staff at the catalog's price now (with its tax class and weight).
+fn today(
+    line: &ordo_domain::Line,
+    catalog: &crate::catalog::Catalog,
+    currency: ordo_domain::Currency,
+) -> ordo_domain::LineDraft {
+    let product = line
+        .sku
+        .as_ref()
+        .and_then(|s| catalog.product(s))
+        .filter(|p| line.product_id == Some(p.id) && p.currency == currency);
+    let mut draft = ordo_domain::LineDraft {
+        sku: line.sku.clone(),
+        name: line.name.clone(),
+        description: line.description.clone(),
+        quantity: line.quantity,
+        unit_price: line.unit_price,
+        attributes: line.attributes.clone(),
+        product_id: line.product_id,
+        catalog_price: line.catalog_price,
+        instances: line.instances.clone(),
+        tax_class: None,
+        weight_grams: 0,
+        tax_rate: line.tax_rate,
+    };
+    if let Some(p) = product {
+        if !line.price_overridden() {
+            draft.unit_price = p.price;
+        }
+        draft.catalog_price = Some(p.price);
+        draft.tax_class = Some(p.tax_class.clone());
+        draft.weight_grams = p.weight_grams;
+    }
+    draft
 }
 
 /// A code the order cannot use, as a field error.

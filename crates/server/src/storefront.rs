@@ -114,6 +114,24 @@ pub fn checkout_message(shop: &str, order: &Order) -> String {
         );
     }
     let _ = writeln!(text);
+    let show = |text: &mut String, label: &str, amount: i64| {
+        if amount != 0 {
+            let _ = writeln!(text, "{label}: {}", currency.display_amount(amount));
+        }
+    };
+    if order.discount_total != 0 || order.shipping_total != 0 || order.tax_total != 0 {
+        show(&mut text, "Subtotal", order.subtotal);
+    }
+    show(&mut text, "Discount", -order.discount_total);
+    if let Some(s) = &order.pricing.shipping {
+        show(&mut text, &format!("Delivery ({})", s.name), s.amount);
+    }
+    let included = order.pricing.taxes_included;
+    show(
+        &mut text,
+        if included { "Tax included" } else { "Tax" },
+        order.tax_total,
+    );
     let _ = writeln!(text, "Total: {}", currency.display_amount(order.total));
     if let Some(name) = &order.buyer.name {
         let _ = writeln!(text, "Name: {name}");

@@ -32,9 +32,34 @@ pub(crate) fn body(p: &Promotion) -> Result<String> {
     .map_err(corrupt)
 }
 
-/// The promotions of a new order that count towards usage limits.
+/// The promotions of an order that count towards usage limits.
 pub(crate) fn limited(order: &Order) -> impl Iterator<Item = &AppliedPromotion> {
     order.pricing.promotions.iter().filter(|p| p.limited)
+}
+
+/// The limited promotions an order holds a use of, by id.
+pub(crate) fn held(order: &Order) -> Vec<PromotionId> {
+    limited(order).map(|p| p.id).collect()
+}
+
+/// Limited promotions the order applies now and did not hold before (a
+/// new order's all): each needs a use claimed.
+pub(crate) fn to_claim<'a>(
+    order: &'a Order,
+    before: &'a [PromotionId],
+) -> impl Iterator<Item = &'a AppliedPromotion> {
+    limited(order).filter(move |p| !before.contains(&p.id))
+}
+
+/// Promotions the order held a use of and no longer applies (re-priced
+/// without them): their uses go back.
+pub(crate) fn to_release(order: &Order, before: &[PromotionId]) -> Vec<PromotionId> {
+    let now = held(order);
+    before
+        .iter()
+        .filter(|id| !now.contains(id))
+        .copied()
+        .collect()
 }
 
 /// Whether the order may use `current` (the promotion as read, locked, in

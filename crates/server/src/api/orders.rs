@@ -163,6 +163,14 @@ pub struct UpdateOrderRequest {
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     pub external_ids: Option<BTreeMap<String, String>>,
+    /// Price the order again by today's rules: catalog prices (the
+    /// staff's own prices stand), promotions, tax rates, shipping. Without
+    /// it an edit keeps what the order was priced by.
+    pub reprice: Option<bool>,
+    /// With `reprice`: the codes to apply (default: those the order has).
+    pub promotion_codes: Option<Vec<String>>,
+    /// With `reprice`: the shipping rate (default: the order's, else the cheapest).
+    pub shipping_method: Option<String>,
 }
 
 /// Why the order is cancelled.
@@ -1670,7 +1678,31 @@ pub async fn update_order(
         .settings()
         .get(state.store(), principal.tenant_id)
         .await?;
-    let skus = req.items.as_deref().map(input_skus).unwrap_or_default();
+    let reprice = req.reprice == Some(true);
+    let mut errors = FieldErrors::new();
+    let codes = req
+        .promotion_codes
+        .as_deref()
+        .map(|c| pricing::parse_codes(c, &mut errors));
+    for (field, given) in [
+        ("promotion_codes", req.promotion_codes.is_some()),
+        ("shipping_method", req.shipping_method.is_some()),
+    ] {
+        if given && !reprice {
+            errors.push(
+                FieldError::new(field, "only a re-pricing takes this")
+                    .accepted("\"reprice\": true with it"),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let shipping_method = req.shipping_method.clone();
+    let mut skus = req.items.as_deref().map(input_skus).unwrap_or_default();
+    if reprice && req.items.is_none() {
+        skus = current.lines.iter().filter_map(|l| l.sku.clone()).collect();
+    }
     let catalog = Catalog::read(
         state.store(),
         principal.tenant_id,
@@ -1679,7 +1711,19 @@ pub async fn update_order(
     )
     .await?;
     let mut patch = req.into_patch(current.currency, &catalog)?;
-    pricing::rate_new_lines(&settings, &current, &mut patch);
+    if reprice {
+        let ask = pricing::Ask {
+            shipping_method,
+            codes: Vec::new(),
+            preview: false,
+        };
+        pricing::reprice(
+            &state, &settings, &current, &catalog, &mut patch, codes, ask,
+        )
+        .await?;
+    } else {
+        pricing::rate_new_lines(&settings, &current, &mut patch);
+    }
     let skus = patch
         .lines
         .as_deref()

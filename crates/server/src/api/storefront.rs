@@ -166,7 +166,16 @@ pub struct CheckoutResponse {
     pub items: Vec<CheckoutLine>,
     #[schema(example = "25000.00")]
     pub subtotal: String,
-    #[schema(example = "25000.00")]
+    /// What promotions take off.
+    #[schema(example = "0.00")]
+    pub discount_total: String,
+    #[schema(example = "2500.00")]
+    pub shipping_total: String,
+    /// On top of the prices, or inside them when `taxes_included`.
+    #[schema(example = "2062.50")]
+    pub tax_total: String,
+    pub taxes_included: bool,
+    #[schema(example = "29562.50")]
     pub total: String,
     /// The total as the shop writes it, e.g. `₦25,000.00`.
     #[schema(example = "₦25,000.00")]
@@ -399,6 +408,10 @@ impl CheckoutResponse {
                 })
                 .collect(),
             subtotal: c.format_amount(order.subtotal),
+            discount_total: c.format_amount(order.discount_total),
+            shipping_total: c.format_amount(order.shipping_total),
+            tax_total: c.format_amount(order.tax_total),
+            taxes_included: order.pricing.taxes_included,
             total: c.format_amount(order.total),
             total_display: c.display_amount(order.total),
             reserved_until: order.reserved_until.map(time),

@@ -218,6 +218,19 @@ async fn the_storefront_prices_a_checkout_too() {
     assert_eq!(order["shipping"]["name"], "Courier");
     assert_eq!(order["total"], "17820.00");
     assert_eq!(c["total"], order["total"]);
+    assert_eq!(
+        (&c["shipping_total"], &c["tax_total"]),
+        (&json!("1500.00"), &json!("1320.00"))
+    );
+    let message = c["message"].as_str().unwrap();
+    for line in [
+        "Subtotal: ₦15,000.00",
+        "Delivery (Courier): ₦1,500.00",
+        "Tax: ₦1,320.00",
+        "Total: ₦17,820.00",
+    ] {
+        assert!(message.contains(line), "{line:?} not in {message}");
+    }
 }
 
 #[tokio::test]
@@ -577,4 +590,100 @@ async fn a_used_up_automatic_promotion_stops_applying() {
     let second = app.create(&dress_order("+2348012345679", &[])).await;
     assert_eq!(second["discount_total"], "0.00");
     assert_eq!(second["promotions"], json!([]));
+}
+
+#[tokio::test]
+async fn an_order_is_priced_again_only_when_asked() {
+    let app = lagos_shop().await;
+    let once = promote(
+        &app,
+        json!({"name": "Only one", "code": "ONE", "type": "fixed", "value": "500.00", "currency": "NGN", "usage_limit": 1}),
+    )
+    .await;
+    let once_id = once["id"].as_str().unwrap().to_string();
+    let mut body = cart("Ogun");
+    body["promotion_codes"] = json!(["one"]);
+    let order = app.create(&body).await;
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(order["discount_total"], "500.00");
+    // The shop changes its prices and taxes, and starts a sale.
+    let r = app
+        .patch("/v1/products/DRESS", &json!({"price": "16000.00"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .patch(
+            "/v1/settings",
+            &json!({"tax": {"rules": [{"name": "VAT", "country": "NG", "rate": "10"}]}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    promote(
+        &app,
+        json!({"name": "Sale", "type": "percentage", "value": "10"}),
+    )
+    .await;
+    // A plain edit keeps the prices the order was made with.
+    let r = app
+        .patch(&format!("/v1/orders/{id}"), &json!({"notes": "ring twice"}))
+        .await;
+    let edited: Value = r.json().await.unwrap();
+    assert_eq!(edited["total"], order["total"]);
+    assert_eq!(edited["items"][0]["unit_price"], "15000.00");
+    // Codes and a shipping method go only with a re-pricing.
+    let p = problem(
+        app.patch(&format!("/v1/orders/{id}"), &json!({"promotion_codes": []}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["promotion_codes"]);
+    // Re-priced: today's prices, rates and sale; the code it holds stays
+    // (its own use does not count against it).
+    let r = app
+        .patch(&format!("/v1/orders/{id}"), &json!({"reprice": true}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again: Value = r.json().await.unwrap();
+    assert_adds_up(&again);
+    assert_eq!(again["items"][0]["unit_price"], "16000.00");
+    assert_eq!(again["items"][0]["tax_rate"], "10");
+    let names: Vec<&str> = again["promotions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Sale", "Only one"]);
+    let promotion = format!("/v1/promotions/{once_id}");
+    assert_eq!(app.json(&promotion).await["uses"], 1);
+    let events = app.json(&format!("/v1/orders/{id}/events")).await;
+    let last = events["data"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["data"]["changes"]["pricing"].is_object(), "{last}");
+    // Re-priced without the code: its use goes back, and another order may take it.
+    let r = app
+        .patch(
+            &format!("/v1/orders/{id}"),
+            &json!({"reprice": true, "promotion_codes": []}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(app.json(&promotion).await["uses"], 0);
+    let other = app.create(&body).await;
+    assert_eq!(other["promotions"][1]["code"], "ONE");
+    assert_eq!(app.json(&promotion).await["uses"], 1);
+    // And this order cannot take it back now.
+    let p = problem(
+        app.patch(
+            &format!("/v1/orders/{id}"),
+            &json!({"reprice": true, "promotion_codes": ["ONE"]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        p["errors"][0]["reason"],
+        "this promotion has been used up (1 orders)"
+    );
 }

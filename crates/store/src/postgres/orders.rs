@@ -350,7 +350,7 @@ pub(super) async fn insert(
     }
     // After the key and identifiers: a replay is never refused for a use
     // the first request took.
-    super::promotions::claim(tx, order).await?;
+    super::promotions::claim(tx, order, &[]).await?;
     if record.notify {
         for job in crate::message_jobs(order, std::slice::from_ref(&event)) {
             super::jobs::schedule(tx, &job).await?;
@@ -532,6 +532,7 @@ pub(super) async fn apply_change(
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let shipments = order.shipments.len();
     let notify = change.notify;
+    let promotions = crate::promotions::held(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::lock(tx, order.tenant_id, &skus).await?;
     let Some((drafts, products, movements)) =
@@ -545,6 +546,7 @@ pub(super) async fn apply_change(
             value: taken,
         });
     }
+    super::promotions::claim(tx, &order, &promotions).await?;
     for job in crate::provider_jobs(&order, payments, refunds) {
         super::jobs::schedule(tx, &job).await?;
     }

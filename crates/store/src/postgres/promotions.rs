@@ -196,14 +196,31 @@ pub(super) async fn uses_by<C: GenericClient>(
     ))
 }
 
-/// Claims a use of each limited promotion the new `order` applied, in
-/// its transaction: the promotion's row is locked, its limits checked,
-/// its count raised and the use recorded; a used-up one refuses the order
-/// (the transaction then rolls back).
-pub(super) async fn claim<C: GenericClient>(db: &C, order: &Order) -> Result<()> {
+/// Claims a use of each limited promotion `order` applies and did not
+/// hold `before` (a new order: all of them), in its transaction: the
+/// promotion's row is locked, its limits checked, its count raised and
+/// the use recorded; a used-up one refuses the order (the transaction
+/// then rolls back). Uses of promotions it no longer applies go back.
+pub(super) async fn claim<C: GenericClient>(
+    db: &C,
+    order: &Order,
+    before: &[PromotionId],
+) -> Result<()> {
     let buyer = pricing::buyer_key(&order.buyer);
     let tenant = order.tenant_id.to_string();
-    for applied in shared::limited(order) {
+    for id in shared::to_release(order, before) {
+        let stmt = db
+            .prepare_cached(
+                "WITH gone AS (DELETE FROM promotion_uses WHERE tenant_id = $1 AND promotion_id = $2 AND order_id = $3 RETURNING 1)
+                 UPDATE promotions SET uses = GREATEST(uses - (SELECT count(*) FROM gone), 0) WHERE tenant_id = $1 AND id = $2",
+            )
+            .await
+            .map_err(db_error)?;
+        db.execute(&stmt, &[&tenant, &id.to_string(), &order.id.to_string()])
+            .await
+            .map_err(db_error)?;
+    }
+    for applied in shared::to_claim(order, before) {
         let current = get_with(db, order.tenant_id, applied.id, true).await?;
         let buyer_uses = match &buyer {
             Some(b) => {

@@ -383,10 +383,10 @@ pub(super) fn insert(
         let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
         crate::reserve_new(&order, products, &record.actor)?
     };
-    super::promotions::check_claims(conn, &order)?;
+    super::promotions::check_claims(conn, &order, &[])?;
     insert_row(conn, &order, stored, renderer)?;
     super::products::save(conn, &held.0, &held.1)?;
-    super::promotions::claim(conn, &order)?;
+    super::promotions::claim(conn, &order, &[])?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
     let event = append_event(conn, &order, &record.actor, record.event, true)?;
     if record.notify {
@@ -458,6 +458,7 @@ fn apply_change(
     let shipments = order.shipments.len();
     let notify = change.notify;
     let before = indexed(&order);
+    let promotions = crate::promotions::held(&order);
     let skus = change.stock_skus(&order);
     let products = super::products::of_skus(conn, order.tenant_id, &skus)?;
     let Some((drafts, products, movements)) =
@@ -468,7 +469,9 @@ fn apply_change(
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
+    super::promotions::check_claims(conn, &order, &promotions)?;
     claim_transactions(conn, &order, payments)?;
+    super::promotions::claim(conn, &order, &promotions)?;
     index_shipments(conn, &order, shipments)?;
     for job in crate::provider_jobs(&order, payments, refunds) {
         super::jobs::schedule(conn, &job)?;

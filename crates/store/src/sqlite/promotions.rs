@@ -161,11 +161,12 @@ pub(super) fn uses_by(
     Ok(shared::uses_of(rows, ids))
 }
 
-/// Checks that the new `order` may use each limited promotion it applied;
-/// refuses (before anything is written) if one is used up.
-pub(super) fn check_claims(conn: &Connection, order: &Order) -> Result<()> {
+/// Checks that `order` may use each limited promotion it applies and did
+/// not hold `before` (a new order: all of them); refuses (before anything
+/// is written) if one is used up.
+pub(super) fn check_claims(conn: &Connection, order: &Order, before: &[PromotionId]) -> Result<()> {
     let buyer = pricing::buyer_key(&order.buyer);
-    for applied in shared::limited(order) {
+    for applied in shared::to_claim(order, before) {
         let current = get(conn, order.tenant_id, applied.id)?;
         let buyer_uses = match &buyer {
             Some(b) => Some(buyer_count(conn, order.tenant_id, applied.id, b)?),
@@ -186,11 +187,27 @@ fn buyer_count(conn: &Connection, tenant: TenantId, id: PromotionId, buyer: &str
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// Records the uses [`check_claims`] allowed.
-pub(super) fn claim(conn: &Connection, order: &Order) -> Result<()> {
+/// Records the uses [`check_claims`] allowed, and gives back those of
+/// promotions the order no longer applies.
+pub(super) fn claim(conn: &Connection, order: &Order, before: &[PromotionId]) -> Result<()> {
     let buyer = pricing::buyer_key(&order.buyer);
     let tenant = order.tenant_id.to_string();
-    for applied in shared::limited(order) {
+    for id in shared::to_release(order, before) {
+        let n = conn
+            .prepare_cached(
+                "DELETE FROM promotion_uses WHERE tenant_id = ?1 AND promotion_id = ?2 AND order_id = ?3",
+            )
+            .and_then(|mut s| s.execute(params![tenant, id.to_string(), order.id.to_string()]))
+            .map_err(unavailable)?;
+        if n > 0 {
+            conn.prepare_cached(
+                "UPDATE promotions SET uses = MAX(uses - 1, 0) WHERE tenant_id = ?1 AND id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![tenant, id.to_string()]))
+            .map_err(unavailable)?;
+        }
+    }
+    for applied in shared::to_claim(order, before) {
         let id = applied.id.to_string();
         conn.prepare_cached(
             "UPDATE promotions SET uses = uses + 1 WHERE tenant_id = ?1 AND id = ?2",
