@@ -12,7 +12,7 @@ use ordo_domain::pricing::{
     self, Band, Cart, Code, Discount, LineBase, Promotion, Rate, Rules, ShippingBasis,
     ShippingRate, TaxClass, TaxRule, TaxSettings, TaxSource,
 };
-use ordo_domain::{Address, CountryCode, Currency, LineDraft, PromotionId, Sku, Timestamp};
+use ordo_domain::{Address, CountryCode, Currency, LineDraft, Sku, Timestamp};
 
 fn setup() -> (
     Vec<LineDraft>,
@@ -39,21 +39,15 @@ fn setup() -> (
         })
         .collect();
     let promotion = |name: &str, code: Option<&str>, discount: Discount, skus: &[&str]| Promotion {
-        id: PromotionId::new_at(now),
-        name: name.into(),
         code: code.and_then(|c| Code::parse(c).ok()),
-        discount,
         skus: skus.iter().filter_map(|s| Sku::parse(s).ok()).collect(),
-        currency: None,
         min_subtotal: Some(100_000),
         starts_at: Some(Timestamp::from_unix_millis(1_700_000_000_000)),
         ends_at: Some(Timestamp::from_unix_millis(1_900_000_000_000)),
         usage_limit: Some(1_000),
         usage_limit_per_buyer: Some(1),
-        active: true,
         uses: 10,
-        created_at: now,
-        updated_at: now,
+        ..Promotion::new(name, discount, now)
     };
     let rate = |t: &str| Rate::parse(t).unwrap_or_default();
     let promotions = vec![

@@ -177,7 +177,6 @@ macro_rules! text_serde {
         }
     };
 }
-pub(crate) use text_serde;
 
 impl fmt::Display for PhoneE164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -122,6 +122,7 @@ macro_rules! text_newtype_serde {
         }
     };
 }
+pub(crate) use text_newtype_serde;
 text_newtype_serde!(Sku);
 text_newtype_serde!(Namespace);
 

@@ -26,11 +26,11 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::contact::{text_serde, Address, Buyer, CountryCode};
+use crate::contact::{Address, Buyer, CountryCode};
 use crate::field::{FieldError, FieldErrors};
 use crate::ids::PromotionId;
 use crate::money::{self, Currency};
-use crate::order::{LineDraft, Sku};
+use crate::order::{text_newtype_serde, LineDraft, Sku};
 use crate::timestamp::Timestamp;
 
 /// The most promotion codes one order may carry.
@@ -237,19 +237,7 @@ impl Default for TaxClass {
     }
 }
 
-text_serde!(TaxClass);
-
-impl fmt::Display for TaxClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for TaxClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_serde!(TaxClass);
 
 // -------------------------------------------------------------------- tax
 
@@ -549,19 +537,7 @@ impl Code {
     }
 }
 
-text_serde!(Code);
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_serde!(Code);
 
 /// A promotion: a code a buyer gives, or one that applies by itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -633,6 +609,28 @@ pub enum NotApplicable {
 }
 
 impl Promotion {
+    /// A promotion for every order in any currency, for all time, without
+    /// limits (the caller narrows it).
+    pub fn new(name: impl Into<String>, discount: Discount, now: Timestamp) -> Promotion {
+        Promotion {
+            id: PromotionId::new_at(now),
+            name: name.into(),
+            code: None,
+            discount,
+            skus: Vec::new(),
+            currency: None,
+            min_subtotal: None,
+            starts_at: None,
+            ends_at: None,
+            usage_limit: None,
+            usage_limit_per_buyer: None,
+            active: true,
+            uses: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether it applies to the cart: everything but the items it names
     /// and its limits, which [`quote`] checks with the lines and counts.
     fn fits(

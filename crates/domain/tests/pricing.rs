@@ -65,21 +65,8 @@ fn address(country: &str, region: Option<&str>) -> Address {
 
 fn promotion(name: &str, code: Option<&str>, discount: Discount) -> Promotion {
     Promotion {
-        id: PromotionId::new_at(now()),
-        name: name.to_string(),
         code: code.map(|c| Code::parse(c).unwrap()),
-        discount,
-        skus: Vec::new(),
-        currency: None,
-        min_subtotal: None,
-        starts_at: None,
-        ends_at: None,
-        usage_limit: None,
-        usage_limit_per_buyer: None,
-        active: true,
-        uses: 0,
-        created_at: now(),
-        updated_at: now(),
+        ..Promotion::new(name, discount, now())
     }
 }
 

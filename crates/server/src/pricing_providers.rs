@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use ordo_domain::pricing::{Code, Customer, Discount, NotApplicable, Promotion, Rate, Rejected};
 use ordo_domain::settings::PricingProviders;
-use ordo_domain::{Currency, OrderDraft, PromotionId, ProviderSettings, Sku, TenantId, Timestamp};
+use ordo_domain::{Currency, OrderDraft, ProviderSettings, Sku, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::provider::{Provider, ProviderError, Providers};
@@ -339,21 +339,10 @@ fn promotions(
         out.push((
             p.id,
             Promotion {
-                id: PromotionId::new_at(now),
-                name: p.name,
                 code,
-                discount,
                 skus,
                 currency: Some(c),
-                min_subtotal: None,
-                starts_at: None,
-                ends_at: None,
-                usage_limit: None,
-                usage_limit_per_buyer: None,
-                active: true,
-                uses: 0,
-                created_at: now,
-                updated_at: now,
+                ..Promotion::new(p.name, discount, now)
             },
         ));
     }

@@ -1318,6 +1318,17 @@ async fn draft(
     principal: &Principal,
     req: CreateOrderRequest,
 ) -> Result<(OrderDraft, orders::Terms), ApiError> {
+    let (draft, terms, _) = priced_draft(state, principal, req, false).await?;
+    Ok((draft, terms))
+}
+
+/// [`draft`], priced (`preview`: see [`pricing::Ask`]), with its quote.
+pub(crate) async fn priced_draft(
+    state: &AppState,
+    principal: &Principal,
+    req: CreateOrderRequest,
+    preview: bool,
+) -> Result<(OrderDraft, orders::Terms, ordo_domain::pricing::Quote), ApiError> {
     let settings = state
         .settings()
         .get(state.store(), principal.tenant_id)
@@ -1329,10 +1340,11 @@ async fn draft(
         settings.free_text_lines,
     )
     .await?;
-    let ask = req.ask(false)?;
+    let ask = req.ask(preview)?;
     let mut draft = req.into_draft(&catalog)?;
-    pricing::price_draft(state, principal.tenant_id, &settings, &mut draft, &ask).await?;
-    Ok((draft, orders::Terms::of(&settings, &catalog)))
+    let quote =
+        pricing::price_draft(state, principal.tenant_id, &settings, &mut draft, &ask).await?;
+    Ok((draft, orders::Terms::of(&settings, &catalog), quote))
 }
 
 /// Create an order.

@@ -14,10 +14,10 @@ use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::JsonBody;
 use super::orders::{
-    AppliedPromotionResponse, CreateOrderRequest, FallbackResponse, ShippingChargeResponse,
+    priced_draft, AppliedPromotionResponse, CreateOrderRequest, FallbackResponse,
+    ShippingChargeResponse,
 };
 use crate::app::AppState;
-use crate::catalog::Catalog;
 
 // ------------------------------------------------------------ settings
 
@@ -434,23 +434,7 @@ pub async fn preview_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<axum::Json<PreviewResponse>, ApiError> {
     principal.require(Permission::WriteOrders, "price orders")?;
-    let req = body.value;
-    let settings = state
-        .settings()
-        .get(state.store(), principal.tenant_id)
-        .await?;
-    let catalog = Catalog::read(
-        state.store(),
-        principal.tenant_id,
-        req.skus(),
-        settings.free_text_lines,
-    )
-    .await?;
-    let ask = req.ask(true)?;
-    let mut draft = req.into_draft(&catalog)?;
-    let quote =
-        crate::pricing::price_draft(&state, principal.tenant_id, &settings, &mut draft, &ask)
-            .await?;
+    let (draft, _, quote) = priced_draft(&state, &principal, body.value, true).await?;
     let c = draft.currency;
     let bases: Vec<LineBase<'_>> = draft
         .lines

@@ -15,6 +15,20 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
 
+/// The promotions `sql` (which selects [`COLUMNS`]) finds.
+fn query(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Promotion>> {
+    let rows = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map(args, read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(unavailable)?;
+    rows.iter()
+        .map(|(id, body, uses)| shared::from_row(id, body, *uses))
+        .collect()
+}
+
 fn conflict_on_code(e: rusqlite::Error, p: &Promotion) -> StoreError {
     match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
@@ -103,18 +117,13 @@ pub(super) fn list(
     limit: u32,
 ) -> Result<Vec<Promotion>> {
     let after = after.map(|a| a.to_string()).unwrap_or_default();
-    let rows = conn
-        .prepare_cached(&format!(
+    query(
+        conn,
+        &format!(
             "SELECT {COLUMNS} FROM promotions WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![tenant.to_string(), after, limit], read)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(unavailable)?;
-    rows.iter()
-        .map(|(id, body, uses)| shared::from_row(id, body, *uses))
-        .collect()
+        ),
+        params![tenant.to_string(), after, limit],
+    )
 }
 
 pub(super) fn for_cart(
@@ -124,20 +133,15 @@ pub(super) fn for_cart(
 ) -> Result<Vec<Promotion>> {
     let codes: Vec<&str> = codes.iter().map(Code::as_str).collect();
     let codes = serde_json::to_string(&codes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let rows = conn
-        .prepare_cached(&format!(
+    query(
+        conn,
+        &format!(
             "SELECT {COLUMNS} FROM promotions WHERE tenant_id = ?1
              AND ((code IS NULL AND active = 1) OR code IN (SELECT value FROM json_each(?2)))
              ORDER BY id"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![tenant.to_string(), codes], read)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(unavailable)?;
-    rows.iter()
-        .map(|(id, body, uses)| shared::from_row(id, body, *uses))
-        .collect()
+        ),
+        params![tenant.to_string(), codes],
+    )
 }
 
 pub(super) fn uses_by(
