@@ -115,7 +115,9 @@ impl Order {
                 .refunded_units(line.id)
                 .saturating_sub(line.quantity - units)
                 .min(units);
-            refunded_value = refunded_value.saturating_add(line.value_of(refunded, included));
+            let given = self.refunded_units(line.id);
+            refunded_value =
+                refunded_value.saturating_add(line.value_of(refunded, given - refunded, included));
             line.quantity -= units;
             line.cancelled += units;
             // Fewer units of a total that fitted: it still fits.

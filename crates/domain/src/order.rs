@@ -512,18 +512,23 @@ impl Line {
         }
     }
 
-    /// What `units` of the line cost the buyer: their share of its
-    /// total, rounded half up (all of its units: the total, exactly).
-    pub fn value_of(&self, units: u32, taxes_included: bool) -> i64 {
-        if self.quantity == 0 {
+    /// What `units` of the line cost the buyer, counted after the first
+    /// `after` (those already given back): `V(after + units) − V(after)`,
+    /// where `V(n)` is `n`'s share of the line's total rounded half up and
+    /// all of its units are its total exactly, so units given back one by
+    /// one add up to the line's total, never a minor unit more. Units
+    /// beyond `quantity` (called off) are valued at the same share; a line
+    /// with every unit called off, at its unit price.
+    pub fn value_of(&self, units: u32, after: u32, taxes_included: bool) -> i64 {
+        let q = i128::from(self.quantity);
+        if q == 0 {
             return money::line_total(units, self.unit_price).unwrap_or(0);
         }
-        if units >= self.quantity {
-            return self.total(taxes_included);
-        }
         let total = i128::from(self.total(taxes_included));
-        let (n, d) = (total * i128::from(units), i128::from(self.quantity));
-        i64::try_from((2 * n + d) / (2 * d)).unwrap_or(i64::MAX)
+        let share = |n: i128| (2 * total * n + q) / (2 * q);
+        let v = |n: i128| if n == q { total } else { share(n) };
+        let (from, to) = (i128::from(after), i128::from(after) + i128::from(units));
+        i64::try_from(v(to) - v(from)).unwrap_or(0)
     }
 }
 
@@ -630,12 +635,18 @@ pub enum Refusal {
     Missing(&'static str),
     /// A promotion the order applied can no longer be used (its limits
     /// were reached while the order was being placed).
-    #[error("promotion {}: {reason}", .code.as_ref().map_or(.name.as_str(), |c| c.as_str()))]
-    Promotion {
-        name: String,
-        code: Option<pricing::Code>,
-        reason: pricing::NotApplicable,
-    },
+    #[error(transparent)]
+    Promotion(Box<PromotionRefusal>),
+}
+
+/// A promotion an order applied that can no longer be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("promotion {}: {reason}", .code.as_ref().map_or(.name.as_str(), |c| c.as_str()))]
+pub struct PromotionRefusal {
+    pub id: crate::ids::PromotionId,
+    pub name: String,
+    pub code: Option<pricing::Code>,
+    pub reason: pricing::NotApplicable,
 }
 
 impl From<EditError> for Refusal {

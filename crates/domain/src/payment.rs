@@ -364,7 +364,8 @@ impl Order {
                 );
                 continue;
             }
-            let units = line.value_of(asked.quantity, self.pricing.taxes_included);
+            let given = self.refunded_units(line.id) + earlier;
+            let units = line.value_of(asked.quantity, given, self.pricing.taxes_included);
             value = value.and_then(|v| v.checked_add(units));
         }
         errors.finish(|| value.unwrap_or(i64::MAX))

@@ -434,7 +434,8 @@ impl Order {
             .iter()
             .filter_map(|l| {
                 let line = &self.lines[*index.get(&l.line_id)?];
-                Some(line.value_of(l.quantity, self.pricing.taxes_included))
+                let given = self.refunded_units(line.id);
+                Some(line.value_of(l.quantity, given, self.pricing.taxes_included))
             })
             .fold(0i64, i64::saturating_add)
     }

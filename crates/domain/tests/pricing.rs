@@ -651,3 +651,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn units_given_back_one_by_one_add_up_to_the_line() {
+    let mut s = Setup::new("NGN");
+    s.promotions
+        .push(promotion("Hundred off", None, Discount::Fixed(100)));
+    let o = s.order(vec![line("A", 3, 100)], None, &[]);
+    let l = &o.lines[0];
+    assert_eq!(l.total(false), 200);
+    let one_by_one: Vec<i64> = (0..3).map(|after| l.value_of(1, after, false)).collect();
+    assert_eq!(one_by_one, vec![67, 66, 67]);
+    assert_eq!(
+        one_by_one.iter().sum::<i64>(),
+        200,
+        "never a minor unit more"
+    );
+    assert_eq!(l.value_of(3, 0, false), 200);
+    assert_eq!(l.value_of(2, 1, false), 133);
+}

@@ -233,6 +233,53 @@ fn external_id_taken(namespace: &Namespace, value: &str, existing: Option<&Order
     }
 }
 
+/// What a retried create is, looked up before it is done again: the
+/// response its idempotency key keeps (a different request under the key
+/// is a 409), or the order its external identifiers already name with the
+/// same content; `None` when it is not a retry.
+pub async fn replay(
+    store: &dyn Store,
+    author: &Author,
+    draft: &OrderDraft,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<Created>, ApiError> {
+    if let Some(i) = idempotency {
+        if let Some((fingerprint, stored)) =
+            store.idempotent_response(author.tenant_id, &i.key).await?
+        {
+            if fingerprint != i.fingerprint {
+                return Err(ApiError::IdempotencyKeyReused(i.key.clone()));
+            }
+            return Ok(Some(Created::Replayed(stored)));
+        }
+    }
+    for (ns, value) in &draft.external_ids {
+        let lookup = OrderLookup::External(ns.clone(), value.clone());
+        if let Some(existing) = store.order(&author.scope, &lookup).await? {
+            if matches!(existing.reconcile(draft.clone()), Ok(Reconcile::Unchanged)) {
+                return Ok(Some(Created::Existing(Box::new(existing))));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// [`replay`] for a PUT by external identifier: the order `key` names,
+/// when the draft would leave it unchanged.
+pub async fn put_replay(
+    store: &dyn Store,
+    author: &Author,
+    key: &(Namespace, String),
+    draft: &OrderDraft,
+) -> Result<Option<Put>, ApiError> {
+    let lookup = OrderLookup::External(key.0.clone(), key.1.clone());
+    Ok(store
+        .order(&author.scope, &lookup)
+        .await?
+        .filter(|o| matches!(o.reconcile(draft.clone()), Ok(Reconcile::Unchanged)))
+        .map(|o| Put::Unchanged(Box::new(o))))
+}
+
 /// Creates the order named by `(namespace, value)`, or brings the existing
 /// one in line with `draft` (seed 003's idempotent PUT).
 #[tracing::instrument(skip_all, fields(namespace = %key.0, buyer = %draft.buyer.masked()))]

@@ -27,6 +27,8 @@ pub struct Ask {
     /// their usage limits are checked here (a create leaves those to the
     /// store, inside the order's transaction).
     pub preview: bool,
+    /// Automatic promotions not to apply (used up as the order was placed).
+    pub exclude: Vec<PromotionId>,
 }
 
 /// Parses the codes a request gave, naming `promotion_codes[i]`.
@@ -61,6 +63,49 @@ async fn candidates(
         state.has_promotions().put(tenant, false);
     }
     Ok(found)
+}
+
+/// One step of [`place`]: a boxed future, so the handlers' futures stay `Send`.
+pub type Step<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// How many times an order is priced again when automatic promotions run
+/// out under it as it is placed.
+const REPRICES: usize = 3;
+
+/// Prices a copy of `draft` and hands it to `place` (which creates the
+/// order). When an automatic promotion it was priced with ran out as it
+/// was placed, it is priced again without it. When pricing refuses the
+/// request (a code switched off since, a provider down), `replay` is asked
+/// first whether the request is a retry of one that got through: that is
+/// answered as it was then.
+pub async fn place<'a, T>(
+    state: &AppState,
+    tenant: TenantId,
+    (settings, draft): (&TenantSettings, &OrderDraft),
+    mut ask: Ask,
+    replay: impl FnOnce() -> Step<'a, Option<T>>,
+    mut place: impl FnMut(OrderDraft) -> Step<'a, T>,
+) -> Result<T, ApiError> {
+    let mut repriced = 0;
+    loop {
+        let mut priced = draft.clone();
+        if let Err(refused) = price_draft(state, tenant, settings, &mut priced, &ask).await {
+            return match replay().await? {
+                Some(done) => Ok(done),
+                None => Err(refused),
+            };
+        }
+        match place(priced).await {
+            Err(ApiError::PromotionGone { id, .. })
+                if repriced < REPRICES && !ask.exclude.contains(&id) =>
+            {
+                repriced += 1;
+                ask.exclude.push(id);
+            }
+            placed => return placed,
+        }
+    }
 }
 
 /// Prices `draft`: asks the tenant's pricing providers (all at once,
@@ -115,11 +160,11 @@ async fn price_draft_holding(
                 found.iter().map(|(e, p)| (p.id, e.clone())).collect();
             (found.into_iter().map(|(_, p)| p).collect(), ids, rejected)
         }
-        None => (
-            candidates(state, tenant, &ask.codes).await?,
-            BTreeMap::new(),
-            Vec::new(),
-        ),
+        None => {
+            let mut found = candidates(state, tenant, &ask.codes).await?;
+            found.retain(|p| !ask.exclude.contains(&p.id));
+            (found, BTreeMap::new(), Vec::new())
+        }
     };
     let buyer = pricing::buyer_key(&draft.buyer);
     let limited: Vec<_> = promotions
@@ -211,7 +256,11 @@ async fn price_draft_holding(
     if !ask.preview {
         for r in &quote.rejected {
             let at = ask.codes.iter().position(|c| *c == r.code).unwrap_or(0);
-            errors.push(code_refused(at, &r.code, &r.reason));
+            errors.push(code_refused(
+                format!("promotion_codes[{at}]"),
+                &r.code,
+                &r.reason,
+            ));
         }
     }
     if !errors.is_empty() {
@@ -323,8 +372,8 @@ fn today(
 }
 
 /// A code the order cannot use, as a field error.
-pub fn code_refused(at: usize, code: &Code, reason: &pricing::NotApplicable) -> FieldError {
-    FieldError::new(format!("promotion_codes[{at}]"), reason.to_string())
+pub fn code_refused(field: String, code: &Code, reason: &pricing::NotApplicable) -> FieldError {
+    FieldError::new(field, reason.to_string())
         .value(code.as_str())
         .accepted("a code that applies to this order (POST /v1/orders/preview says which do)")
 }

@@ -183,13 +183,17 @@ pub async fn consult(
         let provider = p.as_ref().map(Provider::from);
         async move {
             let provider = provider?;
+            // A circuit of its own: a tenant's short deadline or a slow
+            // pricing service never opens the circuit of a payment
+            // provider at the same address.
+            let circuit = format!("pricing {}", provider.base_url);
             let asked = providers
                 .exchange(
                     &provider,
-                    reqwest::Method::POST,
-                    "",
+                    (reqwest::Method::POST, ""),
                     Some((body, None)),
                     Some(deadline),
+                    Some(&circuit),
                 )
                 .await;
             Some(asked)

@@ -108,6 +108,9 @@ pub struct RefundCall<'a> {
     pub currency: &'a str,
 }
 
+/// The least time worth an attempt within a caller's deadline.
+const MIN_ATTEMPT: Duration = Duration::from_millis(5);
+
 /// Why a call did not get an answer to act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -182,6 +185,32 @@ struct Circuit {
     probing: bool,
 }
 
+/// What a circuit lets a call do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    Refused,
+    Call,
+    /// The one call a half-open circuit lets through.
+    Probe,
+}
+
+/// Gives a probe back if its call ends without an outcome for the
+/// breaker (dropped mid-call, or timed out by the caller's deadline), so
+/// the circuit is not left waiting for it for good.
+struct ProbeGuard<'a> {
+    breakers: &'a Breakers,
+    key: &'a str,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breakers.probe_abandoned(self.key);
+        }
+    }
+}
+
 /// The circuit breakers of this node, one per provider.
 #[derive(Debug, Default)]
 struct Breakers(Mutex<HashMap<String, Circuit>>);
@@ -206,16 +235,22 @@ impl Breakers {
     }
 
     /// Whether a call may go out now (a half-open circuit lets one probe).
-    fn admit(&self, provider: &str, policy: &Policy) -> bool {
+    fn admit(&self, provider: &str, policy: &Policy) -> Admit {
         self.with(provider, |c| match Self::state_of(c, policy) {
-            CircuitState::Closed => true,
-            CircuitState::Open => false,
-            CircuitState::HalfOpen if c.probing => false,
+            CircuitState::Closed => Admit::Call,
+            CircuitState::Open => Admit::Refused,
+            CircuitState::HalfOpen if c.probing => Admit::Refused,
             CircuitState::HalfOpen => {
                 c.probing = true;
-                true
+                Admit::Probe
             }
         })
+    }
+
+    /// A probe that ended without an outcome (its call was dropped, or
+    /// cut short by the caller's deadline): the next call may probe.
+    fn probe_abandoned(&self, provider: &str) {
+        self.with(provider, |c| c.probing = false);
     }
 
     fn succeeded(&self, provider: &str) {
@@ -241,10 +276,7 @@ impl Breakers {
             reopen
         });
         if opened {
-            tracing::warn!(
-                provider,
-                "payment provider circuit opened after repeated failures"
-            );
+            tracing::warn!(provider, "provider circuit opened after repeated failures");
             report(provider, CircuitState::Open);
         }
     }
@@ -381,7 +413,10 @@ impl Providers {
         body: Option<(Vec<u8>, &str)>,
     ) -> Result<Option<Answer>, ProviderError> {
         let body = body.map(|(bytes, key)| (bytes, Some(key)));
-        let Some(text) = self.exchange(provider, method, path, body, None).await? else {
+        let Some(text) = self
+            .exchange(provider, (method, path), body, None, None)
+            .await?
+        else {
             return Ok(None);
         };
         serde_json::from_str::<Answer>(&text)
@@ -390,19 +425,22 @@ impl Providers {
     }
 
     /// One call to `{base_url}{path}`, retried on transport errors and 5xx
-    /// (with backoff, through the provider's circuit breaker), each attempt
-    /// and the waits between them within `deadline` when one is given:
-    /// the body of a 2xx answer, `Ok(None)` for a 404.
+    /// (with backoff, through the circuit breaker named `circuit`, by
+    /// default the base URL), each attempt and the waits between them
+    /// within `deadline` when one is given: the body of a 2xx answer,
+    /// `Ok(None)` for a 404. An attempt the deadline cut short that timed
+    /// out is not held against the provider.
     pub(crate) async fn exchange(
         &self,
         provider: &Provider,
-        method: reqwest::Method,
-        path: &str,
+        (method, path): (reqwest::Method, &str),
         body: Option<(Vec<u8>, Option<&str>)>,
         deadline: Option<Instant>,
+        circuit: Option<&str>,
     ) -> Result<Option<String>, ProviderError> {
-        let name = provider.base_url.trim_end_matches('/');
-        let url = format!("{name}{path}");
+        let base = provider.base_url.trim_end_matches('/');
+        let url = format!("{base}{path}");
+        let name = circuit.unwrap_or(base);
         let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut last = ProviderError::Transport {
             attempts: 0,
@@ -417,25 +455,33 @@ impl Providers {
                 }
             }
             let limit = match left() {
-                Some(left) if left.is_zero() => return Err(last),
+                Some(left) if left < MIN_ATTEMPT => return Err(last),
                 Some(left) => left.min(self.policy.timeout),
                 None => self.policy.timeout,
             };
-            if !self.breakers.admit(name, &self.policy) {
+            let admitted = self.breakers.admit(name, &self.policy);
+            if admitted == Admit::Refused {
                 return Err(if attempt == 1 {
                     ProviderError::Open
                 } else {
                     last
                 });
             }
+            let mut guard = ProbeGuard {
+                breakers: &self.breakers,
+                key: name,
+                armed: admitted == Admit::Probe,
+            };
             let started = Instant::now();
             let outcome = self
                 .attempt(provider, method.clone(), &url, body.as_ref(), limit)
                 .await;
+            let cut_short = limit < self.policy.timeout && started.elapsed() >= limit;
             metrics::histogram!("ordo_provider_call_seconds", "provider" => name.to_string())
                 .record(started.elapsed().as_secs_f64());
             match outcome {
                 Attempt::Answered(status, text) if status < 500 => {
+                    guard.armed = false;
                     self.breakers.succeeded(name);
                     return match status {
                         200..=299 => Ok(Some(text)),
@@ -447,13 +493,23 @@ impl Providers {
                     };
                 }
                 Attempt::Answered(status, _) => {
+                    guard.armed = false;
                     self.breakers.failed(name, &self.policy);
                     last = ProviderError::Unavailable {
                         attempts: attempt,
                         status,
                     };
                 }
+                // Timed out within what the caller's deadline left it: not
+                // the provider's failure (the guard gives a probe back).
+                Attempt::Lost(error) if cut_short => {
+                    last = ProviderError::Transport {
+                        attempts: attempt,
+                        error,
+                    };
+                }
                 Attempt::Lost(error) => {
+                    guard.armed = false;
                     self.breakers.failed(name, &self.policy);
                     last = ProviderError::Transport {
                         attempts: attempt,

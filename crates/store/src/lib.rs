@@ -769,6 +769,13 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         limit: u32,
     ) -> Result<Vec<(TenantId, OrderId)>>;
+    /// The fingerprint and response kept for an idempotency key, if any
+    /// (a retried request, looked up before it is done again).
+    async fn idempotent_response(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<([u8; 32], StoredResponse)>>;
     /// Forgets idempotency keys first used before `before`.
     async fn prune_idempotency_keys(&self, before: Timestamp) -> Result<u64>;
 

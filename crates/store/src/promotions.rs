@@ -2,6 +2,7 @@
 //! code and `active` beside it for lookups, and `uses` counted apart, so
 //! an edit of the definition never loses a use an order just claimed.
 
+use ordo_domain::order::PromotionRefusal;
 use ordo_domain::pricing::{self, AppliedPromotion, Promotion};
 use ordo_domain::{Order, PromotionId, Refusal};
 
@@ -75,11 +76,12 @@ pub(crate) fn check(
         Some(p) => pricing::may_use(p, buyer_uses),
     };
     verdict.map_err(|reason| {
-        StoreError::Refused(Refusal::Promotion {
+        StoreError::Refused(Refusal::Promotion(Box::new(PromotionRefusal {
+            id: applied.id,
             name: applied.name.clone(),
             code: applied.code.clone(),
             reason,
-        })
+        })))
     })
 }
 

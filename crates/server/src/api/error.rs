@@ -129,6 +129,13 @@ pub enum ApiError {
     /// A pricing provider the shop prices only with could not be asked.
     #[error("{0}")]
     PricingProvider(String),
+    /// An automatic promotion the order was priced with was used up by
+    /// other orders while it was placed (priced again without it).
+    #[error("{detail}")]
+    PromotionGone {
+        id: ordo_domain::PromotionId,
+        detail: String,
+    },
     #[error("the request took too long")]
     Timeout,
     #[error("an unexpected error occurred")]
@@ -225,6 +232,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Temporarily unavailable",
+            ),
+            E::PromotionGone { .. } => (
+                StatusCode::CONFLICT,
+                "promotion-used-up",
+                "A promotion ran out while the order was placed",
             ),
             E::PricingProvider(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -364,6 +376,7 @@ pub fn describe(slug: &str) -> Option<&'static str> {
         "idempotency-key-reused" => "An Idempotency-Key was reused with a different request. Use a new key for a new request.",
         "rate-limited" => "This client address made more requests than the storefront allows (storefront.requests_per_minute, with storefront.burst at once). Wait the seconds `Retry-After` says, then retry.",
         "unavailable" => "The database is unavailable or busy. Retry with backoff. A write may or may not have been applied: send creates with an Idempotency-Key and changes with If-Match, and a retry is always safe.",
+        "promotion-used-up" => "An automatic promotion the order was priced with was used up by other orders at the same moment. ordo prices such an order again without it by itself; this is seen only if that kept happening. Send the order again.",
         "pricing-provider-failed" => "One of the shop's pricing providers (price, promotion, tax, customer) gave no usable answer in time, and the shop chose to fail rather than fall back to its own rules (settings pricing_providers.on_failure). The detail names the provider and what happened. Nothing was created; retry later.",
         "timeout" => "The request did not finish in time. If it was a write, retry it with the same Idempotency-Key.",
         "internal" => "An unexpected error. It has been logged with the request id.",
@@ -484,21 +497,17 @@ impl From<ordo_domain::Refusal> for ApiError {
             Refusal::Ledger(r) => r.into(),
             Refusal::State(e) => ApiError::State(e),
             Refusal::Missing(what) => ApiError::NotFound(what),
-            Refusal::Promotion {
-                code: Some(code),
-                reason,
-                ..
-            } => ApiError::Validation(crate::pricing::code_refused(0, &code, &reason).into()),
-            Refusal::Promotion {
-                name,
-                code: None,
-                reason,
-            } => ApiError::Conflict {
-                detail: format!(
-                    "the promotion {name:?} the order was priced with can no longer be used ({reason}); send the order again to price it without"
+            Refusal::Promotion(p) => match &p.code {
+                Some(code) => ApiError::Validation(
+                    crate::pricing::code_refused("promotion_codes".into(), code, &p.reason).into(),
                 ),
-                errors: Vec::new(),
-                existing_order_id: None,
+                None => ApiError::PromotionGone {
+                    id: p.id,
+                    detail: format!(
+                        "the promotion {:?} the order was priced with can no longer be used ({}); send the order again to price it without",
+                        p.name, p.reason
+                    ),
+                },
             },
         }
     }

@@ -645,6 +645,7 @@ impl CreateOrderRequest {
                 shipping_method: self.shipping_method.clone(),
                 codes,
                 preview,
+                exclude: Vec::new(),
             })
             .map_err(ApiError::Validation)
     }
@@ -1310,25 +1311,24 @@ fn location(order_id: &str) -> HeaderValue {
 
 // ---------------------------------------------------------------- handlers
 
-/// A create request's draft, its catalog lines taken from the catalog, and
-/// the terms the tenant's settings take it in on (holding its stock under
-/// the `on_create` policy; telling its buyer).
-async fn draft(
-    state: &AppState,
-    principal: &Principal,
-    req: CreateOrderRequest,
-) -> Result<(OrderDraft, orders::Terms), ApiError> {
-    let (draft, terms, _) = priced_draft(state, principal, req, false).await?;
-    Ok((draft, terms))
+/// A create request taken in, not yet priced: its draft (catalog lines
+/// taken from the catalog), what it asks of pricing (`preview`: see
+/// [`pricing::Ask`]), the terms the tenant's settings take it in on
+/// (holding its stock under the `on_create` policy; telling its buyer),
+/// and the settings.
+pub(crate) struct TakenIn {
+    pub draft: OrderDraft,
+    pub ask: pricing::Ask,
+    pub terms: orders::Terms,
+    pub settings: ordo_domain::TenantSettings,
 }
 
-/// [`draft`], priced (`preview`: see [`pricing::Ask`]), with its quote.
-pub(crate) async fn priced_draft(
+pub(crate) async fn take_in(
     state: &AppState,
     principal: &Principal,
     req: CreateOrderRequest,
     preview: bool,
-) -> Result<(OrderDraft, orders::Terms, ordo_domain::pricing::Quote), ApiError> {
+) -> Result<TakenIn, ApiError> {
     let settings = state
         .settings()
         .get(state.store(), principal.tenant_id)
@@ -1341,10 +1341,13 @@ pub(crate) async fn priced_draft(
     )
     .await?;
     let ask = req.ask(preview)?;
-    let mut draft = req.into_draft(&catalog)?;
-    let quote =
-        pricing::price_draft(state, principal.tenant_id, &settings, &mut draft, &ask).await?;
-    Ok((draft, orders::Terms::of(&settings, &catalog), quote))
+    let draft = req.into_draft(&catalog)?;
+    Ok(TakenIn {
+        draft,
+        ask,
+        terms: orders::Terms::of(&settings, &catalog),
+        settings,
+    })
 }
 
 /// Create an order.
@@ -1384,14 +1387,39 @@ pub async fn create_order(
         "POST /v1/orders",
         principal.scope().creator.as_deref(),
     )?;
-    let (draft, terms) = draft(&state, &principal, body.value).await?;
+    let taken = take_in(&state, &principal, body.value, false).await?;
     let rendering = orders::Rendering {
         order: &render,
         reply: None,
     };
     let author = orders::Author::from(&principal);
-    let created =
-        orders::create(state.store(), &author, draft, idempotency, terms, rendering).await?;
+    let store = state.store();
+    let created = pricing::place(
+        &state,
+        principal.tenant_id,
+        (&taken.settings, &taken.draft),
+        taken.ask.clone(),
+        || {
+            Box::pin(orders::replay(
+                store,
+                &author,
+                &taken.draft,
+                idempotency.as_ref(),
+            ))
+        },
+        |priced| {
+            let (idempotency, terms) = (idempotency.clone(), taken.terms.clone());
+            Box::pin(orders::create(
+                store,
+                &author,
+                priced,
+                idempotency,
+                terms,
+                rendering,
+            ))
+        },
+    )
+    .await?;
     Ok(match created {
         Created::New { order, body } => {
             let mut r = json_response(StatusCode::CREATED, body, Some(order.version));
@@ -1439,7 +1467,12 @@ pub async fn put_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let key = external_key(&namespace, &value)?;
-    let (mut draft, terms) = draft(&state, &principal, body.value).await?;
+    let TakenIn {
+        mut draft,
+        ask,
+        terms,
+        settings,
+    } = take_in(&state, &principal, body.value, false).await?;
     match draft.external_ids.get(&key.0) {
         Some(v) if *v != key.1 => {
             return Err(ApiError::field(
@@ -1464,17 +1497,34 @@ pub async fn put_order(
             .accepted(format!("at most {}", ordo_domain::order::MAX_EXTERNAL_IDS)),
         ));
     }
-    Ok(
-        match orders::put(state.store(), &(&principal).into(), key, draft, terms).await? {
-            Put::Created(order) => {
-                let mut r = order_response(StatusCode::CREATED, &order);
-                r.headers_mut()
-                    .insert(header::LOCATION, location(&order.id.to_string()));
-                r
-            }
-            Put::Updated(order) | Put::Unchanged(order) => order_response(StatusCode::OK, &order),
+    let author = orders::Author::from(&principal);
+    let store = state.store();
+    let put = pricing::place(
+        &state,
+        principal.tenant_id,
+        (&settings, &draft),
+        ask,
+        || Box::pin(orders::put_replay(store, &author, &key, &draft)),
+        |priced| {
+            Box::pin(orders::put(
+                store,
+                &author,
+                key.clone(),
+                priced,
+                terms.clone(),
+            ))
         },
     )
+    .await?;
+    Ok(match put {
+        Put::Created(order) => {
+            let mut r = order_response(StatusCode::CREATED, &order);
+            r.headers_mut()
+                .insert(header::LOCATION, location(&order.id.to_string()));
+            r
+        }
+        Put::Updated(order) | Put::Unchanged(order) => order_response(StatusCode::OK, &order),
+    })
 }
 
 async fn get_with(
@@ -1728,6 +1778,7 @@ pub async fn update_order(
             shipping_method,
             codes: Vec::new(),
             preview: false,
+            exclude: Vec::new(),
         };
         pricing::reprice(
             &state, &settings, &current, &catalog, &mut patch, codes, ask,

@@ -14,8 +14,8 @@ use super::auth::Principal;
 use super::error::{ApiError, Problem};
 use super::extract::JsonBody;
 use super::orders::{
-    priced_draft, AppliedPromotionResponse, CreateOrderRequest, FallbackResponse,
-    ShippingChargeResponse,
+    take_in, AppliedPromotionResponse, CreateOrderRequest, FallbackResponse,
+    ShippingChargeResponse, TakenIn,
 };
 use crate::app::AppState;
 
@@ -434,22 +434,36 @@ pub async fn preview_order(
     body: JsonBody<CreateOrderRequest>,
 ) -> Result<axum::Json<PreviewResponse>, ApiError> {
     principal.require(Permission::WriteOrders, "price orders")?;
-    let (draft, _, quote) = priced_draft(&state, &principal, body.value, true).await?;
+    let TakenIn {
+        mut draft,
+        ask,
+        settings,
+        ..
+    } = take_in(&state, &principal, body.value, true).await?;
+    let quote =
+        crate::pricing::price_draft(&state, principal.tenant_id, &settings, &mut draft, &ask)
+            .await?;
     let c = draft.currency;
-    let bases: Vec<LineBase<'_>> = draft
-        .lines
-        .iter()
-        .map(|l| LineBase {
-            sku: l.sku.as_ref(),
-            amount: ordo_domain::money::line_total(l.quantity, l.unit_price).unwrap_or(0),
-            tax_rate: l.tax_rate,
-        })
-        .collect();
-    let totals = pricing::price(&bases, &draft.pricing).ok_or_else(|| {
+    let too_large = |field: String| {
         ApiError::Validation(
-            FieldError::new("items", "the order total is larger than ordo accepts").into(),
+            FieldError::new(
+                field,
+                "the amount is larger than ordo accepts (as a create would say)",
+            )
+            .into(),
         )
-    })?;
+    };
+    let mut bases: Vec<LineBase<'_>> = Vec::with_capacity(draft.lines.len());
+    for (i, l) in draft.lines.iter().enumerate() {
+        let amount = ordo_domain::money::line_total(l.quantity, l.unit_price)
+            .ok_or_else(|| too_large(format!("items[{i}]")))?;
+        bases.push(LineBase {
+            sku: l.sku.as_ref(),
+            amount,
+            tax_rate: l.tax_rate,
+        });
+    }
+    let totals = pricing::price(&bases, &draft.pricing).ok_or_else(|| too_large("items".into()))?;
     let mut basis = draft.pricing.clone();
     for (p, amount) in basis.promotions.iter_mut().zip(&totals.promotions) {
         p.amount = *amount;

@@ -497,12 +497,12 @@ pub async fn checkout(
         shipping_method: req.shipping_method.clone(),
         codes: crate::pricing::parse_codes(&req.promotion_codes, &mut errors),
         preview: false,
+        exclude: Vec::new(),
     };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let mut draft = req.into_draft(&catalog)?;
-    crate::pricing::price_draft(&state, shop.id, &settings, &mut draft, &ask).await?;
+    let draft = req.into_draft(&catalog)?;
     let short = catalog.shortages(&draft.lines);
     if !short.is_empty() {
         return Err(ApiError::Short(short));
@@ -524,17 +524,36 @@ pub async fn checkout(
         order: &super::orders::render,
         reply: Some(&reply),
     };
-    let (status, body, replayed) =
-        match orders::create(state.store(), &author, draft, idempotency, terms, rendering).await? {
-            Created::New { body, .. } => (StatusCode::CREATED, body, false),
-            Created::Replayed(stored) => (
-                StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED),
-                stored.body,
-                true,
-            ),
-            // A checkout has no external identifiers to match.
-            Created::Existing(order) => (StatusCode::OK, reply(&order), false),
-        };
+    let store = state.store();
+    let created = crate::pricing::place(
+        &state,
+        shop.id,
+        (&settings, &draft),
+        ask,
+        || Box::pin(orders::replay(store, &author, &draft, idempotency.as_ref())),
+        |priced| {
+            let (idempotency, terms) = (idempotency.clone(), terms.clone());
+            Box::pin(orders::create(
+                store,
+                &author,
+                priced,
+                idempotency,
+                terms,
+                rendering,
+            ))
+        },
+    )
+    .await?;
+    let (status, body, replayed) = match created {
+        Created::New { body, .. } => (StatusCode::CREATED, body, false),
+        Created::Replayed(stored) => (
+            StatusCode::from_u16(stored.status).unwrap_or(StatusCode::CREATED),
+            stored.body,
+            true,
+        ),
+        // A checkout has no external identifiers to match.
+        Created::Existing(order) => (StatusCode::OK, reply(&order), false),
+    };
     if status == StatusCode::CREATED && !replayed {
         metrics::counter!("ordo_storefront_checkouts_total").increment(1);
     }

@@ -687,3 +687,96 @@ async fn an_order_is_priced_again_only_when_asked() {
         "this promotion has been used up (1 orders)"
     );
 }
+
+#[tokio::test]
+async fn a_retry_is_answered_as_before_even_when_its_code_no_longer_applies() {
+    let app = lagos_shop().await;
+    let p = promote(
+        &app,
+        json!({"name": "Launch", "code": "LAUNCH", "type": "percentage", "value": "10"}),
+    )
+    .await;
+    let body = dress_order("+2348012345678", &["LAUNCH"]);
+    let send = |body: Value| {
+        app.client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(&app.key)
+            .header("Idempotency-Key", "launch-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let mut put_body = body.clone();
+    put_body["external_ids"] = json!({"com.shop.cart": "C-9"});
+    let r = app
+        .put("/v1/orders/external/com.shop.cart/C-9", &put_body)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // The shop switches the code off.
+    let r = app
+        .patch(
+            &format!("/v1/promotions/{}", p["id"].as_str().unwrap()),
+            &json!({"active": false}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again = send(body.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED, "replayed, not refused");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let r = app
+        .put("/v1/orders/external/com.shop.cart/C-9", &put_body)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "unchanged, not refused");
+    // Another body under the key is still a 409; a new order is refused the code.
+    let other = send(dress_order("+2348012345679", &["LAUNCH"]))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::CONFLICT);
+    let p = problem(
+        app.post("/v1/orders", &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(p["errors"][0]["reason"], "this promotion is switched off");
+}
+
+#[tokio::test]
+async fn orders_racing_for_an_automatic_promotion_are_all_placed() {
+    let app = std::sync::Arc::new(lagos_shop().await);
+    let p = promote(
+        &app,
+        json!({"name": "First three", "type": "fixed", "value": "100.00", "currency": "NGN", "usage_limit": 3}),
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let app = std::sync::Arc::clone(&app);
+        tasks.push(tokio::spawn(async move {
+            let r = app
+                .post(
+                    "/v1/orders",
+                    &dress_order(&format!("+23480200000{i:02}"), &[]),
+                )
+                .await;
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            (status, body["discount_total"].clone())
+        }));
+    }
+    let mut discounted = 0;
+    for t in tasks {
+        let (status, discount) = t.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "every order is placed");
+        if discount == "100.00" {
+            discounted += 1;
+        }
+    }
+    assert_eq!(discounted, 3);
+    let now = app
+        .json(&format!("/v1/promotions/{}", p["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(now["uses"], 3);
+}

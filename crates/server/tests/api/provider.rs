@@ -449,3 +449,35 @@ async fn the_circuit_opens_after_consecutive_failures_and_a_probe_closes_it() {
     assert!(call().await.is_ok());
     assert_eq!(fake.seen().len(), 6);
 }
+
+#[tokio::test]
+async fn a_probe_whose_call_is_dropped_gives_the_circuit_back() {
+    let fake = FakeProvider::start().await;
+    fake.always(Reply::Status(503));
+    let providers = Providers::new(
+        Policy {
+            attempts: 1,
+            failures_to_open: 2,
+            ..policy()
+        },
+        true,
+    );
+    let provider = fake.provider();
+    let call = || providers.create_payment(&provider, &CHARGE, "pay_07");
+    for _ in 0..2 {
+        assert!(call().await.is_err());
+    }
+    assert_eq!(providers.circuits()[0].state, CircuitState::Open);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // The probe's caller gives up mid-call (a client that went away).
+    fake.always(Reply::Slow(
+        Duration::from_millis(200),
+        Box::new(Reply::Ok("succeeded")),
+    ));
+    let dropped = tokio::time::timeout(Duration::from_millis(30), call()).await;
+    assert!(dropped.is_err(), "the probe was dropped");
+    // The circuit lets the next probe through instead of refusing for good.
+    fake.always(Reply::Ok("succeeded"));
+    assert!(call().await.is_ok());
+    assert_eq!(providers.circuits()[0].state, CircuitState::Closed);
+}

@@ -790,6 +790,14 @@ impl Store for PostgresStore {
         orders::record_provider_event(&self.db().await?, tenant, event_id, order, outcome).await
     }
 
+    async fn idempotent_response(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<([u8; 32], crate::StoredResponse)>> {
+        orders::idempotent_response(&self.db().await?, tenant, key).await
+    }
+
     async fn insert_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
         promotions::insert(&self.db().await?, &p, tenant).await
     }

@@ -940,3 +940,35 @@ pub(super) async fn lapsed_reservations(
         })
         .collect()
 }
+
+/// The fingerprint and response kept for an idempotency key.
+pub(super) async fn idempotent_response(
+    db: &Db,
+    tenant: ordo_domain::TenantId,
+    key: &str,
+) -> Result<Option<([u8; 32], StoredResponse)>> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        )
+        .await
+        .map_err(db_error)?;
+    let row = db
+        .query_opt(&stmt, &[&tenant.to_string(), &key])
+        .await
+        .map_err(db_error)?;
+    row.map(|r| {
+        let fingerprint: Vec<u8> = r.get(0);
+        let status: i16 = r.get(1);
+        let order_id: String = r.get(3);
+        Ok((
+            <[u8; 32]>::try_from(fingerprint.as_slice()).map_err(corrupt)?,
+            StoredResponse {
+                status: u16::try_from(status).map_err(corrupt)?,
+                body: r.get(2),
+                order_id: order_id.parse().map_err(corrupt)?,
+            },
+        ))
+    })
+    .transpose()
+}

@@ -208,7 +208,27 @@ pub(super) async fn claim<C: GenericClient>(
 ) -> Result<()> {
     let buyer = pricing::buyer_key(&order.buyer);
     let tenant = order.tenant_id.to_string();
-    for id in shared::to_release(order, before) {
+    let released = shared::to_release(order, before);
+    // Every row this takes, locked at once in id order: two orders naming
+    // the same promotions in another order never wait on each other.
+    let mut ids: Vec<String> = released
+        .iter()
+        .copied()
+        .chain(shared::to_claim(order, before).map(|p| p.id))
+        .map(|id| id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    let stmt = db
+        .prepare_cached(
+            "SELECT 1 FROM promotions WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE",
+        )
+        .await
+        .map_err(db_error)?;
+    db.query(&stmt, &[&tenant, &ids]).await.map_err(db_error)?;
+    for id in released {
         let stmt = db
             .prepare_cached(
                 "WITH gone AS (DELETE FROM promotion_uses WHERE tenant_id = $1 AND promotion_id = $2 AND order_id = $3 RETURNING 1)

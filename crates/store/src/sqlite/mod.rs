@@ -893,6 +893,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn idempotent_response(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> Result<Option<([u8; 32], crate::StoredResponse)>> {
+        let key = key.to_string();
+        self.point_read(move |conn| orders::idempotent_response(conn, tenant, &key))
+            .await
+    }
+
     async fn insert_promotion(&self, tenant: TenantId, p: Promotion) -> Result<()> {
         self.queue
             .write(move |conn| promotions::insert(conn, &p, tenant))

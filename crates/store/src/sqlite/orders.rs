@@ -882,3 +882,32 @@ pub(super) fn lapsed_reservations(
     .map(|(t, o)| Ok((t.parse().map_err(corrupt)?, o.parse().map_err(corrupt)?)))
     .collect()
 }
+
+/// The fingerprint and response kept for an idempotency key.
+pub(super) fn idempotent_response(
+    conn: &Connection,
+    tenant: ordo_domain::TenantId,
+    key: &str,
+) -> Result<Option<([u8; 32], StoredResponse)>> {
+    let found = conn
+        .prepare_cached("SELECT fingerprint, status, body, order_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.to_string(), key], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?))
+            })
+            .optional()
+        })
+        .map_err(unavailable)?;
+    found
+        .map(|(fingerprint, status, body, order_id)| {
+            Ok((
+                <[u8; 32]>::try_from(fingerprint.as_slice()).map_err(corrupt)?,
+                StoredResponse {
+                    status: u16::try_from(status).map_err(corrupt)?,
+                    body,
+                    order_id: order_id.parse().map_err(corrupt)?,
+                },
+            ))
+        })
+        .transpose()
+}
