@@ -304,6 +304,26 @@ async fn promote(app: &TestApp, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
+/// Posts every order at once; their statuses and answers, in order.
+async fn race(app: &std::sync::Arc<TestApp>, orders: Vec<Value>) -> Vec<(StatusCode, Value)> {
+    let tasks: Vec<_> = orders
+        .into_iter()
+        .map(|body| {
+            let app = std::sync::Arc::clone(app);
+            tokio::spawn(async move {
+                let r = app.post("/v1/orders", &body).await;
+                let status = r.status();
+                (status, r.json::<Value>().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
 fn dress_order(phone: &str, codes: &[&str]) -> Value {
     json!({
         "currency": "NGN",
@@ -490,25 +510,15 @@ async fn usage_limits_hold_under_concurrent_checkouts() {
         json!({"name": "Once each", "code": "ONCE", "type": "percentage", "value": "5", "usage_limit_per_buyer": 1}),
     )
     .await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let app = std::sync::Arc::clone(&app);
-        tasks.push(tokio::spawn(async move {
-            let body = dress_order(&format!("+23480100000{i:02}"), &["FIRST5"]);
-            app.post("/v1/orders", &body).await.status()
-        }));
-    }
-    for _ in 0..10 {
-        let app = std::sync::Arc::clone(&app);
-        tasks.push(tokio::spawn(async move {
-            let body = dress_order("+2348099999999", &["ONCE"]);
-            app.post("/v1/orders", &body).await.status()
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let orders = (0..20)
+        .map(|i| dress_order(&format!("+23480100000{i:02}"), &["FIRST5"]))
+        .chain((0..10).map(|_| dress_order("+2348099999999", &["ONCE"])))
+        .collect();
+    let statuses: Vec<StatusCode> = race(&app, orders)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     let created = |range: std::ops::Range<usize>| {
         statuses[range]
             .iter()
@@ -751,26 +761,13 @@ async fn orders_racing_for_an_automatic_promotion_are_all_placed() {
         json!({"name": "First three", "type": "fixed", "value": "100.00", "currency": "NGN", "usage_limit": 3}),
     )
     .await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let app = std::sync::Arc::clone(&app);
-        tasks.push(tokio::spawn(async move {
-            let r = app
-                .post(
-                    "/v1/orders",
-                    &dress_order(&format!("+23480200000{i:02}"), &[]),
-                )
-                .await;
-            let status = r.status();
-            let body: Value = r.json().await.unwrap();
-            (status, body["discount_total"].clone())
-        }));
-    }
+    let orders = (0..20)
+        .map(|i| dress_order(&format!("+23480200000{i:02}"), &[]))
+        .collect();
     let mut discounted = 0;
-    for t in tasks {
-        let (status, discount) = t.await.unwrap();
+    for (status, order) in race(&app, orders).await {
         assert_eq!(status, StatusCode::CREATED, "every order is placed");
-        if discount == "100.00" {
+        if order["discount_total"] == "100.00" {
             discounted += 1;
         }
     }
