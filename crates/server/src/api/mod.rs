@@ -5,6 +5,7 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod extract;
 pub mod fulfilment;
 pub mod orders;
@@ -93,6 +94,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::count_orders))
+        .routes(routes!(export::export_orders))
         .routes(routes!(pricing::preview_order))
         .routes(routes!(
             promotions::create_promotion,

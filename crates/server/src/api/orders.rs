@@ -923,7 +923,7 @@ impl ListOrdersParams {
         }
     }
 
-    fn query(&self) -> Result<OrderQuery, ApiError> {
+    pub(crate) fn query(&self) -> Result<OrderQuery, ApiError> {
         let mut errors = FieldErrors::new();
         let filter = self.filter(&mut errors);
         let sort = errors

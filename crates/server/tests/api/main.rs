@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod create;
 mod events;
+mod export;
 mod fulfilment;
 mod helpers;
 mod idempotency;
