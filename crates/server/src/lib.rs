@@ -11,6 +11,7 @@ pub mod chatbot;
 pub mod cli;
 pub mod config;
 pub mod files;
+pub mod import_file;
 pub mod jobs;
 pub mod messages;
 pub mod orders;

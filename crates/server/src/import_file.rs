@@ -1,0 +1,823 @@
+//! Reading an import file of orders, one order at a time, with every
+//! problem tied to its line: CSV (one row per item, rows of one order
+//! together, grouped by its external id) or NDJSON (one order per line in
+//! the API's own shape). Nothing here touches the store: what it reads is
+//! a [`CreateOrderRequest`], checked afterwards exactly as the API checks
+//! one.
+//!
+//! CSV columns (a header row is required; `mapping` renames the file's
+//! own headers to these):
+//! - `external_id` (the order's id in the file's system; with
+//!   `namespace`, default `import`), or `external_ids` (a JSON object, as
+//!   the export writes it): required;
+//! - `currency`: required; `channel` (default `import`), `notes`;
+//! - `buyer_name`, `buyer_phone`, `buyer_email`, `buyer_channel_id`;
+//! - `shipping_name`, `shipping_line1`, `shipping_line2`, `shipping_city`,
+//!   `shipping_region`, `shipping_postal_code`, `shipping_country`;
+//! - per row, one item: `item_sku`, `item_name`, `item_quantity`
+//!   (required), `item_unit_price`, `item_attributes` (a JSON object).
+//!
+//! The export's other columns (`order_id`, `reference`, statuses, amounts,
+//! …) are read over: ordo works them out. Order columns must agree on
+//! every row of an order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+
+use ordo_domain::order::Namespace;
+use serde_json::Value;
+
+use crate::api::extract::describe_serde_error;
+use crate::api::orders::{AddressBody, BuyerBody, CreateOrderRequest, LineInput};
+
+/// The namespace of `external_id` when none is given.
+pub const DEFAULT_NAMESPACE: &str = "import";
+
+/// Columns the export writes that an import reads over.
+const COMPUTED: [&str; 17] = [
+    "order_id",
+    "reference",
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "created_at",
+    "batch_id",
+    "item_line_total",
+    "item_discount",
+    "item_tax",
+    "item_total",
+    "subtotal",
+    "discount_total",
+    "shipping_total",
+    "tax_total",
+    "total",
+    "order_total",
+];
+
+/// Order-level columns: the same on every row of an order.
+const ORDER_COLUMNS: [&str; 17] = [
+    "external_id",
+    "external_ids",
+    "currency",
+    "channel",
+    "notes",
+    "buyer_name",
+    "buyer_phone",
+    "buyer_email",
+    "buyer_channel_id",
+    "shipping_name",
+    "shipping_line1",
+    "shipping_line2",
+    "shipping_city",
+    "shipping_region",
+    "shipping_postal_code",
+    "shipping_country",
+    "promotion_codes",
+];
+
+const ITEM_COLUMNS: [&str; 5] = [
+    "item_sku",
+    "item_name",
+    "item_quantity",
+    "item_unit_price",
+    "item_attributes",
+];
+
+/// A problem with one line of the file (1 is the header of a CSV).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: String,
+    pub value: Option<String>,
+    pub reason: String,
+}
+
+/// A problem with the file as a whole: nothing in it can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub field: String,
+    pub value: Option<String>,
+    pub reason: String,
+    pub accepted: Option<String>,
+}
+
+/// One order read from the file.
+#[derive(Debug, Clone)]
+pub struct FileOrder {
+    /// The order's external id, as `namespace:value`.
+    pub key: String,
+    /// The line each item came from (an NDJSON order's one line, for each).
+    pub item_lines: Vec<u64>,
+    pub request: CreateOrderRequest,
+}
+
+/// What reading gives, one order or one problem at a time.
+#[derive(Debug, Clone)]
+pub enum Read1 {
+    Order(Box<FileOrder>),
+    /// The order with this key is not imported; these are why.
+    Refused {
+        key: Option<String>,
+        errors: Vec<RowError>,
+    },
+}
+
+/// How a CSV's columns are named and its orders keyed.
+#[derive(Debug, Clone, Default)]
+pub struct CsvOptions {
+    /// ordo's column → the file's header.
+    pub mapping: BTreeMap<String, String>,
+    /// The namespace of `external_id` (default `import`).
+    pub namespace: Option<String>,
+}
+
+fn file_error(field: &str, reason: impl Into<String>) -> FileError {
+    FileError {
+        field: field.into(),
+        value: None,
+        reason: reason.into(),
+        accepted: None,
+    }
+}
+
+/// The file's bytes without a UTF-8 byte order mark.
+struct NoBom<R> {
+    inner: R,
+    /// Bytes read ahead to look for the mark, not yet handed out;
+    /// `None` until the start was looked at.
+    head: Option<Vec<u8>>,
+}
+
+impl<R: Read> Read for NoBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.head.is_none() {
+            let mut start = [0u8; 3];
+            let mut got = 0;
+            while got < 3 {
+                match self.inner.read(&mut start[got..])? {
+                    0 => break,
+                    n => got += n,
+                }
+            }
+            let bom = got == 3 && start == [0xEF, 0xBB, 0xBF];
+            self.head = Some(if bom {
+                Vec::new()
+            } else {
+                start[..got].to_vec()
+            });
+        }
+        match self.head.as_mut() {
+            Some(head) if !head.is_empty() => {
+                let n = head.len().min(buf.len());
+                buf[..n].copy_from_slice(&head[..n]);
+                head.drain(..n);
+                Ok(n)
+            }
+            _ => self.inner.read(buf),
+        }
+    }
+}
+
+/// Where each of ordo's columns is in the file.
+#[derive(Debug)]
+struct Columns {
+    at: HashMap<&'static str, usize>,
+}
+
+impl Columns {
+    fn of(headers: &csv::ByteRecord, options: &CsvOptions) -> Result<Columns, FileError> {
+        let names: Vec<String> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
+        let mut seen = HashSet::new();
+        for name in &names {
+            if !seen.insert(name.as_str()) {
+                return Err(FileError {
+                    value: Some(name.clone()),
+                    ..file_error("header", "this column is there twice")
+                });
+            }
+        }
+        let known: Vec<&'static str> = ORDER_COLUMNS.iter().chain(&ITEM_COLUMNS).copied().collect();
+        for ours in options.mapping.keys() {
+            if !known.contains(&ours.as_str()) {
+                return Err(FileError {
+                    value: Some(ours.clone()),
+                    accepted: Some(known.join(", ")),
+                    ..file_error("mapping", "not one of ordo's columns")
+                });
+            }
+        }
+        // The file's header each of ordo's columns is read from.
+        let theirs = |ours: &str| -> String {
+            options
+                .mapping
+                .get(ours)
+                .cloned()
+                .unwrap_or_else(|| ours.to_string())
+        };
+        let mut at = HashMap::new();
+        for ours in &known {
+            if let Some(i) = names.iter().position(|n| *n == theirs(ours)) {
+                at.insert(*ours, i);
+            }
+        }
+        let used: HashSet<usize> = at.values().copied().collect();
+        for (i, name) in names.iter().enumerate() {
+            if !used.contains(&i) && !COMPUTED.contains(&name.as_str()) {
+                return Err(FileError {
+                    value: Some(name.clone()),
+                    accepted: Some(format!(
+                        "{} (and the export's {}), or a mapping",
+                        known.join(", "),
+                        COMPUTED.join(", ")
+                    )),
+                    ..file_error("header", "not a column ordo reads")
+                });
+            }
+        }
+        let mut missing = Vec::new();
+        if !at.contains_key("external_id") && !at.contains_key("external_ids") {
+            missing.push("external_id (or external_ids)");
+        }
+        for required in ["currency", "item_quantity"] {
+            if !at.contains_key(required) {
+                missing.push(required);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(FileError {
+                accepted: Some(missing.join(", ")),
+                ..file_error("header", "required columns are missing")
+            });
+        }
+        Ok(Columns { at })
+    }
+}
+
+/// A CSV of orders, read an order at a time.
+pub struct CsvOrders<R: Read> {
+    records: csv::ByteRecordsIntoIter<NoBom<R>>,
+    columns: Columns,
+    namespace: String,
+    /// Keys whose rows are not together (found by [`split_keys`]).
+    split: HashSet<String>,
+    /// The next order's first row, read ahead.
+    pending: Option<(u64, Row)>,
+    done: bool,
+}
+
+/// One row's cells by ordo's column, as text.
+#[derive(Debug, Clone)]
+struct Row {
+    cells: HashMap<&'static str, String>,
+    key: Option<String>,
+}
+
+impl Row {
+    fn get(&self, column: &str) -> Option<&str> {
+        self.cells
+            .get(column)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Opens a CSV of orders; its header is checked at once.
+pub fn csv_orders<R: Read>(
+    reader: R,
+    options: &CsvOptions,
+    split: HashSet<String>,
+) -> Result<CsvOrders<R>, FileError> {
+    let namespace = options
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if Namespace::parse(&namespace).is_err() {
+        return Err(FileError {
+            value: Some(namespace),
+            accepted: Some(Namespace::ACCEPTED.into()),
+            ..file_error("namespace", "not an identifier namespace")
+        });
+    }
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(NoBom {
+        inner: reader,
+        head: None,
+    });
+    let headers = csv
+        .byte_headers()
+        .map_err(|e| file_error("header", format!("the header cannot be read: {e}")))?
+        .clone();
+    if headers.is_empty() || std::str::from_utf8(headers.as_slice()).is_err() {
+        return Err(file_error(
+            "header",
+            "the file has no header row of UTF-8 text",
+        ));
+    }
+    let columns = Columns::of(&headers, options)?;
+    Ok(CsvOrders {
+        records: csv.into_byte_records(),
+        columns,
+        namespace,
+        split,
+        pending: None,
+        done: false,
+    })
+}
+
+/// The keys of orders whose rows are not together in the file (a first
+/// pass: those orders are refused, not imported in parts).
+pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<String>, FileError> {
+    let mut orders = csv_orders(reader, options, HashSet::new())?;
+    let mut seen = HashSet::new();
+    let mut split = HashSet::new();
+    let mut last: Option<String> = None;
+    while let Some((_, row)) = orders.next_row() {
+        let Some(key) = row.key else { continue };
+        if last.as_ref() != Some(&key) && !seen.insert(key.clone()) {
+            split.insert(key.clone());
+        }
+        last = Some(key);
+    }
+    Ok(split)
+}
+
+impl<R: Read> CsvOrders<R> {
+    /// The next row as cells, with its line; rows that cannot be read are
+    /// given as a row whose `key` is `None` and whose one cell says why.
+    fn next_row(&mut self) -> Option<(u64, Row)> {
+        let record = self.records.next()?;
+        let (line, record) = match record {
+            Ok(r) => (r.position().map_or(0, |p| p.line()), r),
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                let mut cells = HashMap::new();
+                cells.insert("error", format!("this line cannot be read as CSV: {e}"));
+                return Some((line, Row { cells, key: None }));
+            }
+        };
+        let mut cells = HashMap::new();
+        for (column, i) in &self.columns.at {
+            let Some(bytes) = record.get(*i) else {
+                continue;
+            };
+            match std::str::from_utf8(bytes) {
+                Ok(text) => {
+                    cells.insert(*column, text.to_string());
+                }
+                Err(_) => {
+                    let mut bad = HashMap::new();
+                    bad.insert(
+                        "error",
+                        "not UTF-8 text: save the file as UTF-8".to_string(),
+                    );
+                    bad.insert("error_field", (*column).to_string());
+                    return Some((
+                        line,
+                        Row {
+                            cells: bad,
+                            key: None,
+                        },
+                    ));
+                }
+            }
+        }
+        let key = self.key_of(&cells);
+        Some((line, Row { cells, key }))
+    }
+
+    fn key_of(&self, cells: &HashMap<&'static str, String>) -> Option<String> {
+        if let Some(id) = cells.get("external_id").filter(|v| !v.trim().is_empty()) {
+            return Some(format!("{}:{}", self.namespace, id.trim()));
+        }
+        let ids: BTreeMap<String, String> = cells
+            .get("external_ids")
+            .and_then(|v| serde_json::from_str(v).ok())?;
+        ids.into_iter().next().map(|(ns, v)| format!("{ns}:{v}"))
+    }
+
+    /// The rows of the next order: those after `first` with its key.
+    fn group(&mut self, first: (u64, Row)) -> Vec<(u64, Row)> {
+        let mut rows = vec![first];
+        while let Some((line, row)) = self.next_row() {
+            if row.key.is_some() && row.key == rows[0].1.key {
+                rows.push((line, row));
+            } else {
+                self.pending = Some((line, row));
+                break;
+            }
+        }
+        rows
+    }
+
+    fn read_order(&self, rows: &[(u64, Row)]) -> Read1 {
+        let (first_line, first) = &rows[0];
+        let key = first.key.clone();
+        let mut errors = Vec::new();
+        let err = |line: u64, field: &str, value: Option<&str>, reason: &str| RowError {
+            line,
+            field: field.to_string(),
+            value: value.map(str::to_string),
+            reason: reason.to_string(),
+        };
+        if let Some(k) = key.as_ref().filter(|k| self.split.contains(*k)) {
+            for (line, _) in rows {
+                errors.push(err(
+                    *line,
+                    "external_id",
+                    Some(k),
+                    "the rows of this order are not together in the file; put them one after the other",
+                ));
+            }
+            return Read1::Refused { key, errors };
+        }
+        // Order columns agree on every row.
+        for (line, row) in &rows[1..] {
+            for column in ORDER_COLUMNS {
+                if row.get(column) != first.get(column) {
+                    errors.push(err(
+                        *line,
+                        column,
+                        row.get(column),
+                        &format!(
+                            "differs from the order's first row (line {first_line}: {:?}); an order's columns are the same on each of its rows",
+                            first.get(column).unwrap_or("")
+                        ),
+                    ));
+                }
+            }
+        }
+        let external_ids: BTreeMap<String, String> = match first.get("external_ids") {
+            Some(text) => match serde_json::from_str(text) {
+                Ok(ids) => ids,
+                Err(_) => {
+                    errors.push(err(
+                        *first_line,
+                        "external_ids",
+                        Some(text),
+                        "not a JSON object of namespace → value",
+                    ));
+                    BTreeMap::new()
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        let mut external_ids = external_ids;
+        if let Some(id) = first.get("external_id") {
+            external_ids.insert(self.namespace.clone(), id.trim().to_string());
+        }
+        let mut items = Vec::with_capacity(rows.len());
+        for (line, row) in rows {
+            let quantity = match row.get("item_quantity").map(str::trim) {
+                Some(q) => match q.parse::<i64>() {
+                    Ok(q) => q,
+                    Err(_) => {
+                        errors.push(err(*line, "item_quantity", Some(q), "not a whole number"));
+                        continue;
+                    }
+                },
+                None => {
+                    errors.push(err(
+                        *line,
+                        "item_quantity",
+                        None,
+                        "every item needs a quantity",
+                    ));
+                    continue;
+                }
+            };
+            let attributes = match row.get("item_attributes") {
+                None => BTreeMap::new(),
+                Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {
+                    Ok(a) => a,
+                    Err(_) => {
+                        errors.push(err(
+                            *line,
+                            "item_attributes",
+                            Some(text),
+                            "not a JSON object of name → text, e.g. {\"size\": \"M\"}",
+                        ));
+                        continue;
+                    }
+                },
+            };
+            items.push(LineInput {
+                sku: row.get("item_sku").map(|s| s.trim().to_string()),
+                name: row.get("item_name").map(str::to_string),
+                description: None,
+                quantity,
+                unit_price: row.get("item_unit_price").map(|p| p.trim().to_string()),
+                attributes,
+                instances: Vec::new(),
+            });
+        }
+        if !errors.is_empty() {
+            return Read1::Refused { key, errors };
+        }
+        let text = |c: &str| first.get(c).map(str::to_string);
+        let shipping_address = first.get("shipping_line1").map(|line1| AddressBody {
+            name: text("shipping_name"),
+            company: None,
+            line1: line1.to_string(),
+            line2: text("shipping_line2"),
+            city: text("shipping_city").unwrap_or_default(),
+            region: text("shipping_region"),
+            postal_code: text("shipping_postal_code"),
+            country: text("shipping_country").unwrap_or_default(),
+            phone: None,
+        });
+        let channel = match first.get("channel") {
+            None => Some(ordo_domain::Channel::Import),
+            Some(c) => match ordo_domain::Channel::parse(c.trim()) {
+                Some(c) => Some(c),
+                None => {
+                    return Read1::Refused {
+                        key,
+                        errors: vec![RowError {
+                            reason: format!(
+                                "not a channel; accepted: {}",
+                                ordo_domain::Channel::accepted()
+                            ),
+                            ..err(*first_line, "channel", Some(c), "")
+                        }],
+                    }
+                }
+            },
+        };
+        let request = CreateOrderRequest {
+            currency: text("currency").unwrap_or_default(),
+            buyer: BuyerBody {
+                name: text("buyer_name"),
+                phone: text("buyer_phone"),
+                email: text("buyer_email"),
+                channel_id: text("buyer_channel_id"),
+            },
+            items,
+            shipping_address,
+            billing_address: None,
+            notes: text("notes"),
+            external_ids,
+            channel,
+            shipping_method: None,
+            promotion_codes: first
+                .get("promotion_codes")
+                .map(|c| c.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+        };
+        Read1::Order(Box::new(FileOrder {
+            key: key.unwrap_or_default(),
+            item_lines: rows.iter().map(|(line, _)| *line).collect(),
+            request,
+        }))
+    }
+}
+
+impl<R: Read> Iterator for CsvOrders<R> {
+    type Item = Read1;
+
+    fn next(&mut self) -> Option<Read1> {
+        if self.done {
+            return None;
+        }
+        let first = match self.pending.take() {
+            Some(row) => row,
+            None => match self.next_row() {
+                Some(row) => row,
+                None => {
+                    self.done = true;
+                    return None;
+                }
+            },
+        };
+        let (line, row) = &first;
+        if row.key.is_none() {
+            let (field, reason) = match (row.cells.get("error_field"), row.cells.get("error")) {
+                (Some(f), Some(r)) => (f.clone(), r.clone()),
+                (None, Some(r)) => ("line".to_string(), r.clone()),
+                _ => (
+                    "external_id".to_string(),
+                    "every row needs its order's external id".to_string(),
+                ),
+            };
+            return Some(Read1::Refused {
+                key: None,
+                errors: vec![RowError {
+                    line: *line,
+                    field,
+                    value: None,
+                    reason,
+                }],
+            });
+        }
+        let rows = self.group(first);
+        Some(self.read_order(&rows))
+    }
+}
+
+/// Reads one NDJSON line: an order in the API's own shape, which must
+/// carry an external id (the key re-runs are matched by).
+pub fn ndjson_order(line: u64, text: &str) -> Option<Read1> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let refused = |field: String, value: Option<String>, reason: String| Read1::Refused {
+        key: None,
+        errors: vec![RowError {
+            line,
+            field,
+            value,
+            reason,
+        }],
+    };
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Some(refused("line".into(), None, format!("not JSON: {e}"))),
+    };
+    let request: CreateOrderRequest = match serde_path_to_error::deserialize(&value) {
+        Ok(r) => r,
+        Err(e) => {
+            let fe = describe_serde_error(&e.path().to_string(), &e.inner().to_string());
+            return Some(refused(fe.field, fe.value, fe.reason));
+        }
+    };
+    let Some((ns, id)) = request.external_ids.iter().next() else {
+        return Some(refused(
+            "external_ids".into(),
+            None,
+            "an imported order needs an external id, so that running the file again changes nothing"
+                .into(),
+        ));
+    };
+    let key = format!("{ns}:{id}");
+    Some(Read1::Order(Box::new(FileOrder {
+        key,
+        item_lines: vec![line; request.items.len()],
+        request,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str, options: &CsvOptions) -> Result<Vec<Read1>, FileError> {
+        let split = split_keys(text.as_bytes(), options)?;
+        Ok(csv_orders(text.as_bytes(), options, split)?.collect())
+    }
+
+    fn orders(all: &[Read1]) -> Vec<&FileOrder> {
+        all.iter()
+            .filter_map(|r| match r {
+                Read1::Order(o) => Some(o.as_ref()),
+                Read1::Refused { .. } => None,
+            })
+            .collect()
+    }
+
+    fn errors(all: &[Read1]) -> Vec<(u64, String)> {
+        all.iter()
+            .flat_map(|r| match r {
+                Read1::Refused { errors, .. } => {
+                    errors.iter().map(|e| (e.line, e.field.clone())).collect()
+                }
+                Read1::Order(_) => Vec::new(),
+            })
+            .collect()
+    }
+
+    const FILE: &str = "\u{feff}external_id,currency,buyer_name,buyer_phone,item_sku,item_name,item_quantity,item_unit_price,item_attributes,notes\n\
+        A-1,NGN,Ada,+2348012345678,,Dress,2,15000.00,\"{\"\"size\"\": \"\"M\"\"}\",\"gate, then \"\"call\"\"\"\n\
+        A-1,NGN,Ada,+2348012345678,,Scarf,1,3500.00,,\"gate, then \"\"call\"\"\"\n\
+        A-2,NGN,Bola,+2348012345679,TEE,,three,,,\n\
+        A-3,USD,Chi,+2348012345670,,Cap,1,10.00,,\n\
+        A-3,NGN,Chi,+2348012345670,,Cap,1,10.00,,\n\
+        A-4,NGN,Dayo,+2348012345671,,Bag,1,50.00,,\n\
+        A-5,NGN,Efe,+2348012345672,,Hat,1,20.00,,\n\
+        A-4,NGN,Dayo,+2348012345671,,Belt,1,30.00,,\n";
+
+    #[test]
+    fn rows_become_orders_and_each_problem_names_its_line() {
+        let all = read(FILE, &CsvOptions::default()).unwrap();
+        let good = orders(&all);
+        let keys: Vec<&str> = good.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["import:A-1", "import:A-5"]);
+        let a1 = &good[0].request;
+        assert_eq!(a1.items.len(), 2);
+        assert_eq!(a1.items[0].attributes["size"], "M");
+        assert_eq!(a1.notes.as_deref(), Some("gate, then \"call\""));
+        assert_eq!(a1.external_ids["import"], "A-1");
+        assert_eq!(good[0].item_lines, [2, 3], "the BOM is not a column");
+        assert_eq!(
+            errors(&all),
+            [
+                (4, "item_quantity".to_string()),
+                (6, "currency".to_string()),
+                (7, "external_id".to_string()),
+                (9, "external_id".to_string()),
+            ],
+            "A-2's quantity, A-3's currencies, A-4's rows apart"
+        );
+    }
+
+    #[test]
+    fn headers_are_checked_and_mapped() {
+        let missing = read("external_id,item_sku\nA,B\n", &CsvOptions::default());
+        assert_eq!(
+            missing.unwrap_err().accepted.as_deref(),
+            Some("currency, item_quantity")
+        );
+        let twice = read("currency,currency\n", &CsvOptions::default()).unwrap_err();
+        assert_eq!(twice.value.as_deref(), Some("currency"));
+        let unknown = read(
+            "external_id,currency,item_quantity,colour\n",
+            &CsvOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(unknown.value.as_deref(), Some("colour"));
+        let options = CsvOptions {
+            mapping: BTreeMap::from([
+                ("external_id".into(), "Order No".into()),
+                ("item_quantity".into(), "Qty".into()),
+                ("item_name".into(), "Product".into()),
+                ("item_unit_price".into(), "Price".into()),
+            ]),
+            namespace: Some("com.acme.order-id".into()),
+        };
+        let all = read(
+            "Order No,currency,Qty,Product,Price,total\nW-9,NGN,1,Mug,5.00,5.00\n",
+            &options,
+        )
+        .unwrap();
+        assert_eq!(orders(&all)[0].key, "com.acme.order-id:W-9");
+    }
+
+    /// Hands out one byte per read, as a slow pipe may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.is_empty()) {
+                (Some((b, rest)), false) => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_mark_read_in_pieces_is_dropped_and_other_bytes_kept() {
+        let mut out = String::new();
+        let mut r = NoBom {
+            inner: Trickle("\u{feff}ab,c".as_bytes()),
+            head: None,
+        };
+        r.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "ab,c");
+        let mut out = String::new();
+        let mut r = NoBom {
+            inner: Trickle(b"ab"),
+            head: None,
+        };
+        r.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "ab", "short files keep every byte");
+    }
+
+    #[test]
+    fn a_row_that_is_not_utf8_is_refused_alone() {
+        let mut file = b"external_id,currency,item_name,item_quantity,item_unit_price\n".to_vec();
+        file.extend_from_slice(b"A,NGN,Caf\xe9,1,1.00\nB,NGN,Tea,1,1.00\n");
+        let all: Vec<Read1> = csv_orders(file.as_slice(), &CsvOptions::default(), HashSet::new())
+            .unwrap()
+            .collect();
+        assert_eq!(errors(&all), [(2, "item_name".to_string())]);
+        assert_eq!(orders(&all)[0].key, "import:B");
+    }
+
+    #[test]
+    fn ndjson_lines_are_orders_in_the_apis_shape() {
+        let ok = ndjson_order(
+            3,
+            r#"{"currency":"NGN","buyer":{"phone":"+2348012345678"},"items":[{"name":"A","quantity":1,"unit_price":"1.00"}],"external_ids":{"shop":"S-1"}}"#,
+        );
+        assert!(matches!(ok, Some(Read1::Order(o)) if o.key == "shop:S-1"));
+        let Some(Read1::Refused { errors, .. }) =
+            ndjson_order(4, r#"{"currency":"NGN","colour":"red"}"#)
+        else {
+            panic!("refused")
+        };
+        assert_eq!((errors[0].line, errors[0].field.as_str()), (4, "colour"));
+        assert!(ndjson_order(5, "   ").is_none());
+        let Some(Read1::Refused { errors, .. }) = ndjson_order(
+            6,
+            r#"{"currency":"NGN","buyer":{"phone":"+2348012345678"},"items":[]}"#,
+        ) else {
+            panic!("refused")
+        };
+        assert_eq!(errors[0].field, "external_ids");
+    }
+}
