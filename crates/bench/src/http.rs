@@ -132,6 +132,33 @@ impl Conn {
         }
     }
 
+    /// A GET whose body is read frame by frame and never kept: its status,
+    /// its size in bytes and its lines; `sample` runs between frames.
+    pub async fn stream(
+        &mut self,
+        path: &str,
+        mut sample: impl FnMut(),
+    ) -> anyhow::Result<(StatusCode, u64, u64)> {
+        use http_body_util::BodyExt;
+        self.ready().await?;
+        let req = self.target.request(Method::GET, path, None)?;
+        let Some(sender) = self.sender.as_mut() else {
+            bail!("not connected");
+        };
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        let mut body = res.into_body();
+        let (mut bytes, mut lines) = (0u64, 0u64);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                bytes += data.len() as u64;
+                lines += data.iter().filter(|b| **b == b'\n').count() as u64;
+            }
+            sample();
+        }
+        Ok((status, bytes, lines))
+    }
+
     /// One request outside the measured loops (setup, counts, id listing).
     pub async fn call(
         &mut self,

@@ -20,6 +20,9 @@
 //!   ordo asks them at once, so a preview should take about one delay.
 //! - `seed` (with `--orders N`): creates orders the same way until the server
 //!   holds at least N, so that reads and lists run over a big table.
+//! - `export` (not by default): `GET /v1/orders/export` of every order the
+//!   server holds, as NDJSON and as CSV, on one connection, read as it
+//!   streams: orders a second, bytes, and the server's peak memory.
 //! - `get`: `GET /v1/orders/{id}` for random ids among those created.
 //! - `list`: `GET /v1/orders?status=pending&channel=whatsapp&sort=-created_at&limit=50`.
 //! - `verify`: every order that was acknowledged with a 2xx can be read back;
@@ -114,7 +117,7 @@ struct Opts {
     #[arg(long, value_name = "N", default_value_t = 0)]
     orders: u64,
     /// Phases to run, comma-separated; they run in the order create,
-    /// webhooks, checkout, confirm, preview, seed, get, list, verify.
+    /// webhooks, checkout, confirm, preview, seed, export, get, list, verify.
     #[arg(
         long,
         value_enum,
@@ -152,19 +155,22 @@ enum Phase {
     /// Previews priced by three pricing providers at once.
     Preview,
     Seed,
+    /// Every order streamed out, as NDJSON and as CSV.
+    Export,
     Get,
     List,
     Verify,
 }
 
 impl Phase {
-    const ORDER: [Phase; 9] = [
+    const ORDER: [Phase; 10] = [
         Phase::Create,
         Phase::Webhooks,
         Phase::Checkout,
         Phase::Confirm,
         Phase::Preview,
         Phase::Seed,
+        Phase::Export,
         Phase::Get,
         Phase::List,
         Phase::Verify,
@@ -178,6 +184,7 @@ impl Phase {
             Phase::Confirm => "confirm",
             Phase::Preview => "preview",
             Phase::Seed => "seed",
+            Phase::Export => "export",
             Phase::Get => "get",
             Phase::List => "list",
             Phase::Verify => "verify",
@@ -562,6 +569,39 @@ async fn run_phases(
                 }
                 created.extend(out.ids);
                 fig
+            }
+            Phase::Export => {
+                let held = load::count_orders(target.clone(), "").await?;
+                for format in ["ndjson", "csv"] {
+                    let mut conn = http::Conn::new(target.clone());
+                    let pid = server_pid.map(|p| p.to_string());
+                    let mut peak = pid.as_deref().and_then(server::rss_kib).unwrap_or(0);
+                    let mut frames = 0u64;
+                    let started = Instant::now();
+                    let (status, bytes, lines) = conn
+                        .stream(&format!("/v1/orders/export?format={format}"), || {
+                            frames += 1;
+                            if frames % 64 == 0 {
+                                let now = pid.as_deref().and_then(server::rss_kib).unwrap_or(0);
+                                peak = peak.max(now);
+                            }
+                        })
+                        .await?;
+                    let took = started.elapsed().as_secs_f64().max(1e-9);
+                    let orders = if format == "csv" { held } else { lines };
+                    println!(
+                        "[export {format}] {status}: {orders} orders ({lines} lines, {:.1} MB) in {took:.1} s: {:.0} orders/s; server peak RSS {:.0} MiB",
+                        bytes as f64 / 1e6,
+                        orders as f64 / took,
+                        peak as f64 / 1024.0
+                    );
+                    if !status.is_success() || (format == "ndjson" && lines != held) {
+                        println!("[export {format}] MISMATCH: the server holds {held} orders");
+                        passed = false;
+                    }
+                }
+                println!();
+                continue;
             }
             Phase::Get => {
                 let mut ids = ids_of(&mut created, &mut shared_ids);

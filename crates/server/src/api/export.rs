@@ -3,6 +3,8 @@
 //! as NDJSON (one order per line, in the API's own shape) or CSV (one row
 //! per item).
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -10,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ordo_domain::FieldError;
 use ordo_store::{DynStore, OrderQuery, RenderedOrder, Scope};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::auth::Principal;
 use super::error::{ApiError, Problem};
@@ -184,7 +187,9 @@ impl Pages {
         }
         let mut out = Vec::new();
         if !self.started && self.format == Format::Csv {
-            out.extend_from_slice(&csv_row(CSV_COLUMNS.iter().map(|c| (*c).to_string())));
+            let mut header = csv_writer(Vec::new());
+            let _ = header.write_record(CSV_COLUMNS);
+            out = header.into_inner().unwrap_or_default();
         }
         self.started = true;
         let page = match self.store.rendered_orders(&self.scope, &self.query).await {
@@ -202,13 +207,20 @@ impl Pages {
             self.query.after = Some(last.cursor(self.query.sort.field));
         }
         metrics::counter!("ordo_orders_exported_total").increment(page.len() as u64);
-        for order in &page {
-            match self.format {
-                Format::Ndjson => {
+        match self.format {
+            Format::Ndjson => {
+                for order in &page {
                     out.extend_from_slice(&order.json);
                     out.push(b'\n');
                 }
-                Format::Csv => csv_rows(order, &mut out),
+            }
+            Format::Csv => {
+                // One writer for the page's rows.
+                let mut writer = csv_writer(out);
+                for order in &page {
+                    csv_rows(order, &mut writer);
+                }
+                out = writer.into_inner().unwrap_or_default();
             }
         }
         if out.is_empty() {
@@ -218,71 +230,157 @@ impl Pages {
     }
 }
 
-/// One CSV record (RFC 4180: quoted when needed, CRLF-free `\n` ends).
-fn csv_row(fields: impl Iterator<Item = String>) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new()
+/// A CSV writer (RFC 4180 quoting, `\n` line ends) into `out`.
+fn csv_writer(out: Vec<u8>) -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    let _ = writer.write_record(fields.collect::<Vec<_>>());
-    writer.into_inner().unwrap_or_default()
+        .from_writer(out)
+}
+
+/// The parts of an order's rendering the CSV shows, read without copying
+/// what needs no unescaping.
+#[derive(Deserialize)]
+struct Rendered<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    reference: Cow<'a, str>,
+    #[serde(borrow)]
+    external_ids: &'a RawValue,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    payment_status: Cow<'a, str>,
+    #[serde(borrow)]
+    fulfillment_status: Cow<'a, str>,
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow)]
+    currency: Cow<'a, str>,
+    #[serde(borrow)]
+    created_at: Cow<'a, str>,
+    #[serde(borrow)]
+    buyer: Party<'a>,
+    #[serde(borrow)]
+    shipping_address: Option<Party<'a>>,
+    #[serde(borrow)]
+    notes: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    batch_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    items: Vec<Item<'a>>,
+    #[serde(borrow)]
+    subtotal: Cow<'a, str>,
+    #[serde(borrow)]
+    discount_total: Cow<'a, str>,
+    #[serde(borrow)]
+    shipping_total: Cow<'a, str>,
+    #[serde(borrow)]
+    tax_total: Cow<'a, str>,
+    #[serde(borrow)]
+    total: Cow<'a, str>,
+}
+
+/// A buyer or an address: the text fields the CSV shows.
+#[derive(Deserialize, Default)]
+struct Party<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    phone: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    email: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    channel_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    line1: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    line2: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    city: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    region: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    postal_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    country: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(borrow)]
+    sku: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    quantity: u32,
+    #[serde(borrow)]
+    unit_price: Cow<'a, str>,
+    #[serde(borrow)]
+    attributes: &'a RawValue,
+    #[serde(borrow)]
+    line_total: Cow<'a, str>,
+    #[serde(borrow)]
+    discount: Cow<'a, str>,
+    #[serde(borrow)]
+    tax: Cow<'a, str>,
+    #[serde(borrow)]
+    total: Cow<'a, str>,
 }
 
 /// An order's rows, from its rendering: one per item.
-fn csv_rows(order: &RenderedOrder, out: &mut Vec<u8>) {
-    let Ok(o) = serde_json::from_slice::<Value>(&order.json) else {
+fn csv_rows(order: &RenderedOrder, out: &mut csv::Writer<Vec<u8>>) {
+    let Ok(o) = serde_json::from_slice::<Rendered<'_>>(&order.json) else {
+        tracing::warn!(order = %order.id, "export: a rendering could not be read");
         return;
     };
-    let text = |v: &Value| match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Object(m) if m.is_empty() => String::new(),
-        other => other.to_string(),
+    let opt = |v: &Option<Cow<'_, str>>| v.as_deref().unwrap_or("").to_string();
+    let object = |raw: &RawValue| match raw.get() {
+        "{}" | "null" => String::new(),
+        text => text.to_string(),
     };
-    let ship = &o["shipping_address"];
-    let head = [
-        text(&o["id"]),
-        text(&o["reference"]),
-        text(&o["external_ids"]),
-        text(&o["status"]),
-        text(&o["payment_status"]),
-        text(&o["fulfillment_status"]),
-        text(&o["channel"]),
-        text(&o["currency"]),
-        text(&o["created_at"]),
-        text(&o["buyer"]["name"]),
-        text(&o["buyer"]["phone"]),
-        text(&o["buyer"]["email"]),
-        text(&o["buyer"]["channel_id"]),
-        text(&ship["name"]),
-        text(&ship["line1"]),
-        text(&ship["line2"]),
-        text(&ship["city"]),
-        text(&ship["region"]),
-        text(&ship["postal_code"]),
-        text(&ship["country"]),
-        text(&o["notes"]),
-        text(&o["batch_id"]),
-    ];
-    let tail = [
-        text(&o["subtotal"]),
-        text(&o["discount_total"]),
-        text(&o["shipping_total"]),
-        text(&o["tax_total"]),
-        text(&o["total"]),
-    ];
-    for item in o["items"].as_array().into_iter().flatten() {
-        let line = [
-            text(&item["sku"]),
-            text(&item["name"]),
-            text(&item["quantity"]),
-            text(&item["unit_price"]),
-            text(&item["attributes"]),
-            text(&item["line_total"]),
-            text(&item["discount"]),
-            text(&item["tax"]),
-            text(&item["total"]),
+    let ship = o.shipping_address.unwrap_or_default();
+    let quantity_text: Vec<String> = o.items.iter().map(|i| i.quantity.to_string()).collect();
+    let external_ids = object(o.external_ids);
+    for (item, quantity) in o.items.iter().zip(&quantity_text) {
+        let attributes = object(item.attributes);
+        let record: [&str; 36] = [
+            &o.id,
+            &o.reference,
+            &external_ids,
+            &o.status,
+            &o.payment_status,
+            &o.fulfillment_status,
+            &o.channel,
+            &o.currency,
+            &o.created_at,
+            o.buyer.name.as_deref().unwrap_or(""),
+            o.buyer.phone.as_deref().unwrap_or(""),
+            o.buyer.email.as_deref().unwrap_or(""),
+            o.buyer.channel_id.as_deref().unwrap_or(""),
+            ship.name.as_deref().unwrap_or(""),
+            ship.line1.as_deref().unwrap_or(""),
+            ship.line2.as_deref().unwrap_or(""),
+            ship.city.as_deref().unwrap_or(""),
+            ship.region.as_deref().unwrap_or(""),
+            ship.postal_code.as_deref().unwrap_or(""),
+            ship.country.as_deref().unwrap_or(""),
+            &opt(&o.notes),
+            &opt(&o.batch_id),
+            item.sku.as_deref().unwrap_or(""),
+            &item.name,
+            quantity,
+            &item.unit_price,
+            &attributes,
+            &item.line_total,
+            &item.discount,
+            &item.tax,
+            &item.total,
+            &o.subtotal,
+            &o.discount_total,
+            &o.shipping_total,
+            &o.tax_total,
+            &o.total,
         ];
-        let fields = head.iter().chain(&line).chain(&tail).cloned();
-        out.extend_from_slice(&csv_row(fields));
+        let _ = out.write_record(record);
     }
 }
