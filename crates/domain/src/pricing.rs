@@ -779,6 +779,8 @@ pub struct LineBase<'a> {
 /// The amounts of one line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LineAmounts {
+    /// `quantity × unit_price`.
+    pub line_total: i64,
     pub discount: i64,
     pub tax: i64,
     /// What the buyer pays for the line: `amount − discount`, plus `tax`
@@ -839,6 +841,7 @@ pub fn price(lines: &[LineBase<'_>], basis: &PriceBasis) -> Option<Totals> {
             l.tax_rate.of(net)
         };
         out.push(LineAmounts {
+            line_total: l.amount,
             discount: discounts[i],
             tax,
             total: if included { net } else { net.checked_add(tax)? },
@@ -865,6 +868,22 @@ pub fn price(lines: &[LineBase<'_>], basis: &PriceBasis) -> Option<Totals> {
         promotions,
         shipping_tax,
     })
+}
+
+/// [`price`] for lines not yet on an order, each at its draft's tax
+/// rate; `None` when an amount is past [`money::MAX_MINOR`].
+pub fn price_drafts(lines: &[LineDraft], basis: &PriceBasis) -> Option<Totals> {
+    let bases = lines
+        .iter()
+        .map(|l| {
+            Some(LineBase {
+                sku: l.sku.as_ref(),
+                amount: money::line_total(l.quantity, l.unit_price)?,
+                tax_rate: l.tax_rate,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    price(&bases, basis)
 }
 
 // ------------------------------------------------------------------ quote
@@ -1073,17 +1092,8 @@ pub fn quote(cart: &Cart<'_>, rules: &Rules<'_>) -> Quote {
         shipping: None,
         fallbacks: Vec::new(),
     };
-    let bases: Vec<LineBase<'_>> = cart
-        .lines
-        .iter()
-        .zip(&amounts)
-        .map(|(l, a)| LineBase {
-            sku: l.sku.as_ref(),
-            amount: *a,
-            tax_rate: Rate::ZERO,
-        })
-        .collect();
-    let discounted = price(&bases, &basis).map_or(subtotal, |t| subtotal - t.discount_total);
+    let discounted =
+        price_drafts(cart.lines, &basis).map_or(subtotal, |t| subtotal - t.discount_total);
     let weight: i64 = cart
         .lines
         .iter()

@@ -27,32 +27,12 @@ use std::io::Read;
 use ordo_domain::order::Namespace;
 use serde_json::Value;
 
+use crate::api::export::CSV_COLUMNS;
 use crate::api::extract::describe_serde_error;
 use crate::api::orders::{AddressBody, BuyerBody, CreateOrderRequest, LineInput};
 
 /// The namespace of `external_id` when none is given.
 pub const DEFAULT_NAMESPACE: &str = "import";
-
-/// Columns the export writes that an import reads over.
-const COMPUTED: [&str; 17] = [
-    "order_id",
-    "reference",
-    "status",
-    "payment_status",
-    "fulfillment_status",
-    "created_at",
-    "batch_id",
-    "item_line_total",
-    "item_discount",
-    "item_tax",
-    "item_total",
-    "subtotal",
-    "discount_total",
-    "shipping_total",
-    "tax_total",
-    "total",
-    "order_total",
-];
 
 /// Order-level columns: the same on every row of an order.
 const ORDER_COLUMNS: [&str; 17] = [
@@ -113,7 +93,7 @@ pub struct FileOrder {
 
 /// What reading gives, one order or one problem at a time.
 #[derive(Debug, Clone)]
-pub enum Read1 {
+pub enum Entry {
     Order(Box<FileOrder>),
     /// The order with this key is not imported; these are why.
     Refused {
@@ -225,13 +205,13 @@ impl Columns {
         }
         let used: HashSet<usize> = at.values().copied().collect();
         for (i, name) in names.iter().enumerate() {
-            if !used.contains(&i) && !COMPUTED.contains(&name.as_str()) {
+            // The export's own columns this does not read are ordo's to work out.
+            if !used.contains(&i) && !CSV_COLUMNS.contains(&name.as_str()) {
                 return Err(FileError {
                     value: Some(name.clone()),
                     accepted: Some(format!(
-                        "{} (and the export's {}), or a mapping",
+                        "{} (and the export's other columns, read over), or a mapping",
                         known.join(", "),
-                        COMPUTED.join(", ")
                     )),
                     ..file_error("header", "not a column ordo reads")
                 });
@@ -264,7 +244,7 @@ pub struct CsvOrders<R: Read> {
     /// Keys whose rows are not together (found by [`split_keys`]).
     split: HashSet<String>,
     /// The next order's first row, read ahead.
-    pending: Option<(u64, Row)>,
+    pending: Option<Result<(u64, Row), RowError>>,
     done: bool,
 }
 
@@ -333,8 +313,10 @@ pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<St
     let mut seen = HashSet::new();
     let mut split = HashSet::new();
     let mut last: Option<String> = None;
-    while let Some((_, row)) = orders.next_row() {
-        let Some(key) = row.key else { continue };
+    while let Some(next) = orders.next_row() {
+        let Ok((_, Row { key: Some(key), .. })) = next else {
+            continue;
+        };
         if last.as_ref() != Some(&key) && !seen.insert(key.clone()) {
             split.insert(key.clone());
         }
@@ -344,47 +326,36 @@ pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<St
 }
 
 impl<R: Read> CsvOrders<R> {
-    /// The next row as cells, with its line; rows that cannot be read are
-    /// given as a row whose `key` is `None` and whose one cell says why.
-    fn next_row(&mut self) -> Option<(u64, Row)> {
-        let record = self.records.next()?;
-        let (line, record) = match record {
-            Ok(r) => (r.position().map_or(0, |p| p.line()), r),
+    /// The next row as cells, with its line, or why it cannot be read.
+    fn next_row(&mut self) -> Option<Result<(u64, Row), RowError>> {
+        let refused = |line: u64, field: &str, reason: String| RowError {
+            line,
+            field: field.to_string(),
+            value: None,
+            reason,
+        };
+        let record = match self.records.next()? {
+            Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                let mut cells = HashMap::new();
-                cells.insert("error", format!("this line cannot be read as CSV: {e}"));
-                return Some((line, Row { cells, key: None }));
+                let reason = format!("this line cannot be read as CSV: {e}");
+                return Some(Err(refused(line, "line", reason)));
             }
         };
+        let line = record.position().map_or(0, |p| p.line());
         let mut cells = HashMap::new();
         for (column, i) in &self.columns.at {
             let Some(bytes) = record.get(*i) else {
                 continue;
             };
-            match std::str::from_utf8(bytes) {
-                Ok(text) => {
-                    cells.insert(*column, text.to_string());
-                }
-                Err(_) => {
-                    let mut bad = HashMap::new();
-                    bad.insert(
-                        "error",
-                        "not UTF-8 text: save the file as UTF-8".to_string(),
-                    );
-                    bad.insert("error_field", (*column).to_string());
-                    return Some((
-                        line,
-                        Row {
-                            cells: bad,
-                            key: None,
-                        },
-                    ));
-                }
-            }
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                let reason = "not UTF-8 text: save the file as UTF-8".to_string();
+                return Some(Err(refused(line, column, reason)));
+            };
+            cells.insert(*column, text.to_string());
         }
         let key = self.key_of(&cells);
-        Some((line, Row { cells, key }))
+        Some(Ok((line, Row { cells, key })))
     }
 
     fn key_of(&self, cells: &HashMap<&'static str, String>) -> Option<String> {
@@ -400,18 +371,21 @@ impl<R: Read> CsvOrders<R> {
     /// The rows of the next order: those after `first` with its key.
     fn group(&mut self, first: (u64, Row)) -> Vec<(u64, Row)> {
         let mut rows = vec![first];
-        while let Some((line, row)) = self.next_row() {
-            if row.key.is_some() && row.key == rows[0].1.key {
-                rows.push((line, row));
-            } else {
-                self.pending = Some((line, row));
-                break;
+        while let Some(next) = self.next_row() {
+            match next {
+                Ok((line, row)) if row.key.is_some() && row.key == rows[0].1.key => {
+                    rows.push((line, row));
+                }
+                other => {
+                    self.pending = Some(other);
+                    break;
+                }
             }
         }
         rows
     }
 
-    fn read_order(&self, rows: &[(u64, Row)]) -> Read1 {
+    fn read_order(&self, rows: &[(u64, Row)]) -> Entry {
         let (first_line, first) = &rows[0];
         let key = first.key.clone();
         let mut errors = Vec::new();
@@ -430,7 +404,7 @@ impl<R: Read> CsvOrders<R> {
                     "the rows of this order are not together in the file; put them one after the other",
                 ));
             }
-            return Read1::Refused { key, errors };
+            return Entry::Refused { key, errors };
         }
         // Order columns agree on every row.
         for (line, row) in &rows[1..] {
@@ -513,7 +487,7 @@ impl<R: Read> CsvOrders<R> {
             });
         }
         if !errors.is_empty() {
-            return Read1::Refused { key, errors };
+            return Entry::Refused { key, errors };
         }
         let text = |c: &str| first.get(c).map(str::to_string);
         let shipping_address = first.get("shipping_line1").map(|line1| AddressBody {
@@ -532,7 +506,7 @@ impl<R: Read> CsvOrders<R> {
             Some(c) => match ordo_domain::Channel::parse(c.trim()) {
                 Some(c) => Some(c),
                 None => {
-                    return Read1::Refused {
+                    return Entry::Refused {
                         key,
                         errors: vec![RowError {
                             reason: format!(
@@ -565,7 +539,7 @@ impl<R: Read> CsvOrders<R> {
                 .map(|c| c.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
         };
-        Read1::Order(Box::new(FileOrder {
+        Entry::Order(Box::new(FileOrder {
             key: key.unwrap_or_default(),
             item_lines: rows.iter().map(|(line, _)| *line).collect(),
             request,
@@ -574,42 +548,37 @@ impl<R: Read> CsvOrders<R> {
 }
 
 impl<R: Read> Iterator for CsvOrders<R> {
-    type Item = Read1;
+    type Item = Entry;
 
-    fn next(&mut self) -> Option<Read1> {
+    fn next(&mut self) -> Option<Entry> {
         if self.done {
             return None;
         }
-        let first = match self.pending.take() {
-            Some(row) => row,
-            None => match self.next_row() {
-                Some(row) => row,
-                None => {
-                    self.done = true;
-                    return None;
-                }
-            },
+        let next = match self.pending.take().or_else(|| self.next_row()) {
+            Some(next) => next,
+            None => {
+                self.done = true;
+                return None;
+            }
         };
-        let (line, row) = &first;
-        if row.key.is_none() {
-            let (field, reason) = match (row.cells.get("error_field"), row.cells.get("error")) {
-                (Some(f), Some(r)) => (f.clone(), r.clone()),
-                (None, Some(r)) => ("line".to_string(), r.clone()),
-                _ => (
-                    "external_id".to_string(),
-                    "every row needs its order's external id".to_string(),
-                ),
-            };
-            return Some(Read1::Refused {
-                key: None,
-                errors: vec![RowError {
-                    line: *line,
-                    field,
-                    value: None,
-                    reason,
-                }],
-            });
-        }
+        let first = match next {
+            Ok((line, Row { key: None, .. })) => Err(RowError {
+                line,
+                field: "external_id".into(),
+                value: None,
+                reason: "every row needs its order's external id".into(),
+            }),
+            other => other,
+        };
+        let first = match first {
+            Ok(first) => first,
+            Err(error) => {
+                return Some(Entry::Refused {
+                    key: None,
+                    errors: vec![error],
+                })
+            }
+        };
         let rows = self.group(first);
         Some(self.read_order(&rows))
     }
@@ -617,12 +586,12 @@ impl<R: Read> Iterator for CsvOrders<R> {
 
 /// Reads one NDJSON line: an order in the API's own shape, which must
 /// carry an external id (the key re-runs are matched by).
-pub fn ndjson_order(line: u64, text: &str) -> Option<Read1> {
+pub fn ndjson_order(line: u64, text: &str) -> Option<Entry> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
-    let refused = |field: String, value: Option<String>, reason: String| Read1::Refused {
+    let refused = |field: String, value: Option<String>, reason: String| Entry::Refused {
         key: None,
         errors: vec![RowError {
             line,
@@ -651,7 +620,7 @@ pub fn ndjson_order(line: u64, text: &str) -> Option<Read1> {
         ));
     };
     let key = format!("{ns}:{id}");
-    Some(Read1::Order(Box::new(FileOrder {
+    Some(Entry::Order(Box::new(FileOrder {
         key,
         item_lines: vec![line; request.items.len()],
         request,
@@ -662,27 +631,27 @@ pub fn ndjson_order(line: u64, text: &str) -> Option<Read1> {
 mod tests {
     use super::*;
 
-    fn read(text: &str, options: &CsvOptions) -> Result<Vec<Read1>, FileError> {
+    fn read(text: &str, options: &CsvOptions) -> Result<Vec<Entry>, FileError> {
         let split = split_keys(text.as_bytes(), options)?;
         Ok(csv_orders(text.as_bytes(), options, split)?.collect())
     }
 
-    fn orders(all: &[Read1]) -> Vec<&FileOrder> {
+    fn orders(all: &[Entry]) -> Vec<&FileOrder> {
         all.iter()
             .filter_map(|r| match r {
-                Read1::Order(o) => Some(o.as_ref()),
-                Read1::Refused { .. } => None,
+                Entry::Order(o) => Some(o.as_ref()),
+                Entry::Refused { .. } => None,
             })
             .collect()
     }
 
-    fn errors(all: &[Read1]) -> Vec<(u64, String)> {
+    fn errors(all: &[Entry]) -> Vec<(u64, String)> {
         all.iter()
             .flat_map(|r| match r {
-                Read1::Refused { errors, .. } => {
+                Entry::Refused { errors, .. } => {
                     errors.iter().map(|e| (e.line, e.field.clone())).collect()
                 }
-                Read1::Order(_) => Vec::new(),
+                Entry::Order(_) => Vec::new(),
             })
             .collect()
     }
@@ -791,7 +760,7 @@ mod tests {
     fn a_row_that_is_not_utf8_is_refused_alone() {
         let mut file = b"external_id,currency,item_name,item_quantity,item_unit_price\n".to_vec();
         file.extend_from_slice(b"A,NGN,Caf\xe9,1,1.00\nB,NGN,Tea,1,1.00\n");
-        let all: Vec<Read1> = csv_orders(file.as_slice(), &CsvOptions::default(), HashSet::new())
+        let all: Vec<Entry> = csv_orders(file.as_slice(), &CsvOptions::default(), HashSet::new())
             .unwrap()
             .collect();
         assert_eq!(errors(&all), [(2, "item_name".to_string())]);
@@ -804,15 +773,15 @@ mod tests {
             3,
             r#"{"currency":"NGN","buyer":{"phone":"+2348012345678"},"items":[{"name":"A","quantity":1,"unit_price":"1.00"}],"external_ids":{"shop":"S-1"}}"#,
         );
-        assert!(matches!(ok, Some(Read1::Order(o)) if o.key == "shop:S-1"));
-        let Some(Read1::Refused { errors, .. }) =
+        assert!(matches!(ok, Some(Entry::Order(o)) if o.key == "shop:S-1"));
+        let Some(Entry::Refused { errors, .. }) =
             ndjson_order(4, r#"{"currency":"NGN","colour":"red"}"#)
         else {
             panic!("refused")
         };
         assert_eq!((errors[0].line, errors[0].field.as_str()), (4, "colour"));
         assert!(ndjson_order(5, "   ").is_none());
-        let Some(Read1::Refused { errors, .. }) = ndjson_order(
+        let Some(Entry::Refused { errors, .. }) = ndjson_order(
             6,
             r#"{"currency":"NGN","buyer":{"phone":"+2348012345678"},"items":[]}"#,
         ) else {

@@ -304,23 +304,7 @@ pub async fn reprice(
     if ask.shipping_method.is_none() {
         ask.shipping_method = order.pricing.shipping.as_ref().map(|s| s.name.clone());
     }
-    let mut draft = OrderDraft {
-        currency: order.currency,
-        buyer: patch.buyer.clone().unwrap_or_else(|| order.buyer.clone()),
-        lines,
-        shipping_address: patch
-            .shipping_address
-            .clone()
-            .unwrap_or_else(|| order.shipping_address.clone()),
-        billing_address: patch
-            .billing_address
-            .clone()
-            .unwrap_or_else(|| order.billing_address.clone()),
-        notes: order.notes.clone(),
-        external_ids: order.external_ids.clone(),
-        channel: order.channel,
-        pricing: Default::default(),
-    };
+    let mut draft = draft_of(order, patch, lines);
     let held: Vec<PromotionId> = order
         .pricing
         .promotions
@@ -378,39 +362,58 @@ pub fn code_refused(field: String, code: &Code, reason: &pricing::NotApplicable)
         .accepted("a code that applies to this order (POST /v1/orders/preview says which do)")
 }
 
-/// Gives the lines of an edit the tax rates the tenant's rules have for
-/// them now, delivered where the order (as edited) goes: lines the order
-/// already has keep their own, so only new lines take these.
-pub fn rate_new_lines(settings: &TenantSettings, order: &Order, patch: &mut OrderPatch) {
-    let Some(lines) = patch.lines.as_mut() else {
-        return;
+/// Gives the lines of an edit the tax rates the order, as edited, would be
+/// quoted now (the tenant's rules, or its tax provider): lines the order
+/// already has keep their own, so only new lines take these. Prices stay
+/// as the edit gives them; nothing else is re-priced.
+pub async fn rate_new_lines(
+    state: &AppState,
+    settings: &TenantSettings,
+    order: &Order,
+    patch: &mut OrderPatch,
+) -> Result<(), ApiError> {
+    let Some(lines) = patch.lines.take() else {
+        return Ok(());
     };
-    let shipping_address = match &patch.shipping_address {
-        Some(a) => a.as_ref(),
-        None => order.shipping_address.as_ref(),
-    };
-    let billing_address = match &patch.billing_address {
-        Some(a) => a.as_ref(),
-        None => order.billing_address.as_ref(),
-    };
-    let quote = pricing::quote(
-        &Cart {
-            currency: order.currency,
-            lines,
-            shipping_address,
-            billing_address,
-            codes: &[],
-            shipping_method: None,
-        },
-        &Rules {
-            tax: TaxSource::Rules(&settings.tax),
-            shipping: &[],
-            promotions: &[],
-            buyer_uses: None,
-            customer: None,
-            now: Timestamp::now(),
-            code_limits: false,
-        },
-    );
-    quote.apply(lines);
+    let mut draft = draft_of(order, patch, lines.clone());
+    price_draft(
+        state,
+        order.tenant_id,
+        settings,
+        &mut draft,
+        &Ask::default(),
+    )
+    .await?;
+    let rated = lines
+        .into_iter()
+        .zip(draft.lines)
+        .map(|(line, priced)| ordo_domain::LineDraft {
+            tax_rate: priced.tax_rate,
+            ..line
+        })
+        .collect();
+    patch.lines = Some(rated);
+    Ok(())
+}
+
+/// The draft an edit of `order` with `lines` would make: the patch's
+/// buyer and addresses where it changes them, the order's otherwise.
+fn draft_of(order: &Order, patch: &OrderPatch, lines: Vec<ordo_domain::LineDraft>) -> OrderDraft {
+    OrderDraft {
+        currency: order.currency,
+        buyer: patch.buyer.clone().unwrap_or_else(|| order.buyer.clone()),
+        lines,
+        shipping_address: patch
+            .shipping_address
+            .clone()
+            .unwrap_or_else(|| order.shipping_address.clone()),
+        billing_address: patch
+            .billing_address
+            .clone()
+            .unwrap_or_else(|| order.billing_address.clone()),
+        notes: order.notes.clone(),
+        external_ids: order.external_ids.clone(),
+        channel: order.channel,
+        pricing: Default::default(),
+    }
 }

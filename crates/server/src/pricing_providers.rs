@@ -268,34 +268,12 @@ fn read<T: for<'de> Deserialize<'de>>(
     let text = match answer {
         Ok(Some(text)) => text,
         Ok(None) => return Err(format!("the {role} provider answered 404")),
-        Err(e) => return Err(said(role, &e)),
+        Err(e) => return Err(e.said_by(role)),
     };
     serde_json::from_str(&text).map_err(|e| {
         let start: String = text.chars().take(200).collect();
         format!("the {role} provider's answer is not the contract's: {e}: {start}")
     })
-}
-
-/// A provider error, naming the provider's role.
-fn said(role: &str, e: &ProviderError) -> String {
-    match e {
-        ProviderError::Open => {
-            format!("the {role} provider's circuit is open after repeated failures; not called")
-        }
-        ProviderError::Transport { attempts: 0, .. } => {
-            format!("the {role} provider was not called: the deadline had passed")
-        }
-        ProviderError::Transport { attempts, error } => {
-            format!("the {role} provider did not answer after {attempts} attempts: {error}")
-        }
-        ProviderError::Unavailable { attempts, status } => {
-            format!("the {role} provider failed after {attempts} attempts: HTTP {status}")
-        }
-        ProviderError::Refused { status, body } => {
-            format!("the {role} provider refused the call: HTTP {status}: {body}")
-        }
-        other => format!("the {role} provider: {other}"),
-    }
 }
 
 fn prices(a: PriceAnswer, c: Currency, lines: usize) -> Result<Vec<Option<i64>>, String> {

@@ -115,19 +115,20 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// The circuit is open: the provider was not called.
-    #[error("the payment provider's circuit is open after repeated failures; not called")]
+    #[error("{}", self.said_by("payment"))]
     Open,
-    /// No answer (connect, time limit, connection lost), after every attempt.
-    #[error("the payment provider did not answer after {attempts} attempts: {error}")]
+    /// No answer (connect, time limit, connection lost), after every
+    /// attempt (none when a caller's deadline had passed).
+    #[error("{}", self.said_by("payment"))]
     Transport { attempts: u32, error: String },
     /// A 5xx answer, after every attempt.
-    #[error("the payment provider failed after {attempts} attempts: HTTP {status}")]
+    #[error("{}", self.said_by("payment"))]
     Unavailable { attempts: u32, status: u16 },
     /// A 4xx answer: the provider refused the call (not retried).
-    #[error("the payment provider refused the call: HTTP {status}: {body}")]
+    #[error("{}", self.said_by("payment"))]
     Refused { status: u16, body: String },
     /// An answer that is not the contract's.
-    #[error("the payment provider's answer is not understood: {0}")]
+    #[error("{}", self.said_by("payment"))]
     Invalid(String),
     /// ordo cannot ask the provider for this, for the reason given.
     #[error("{0}")]
@@ -139,6 +140,32 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The error in words, naming the provider by its `role` (`payment`,
+    /// `tax`, …).
+    pub fn said_by(&self, role: &str) -> String {
+        match self {
+            ProviderError::Open => {
+                format!("the {role} provider's circuit is open after repeated failures; not called")
+            }
+            ProviderError::Transport { attempts: 0, .. } => {
+                format!("the {role} provider was not called: the deadline had passed")
+            }
+            ProviderError::Transport { attempts, error } => {
+                format!("the {role} provider did not answer after {attempts} attempts: {error}")
+            }
+            ProviderError::Unavailable { attempts, status } => {
+                format!("the {role} provider failed after {attempts} attempts: HTTP {status}")
+            }
+            ProviderError::Refused { status, body } => {
+                format!("the {role} provider refused the call: HTTP {status}: {body}")
+            }
+            ProviderError::Invalid(why) => {
+                format!("the {role} provider's answer is not understood: {why}")
+            }
+            ProviderError::Cannot(why) | ProviderError::NotYet(why) => why.clone(),
+        }
+    }
+
     /// Whether trying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

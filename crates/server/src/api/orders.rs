@@ -1785,7 +1785,7 @@ pub async fn update_order(
         )
         .await?;
     } else {
-        pricing::rate_new_lines(&settings, &current, &mut patch);
+        pricing::rate_new_lines(&state, &settings, &current, &mut patch).await?;
     }
     let skus = patch
         .lines

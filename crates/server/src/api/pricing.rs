@@ -3,8 +3,8 @@
 
 use axum::extract::State;
 use ordo_domain::pricing::{
-    self, Band, LineBase, Rate, ShippingBasis, ShippingRate, TaxClass, TaxRule, TaxSettings,
-    MAX_BANDS, MAX_SHIPPING_RATES,
+    self, Band, Rate, ShippingBasis, ShippingRate, TaxClass, TaxRule, TaxSettings, MAX_BANDS,
+    MAX_SHIPPING_RATES,
 };
 use ordo_domain::{CountryCode, Currency, FieldError, FieldErrors, Permission};
 use serde::{Deserialize, Serialize};
@@ -444,26 +444,11 @@ pub async fn preview_order(
         crate::pricing::price_draft(&state, principal.tenant_id, &settings, &mut draft, &ask)
             .await?;
     let c = draft.currency;
-    let too_large = |field: String| {
+    let totals = pricing::price_drafts(&draft.lines, &draft.pricing).ok_or_else(|| {
         ApiError::Validation(
-            FieldError::new(
-                field,
-                "the amount is larger than ordo accepts (as a create would say)",
-            )
-            .into(),
+            FieldError::new("items", "the order total is larger than ordo accepts").into(),
         )
-    };
-    let mut bases: Vec<LineBase<'_>> = Vec::with_capacity(draft.lines.len());
-    for (i, l) in draft.lines.iter().enumerate() {
-        let amount = ordo_domain::money::line_total(l.quantity, l.unit_price)
-            .ok_or_else(|| too_large(format!("items[{i}]")))?;
-        bases.push(LineBase {
-            sku: l.sku.as_ref(),
-            amount,
-            tax_rate: l.tax_rate,
-        });
-    }
-    let totals = pricing::price(&bases, &draft.pricing).ok_or_else(|| too_large("items".into()))?;
+    })?;
     let mut basis = draft.pricing.clone();
     for (p, amount) in basis.promotions.iter_mut().zip(&totals.promotions) {
         p.amount = *amount;
@@ -477,14 +462,13 @@ pub async fn preview_order(
         items: draft
             .lines
             .iter()
-            .zip(&bases)
             .zip(&totals.lines)
-            .map(|((l, b), a)| PreviewLine {
+            .map(|(l, a)| PreviewLine {
                 sku: l.sku.as_ref().map(|s| s.as_str().to_string()),
                 name: l.name.clone(),
                 quantity: l.quantity,
                 unit_price: c.format_amount(l.unit_price),
-                line_total: c.format_amount(b.amount),
+                line_total: c.format_amount(a.line_total),
                 discount: c.format_amount(a.discount),
                 tax_rate: l.tax_rate.to_string(),
                 tax: c.format_amount(a.tax),

@@ -161,19 +161,19 @@ async fn an_export_sees_only_what_the_key_may_and_says_what_is_wrong() {
 
 #[tokio::test]
 async fn an_exported_csv_reads_back_as_the_orders_it_came_from() {
-    use ordo::import_file::{csv_orders, split_keys, CsvOptions, Read1};
+    use ordo::import_file::{csv_orders, split_keys, CsvOptions, Entry};
     let app = Arc::new(spawn_app().await);
     create_many(&app, 5).await;
     let (_, body) = export(&app, &app.key, "?format=csv").await;
     let options = CsvOptions::default();
     let split = split_keys(body.as_bytes(), &options).unwrap();
     assert!(split.is_empty());
-    let read: Vec<Read1> = csv_orders(body.as_bytes(), &options, split)
+    let read: Vec<Entry> = csv_orders(body.as_bytes(), &options, split)
         .unwrap()
         .collect();
     assert_eq!(read.len(), 5);
     for r in read {
-        let Read1::Order(o) = r else {
+        let Entry::Order(o) = r else {
             panic!("refused: {r:?}")
         };
         let i: usize = o

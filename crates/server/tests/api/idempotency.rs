@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{plain_order, problem, spawn_app, spawn_app_prepared, TestDb};
 
-async fn post_with_key(
+pub(crate) async fn post_with_key(
     app: &crate::helpers::TestApp,
     key: &str,
     body: &Value,

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::idempotency::post_with_key;
 
 /// A Lagos shop: 7.5 % VAT on top (5 % on `reduced` goods, shipping
 /// taxed as `standard`), delivery in Nigeria flat or by weight.
@@ -559,17 +560,9 @@ async fn a_retried_create_replays_instead_of_refusing_the_use_it_took() {
     )
     .await;
     let body = dress_order("+2348012345678", &["ONCE"]);
-    let send = || {
-        app.client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&app.key)
-            .header("Idempotency-Key", "checkout-42")
-            .json(&body)
-            .send()
-    };
-    let first = send().await.unwrap();
+    let first = post_with_key(&app, "checkout-42", &body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let again = send().await.unwrap();
+    let again = post_with_key(&app, "checkout-42", &body).await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(
         again
@@ -708,14 +701,10 @@ async fn a_retry_is_answered_as_before_even_when_its_code_no_longer_applies() {
     .await;
     let body = dress_order("+2348012345678", &["LAUNCH"]);
     let send = |body: Value| {
-        app.client
-            .post(app.url("/v1/orders"))
-            .bearer_auth(&app.key)
-            .header("Idempotency-Key", "launch-1")
-            .json(&body)
-            .send()
+        let app = &app;
+        async move { post_with_key(app, "launch-1", &body).await }
     };
-    let first = send(body.clone()).await.unwrap();
+    let first = send(body.clone()).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
     let mut put_body = body.clone();
@@ -732,7 +721,7 @@ async fn a_retry_is_answered_as_before_even_when_its_code_no_longer_applies() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let again = send(body.clone()).await.unwrap();
+    let again = send(body.clone()).await;
     assert_eq!(again.status(), StatusCode::CREATED, "replayed, not refused");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
@@ -741,9 +730,7 @@ async fn a_retry_is_answered_as_before_even_when_its_code_no_longer_applies() {
         .await;
     assert_eq!(r.status(), StatusCode::OK, "unchanged, not refused");
     // Another body under the key is still a 409; a new order is refused the code.
-    let other = send(dress_order("+2348012345679", &["LAUNCH"]))
-        .await
-        .unwrap();
+    let other = send(dress_order("+2348012345679", &["LAUNCH"])).await;
     assert_eq!(other.status(), StatusCode::CONFLICT);
     let p = problem(
         app.post("/v1/orders", &body).await,
