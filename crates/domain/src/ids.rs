@@ -164,6 +164,10 @@ prefixed_id!(
     /// A promotion: a code, or a discount that applies by itself.
     PromotionId, "promo_"
 );
+prefixed_id!(
+    /// A file of orders or products being imported.
+    ImportId, "imp_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -78,8 +78,9 @@ pub use fulfilment::{
     ShipmentLineDraft, ShipmentState, StateError, Tracking,
 };
 pub use ids::{
-    ApiKeyId, EventId, LineId, OrderId, PaymentId, ProductId, PromotionId, ReceiptId, RefundId,
-    ReturnId, ShipmentId, StockMovementId, TenantId, WebhookDeliveryId, WebhookEndpointId,
+    ApiKeyId, EventId, ImportId, LineId, OrderId, PaymentId, ProductId, PromotionId, ReceiptId,
+    RefundId, ReturnId, ShipmentId, StockMovementId, TenantId, WebhookDeliveryId,
+    WebhookEndpointId,
 };
 pub use ledger::{
     EntryState, FileKind, Ledger, LedgerError, Payment, PaymentMethod, Receipt, ReceiptState,

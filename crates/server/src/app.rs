@@ -35,6 +35,8 @@ struct Inner {
     config: Config,
     /// Counts the events this node placed in the feed, so live streams wake.
     feed: tokio::sync::watch::Sender<u64>,
+    /// Woken when an import is queued on this node, so it starts at once.
+    imports_queued: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -88,6 +90,10 @@ impl AppState {
     /// A receiver that changes whenever this node places events in the feed.
     pub fn feed_ticks(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.feed.subscribe()
+    }
+
+    pub(crate) fn imports_queued(&self) -> &tokio::sync::Notify {
+        &self.inner.imports_queued
     }
 
     pub(crate) fn feed_placed(&self, n: u64) {
@@ -154,6 +160,7 @@ impl App {
                     ),
                     config,
                     feed: tokio::sync::watch::channel(0).0,
+                    imports_queued: tokio::sync::Notify::new(),
                 }),
             },
         })
@@ -196,6 +203,11 @@ impl App {
             .handle()
             .spawn(crate::jobs::run(state.clone(), poll, stopping));
         let sequencer = tokio::spawn(crate::jobs::sequence_events(state.clone()));
+        let importer = background.handle().spawn(crate::imports::run(
+            state.clone(),
+            poll,
+            stop_worker.subscribe(),
+        ));
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -212,6 +224,13 @@ impl App {
             worker.abort();
         }
         sequencer.abort();
+        // An import stops after the orders under way, saving how far it got.
+        if tokio::time::timeout(Duration::from_secs(30), importer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("an import did not stop within 30 s; it goes on from its last saved line at the next start");
+        }
         drop(background);
         state.inner.store.close().await;
         served.context("the HTTP server failed")

@@ -44,6 +44,18 @@ impl Catalog {
         })
     }
 
+    /// The part of the catalog `skus` name (one order's, of the products
+    /// read for many).
+    pub fn part(&self, skus: &[Sku]) -> Catalog {
+        Catalog {
+            products: skus
+                .iter()
+                .filter_map(|sku| Some((sku.clone(), self.products.get(sku)?.clone())))
+                .collect(),
+            free_text: self.free_text,
+        }
+    }
+
     /// The products read.
     pub fn products(&self) -> Vec<Product> {
         self.products.values().cloned().collect()

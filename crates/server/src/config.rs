@@ -142,6 +142,8 @@ pub struct FilesConfig {
     pub dir: Option<PathBuf>,
     /// Largest receipt accepted, in bytes.
     pub receipt_max_bytes: usize,
+    /// Largest import file accepted, in bytes.
+    pub import_max_bytes: u64,
     pub s3_bucket: String,
     pub s3_region: String,
     /// For stores other than AWS (MinIO, R2, …): their URL; path-style
@@ -282,6 +284,7 @@ impl Default for Config {
                 backend: FilesBackend::Disk,
                 dir: None,
                 receipt_max_bytes: 10 * 1024 * 1024,
+                import_max_bytes: 4 * 1024 * 1024 * 1024,
                 s3_bucket: String::new(),
                 s3_region: "us-east-1".into(),
                 s3_endpoint: String::new(),
@@ -459,6 +462,8 @@ backend = "disk"
 # dir = "/var/lib/ordo/files"
 # Largest receipt accepted, in bytes (413 above it).           ORDO_FILES__RECEIPT_MAX_BYTES
 receipt_max_bytes = 10485760
+# Largest import file accepted, in bytes (413 above it).       ORDO_FILES__IMPORT_MAX_BYTES
+import_max_bytes = 4294967296
 # The S3 bucket, its region, and for stores other than AWS
 # (MinIO, R2, …) their URL (path-style requests are then used). ORDO_FILES__S3_BUCKET
 s3_bucket = ""

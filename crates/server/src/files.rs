@@ -11,7 +11,7 @@ use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
 
 use crate::config::{Config, FilesBackend};
 
@@ -27,6 +27,38 @@ pub struct Files {
 #[derive(Debug, thiserror::Error)]
 #[error("the file store failed: {0}")]
 pub struct FilesError(String);
+
+/// Parts of a streamed upload in flight at once (5 MiB each).
+const UPLOAD_PARTS: usize = 4;
+
+/// Why a streamed write failed: its source, or the file store.
+#[derive(Debug)]
+pub enum Streamed<E> {
+    Source(E),
+    Store(FilesError),
+}
+
+/// A file read as [`std::io::Read`] on a blocking thread (never on the
+/// runtime's own threads: reading waits for the next chunk).
+pub struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = self.current.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
+}
 
 impl Files {
     /// The file store `config` names; the disk directory is created.
@@ -87,6 +119,68 @@ impl Files {
             .await
             .map(|_| ())
             .map_err(|e| FilesError(e.to_string()))
+    }
+
+    /// Writes a file from a stream of chunks, holding at most a few parts
+    /// of it in memory (on S3, a multipart upload; on disk, a file renamed
+    /// into place when complete), and says how many bytes it took. When
+    /// the stream fails, what was written is dropped and its error returned.
+    pub async fn put_stream<E>(
+        &self,
+        key: &str,
+        mut chunks: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    ) -> Result<u64, Streamed<E>> {
+        use futures_util::StreamExt;
+        let failed = |e: object_store::Error| Streamed::Store(FilesError(e.to_string()));
+        let upload = self
+            .store
+            .put_multipart(&Path::from(key))
+            .await
+            .map_err(failed)?;
+        let mut write = WriteMultipart::new(upload);
+        let mut bytes = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = write.abort().await;
+                    return Err(Streamed::Source(e));
+                }
+            };
+            bytes += chunk.len() as u64;
+            if let Err(e) = write.wait_for_capacity(UPLOAD_PARTS).await {
+                let _ = write.abort().await;
+                return Err(failed(e));
+            }
+            write.put(chunk);
+        }
+        write.finish().await.map_err(failed)?;
+        Ok(bytes)
+    }
+
+    /// Reads a file a chunk at a time from a blocking thread: the chunks
+    /// come from a task on the current runtime, a few ahead of the reader.
+    /// `None` when there is no such file.
+    pub async fn reader(&self, key: &str) -> Result<Option<ChunkReader>, FilesError> {
+        use futures_util::StreamExt;
+        let mut stream = match self.store.get(&Path::from(key)).await {
+            Ok(result) => result.into_stream(),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(FilesError(e.to_string())),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(ChunkReader {
+            chunks: rx,
+            current: Bytes::new(),
+        }))
     }
 
     /// The file's content; `None` when there is no such file.

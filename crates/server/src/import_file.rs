@@ -63,6 +63,15 @@ const ITEM_COLUMNS: [&str; 5] = [
     "item_attributes",
 ];
 
+/// The columns `errors.csv` adds in front of a file's own: read over when
+/// the fixed file is sent again.
+pub const ERROR_COLUMNS: [&str; 2] = ["error_line", "errors"];
+
+/// Every column ordo reads from a CSV of orders.
+pub fn columns() -> impl Iterator<Item = &'static str> {
+    ORDER_COLUMNS.iter().chain(&ITEM_COLUMNS).copied()
+}
+
 /// A problem with one line of the file (1 is the header of a CSV).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
@@ -99,6 +108,9 @@ pub enum Entry {
     Refused {
         key: Option<String>,
         errors: Vec<RowError>,
+        /// A later part of an order already refused (its rows are apart):
+        /// the same order, not another one.
+        again: bool,
     },
 }
 
@@ -179,7 +191,7 @@ impl Columns {
                 });
             }
         }
-        let known: Vec<&'static str> = ORDER_COLUMNS.iter().chain(&ITEM_COLUMNS).copied().collect();
+        let known: Vec<&'static str> = columns().collect();
         for ours in options.mapping.keys() {
             if !known.contains(&ours.as_str()) {
                 return Err(FileError {
@@ -206,7 +218,9 @@ impl Columns {
         let used: HashSet<usize> = at.values().copied().collect();
         for (i, name) in names.iter().enumerate() {
             // The export's own columns this does not read are ordo's to work out.
-            if !used.contains(&i) && !CSV_COLUMNS.contains(&name.as_str()) {
+            let read_over =
+                CSV_COLUMNS.contains(&name.as_str()) || ERROR_COLUMNS.contains(&name.as_str());
+            if !used.contains(&i) && !read_over {
                 return Err(FileError {
                     value: Some(name.clone()),
                     accepted: Some(format!(
@@ -238,11 +252,14 @@ impl Columns {
 
 /// A CSV of orders, read an order at a time.
 pub struct CsvOrders<R: Read> {
+    header: csv::ByteRecord,
     records: csv::ByteRecordsIntoIter<NoBom<R>>,
     columns: Columns,
     namespace: String,
     /// Keys whose rows are not together (found by [`split_keys`]).
     split: HashSet<String>,
+    /// Those of them refused so far.
+    split_refused: HashSet<String>,
     /// The next order's first row, read ahead.
     pending: Option<Result<(u64, Row), RowError>>,
     done: bool,
@@ -297,10 +314,12 @@ pub fn csv_orders<R: Read>(
     }
     let columns = Columns::of(&headers, options)?;
     Ok(CsvOrders {
+        header: headers,
         records: csv.into_byte_records(),
         columns,
         namespace,
         split,
+        split_refused: HashSet::new(),
         pending: None,
         done: false,
     })
@@ -354,17 +373,22 @@ impl<R: Read> CsvOrders<R> {
             };
             cells.insert(*column, text.to_string());
         }
-        let key = self.key_of(&cells);
+        let key = self.key_of(&record);
         Some(Ok((line, Row { cells, key })))
     }
 
-    fn key_of(&self, cells: &HashMap<&'static str, String>) -> Option<String> {
-        if let Some(id) = cells.get("external_id").filter(|v| !v.trim().is_empty()) {
+    /// The key of the order a row belongs to, when it names one.
+    fn key_of(&self, record: &csv::ByteRecord) -> Option<String> {
+        let cell = |column: &str| {
+            let i = self.columns.at.get(column)?;
+            std::str::from_utf8(record.get(*i)?)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        };
+        if let Some(id) = cell("external_id") {
             return Some(format!("{}:{}", self.namespace, id.trim()));
         }
-        let ids: BTreeMap<String, String> = cells
-            .get("external_ids")
-            .and_then(|v| serde_json::from_str(v).ok())?;
+        let ids: BTreeMap<String, String> = serde_json::from_str(cell("external_ids")?).ok()?;
         ids.into_iter().next().map(|(ns, v)| format!("{ns}:{v}"))
     }
 
@@ -385,7 +409,7 @@ impl<R: Read> CsvOrders<R> {
         rows
     }
 
-    fn read_order(&self, rows: &[(u64, Row)]) -> Entry {
+    fn read_order(&mut self, rows: &[(u64, Row)]) -> Entry {
         let (first_line, first) = &rows[0];
         let key = first.key.clone();
         let mut errors = Vec::new();
@@ -395,16 +419,17 @@ impl<R: Read> CsvOrders<R> {
             value: value.map(str::to_string),
             reason: reason.to_string(),
         };
-        if let Some(k) = key.as_ref().filter(|k| self.split.contains(*k)) {
+        if let Some(k) = key.clone().filter(|k| self.split.contains(k)) {
             for (line, _) in rows {
                 errors.push(err(
                     *line,
                     "external_id",
-                    Some(k),
+                    Some(&k),
                     "the rows of this order are not together in the file; put them one after the other",
                 ));
             }
-            return Entry::Refused { key, errors };
+            let again = !self.split_refused.insert(k);
+            return Entry::Refused { key, errors, again };
         }
         // Order columns agree on every row.
         for (line, row) in &rows[1..] {
@@ -487,7 +512,11 @@ impl<R: Read> CsvOrders<R> {
             });
         }
         if !errors.is_empty() {
-            return Entry::Refused { key, errors };
+            return Entry::Refused {
+                key,
+                errors,
+                again: false,
+            };
         }
         let text = |c: &str| first.get(c).map(str::to_string);
         let shipping_address = first.get("shipping_line1").map(|line1| AddressBody {
@@ -515,6 +544,7 @@ impl<R: Read> CsvOrders<R> {
                             ),
                             ..err(*first_line, "channel", Some(c), "")
                         }],
+                        again: false,
                     }
                 }
             },
@@ -576,11 +606,43 @@ impl<R: Read> Iterator for CsvOrders<R> {
                 return Some(Entry::Refused {
                     key: None,
                     errors: vec![error],
+                    again: false,
                 })
             }
         };
         let rows = self.group(first);
         Some(self.read_order(&rows))
+    }
+}
+
+/// A CSV as it is: its header, then each row with its line and the key of
+/// its order (what `errors.csv` is written from).
+pub struct RawRows<R: Read>(CsvOrders<R>);
+
+impl<R: Read> RawRows<R> {
+    pub fn open(reader: R, options: &CsvOptions) -> Result<RawRows<R>, FileError> {
+        csv_orders(reader, options, HashSet::new()).map(RawRows)
+    }
+
+    pub fn header(&self) -> &csv::ByteRecord {
+        &self.0.header
+    }
+}
+
+impl<R: Read> Iterator for RawRows<R> {
+    /// A row's line, its order's key and its cells; `None` for a line that
+    /// cannot be read as CSV.
+    type Item = (u64, Option<String>, Option<csv::ByteRecord>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.0.records.next()? {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line());
+                let key = self.0.key_of(&record);
+                Some((line, key, Some(record)))
+            }
+            Err(e) => Some((e.position().map_or(0, |p| p.line()), None, None)),
+        }
     }
 }
 
@@ -599,6 +661,7 @@ pub fn ndjson_order(line: u64, text: &str) -> Option<Entry> {
             value,
             reason,
         }],
+        again: false,
     };
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod files;
 pub mod import_file;
+pub mod imports;
 pub mod jobs;
 pub mod messages;
 pub mod orders;

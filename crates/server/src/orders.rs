@@ -34,6 +34,9 @@ pub struct Author {
     /// The orders the author may see (an existing order with the same
     /// external identifiers is shown only if it is in scope).
     pub scope: Scope,
+    /// The import writing the order: the batch id of the orders it
+    /// creates and changes.
+    pub batch: Option<String>,
 }
 
 impl Author {
@@ -43,6 +46,7 @@ impl Author {
             tenant_id,
             actor: Actor::buyer(id),
             scope: Scope::tenant(tenant_id),
+            batch: None,
         }
     }
 }
@@ -53,6 +57,7 @@ impl From<&Principal> for Author {
             tenant_id: p.tenant_id,
             actor: p.actor(),
             scope: p.scope(),
+            batch: None,
         }
     }
 }
@@ -114,6 +119,7 @@ async fn new_record(
             now,
         },
     )?;
+    order.batch_id.clone_from(&author.batch);
     if let Some(hold) = hold {
         let mut book = StockBook::new(hold.products.clone(), author.actor.clone(), now);
         order.hold_stock(Some(hold.until), &mut book)?;
@@ -294,11 +300,15 @@ pub async fn put(
         let now = Timestamp::now();
         let record = new_record(store, author, &draft, now, &terms).await?;
         let wanted = draft.clone();
+        let batch = author.batch.clone();
         let change = OrderChange::new(move |existing: &mut Order, book: &mut StockBook| {
             match existing.reconcile(wanted)? {
                 Reconcile::Unchanged => Ok(None),
                 Reconcile::Edit(patch) => {
                     let event = existing.edit(*patch, now)?;
+                    if batch.is_some() {
+                        existing.batch_id.clone_from(&batch);
+                    }
                     existing.sync_stock(book)?;
                     Ok(event)
                 }

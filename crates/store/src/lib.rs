@@ -18,16 +18,21 @@ use async_trait::async_trait;
 use ordo_domain::pricing::{Code, Promotion};
 use ordo_domain::{
     Actor, ApiKeyId, Channel, ChannelId, Email, EventDraft, EventId, EventType, FulfillmentStatus,
-    Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId, PaymentStatus,
-    PhoneE164, Product, ProductId, PromotionId, Refusal, Role, SecretHash, ShipmentId, Sku, Stage,
-    StockBook, StockMovement, StockMovementId, TenantId, TenantSettings, Timestamp,
-    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    ImportId, Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId,
+    PaymentStatus, PhoneE164, Product, ProductId, PromotionId, Refusal, Role, SecretHash,
+    ShipmentId, Sku, Stage, StockBook, StockMovement, StockMovementId, TenantId, TenantSettings,
+    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 
 pub use catalog::{ProductChange, ProductQuery, StockLedger};
+pub use imports::{
+    ClaimedImport, Import, ImportClaim, ImportCounts, ImportError, ImportFailure, ImportFormat,
+    ImportKind, ImportOptions, ImportState, OnError, MAX_IMPORT_ERRORS,
+};
 
 pub mod catalog;
 pub mod fanout;
+mod imports;
 mod numbers;
 pub mod postgres;
 mod promotions;
@@ -935,6 +940,37 @@ pub trait Store: Send + Sync + 'static {
     /// Claims up to `limit` due jobs that no live claim holds: each job is
     /// claimed by one process at a time, and claimed again once a claim's
     /// lease has run out (its process died or hung).
+    async fn insert_import(&self, import: Import) -> Result<()>;
+    async fn import(&self, tenant: TenantId, id: ImportId) -> Result<Option<Import>>;
+    /// A tenant's imports, newest first, after the one given.
+    async fn imports(
+        &self,
+        tenant: TenantId,
+        before: Option<ImportId>,
+        limit: u32,
+    ) -> Result<Vec<Import>>;
+    /// Claims the oldest import waiting to run, or running with a lapsed
+    /// claim (its node died), until `now + lease_ms`.
+    async fn claim_import(&self, claim: ImportClaim) -> Result<Option<ClaimedImport>>;
+    /// Saves an import's progress with the problems found since the last
+    /// save, in one transaction, and holds its claim until `until` (a
+    /// finished import lets it go). False when the claim was lost: another
+    /// node runs the import now, and nothing was saved.
+    async fn save_import(
+        &self,
+        claimed: &ClaimedImport,
+        errors: Vec<ImportError>,
+        until: Timestamp,
+    ) -> Result<bool>;
+    /// An import's problems in order, from `from_seq`.
+    async fn import_errors(
+        &self,
+        tenant: TenantId,
+        id: ImportId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ImportError>>;
+
     async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>>;
     /// Ends a claim; `false` if the claim was lost (its lease ran out and
     /// another process claimed the job), in which case nothing changes.

@@ -318,6 +318,32 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "imports",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("state", Kind::Text),
+            ("body", Kind::Text),
+            ("claim", Kind::OptText),
+            ("claimed_until", Kind::OptInt8),
+            ("created_at", Kind::Int8),
+            ("updated_at", Kind::Int8),
+        ],
+    },
+    Table {
+        name: "import_errors",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("import_id", Kind::Text),
+            ("seq", Kind::Int8),
+            ("line", Kind::Int8),
+            ("order_key", Kind::OptText),
+            ("field", Kind::Text),
+            ("value", Kind::OptText),
+            ("reason", Kind::Text),
+        ],
+    },
+    Table {
         name: "stock_movements",
         columns: &[
             ("tenant_id", Kind::Text),

@@ -8,6 +8,7 @@ pub mod events;
 pub mod export;
 pub mod extract;
 pub mod fulfilment;
+pub mod imports;
 pub mod orders;
 pub mod payments;
 pub mod pricing;
@@ -48,7 +49,7 @@ use error::ApiError;
         description = "A self-hosted order management service. Authenticate with `Authorization: Bearer <api key>`. Errors are RFC 9457 problem+json with a stable `type`; unknown fields and values are refused.",
     ),
     modifiers(&Security),
-    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "promotions", description = "Codes buyers give and discounts that apply by themselves, with usage limits that hold under any concurrency"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "messaging", description = "The shop's chat channels: Meta's webhooks for WhatsApp and Instagram, which bring buyers' messages to the order chatbot"), (name = "operations", description = "Health, readiness and metrics"))
+    tags((name = "orders", description = "Orders, their actions and their timeline"), (name = "payments", description = "Payments and refunds: an order's ledger, from which its payment_status follows"), (name = "fulfilment", description = "Shipments of some or all of an order's units, and returns: its fulfillment_status follows from them"), (name = "products", description = "The catalog: products, variants and their stock"), (name = "imports", description = "Files of orders (CSV or NDJSON) imported in the background, with their progress and problems"), (name = "promotions", description = "Codes buyers give and discounts that apply by themselves, with usage limits that hold under any concurrency"), (name = "settings", description = "How the tenant's orders treat stock, and what its shop says"), (name = "storefront", description = "The public shop: products on sale and guest checkout, without a key, rate-limited per client address"), (name = "events", description = "Every event on the tenant's orders, to pull or to stream"), (name = "webhooks", description = "Where events are pushed, signed"), (name = "messaging", description = "The shop's chat channels: Meta's webhooks for WhatsApp and Instagram, which bring buyers' messages to the order chatbot"), (name = "operations", description = "Health, readiness and metrics"))
 )]
 struct ApiDoc;
 
@@ -157,6 +158,13 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
         .routes(routes!(metrics));
     // A receipt may be larger than other bodies: its route has its own
     // limit (the file's, and room for the multipart framing around it).
+    // An import streams into the file store under its own limit.
+    let imports = OpenApiRouter::new()
+        .routes(routes!(imports::create_import, imports::list_imports))
+        .layer(DefaultBodyLimit::disable());
+    let api = api
+        .routes(routes!(imports::get_import))
+        .routes(routes!(imports::import_errors_csv));
     let receipts = OpenApiRouter::new()
         .routes(routes!(receipts::upload_receipt))
         .layer(DefaultBodyLimit::max(
@@ -168,6 +176,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
     body_limit(api, config.http.body_limit_bytes)
         .merge(storefront)
         .merge(receipts)
+        .merge(imports)
 }
 
 /// Request ids are ULIDs unless the caller sent an `x-request-id`.

@@ -1340,14 +1340,26 @@ pub(crate) async fn take_in(
         settings.free_text_lines,
     )
     .await?;
-    let ask = req.ask(preview)?;
-    let draft = req.into_draft(&catalog)?;
-    Ok(TakenIn {
-        draft,
-        ask,
-        terms: orders::Terms::of(&settings, &catalog),
-        settings,
-    })
+    TakenIn::new(settings, &catalog, req, preview)
+}
+
+impl TakenIn {
+    /// A request taken in by `settings`, its lines from `catalog`.
+    pub(crate) fn new(
+        settings: ordo_domain::TenantSettings,
+        catalog: &Catalog,
+        req: CreateOrderRequest,
+        preview: bool,
+    ) -> Result<TakenIn, ApiError> {
+        let ask = req.ask(preview)?;
+        let draft = req.into_draft(catalog)?;
+        Ok(TakenIn {
+            draft,
+            ask,
+            terms: orders::Terms::of(&settings, catalog),
+            settings,
+        })
+    }
 }
 
 /// Create an order.
@@ -1467,12 +1479,33 @@ pub async fn put_order(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::WriteOrders, "create orders")?;
     let key = external_key(&namespace, &value)?;
+    let taken = take_in(&state, &principal, body.value, false).await?;
+    let author = orders::Author::from(&principal);
+    Ok(match put_by_key(&state, &author, key, taken).await? {
+        Put::Created(order) => {
+            let mut r = order_response(StatusCode::CREATED, &order);
+            r.headers_mut()
+                .insert(header::LOCATION, location(&order.id.to_string()));
+            r
+        }
+        Put::Updated(order) | Put::Unchanged(order) => order_response(StatusCode::OK, &order),
+    })
+}
+
+/// Prices a request taken in and creates the order `key` names with it,
+/// or brings that order in line (a PUT by external id; an imported order).
+pub(crate) async fn put_by_key(
+    state: &AppState,
+    author: &orders::Author,
+    key: (Namespace, String),
+    taken: TakenIn,
+) -> Result<Put, ApiError> {
     let TakenIn {
         mut draft,
         ask,
         terms,
         settings,
-    } = take_in(&state, &principal, body.value, false).await?;
+    } = taken;
     match draft.external_ids.get(&key.0) {
         Some(v) if *v != key.1 => {
             return Err(ApiError::field(
@@ -1497,34 +1530,24 @@ pub async fn put_order(
             .accepted(format!("at most {}", ordo_domain::order::MAX_EXTERNAL_IDS)),
         ));
     }
-    let author = orders::Author::from(&principal);
     let store = state.store();
-    let put = pricing::place(
-        &state,
-        principal.tenant_id,
+    pricing::place(
+        state,
+        author.tenant_id,
         (&settings, &draft),
         ask,
-        || Box::pin(orders::put_replay(store, &author, &key, &draft)),
+        || Box::pin(orders::put_replay(store, author, &key, &draft)),
         |priced| {
             Box::pin(orders::put(
                 store,
-                &author,
+                author,
                 key.clone(),
                 priced,
                 terms.clone(),
             ))
         },
     )
-    .await?;
-    Ok(match put {
-        Put::Created(order) => {
-            let mut r = order_response(StatusCode::CREATED, &order);
-            r.headers_mut()
-                .insert(header::LOCATION, location(&order.id.to_string()));
-            r
-        }
-        Put::Updated(order) | Put::Unchanged(order) => order_response(StatusCode::OK, &order),
-    })
+    .await
 }
 
 async fn get_with(

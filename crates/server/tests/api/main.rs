@@ -17,6 +17,7 @@ mod export;
 mod fulfilment;
 mod helpers;
 mod idempotency;
+mod imports;
 mod list;
 mod messaging;
 mod meta;

@@ -181,6 +181,8 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
             "products",
             "promotions",
             "promotion_uses",
+            "imports",
+            "import_errors",
             "stock_movements"
         ]
     );

@@ -6,6 +6,7 @@
 //! tenant's order numbers (see `numbers`).
 
 mod feed;
+mod imports;
 mod jobs;
 mod orders;
 mod products;
@@ -20,21 +21,22 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::collections::BTreeMap;
 
 use ordo_domain::pricing::{Code, Promotion};
-use ordo_domain::PromotionId;
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
     ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
     WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
+use ordo_domain::{ImportId, PromotionId};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
-    FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put,
-    RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent,
+    FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job, JobClaim,
+    JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer, Result, Scope,
+    Store, StoreError, Tenant, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -116,6 +118,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         15,
         "0015_pricing",
         include_str!("../../migrations/postgres/0015_pricing.sql"),
+    ),
+    (
+        16,
+        "0016_imports",
+        include_str!("../../migrations/postgres/0016_imports.sql"),
     ),
 ];
 
@@ -855,6 +862,46 @@ impl Store for PostgresStore {
 
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
         jobs::schedule(&self.db().await?, &job).await
+    }
+
+    async fn insert_import(&self, import: Import) -> Result<()> {
+        imports::insert(&self.db().await?, &import).await
+    }
+
+    async fn import(&self, tenant: TenantId, id: ImportId) -> Result<Option<Import>> {
+        imports::get(&self.db().await?, tenant, id).await
+    }
+
+    async fn imports(
+        &self,
+        tenant: TenantId,
+        before: Option<ImportId>,
+        limit: u32,
+    ) -> Result<Vec<Import>> {
+        imports::list(&self.db().await?, tenant, before, limit).await
+    }
+
+    async fn claim_import(&self, claim: ImportClaim) -> Result<Option<ClaimedImport>> {
+        imports::claim(&self.db().await?, &claim).await
+    }
+
+    async fn save_import(
+        &self,
+        claimed: &ClaimedImport,
+        errors: Vec<ImportError>,
+        until: Timestamp,
+    ) -> Result<bool> {
+        imports::save(&mut self.db().await?, claimed, &errors, until).await
+    }
+
+    async fn import_errors(
+        &self,
+        tenant: TenantId,
+        id: ImportId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ImportError>> {
+        imports::errors(&self.db().await?, tenant, id, from_seq, limit).await
     }
 
     async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>> {

@@ -2,6 +2,7 @@
 //! a small pool of readers.
 
 mod feed;
+mod imports;
 mod jobs;
 mod orders;
 mod products;
@@ -17,21 +18,22 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 
 use ordo_domain::pricing::{Code, Promotion};
-use ordo_domain::PromotionId;
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
     ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
     WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
+use ordo_domain::{ImportId, PromotionId};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent, FeedQuery,
-    FinishedDelivery, Inserted, Job, JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord,
-    OrderChange, OrderFilter, OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put,
-    RenderedOrder, Renderer, Result, Scope, Store, StoreError, Tenant, WebhookDelivery,
+    ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent,
+    FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job, JobClaim,
+    JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
+    OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer, Result, Scope,
+    Store, StoreError, Tenant, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -117,6 +119,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "0015_pricing",
         include_str!("../../migrations/sqlite/0015_pricing.sql"),
+    ),
+    (
+        16,
+        "0016_imports",
+        include_str!("../../migrations/sqlite/0016_imports.sql"),
     ),
 ];
 
@@ -978,6 +985,56 @@ impl Store for SqliteStore {
     async fn schedule_job(&self, job: NewJob) -> Result<bool> {
         self.queue
             .write(move |conn| jobs::schedule(conn, &job))
+            .await
+    }
+
+    async fn insert_import(&self, import: Import) -> Result<()> {
+        self.queue
+            .write(move |conn| imports::insert(conn, &import))
+            .await
+    }
+
+    async fn import(&self, tenant: TenantId, id: ImportId) -> Result<Option<Import>> {
+        self.point_read(move |conn| imports::get(conn, tenant, id))
+            .await
+    }
+
+    async fn imports(
+        &self,
+        tenant: TenantId,
+        before: Option<ImportId>,
+        limit: u32,
+    ) -> Result<Vec<Import>> {
+        self.read(move |conn| imports::list(conn, tenant, before, limit))
+            .await
+    }
+
+    async fn claim_import(&self, claim: ImportClaim) -> Result<Option<ClaimedImport>> {
+        self.queue
+            .write(move |conn| imports::claim(conn, &claim))
+            .await
+    }
+
+    async fn save_import(
+        &self,
+        claimed: &ClaimedImport,
+        errors: Vec<ImportError>,
+        until: Timestamp,
+    ) -> Result<bool> {
+        let claimed = claimed.clone();
+        self.queue
+            .write(move |conn| imports::save(conn, &claimed, &errors, until))
+            .await
+    }
+
+    async fn import_errors(
+        &self,
+        tenant: TenantId,
+        id: ImportId,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ImportError>> {
+        self.read(move |conn| imports::errors(conn, tenant, id, from_seq, limit))
             .await
     }
 
