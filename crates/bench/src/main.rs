@@ -20,6 +20,10 @@
 //!   ordo asks them at once, so a preview should take about one delay.
 //! - `seed` (with `--orders N`): creates orders the same way until the server
 //!   holds at least N, so that reads and lists run over a big table.
+//! - `import` (not by default): `POST /v1/imports` of a CSV of
+//!   `--import-orders` three-line orders (made in memory first, untimed),
+//!   then waits for the import to finish: orders a second from the upload's
+//!   start to the end, and the server's peak memory.
 //! - `export` (not by default): `GET /v1/orders/export` of every order the
 //!   server holds, as NDJSON and as CSV, on one connection, read as it
 //!   streams: orders a second, bytes, and the server's peak memory.
@@ -64,7 +68,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use hyper::{Method, StatusCode};
 
 use crate::http::Target;
 use crate::load::{Limits, Outcome, Shared, Work};
@@ -117,7 +123,8 @@ struct Opts {
     #[arg(long, value_name = "N", default_value_t = 0)]
     orders: u64,
     /// Phases to run, comma-separated; they run in the order create,
-    /// webhooks, checkout, confirm, preview, seed, export, get, list, verify.
+    /// webhooks, checkout, confirm, preview, seed, import, export, get,
+    /// list, verify.
     #[arg(
         long,
         value_enum,
@@ -137,6 +144,9 @@ struct Opts {
     /// How long each pricing provider of the preview phase takes to answer.
     #[arg(long, value_name = "MS", default_value_t = 50)]
     provider_delay_ms: u64,
+    /// Orders in the import phase's CSV (three rows each).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    import_orders: u64,
     /// Longest the seed phase may run.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     seed_max_seconds: u64,
@@ -155,6 +165,8 @@ enum Phase {
     /// Previews priced by three pricing providers at once.
     Preview,
     Seed,
+    /// A CSV of orders imported in the background.
+    Import,
     /// Every order streamed out, as NDJSON and as CSV.
     Export,
     Get,
@@ -163,13 +175,14 @@ enum Phase {
 }
 
 impl Phase {
-    const ORDER: [Phase; 10] = [
+    const ORDER: [Phase; 11] = [
         Phase::Create,
         Phase::Webhooks,
         Phase::Checkout,
         Phase::Confirm,
         Phase::Preview,
         Phase::Seed,
+        Phase::Import,
         Phase::Export,
         Phase::Get,
         Phase::List,
@@ -184,6 +197,7 @@ impl Phase {
             Phase::Confirm => "confirm",
             Phase::Preview => "preview",
             Phase::Seed => "seed",
+            Phase::Import => "import",
             Phase::Export => "export",
             Phase::Get => "get",
             Phase::List => "list",
@@ -570,6 +584,14 @@ async fn run_phases(
                 created.extend(out.ids);
                 fig
             }
+            Phase::Import => {
+                let pid = server_pid.map(|p| p.to_string());
+                if !import_orders(&target, opts.import_orders, pid.as_deref()).await? {
+                    passed = false;
+                }
+                println!();
+                continue;
+            }
             Phase::Export => {
                 let held = load::count_orders(target.clone(), "").await?;
                 for format in ["ndjson", "csv"] {
@@ -783,4 +805,77 @@ async fn measure(
     let out = out?;
     let fig = PhaseFigures::new(phase.name(), connections, &out, &mark, server_pid);
     Ok((out, fig))
+}
+
+/// A CSV of `n` three-line orders, as an import reads it.
+fn import_file(n: u64) -> Bytes {
+    use std::fmt::Write;
+    let mut file = String::with_capacity(usize::try_from(n).unwrap_or(0).saturating_mul(330));
+    file.push_str("external_id,currency,buyer_name,buyer_phone,item_name,item_quantity,item_unit_price,notes\n");
+    let items = [
+        ("Ankara dress", "15000.00"),
+        ("Head tie", "3500.00"),
+        ("Beaded bag", "22000.00"),
+    ];
+    for i in 0..n {
+        for (j, (name, price)) in items.iter().enumerate() {
+            let _ = writeln!(
+                file,
+                "B-{i},NGN,Buyer {i},+23480{:08},{name},{},{price},bench import",
+                i % 100_000_000,
+                1 + (i + j as u64) % 3
+            );
+        }
+    }
+    Bytes::from(file)
+}
+
+/// Sends a CSV of `n` orders to `POST /v1/imports` and waits for it to
+/// finish; prints its figures. False when it did not import every order.
+async fn import_orders(target: &Arc<Target>, n: u64, pid: Option<&str>) -> anyhow::Result<bool> {
+    let file = import_file(n);
+    let size = file.len();
+    let mut conn = http::Conn::new(target.clone());
+    let mut peak = pid.and_then(server::rss_kib).unwrap_or(0);
+    let started = Instant::now();
+    let (status, body) = conn
+        .call(Method::POST, "/v1/imports?format=csv", Some(file))
+        .await?;
+    if status != StatusCode::ACCEPTED {
+        bail!(
+            "the import was refused: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let uploaded = started.elapsed().as_secs_f64();
+    let import: serde_json::Value = serde_json::from_slice(&body)?;
+    let id = import["id"].as_str().unwrap_or_default().to_string();
+    let import = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(pid.and_then(server::rss_kib).unwrap_or(0));
+        let (status, body) = conn
+            .call(Method::GET, &format!("/v1/imports/{id}"), None)
+            .await?;
+        if status != StatusCode::OK {
+            bail!("GET /v1/imports/{id}: {status}");
+        }
+        let import: serde_json::Value = serde_json::from_slice(&body)?;
+        if import["state"] == "succeeded" || import["state"] == "failed" {
+            break import;
+        }
+    };
+    let took = started.elapsed().as_secs_f64().max(1e-9);
+    let counts = &import["counts"];
+    let created = counts["created"].as_u64().unwrap_or(0);
+    let unchanged = counts["unchanged"].as_u64().unwrap_or(0);
+    println!(
+        "[import csv] {}: {n} orders ({:.1} MB, uploaded in {uploaded:.1} s) in {took:.1} s: {:.0} orders/s; created {created}, updated {}, unchanged {unchanged}, failed {}; server peak RSS {:.0} MiB",
+        import["state"].as_str().unwrap_or("?"),
+        size as f64 / 1e6,
+        n as f64 / took,
+        counts["updated"],
+        counts["failed"],
+        peak as f64 / 1024.0
+    );
+    Ok(import["state"] == "succeeded" && created + unchanged == n)
 }

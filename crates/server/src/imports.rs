@@ -38,7 +38,7 @@ use crate::orders::Author;
 const CHUNK: usize = 500;
 
 /// Orders of a chunk written at once.
-const WRITERS: usize = 32;
+const WRITERS: usize = 128;
 
 /// How long a run that paused (the database or a provider unavailable)
 /// waits before it goes on.
