@@ -850,7 +850,11 @@ async fn import_orders(target: &Arc<Target>, n: u64, pid: Option<&str>) -> anyho
     let uploaded = started.elapsed().as_secs_f64();
     let import: serde_json::Value = serde_json::from_slice(&body)?;
     let id = import["id"].as_str().unwrap_or_default().to_string();
+    let deadline = Instant::now() + Duration::from_secs(3600);
     let import = loop {
+        if Instant::now() > deadline {
+            bail!("the import {id} did not finish within an hour");
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         peak = peak.max(pid.and_then(server::rss_kib).unwrap_or(0));
         let (status, body) = conn
@@ -877,5 +881,6 @@ async fn import_orders(target: &Arc<Target>, n: u64, pid: Option<&str>) -> anyho
         counts["failed"],
         peak as f64 / 1024.0
     );
-    Ok(import["state"] == "succeeded" && created + unchanged == n)
+    let updated = counts["updated"].as_u64().unwrap_or(0);
+    Ok(import["state"] == "succeeded" && created + updated + unchanged == n)
 }

@@ -329,6 +329,7 @@ pub fn csv_orders<R: Read>(
 /// pass: those orders are refused, not imported in parts).
 pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<String>, FileError> {
     let mut orders = csv_orders(reader, options, HashSet::new())?;
+    // Hashes, not the keys: a million keys would take 100 MB.
     let mut seen = HashSet::new();
     let mut split = HashSet::new();
     let mut last: Option<String> = None;
@@ -336,7 +337,7 @@ pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<St
         let Ok((_, Row { key: Some(key), .. })) = next else {
             continue;
         };
-        if last.as_ref() != Some(&key) && !seen.insert(key.clone()) {
+        if last.as_ref() != Some(&key) && !seen.insert(key_hash(&key)) {
             split.insert(key.clone());
         }
         last = Some(key);
@@ -613,6 +614,16 @@ impl<R: Read> Iterator for CsvOrders<R> {
         let rows = self.group(first);
         Some(self.read_order(&rows))
     }
+}
+
+/// A key's hash (128 bits of SHA-256), to recognise it again without
+/// keeping it.
+pub fn key_hash(key: &str) -> u128 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// A CSV as it is: its header, then each row with its line and the key of

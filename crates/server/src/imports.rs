@@ -77,6 +77,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: watch::Receiver<bool
                     lease_ms,
                     stop: stop.clone(),
                     errors: Vec::new(),
+                    seen: HashSet::new(),
                 }
                 .run()
                 .await;
@@ -116,6 +117,8 @@ enum Outcome {
 /// A file read: an order (or a refusal) at a time.
 enum Read {
     Entry(Entry),
+    /// The whole file was read.
+    End,
     Failed(FileError),
     Pause(String),
 }
@@ -127,6 +130,8 @@ struct Runner<'a> {
     stop: watch::Receiver<bool>,
     /// Problems found since the last save.
     errors: Vec<ImportError>,
+    /// The keys of the NDJSON orders read in this pass (hashed).
+    seen: HashSet<u128>,
 }
 
 impl Runner<'_> {
@@ -135,6 +140,12 @@ impl Runner<'_> {
     }
 
     async fn run(mut self) {
+        // Running, for all to see, from the start (the first chunk may be
+        // a while: a CSV is read through once before it).
+        let until = Timestamp::now().plus_millis(self.lease_ms);
+        if let Err(Halt::Lost) = self.save(until).await {
+            return;
+        }
         let ended = match self.import().kind {
             ImportKind::Orders => self.orders().await,
             ImportKind::Products => Err(Halt::File(FileError {
@@ -193,14 +204,18 @@ impl Runner<'_> {
     /// holds the claim until `until`.
     async fn save(&mut self, until: Timestamp) -> Result<(), Halt> {
         self.claimed.import.updated_at = Timestamp::now();
-        let errors = std::mem::take(&mut self.errors);
+        // Kept until saved: a failed save sends them again (the store
+        // ignores those it has).
         match self
             .state
             .store()
-            .save_import(&self.claimed, errors, until)
+            .save_import(&self.claimed, self.errors.clone(), until)
             .await
         {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.errors.clear();
+                Ok(())
+            }
             Ok(false) => Err(Halt::Lost),
             Err(e) => Err(Halt::Pause(e.to_string())),
         }
@@ -237,14 +252,15 @@ impl Runner<'_> {
     /// Reads the whole file (after the lines already done), checking each
     /// order and writing it when `write`.
     async fn pass(&mut self, write: bool) -> Result<(), Halt> {
-        let (tx, mut rx) = mpsc::channel(CHUNK * 2);
-        let reading = tokio::spawn(read_file(self.state.clone(), self.import().clone(), tx));
         let settings = self
             .state
             .settings()
             .get(self.state.store(), self.import().tenant_id)
             .await
             .map_err(|e| Halt::Pause(e.to_string()))?;
+        self.seen.clear();
+        let (tx, mut rx) = mpsc::channel(CHUNK * 2);
+        let reading = tokio::spawn(read_file(self.state.clone(), self.import().clone(), tx));
         let mut chunk = Vec::with_capacity(CHUNK);
         let ended = loop {
             match rx.recv().await {
@@ -262,7 +278,9 @@ impl Runner<'_> {
                 }
                 Some(Read::Failed(e)) => break Err(Halt::File(e)),
                 Some(Read::Pause(reason)) => break Err(Halt::Pause(reason)),
-                None => break self.chunk(write, &settings, chunk).await,
+                Some(Read::End) => break self.chunk(write, &settings, chunk).await,
+                // The reader stopped without saying why (it panicked).
+                None => break Err(Halt::Pause("the file's reader stopped".into())),
             }
         };
         drop(rx);
@@ -281,8 +299,26 @@ impl Runner<'_> {
         let mut last_line = done;
         let mut orders = Vec::with_capacity(entries.len());
         let mut refused = Vec::new();
-        for entry in entries {
+        for mut entry in entries {
             let line = last_line_of(&entry);
+            if let Entry::Order(order) = &entry {
+                // A CSV's repeated keys are its orders' rows apart (refused
+                // by the reader); an NDJSON order is on one line.
+                let first = self.import().format == ImportFormat::Csv
+                    || self.seen.insert(import_file::key_hash(&order.key));
+                if !first {
+                    entry = Entry::Refused {
+                        key: Some(order.key.clone()),
+                        errors: vec![RowError {
+                            line,
+                            field: "external_ids".into(),
+                            value: Some(order.key.clone()),
+                            reason: "an earlier line has an order with this external id: each order once a file".into(),
+                        }],
+                        again: false,
+                    };
+                }
+            }
             if line <= done {
                 continue;
             }
@@ -313,6 +349,10 @@ impl Runner<'_> {
                 .collect()
                 .await
         };
+        // A chunk paused part-way is done again, whole, when the run goes on.
+        if let Some((_, Err(reason))) = outcomes.iter().find(|(_, o)| o.is_err()) {
+            return Err(Halt::Pause(reason.clone()));
+        }
         for (key, outcome) in outcomes {
             let counts = &mut self.claimed.import.counts;
             match outcome.map_err(Halt::Pause)? {
@@ -329,6 +369,7 @@ impl Runner<'_> {
         let import = &mut self.claimed.import;
         import.done_line = last_line;
         import.counts.lines = import.counts.lines.max(last_line);
+        import.last_error = None;
         let until = Timestamp::now().plus_millis(self.lease_ms);
         self.save(until).await
     }
@@ -388,6 +429,11 @@ impl Runner<'_> {
         order: FileOrder,
     ) -> Result<Outcome, String> {
         let csv = self.import().format == ImportFormat::Csv;
+        let FileOrder {
+            key,
+            item_lines,
+            request,
+        } = order;
         let refused = |e: ApiError| -> Result<Outcome, String> {
             if matches!(
                 e,
@@ -395,19 +441,22 @@ impl Runner<'_> {
             ) {
                 return Err(e.to_string());
             }
-            Ok(Outcome::Failed(row_errors(&e, &order.item_lines, csv)))
+            Ok(Outcome::Failed(row_errors(&e, &item_lines, csv)))
         };
-        let Some(key) = order
-            .key
+        let Some(key) = key
             .split_once(':')
-            .and_then(|(ns, v)| Some((ordo_domain::Namespace::parse(ns).ok()?, v.to_string())))
+            .map(|(ns, value)| crate::api::orders::external_key(ns, value))
         else {
             return refused(ApiError::field(
-                FieldError::new("external_ids", "not a namespace and a value").value(&order.key),
+                FieldError::new("external_ids", "not a namespace and a value").value(&key),
             ));
         };
-        let part = catalog.part(&order.request.skus());
-        let mut taken = match TakenIn::new(settings.clone(), &part, order.request.clone(), false) {
+        let key = match key {
+            Ok(key) => key,
+            Err(e) => return refused(e),
+        };
+        let part = catalog.part(&request.skus());
+        let mut taken = match TakenIn::new(settings.clone(), &part, request, false) {
             Ok(taken) => taken,
             Err(e) => return refused(e),
         };
@@ -461,7 +510,7 @@ impl Runner<'_> {
     /// already as the file has it.
     fn written_before(&self, order: &ordo_domain::Order) -> Outcome {
         let import = self.import();
-        if order.batch_id.as_deref() != Some(import.id.to_string().as_str()) {
+        if import.runs <= 1 || order.batch_id.as_deref() != Some(import.id.to_string().as_str()) {
             return Outcome::Unchanged;
         }
         if OrderId::lowest_at(import.created_at) <= order.id {
@@ -575,11 +624,20 @@ async fn read_file(state: AppState, import: Import, tx: mpsc::Sender<Read>) {
             };
             let split = {
                 let options = options.clone();
-                tokio::task::spawn_blocking(move || import_file::split_keys(reader, &options)).await
+                tokio::task::spawn_blocking(move || {
+                    let (reader, failed) = Watched::new(reader);
+                    let split = import_file::split_keys(reader, &options);
+                    (split, failed.take())
+                })
+                .await
             };
             let split: HashSet<String> = match split {
-                Ok(Ok(split)) => split,
-                Ok(Err(e)) => {
+                Ok((_, Some(e))) => {
+                    let _ = tx.send(Read::Pause(e)).await;
+                    return;
+                }
+                Ok((Ok(split), None)) => split,
+                Ok((Err(e), None)) => {
                     let _ = tx.send(Read::Failed(e)).await;
                     return;
                 }
@@ -596,23 +654,67 @@ async fn read_file(state: AppState, import: Import, tx: mpsc::Sender<Read>) {
                 }
             };
             tokio::task::spawn_blocking(move || {
-                match import_file::csv_orders(reader, &options, split) {
+                let (reader, failed) = Watched::new(reader);
+                let last = match import_file::csv_orders(reader, &options, split) {
                     Ok(orders) => {
                         for entry in orders {
                             if tx.blocking_send(Read::Entry(entry)).is_err() {
                                 return;
                             }
                         }
+                        Read::End
                     }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Read::Failed(e));
-                    }
-                }
+                    Err(e) => Read::Failed(e),
+                };
+                // A file cut short by the file store is not its end.
+                let last = match failed.take() {
+                    Some(e) => Read::Pause(e),
+                    None => last,
+                };
+                let _ = tx.blocking_send(last);
             })
         }
         ImportFormat::Ndjson => tokio::task::spawn_blocking(move || read_ndjson(reader, &tx)),
     };
+    // A reader that panicked ends the channel without `End`: a pause.
     let _ = blocking.await;
+}
+
+/// A reader that remembers its first I/O error, which a CSV reader would
+/// otherwise report as a bad row and then take for the end of the file.
+struct Watched<R> {
+    inner: R,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Where a [`Watched`] reader's error is found once reading is over.
+struct Failed(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl Failed {
+    fn take(&self) -> Option<String> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl<R> Watched<R> {
+    fn new(inner: R) -> (Watched<R>, Failed) {
+        let failed = std::sync::Arc::default();
+        let watched = Watched {
+            inner,
+            failed: std::sync::Arc::clone(&failed),
+        };
+        (watched, Failed(failed))
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if let Ok(mut slot) = self.failed.lock() {
+                slot.get_or_insert_with(|| format!("the file could not be read: {e}"));
+            }
+        })
+    }
 }
 
 fn read_ndjson(reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
@@ -624,7 +726,10 @@ fn read_ndjson(reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
         let read = std::io::Read::take(&mut reader, MAX_NDJSON_LINE as u64 + 1)
             .read_until(b'\n', &mut buf);
         let entry = match read {
-            Ok(0) => return,
+            Ok(0) => {
+                let _ = tx.blocking_send(Read::End);
+                return;
+            }
             Ok(_) => {
                 line += 1;
                 let refused = |field: &str, reason: &str| {
@@ -640,9 +745,10 @@ fn read_ndjson(reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
                     })
                 };
                 if buf.len() > MAX_NDJSON_LINE {
-                    // Read over the rest of the line.
-                    let mut rest = Vec::new();
-                    if reader.read_until(b'\n', &mut rest).is_err() {
+                    // Read over the rest of the line, keeping none of it.
+                    if let Err(e) = reader.skip_until(b'\n') {
+                        let _ = tx
+                            .blocking_send(Read::Pause(format!("the file could not be read: {e}")));
                         return;
                     }
                     refused(

@@ -17,12 +17,30 @@ pub enum ImportKind {
     Products,
 }
 
+impl ImportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Orders => "orders",
+            ImportKind::Products => "products",
+        }
+    }
+}
+
 /// How a file is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportFormat {
     Csv,
     Ndjson,
+}
+
+impl ImportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportFormat::Csv => "csv",
+            ImportFormat::Ndjson => "ndjson",
+        }
+    }
 }
 
 /// What a problem with one order (or product) does to the others.
@@ -34,6 +52,15 @@ pub enum OnError {
     SkipFailed,
     /// Nothing is imported unless everything can be.
     RejectAll,
+}
+
+impl OnError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::SkipFailed => "skip_failed",
+            OnError::RejectAll => "reject_all",
+        }
+    }
 }
 
 /// Where an import is.

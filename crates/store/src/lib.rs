@@ -937,9 +937,6 @@ pub trait Store: Send + Sync + 'static {
         channel: &str,
         state: Option<serde_json::Value>,
     ) -> Result<()>;
-    /// Claims up to `limit` due jobs that no live claim holds: each job is
-    /// claimed by one process at a time, and claimed again once a claim's
-    /// lease has run out (its process died or hung).
     async fn insert_import(&self, import: Import) -> Result<()>;
     async fn import(&self, tenant: TenantId, id: ImportId) -> Result<Option<Import>>;
     /// A tenant's imports, newest first, after the one given.
@@ -971,6 +968,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<ImportError>>;
 
+    /// Claims up to `limit` due jobs that no live claim holds: each job is
+    /// claimed by one process at a time, and claimed again once a claim's
+    /// lease has run out (its process died or hung).
     async fn claim_jobs(&self, claim: JobClaim) -> Result<Vec<Job>>;
     /// Ends a claim; `false` if the claim was lost (its lease ran out and
     /// another process claimed the job), in which case nothing changes.

@@ -231,7 +231,7 @@ impl Pages {
 }
 
 /// A CSV writer (RFC 4180 quoting, `\n` line ends) into `out`.
-fn csv_writer(out: Vec<u8>) -> csv::Writer<Vec<u8>> {
+pub(crate) fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(out)

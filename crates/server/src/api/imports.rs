@@ -128,7 +128,8 @@ pub struct ImportResponse {
     /// The batch id of the orders it created and changed (the orders
     /// list's `batch_id` filter).
     pub batch_id: String,
-    /// Problems found; the first 100 are in `errors`, all in `errors.csv`.
+    /// Problems found; the first 100 are in `errors`, the first 100,000
+    /// (all that are kept) in `errors.csv`.
     pub error_count: u64,
     /// Only when reading one import.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,20 +145,6 @@ pub struct ImportResponse {
     pub errors_url: String,
 }
 
-fn kind_name(kind: ImportKind) -> &'static str {
-    match kind {
-        ImportKind::Orders => "orders",
-        ImportKind::Products => "products",
-    }
-}
-
-fn format_name(format: ImportFormat) -> &'static str {
-    match format {
-        ImportFormat::Csv => "csv",
-        ImportFormat::Ndjson => "ndjson",
-    }
-}
-
 impl ImportResponse {
     fn of(i: &Import, errors: Option<Vec<ordo_store::ImportError>>) -> Self {
         let ImportCounts {
@@ -169,15 +156,11 @@ impl ImportResponse {
         } = i.counts;
         ImportResponse {
             id: i.id.to_string(),
-            kind: kind_name(i.kind).into(),
-            format: format_name(i.format).into(),
+            kind: i.kind.as_str().into(),
+            format: i.format.as_str().into(),
             state: i.state.as_str().into(),
             dry_run: i.options.dry_run,
-            on_error: match i.options.on_error {
-                OnError::SkipFailed => "skip_failed",
-                OnError::RejectAll => "reject_all",
-            }
-            .into(),
+            on_error: i.options.on_error.as_str().into(),
             mapping: i.options.mapping.clone(),
             namespace: i.options.namespace.clone(),
             filename: i.filename.clone(),
@@ -362,14 +345,17 @@ fn no_format() -> ApiError {
     )
 }
 
-/// A file arriving, counted against the limit.
+/// A file arriving, counted against the limit; it times out when no
+/// byte of it arrives for `idle` (the request as a whole has no time
+/// limit: a large file takes as long as it takes).
 fn limited<E>(
     chunks: impl Stream<Item = Result<Bytes, E>> + Unpin,
     max: u64,
+    idle: std::time::Duration,
     malformed: impl Fn(E) -> ApiError,
 ) -> impl Stream<Item = Result<Bytes, ApiError>> + Unpin {
     let mut taken = 0u64;
-    chunks.map(move |chunk| {
+    let counted = chunks.map(move |chunk| {
         let chunk = chunk.map_err(&malformed)?;
         taken += chunk.len() as u64;
         if taken > max {
@@ -378,7 +364,21 @@ fn limited<E>(
             ));
         }
         Ok(chunk)
-    })
+    });
+    Box::pin(futures_util::stream::unfold(
+        (counted, false),
+        move |(mut chunks, ended)| async move {
+            if ended {
+                return None;
+            }
+            match tokio::time::timeout(idle, chunks.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), (chunks, false))),
+                Ok(Some(Err(e))) => Some((Err(e), (chunks, true))),
+                Ok(None) => None,
+                Err(_) => Some((Err(ApiError::Timeout), (chunks, true))),
+            }
+        },
+    ))
 }
 
 /// Import a file of orders.
@@ -424,6 +424,7 @@ pub async fn create_import(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let max = state.config().files.import_max_bytes;
+    let idle = std::time::Duration::from_secs(state.config().http.request_timeout_secs.max(1));
     let now = Timestamp::now();
     let id = ImportId::new_at(now);
     let key = crate::imports::file_key(principal.tenant_id, id);
@@ -448,13 +449,13 @@ pub async fn create_import(
         while let Some(field) = form.next_field().await.map_err(bad)? {
             let name = field.name().unwrap_or("").to_string();
             if stored.is_some() {
+                let _ = files.delete(&key).await;
                 return Err(ApiError::field(
                     FieldError::new(name, "a part after the file")
                         .accepted("the options before the part named file"),
                 ));
             }
             if name != "file" {
-                let text = field.text().await.map_err(bad)?;
                 let slot = match name.as_str() {
                     "kind" => &mut params.kind,
                     "format" => &mut params.format,
@@ -472,11 +473,11 @@ pub async fn create_import(
                         ))
                     }
                 };
-                *slot = Some(text);
+                *slot = Some(option_text(field, &name).await?);
                 continue;
             }
             let (kind, format, options) = options(&params)?;
-            let filename = field.file_name().map(clean_name);
+            let filename = super::receipts::filename(field.file_name());
             let format = format
                 .or_else(|| format_of(field.content_type(), filename.as_deref()))
                 .ok_or_else(no_format)?;
@@ -487,7 +488,7 @@ pub async fn create_import(
                     Err(e) => Some((Err(e), field)),
                 }
             });
-            let bytes = store(files, &key, limited(Box::pin(chunks), max, bad)).await?;
+            let bytes = store(files, &key, limited(Box::pin(chunks), max, idle, bad)).await?;
             stored = Some((kind, format, options, filename, bytes));
         }
         stored.ok_or_else(|| {
@@ -503,7 +504,7 @@ pub async fn create_import(
             .ok_or_else(no_format)?;
         let malformed = |e: axum::Error| ApiError::field(FieldError::new("body", e.to_string()));
         let chunks = request.into_body().into_data_stream();
-        let bytes = store(files, &key, limited(chunks, max, malformed)).await?;
+        let bytes = store(files, &key, limited(chunks, max, idle, malformed)).await?;
         (kind, format, options, None, bytes)
     };
     if bytes == 0 {
@@ -552,6 +553,34 @@ pub async fn create_import(
     Ok(response)
 }
 
+/// The longest option part of a multipart upload.
+const MAX_OPTION_BYTES: usize = 64 * 1024;
+
+/// An option part's text, at most [`MAX_OPTION_BYTES`].
+async fn option_text(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let refused = |reason: String| {
+        ApiError::field(
+            FieldError::new(name, reason)
+                .accepted(format!("UTF-8 text of at most {MAX_OPTION_BYTES} bytes")),
+        )
+    };
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| refused(format!("the part cannot be read: {}", e.body_text())))?
+    {
+        if text.len() + chunk.len() > MAX_OPTION_BYTES {
+            return Err(refused("too long for an option".into()));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text).map_err(|_| refused("not UTF-8 text".into()))
+}
+
 /// Streams a file into the file store.
 async fn store(
     files: &crate::files::Files,
@@ -562,12 +591,6 @@ async fn store(
         Streamed::Source(e) => e,
         Streamed::Store(e) => e.into(),
     })
-}
-
-/// A file's name as sent, without any path, at most 200 characters.
-fn clean_name(name: &str) -> String {
-    let name = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
-    name.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// An import the caller may see: its tenant's, and a vendor's own.
@@ -683,8 +706,9 @@ pub async fn list_imports(
 /// For a CSV: the rows of the file that were not imported, as they were,
 /// each after two columns, `error_line` and `errors` (its problems;
 /// every row of an order that failed is there, so the fixed file holds
-/// whole orders), which an import reads over. For NDJSON: `line`, `field`,
-/// `value`, `reason`, one row a problem.
+/// whole orders), which an import reads over. For NDJSON: `line`, `order`,
+/// `field`, `value`, `reason`, one row a problem. Only the first 100,000
+/// problems of an import are kept.
 #[utoipa::path(
     get, path = "/v1/imports/{id}/errors.csv", tag = "imports",
     params(("id" = String, Path, description = "Import id")),
@@ -702,11 +726,12 @@ pub async fn import_errors_csv(
 ) -> Result<Response, ApiError> {
     principal.require(Permission::ReadOrders, "read imports")?;
     let import = visible(&state, &principal, &id).await?;
-    let mut errors = Vec::new();
+    let mut errors: Vec<ordo_store::ImportError> = Vec::new();
     loop {
+        let from = errors.last().map_or(0, |e| e.seq + 1);
         let page = state
             .store()
-            .import_errors(import.tenant_id, import.id, errors.len() as u64, 1000)
+            .import_errors(import.tenant_id, import.id, from, 1000)
             .await?;
         let last = page.len() < 1000;
         errors.extend(page);
@@ -810,7 +835,7 @@ fn failed_rows(
             keys.insert(k.clone());
         }
     }
-    let mut csv = csv::Writer::from_writer(out);
+    let mut csv = super::export::csv_writer(out);
     let rows = match RawRows::open(reader, options) {
         Ok(rows) => rows,
         // The header itself was the problem: the problems alone.
@@ -864,7 +889,7 @@ fn failed_rows(
 
 /// The problems alone: `line,field,value,reason`.
 fn problem_rows(errors: &[ordo_store::ImportError], out: &mut Chunked) -> std::io::Result<()> {
-    let mut csv = csv::Writer::from_writer(out);
+    let mut csv = super::export::csv_writer(out);
     csv.write_record(["line", "order", "field", "value", "reason"])?;
     for e in errors {
         csv.write_record([

@@ -988,7 +988,7 @@ pub(crate) async fn read_order(
         .ok_or(ApiError::NotFound("order"))
 }
 
-fn external_key(namespace: &str, value: &str) -> Result<(Namespace, String), ApiError> {
+pub(crate) fn external_key(namespace: &str, value: &str) -> Result<(Namespace, String), ApiError> {
     let mut errors = FieldErrors::new();
     let ns = errors.take(Namespace::parse(namespace).map_err(|r| {
         FieldError::new("namespace", r)

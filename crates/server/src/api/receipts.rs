@@ -113,7 +113,7 @@ pub struct RejectRequest {
 }
 
 /// A file's name as sent, without any path, at most 200 characters.
-fn filename(name: Option<&str>) -> Option<String> {
+pub(crate) fn filename(name: Option<&str>) -> Option<String> {
     let name = name?.rsplit(['/', '\\']).next()?.trim();
     let clean: String = name.chars().filter(|c| !c.is_control()).take(200).collect();
     (!clean.is_empty()).then_some(clean)

@@ -606,3 +606,29 @@ async fn an_import_killed_mid_way_resumes_after_a_restart() {
     assert_eq!(counts(&after), (n, 0, 0, 0), "each counted once: {after}");
     assert_eq!(after["counts"]["lines"], 2 * n + 1);
 }
+
+#[tokio::test]
+async fn an_ndjson_order_repeated_in_the_file_is_imported_once() {
+    let app = spawn_app().await;
+    let mut order = order_body();
+    order["items"][0]["sku"] = Value::Null;
+    let mut changed = order.clone();
+    changed["notes"] = json!("a later version of the same order");
+    let sent = send(
+        &app,
+        "",
+        "application/x-ndjson",
+        &format!("{order}\n{changed}\n"),
+    )
+    .await;
+    let import = finished(&app, sent["id"].as_str().unwrap()).await;
+    assert_eq!(counts(&import), (1, 0, 0, 1), "{import}");
+    let problem = &import["errors"][0];
+    assert_eq!(problem["line"], 2);
+    assert_eq!(problem["field"], "external_ids");
+    assert!(problem["reason"].as_str().unwrap().contains("earlier line"));
+    let stored = app
+        .json("/v1/orders/external/com.acme.order-id/WEB-2024-123456")
+        .await;
+    assert_eq!(stored["notes"], order["notes"], "the first line's order");
+}
