@@ -20,6 +20,14 @@
 //! The export's other columns (`order_id`, `reference`, statuses, amounts,
 //! …) are read over: ordo works them out. Order columns must agree on
 //! every row of an order.
+//!
+//! A file of products has one product a row (CSV) or a line (NDJSON, the
+//! API's product shape): `sku` (required), `name`, `description`,
+//! `currency`, `price`, `attributes` (a JSON object of name → values),
+//! `variant_of`, `image_url`, `active`, `track_stock`, `tax_class`,
+//! `weight_grams`, `on_hand`. An empty cell leaves an existing product's
+//! field as it is. The other fields `GET /v1/products` gives (`id`,
+//! `reserved`, `available`, …) are read over.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -27,9 +35,12 @@ use std::io::Read;
 use ordo_domain::order::Namespace;
 use serde_json::Value;
 
+use ordo_store::ImportKind;
+
 use crate::api::export::CSV_COLUMNS;
 use crate::api::extract::describe_serde_error;
 use crate::api::orders::{AddressBody, BuyerBody, CreateOrderRequest, LineInput};
+use crate::api::products::ProductUpsert;
 
 /// The namespace of `external_id` when none is given.
 pub const DEFAULT_NAMESPACE: &str = "import";
@@ -63,13 +74,45 @@ const ITEM_COLUMNS: [&str; 5] = [
     "item_attributes",
 ];
 
+const PRODUCT_COLUMNS: [&str; 13] = [
+    "sku",
+    "name",
+    "description",
+    "currency",
+    "price",
+    "attributes",
+    "variant_of",
+    "image_url",
+    "active",
+    "track_stock",
+    "tax_class",
+    "weight_grams",
+    "on_hand",
+];
+
+/// What `GET /v1/products` gives besides the columns read: ordo's own.
+const PRODUCT_READ_OVER: [&str; 8] = [
+    "id",
+    "reserved",
+    "available",
+    "in_stock",
+    "version",
+    "created_at",
+    "updated_at",
+    "archived_at",
+];
+
 /// The columns `errors.csv` adds in front of a file's own: read over when
 /// the fixed file is sent again.
 pub const ERROR_COLUMNS: [&str; 2] = ["error_line", "errors"];
 
-/// Every column ordo reads from a CSV of orders.
-pub fn columns() -> impl Iterator<Item = &'static str> {
-    ORDER_COLUMNS.iter().chain(&ITEM_COLUMNS).copied()
+/// Every column ordo reads from a CSV of this kind.
+pub fn columns(kind: ImportKind) -> impl Iterator<Item = &'static str> {
+    let (first, then): (&[&'static str], &[&'static str]) = match kind {
+        ImportKind::Orders => (&ORDER_COLUMNS, &ITEM_COLUMNS),
+        ImportKind::Products => (&PRODUCT_COLUMNS, &[]),
+    };
+    first.iter().chain(then).copied()
 }
 
 /// A problem with one line of the file (1 is the header of a CSV).
@@ -100,10 +143,18 @@ pub struct FileOrder {
     pub request: CreateOrderRequest,
 }
 
-/// What reading gives, one order or one problem at a time.
+/// One product read from the file.
+#[derive(Debug, Clone)]
+pub struct FileProduct {
+    pub line: u64,
+    pub product: ProductUpsert,
+}
+
+/// What reading gives, one order (or product) or one problem at a time.
 #[derive(Debug, Clone)]
 pub enum Entry {
     Order(Box<FileOrder>),
+    Product(Box<FileProduct>),
     /// The order with this key is not imported; these are why.
     Refused {
         key: Option<String>,
@@ -117,6 +168,8 @@ pub enum Entry {
 /// How a CSV's columns are named and its orders keyed.
 #[derive(Debug, Clone, Default)]
 pub struct CsvOptions {
+    /// What the file holds.
+    pub kind: ImportKind,
     /// ordo's column → the file's header.
     pub mapping: BTreeMap<String, String>,
     /// The namespace of `external_id` (default `import`).
@@ -191,7 +244,11 @@ impl Columns {
                 });
             }
         }
-        let known: Vec<&'static str> = columns().collect();
+        let known: Vec<&'static str> = columns(options.kind).collect();
+        let ours_to_work_out: &[&str] = match options.kind {
+            ImportKind::Orders => &CSV_COLUMNS,
+            ImportKind::Products => &PRODUCT_READ_OVER,
+        };
         for ours in options.mapping.keys() {
             if !known.contains(&ours.as_str()) {
                 return Err(FileError {
@@ -219,12 +276,12 @@ impl Columns {
         for (i, name) in names.iter().enumerate() {
             // The export's own columns this does not read are ordo's to work out.
             let read_over =
-                CSV_COLUMNS.contains(&name.as_str()) || ERROR_COLUMNS.contains(&name.as_str());
+                ours_to_work_out.contains(&name.as_str()) || ERROR_COLUMNS.contains(&name.as_str());
             if !used.contains(&i) && !read_over {
                 return Err(FileError {
                     value: Some(name.clone()),
                     accepted: Some(format!(
-                        "{} (and the export's other columns, read over), or a mapping",
+                        "{} (and ordo's other columns, read over), or a mapping",
                         known.join(", "),
                     )),
                     ..file_error("header", "not a column ordo reads")
@@ -232,10 +289,16 @@ impl Columns {
             }
         }
         let mut missing = Vec::new();
-        if !at.contains_key("external_id") && !at.contains_key("external_ids") {
-            missing.push("external_id (or external_ids)");
-        }
-        for required in ["currency", "item_quantity"] {
+        let required: &[&str] = match options.kind {
+            ImportKind::Orders => {
+                if !at.contains_key("external_id") && !at.contains_key("external_ids") {
+                    missing.push("external_id (or external_ids)");
+                }
+                &["currency", "item_quantity"]
+            }
+            ImportKind::Products => &["sku"],
+        };
+        for required in required {
             if !at.contains_key(required) {
                 missing.push(required);
             }
@@ -250,12 +313,18 @@ impl Columns {
     }
 }
 
-/// A CSV of orders, read an order at a time.
-pub struct CsvOrders<R: Read> {
+/// A CSV's rows, with its header checked.
+struct CsvRows<R: Read> {
+    kind: ImportKind,
     header: csv::ByteRecord,
     records: csv::ByteRecordsIntoIter<NoBom<R>>,
     columns: Columns,
     namespace: String,
+}
+
+/// A CSV of orders, read an order at a time.
+pub struct CsvOrders<R: Read> {
+    rows: CsvRows<R>,
     /// Keys whose rows are not together (found by [`split_keys`]).
     split: HashSet<String>,
     /// Those of them refused so far.
@@ -287,37 +356,12 @@ pub fn csv_orders<R: Read>(
     options: &CsvOptions,
     split: HashSet<String>,
 ) -> Result<CsvOrders<R>, FileError> {
-    let namespace = options
-        .namespace
-        .clone()
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
-    if Namespace::parse(&namespace).is_err() {
-        return Err(FileError {
-            value: Some(namespace),
-            accepted: Some(Namespace::ACCEPTED.into()),
-            ..file_error("namespace", "not an identifier namespace")
-        });
-    }
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(NoBom {
-        inner: reader,
-        head: None,
-    });
-    let headers = csv
-        .byte_headers()
-        .map_err(|e| file_error("header", format!("the header cannot be read: {e}")))?
-        .clone();
-    if headers.is_empty() || std::str::from_utf8(headers.as_slice()).is_err() {
-        return Err(file_error(
-            "header",
-            "the file has no header row of UTF-8 text",
-        ));
-    }
-    let columns = Columns::of(&headers, options)?;
+    let options = CsvOptions {
+        kind: ImportKind::Orders,
+        ..options.clone()
+    };
     Ok(CsvOrders {
-        header: headers,
-        records: csv.into_byte_records(),
-        columns,
-        namespace,
+        rows: CsvRows::open(reader, &options)?,
         split,
         split_refused: HashSet::new(),
         pending: None,
@@ -325,27 +369,52 @@ pub fn csv_orders<R: Read>(
     })
 }
 
-/// The keys of orders whose rows are not together in the file (a first
-/// pass: those orders are refused, not imported in parts).
-pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<String>, FileError> {
-    let mut orders = csv_orders(reader, options, HashSet::new())?;
-    // Hashes, not the keys: a million keys would take 100 MB.
-    let mut seen = HashSet::new();
-    let mut split = HashSet::new();
-    let mut last: Option<String> = None;
-    while let Some(next) = orders.next_row() {
-        let Ok((_, Row { key: Some(key), .. })) = next else {
-            continue;
-        };
-        if last.as_ref() != Some(&key) && !seen.insert(key_hash(&key)) {
-            split.insert(key.clone());
-        }
-        last = Some(key);
-    }
-    Ok(split)
+/// Opens a CSV of products; its header is checked at once.
+pub fn csv_products<R: Read>(reader: R, options: &CsvOptions) -> Result<CsvProducts<R>, FileError> {
+    let options = CsvOptions {
+        kind: ImportKind::Products,
+        ..options.clone()
+    };
+    Ok(CsvProducts(CsvRows::open(reader, &options)?))
 }
 
-impl<R: Read> CsvOrders<R> {
+impl<R: Read> CsvRows<R> {
+    fn open(reader: R, options: &CsvOptions) -> Result<CsvRows<R>, FileError> {
+        let namespace = options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        if Namespace::parse(&namespace).is_err() {
+            return Err(FileError {
+                value: Some(namespace),
+                accepted: Some(Namespace::ACCEPTED.into()),
+                ..file_error("namespace", "not an identifier namespace")
+            });
+        }
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(NoBom {
+            inner: reader,
+            head: None,
+        });
+        let headers = csv
+            .byte_headers()
+            .map_err(|e| file_error("header", format!("the header cannot be read: {e}")))?
+            .clone();
+        if headers.is_empty() || std::str::from_utf8(headers.as_slice()).is_err() {
+            return Err(file_error(
+                "header",
+                "the file has no header row of UTF-8 text",
+            ));
+        }
+        let columns = Columns::of(&headers, options)?;
+        Ok(CsvRows {
+            kind: options.kind,
+            header: headers,
+            records: csv.into_byte_records(),
+            columns,
+            namespace,
+        })
+    }
+
     /// The next row as cells, with its line, or why it cannot be read.
     fn next_row(&mut self) -> Option<Result<(u64, Row), RowError>> {
         let refused = |line: u64, field: &str, reason: String| RowError {
@@ -386,17 +455,42 @@ impl<R: Read> CsvOrders<R> {
                 .ok()
                 .filter(|v| !v.trim().is_empty())
         };
+        if self.kind == ImportKind::Products {
+            return cell("sku").map(|sku| sku.trim().to_string());
+        }
         if let Some(id) = cell("external_id") {
             return Some(format!("{}:{}", self.namespace, id.trim()));
         }
         let ids: BTreeMap<String, String> = serde_json::from_str(cell("external_ids")?).ok()?;
         ids.into_iter().next().map(|(ns, v)| format!("{ns}:{v}"))
     }
+}
 
+/// The keys of orders whose rows are not together in the file (a first
+/// pass: those orders are refused, not imported in parts).
+pub fn split_keys<R: Read>(reader: R, options: &CsvOptions) -> Result<HashSet<String>, FileError> {
+    let mut orders = csv_orders(reader, options, HashSet::new())?;
+    // Hashes, not the keys: a million keys would take 100 MB.
+    let mut seen = HashSet::new();
+    let mut split = HashSet::new();
+    let mut last: Option<String> = None;
+    while let Some(next) = orders.rows.next_row() {
+        let Ok((_, Row { key: Some(key), .. })) = next else {
+            continue;
+        };
+        if last.as_ref() != Some(&key) && !seen.insert(key_hash(&key)) {
+            split.insert(key.clone());
+        }
+        last = Some(key);
+    }
+    Ok(split)
+}
+
+impl<R: Read> CsvOrders<R> {
     /// The rows of the next order: those after `first` with its key.
     fn group(&mut self, first: (u64, Row)) -> Vec<(u64, Row)> {
         let mut rows = vec![first];
-        while let Some(next) = self.next_row() {
+        while let Some(next) = self.rows.next_row() {
             match next {
                 Ok((line, row)) if row.key.is_some() && row.key == rows[0].1.key => {
                     rows.push((line, row));
@@ -465,7 +559,7 @@ impl<R: Read> CsvOrders<R> {
         };
         let mut external_ids = external_ids;
         if let Some(id) = first.get("external_id") {
-            external_ids.insert(self.namespace.clone(), id.trim().to_string());
+            external_ids.insert(self.rows.namespace.clone(), id.trim().to_string());
         }
         let mut items = Vec::with_capacity(rows.len());
         for (line, row) in rows {
@@ -585,7 +679,7 @@ impl<R: Read> Iterator for CsvOrders<R> {
         if self.done {
             return None;
         }
-        let next = match self.pending.take().or_else(|| self.next_row()) {
+        let next = match self.pending.take().or_else(|| self.rows.next_row()) {
             Some(next) => next,
             None => {
                 self.done = true;
@@ -628,11 +722,11 @@ pub fn key_hash(key: &str) -> u128 {
 
 /// A CSV as it is: its header, then each row with its line and the key of
 /// its order (what `errors.csv` is written from).
-pub struct RawRows<R: Read>(CsvOrders<R>);
+pub struct RawRows<R: Read>(CsvRows<R>);
 
 impl<R: Read> RawRows<R> {
     pub fn open(reader: R, options: &CsvOptions) -> Result<RawRows<R>, FileError> {
-        csv_orders(reader, options, HashSet::new()).map(RawRows)
+        CsvRows::open(reader, options).map(RawRows)
     }
 
     pub fn header(&self) -> &csv::ByteRecord {
@@ -655,6 +749,157 @@ impl<R: Read> Iterator for RawRows<R> {
             Err(e) => Some((e.position().map_or(0, |p| p.line()), None, None)),
         }
     }
+}
+
+/// A CSV of products, read a product at a time.
+pub struct CsvProducts<R: Read>(CsvRows<R>);
+
+impl<R: Read> Iterator for CsvProducts<R> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        let (line, row) = match self.0.next_row()? {
+            Ok(next) => next,
+            Err(error) => return Some(refused(None, error)),
+        };
+        let key = row.key.clone();
+        let Some(sku) = key.clone() else {
+            return Some(refused(
+                None,
+                RowError {
+                    line,
+                    field: "sku".into(),
+                    value: None,
+                    reason: "every row needs the product's SKU".into(),
+                },
+            ));
+        };
+        let mut errors = Vec::new();
+        let text = |c: &str| row.get(c).map(str::to_string);
+        let trimmed = |c: &str| row.get(c).map(|v| v.trim().to_string());
+        let mut parsed = |column: &str, what: &str| -> Option<Value> {
+            let cell = row.get(column)?.trim();
+            let value = match column {
+                "attributes" => serde_json::from_str(cell).ok(),
+                _ => serde_json::from_str::<Value>(cell)
+                    .ok()
+                    .filter(|v| v.is_i64() || v.is_boolean()),
+            };
+            if value.is_none() {
+                errors.push(RowError {
+                    line,
+                    field: column.into(),
+                    value: Some(cell.to_string()),
+                    reason: format!("not {what}"),
+                });
+            }
+            value
+        };
+        let attributes = parsed(
+            "attributes",
+            r#"a JSON object of name → values, e.g. {"size": ["S", "M"]}"#,
+        );
+        let active = parsed("active", "true or false");
+        let track_stock = parsed("track_stock", "true or false");
+        let weight_grams = parsed("weight_grams", "a whole number");
+        let on_hand = parsed("on_hand", "a whole number");
+        let fields = [
+            ("attributes", attributes),
+            ("active", active),
+            ("track_stock", track_stock),
+            ("weight_grams", weight_grams),
+            ("on_hand", on_hand),
+        ];
+        let mut object = serde_json::Map::new();
+        object.insert("sku".into(), Value::String(sku));
+        for column in [
+            "name",
+            "description",
+            "variant_of",
+            "image_url",
+            "currency",
+            "price",
+            "tax_class",
+        ] {
+            let cell = if matches!(column, "name" | "description") {
+                text(column)
+            } else {
+                trimmed(column)
+            };
+            if let Some(cell) = cell {
+                object.insert(column.into(), Value::String(cell));
+            }
+        }
+        for (column, value) in fields {
+            if let Some(value) = value {
+                object.insert(column.into(), value);
+            }
+        }
+        if !errors.is_empty() {
+            return Some(Entry::Refused {
+                key,
+                errors,
+                again: false,
+            });
+        }
+        Some(product_entry(line, key, Value::Object(object)))
+    }
+}
+
+/// One problem's refusal.
+fn refused(key: Option<String>, error: RowError) -> Entry {
+    Entry::Refused {
+        key,
+        errors: vec![error],
+        again: false,
+    }
+}
+
+/// A product in the API's shape, or why it is not one.
+fn product_entry(line: u64, key: Option<String>, value: Value) -> Entry {
+    match serde_path_to_error::deserialize::<_, ProductUpsert>(&value) {
+        Ok(product) => Entry::Product(Box::new(FileProduct { line, product })),
+        Err(e) => {
+            let fe = describe_serde_error(&e.path().to_string(), &e.inner().to_string());
+            refused(
+                key,
+                RowError {
+                    line,
+                    field: fe.field,
+                    value: fe.value,
+                    reason: fe.reason,
+                },
+            )
+        }
+    }
+}
+
+/// Reads one NDJSON line of a file of products: a product in the API's
+/// shape (as `POST /v1/products` takes it, or `GET` gives it).
+pub fn ndjson_product(line: u64, text: &str) -> Option<Entry> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(refused(
+                None,
+                RowError {
+                    line,
+                    field: "line".into(),
+                    value: None,
+                    reason: format!("not JSON: {e}"),
+                },
+            ))
+        }
+    };
+    let key = value
+        .get("sku")
+        .and_then(Value::as_str)
+        .map(|s| s.trim().to_string());
+    Some(product_entry(line, key, value))
 }
 
 /// Reads one NDJSON line: an order in the API's own shape, which must
@@ -714,7 +959,7 @@ mod tests {
         all.iter()
             .filter_map(|r| match r {
                 Entry::Order(o) => Some(o.as_ref()),
-                Entry::Refused { .. } => None,
+                Entry::Refused { .. } | Entry::Product(_) => None,
             })
             .collect()
     }
@@ -725,7 +970,7 @@ mod tests {
                 Entry::Refused { errors, .. } => {
                     errors.iter().map(|e| (e.line, e.field.clone())).collect()
                 }
-                Entry::Order(_) => Vec::new(),
+                Entry::Order(_) | Entry::Product(_) => Vec::new(),
             })
             .collect()
     }
@@ -787,6 +1032,7 @@ mod tests {
                 ("item_unit_price".into(), "Price".into()),
             ]),
             namespace: Some("com.acme.order-id".into()),
+            ..CsvOptions::default()
         };
         let all = read(
             "Order No,currency,Qty,Product,Price,total\nW-9,NGN,1,Mug,5.00,5.00\n",
@@ -839,6 +1085,56 @@ mod tests {
             .collect();
         assert_eq!(errors(&all), [(2, "item_name".to_string())]);
         assert_eq!(orders(&all)[0].key, "import:B");
+    }
+
+    #[test]
+    fn product_rows_are_products_and_their_cells_are_checked() {
+        let products = |text: &str| -> Result<Vec<Entry>, FileError> {
+            Ok(csv_products(text.as_bytes(), &CsvOptions::default())?.collect())
+        };
+        let missing = products("name,price\nA,1\n").unwrap_err();
+        assert_eq!(missing.accepted.as_deref(), Some("sku"));
+        let unknown = products("sku,colour\n").unwrap_err();
+        assert_eq!(unknown.value.as_deref(), Some("colour"));
+        let all = products(
+            "sku,name,on_hand,active,attributes,reserved,version\n\
+             A, Shirt ,3,true,\"{\"\"size\"\": [\"\"M\"\"]}\",9,2\n\
+             B,,three,yes,,,\n\
+             ,Nameless,,,,,\n",
+        )
+        .unwrap();
+        let Entry::Product(a) = &all[0] else {
+            panic!("a product: {:?}", all[0])
+        };
+        assert_eq!(a.line, 2);
+        assert_eq!(a.product.sku, "A");
+        assert_eq!(a.product.name.as_deref(), Some(" Shirt "), "names as given");
+        assert_eq!(a.product.on_hand, Some(3));
+        assert_eq!(a.product.active, Some(true));
+        assert_eq!(a.product.attributes.as_ref().unwrap()["size"], ["M"]);
+        assert_eq!(
+            errors(&all),
+            [
+                (3, "active".to_string()),
+                (3, "on_hand".to_string()),
+                (4, "sku".to_string())
+            ]
+        );
+        let Some(Entry::Product(p)) = ndjson_product(
+            7,
+            r#"{"sku":"C","price":"1.00","id":"prod_x","in_stock":true}"#,
+        ) else {
+            panic!("a product")
+        };
+        assert_eq!((p.line, p.product.price.as_deref()), (7, Some("1.00")));
+        let Some(Entry::Refused { errors, key, .. }) = ndjson_product(8, r#"{"sku":"D","size":1}"#)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (errors[0].field.as_str(), key.as_deref()),
+            ("size", Some("D"))
+        );
     }
 
     #[test]

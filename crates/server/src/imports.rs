@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::error::ApiError;
 use crate::api::orders::{put_by_key, TakenIn};
+use crate::api::products::Upserted;
 use crate::app::AppState;
 use crate::catalog::Catalog;
 use crate::import_file::{self, CsvOptions, Entry, FileError, FileOrder, RowError};
@@ -78,6 +79,7 @@ pub async fn run(state: AppState, poll: Duration, mut stop: watch::Receiver<bool
                     stop: stop.clone(),
                     errors: Vec::new(),
                     seen: HashSet::new(),
+                    made: HashSet::new(),
                 }
                 .run()
                 .await;
@@ -130,8 +132,11 @@ struct Runner<'a> {
     stop: watch::Receiver<bool>,
     /// Problems found since the last save.
     errors: Vec<ImportError>,
-    /// The keys of the NDJSON orders read in this pass (hashed).
+    /// The keys of the NDJSON orders, or the SKUs, read in this pass
+    /// (hashed).
     seen: HashSet<u128>,
+    /// The SKUs a dry run found it would create (hashed).
+    made: HashSet<u128>,
 }
 
 impl Runner<'_> {
@@ -146,15 +151,7 @@ impl Runner<'_> {
         if let Err(Halt::Lost) = self.save(until).await {
             return;
         }
-        let ended = match self.import().kind {
-            ImportKind::Orders => self.orders().await,
-            ImportKind::Products => Err(Halt::File(FileError {
-                field: "kind".into(),
-                value: Some("products".into()),
-                reason: "this node cannot import products".into(),
-                accepted: Some("orders".into()),
-            })),
-        };
+        let ended = self.passes().await;
         let now = Timestamp::now();
         let until = match ended {
             Ok(()) => {
@@ -221,7 +218,8 @@ impl Runner<'_> {
         }
     }
 
-    async fn orders(&mut self) -> Result<(), Halt> {
+    /// Runs the checking pass (under `reject_all`) and the writing one.
+    async fn passes(&mut self) -> Result<(), Halt> {
         let import = self.import();
         let check_first = import.options.on_error == OnError::RejectAll && !import.options.dry_run;
         if check_first && !import.checked {
@@ -232,7 +230,8 @@ impl Runner<'_> {
                     field: "file".into(),
                     value: None,
                     reason: format!(
-                        "{failed} order{} cannot be imported, so nothing was (on_error is reject_all): fix the lines in errors.csv and send the file again",
+                        "{failed} {}{} cannot be imported, so nothing was (on_error is reject_all): fix the lines in errors.csv and send the file again",
+                        if self.import().kind == ImportKind::Products { "product" } else { "order" },
                         if failed == 1 { "" } else { "s" }
                     ),
                     accepted: None,
@@ -259,6 +258,7 @@ impl Runner<'_> {
             .await
             .map_err(|e| Halt::Pause(e.to_string()))?;
         self.seen.clear();
+        self.made.clear();
         let (tx, mut rx) = mpsc::channel(CHUNK * 2);
         let reading = tokio::spawn(read_file(self.state.clone(), self.import().clone(), tx));
         let mut chunk = Vec::with_capacity(CHUNK);
@@ -298,26 +298,21 @@ impl Runner<'_> {
         let done = self.import().done_line;
         let mut last_line = done;
         let mut orders = Vec::with_capacity(entries.len());
+        let mut products = Vec::new();
         let mut refused = Vec::new();
         for mut entry in entries {
             let line = last_line_of(&entry);
-            if let Entry::Order(order) = &entry {
+            let key = match &entry {
                 // A CSV's repeated keys are its orders' rows apart (refused
                 // by the reader); an NDJSON order is on one line.
-                let first = self.import().format == ImportFormat::Csv
-                    || self.seen.insert(import_file::key_hash(&order.key));
-                if !first {
-                    entry = Entry::Refused {
-                        key: Some(order.key.clone()),
-                        errors: vec![RowError {
-                            line,
-                            field: "external_ids".into(),
-                            value: Some(order.key.clone()),
-                            reason: "an earlier line has an order with this external id: each order once a file".into(),
-                        }],
-                        again: false,
-                    };
+                Entry::Order(o) if self.import().format == ImportFormat::Ndjson => {
+                    Some(o.key.clone())
                 }
+                Entry::Product(p) => Some(p.product.sku.trim().to_string()),
+                _ => None,
+            };
+            if let Some(key) = key.filter(|k| !self.seen.insert(import_file::key_hash(k))) {
+                entry = self.repeated(line, key);
             }
             if line <= done {
                 continue;
@@ -325,6 +320,7 @@ impl Runner<'_> {
             last_line = last_line.max(line);
             match entry {
                 Entry::Order(order) => orders.push(*order),
+                Entry::Product(product) => products.push(*product),
                 Entry::Refused { key, errors, again } => refused.push((key, errors, again)),
             }
         }
@@ -349,6 +345,21 @@ impl Runner<'_> {
                 .collect()
                 .await
         };
+        let mut outcomes = outcomes;
+        // Products one after another, in the file's order: a variant's
+        // parent may be a few lines up.
+        for product in products {
+            let key = Some(product.product.sku.trim().to_string());
+            let outcome = self.product(write, &author, product).await;
+            if let (false, Some(sku), Ok(Outcome::Created)) = (write, &key, &outcome) {
+                self.made.insert(import_file::key_hash(sku));
+            }
+            let paused = outcome.is_err();
+            outcomes.push((key, outcome));
+            if paused {
+                break;
+            }
+        }
         // A chunk paused part-way is done again, whole, when the run goes on.
         if let Some((_, Err(reason))) = outcomes.iter().find(|(_, o)| o.is_err()) {
             return Err(Halt::Pause(reason.clone()));
@@ -372,6 +383,62 @@ impl Runner<'_> {
         import.last_error = None;
         let until = Timestamp::now().plus_millis(self.lease_ms);
         self.save(until).await
+    }
+
+    /// The refusal of an order or product a file has twice, on its later
+    /// line.
+    fn repeated(&self, line: u64, key: String) -> Entry {
+        let (field, what) = match self.import().kind {
+            ImportKind::Orders => ("external_ids", "an order with this external id"),
+            ImportKind::Products => ("sku", "a product with this SKU"),
+        };
+        Entry::Refused {
+            key: Some(key.clone()),
+            errors: vec![RowError {
+                line,
+                field: field.into(),
+                value: Some(key),
+                reason: format!("an earlier line has {what}: each once a file"),
+            }],
+            again: false,
+        }
+    }
+
+    /// Checks one product, and writes it when `write`; an error pauses.
+    async fn product(
+        &self,
+        write: bool,
+        author: &Author,
+        file: import_file::FileProduct,
+    ) -> Result<Outcome, String> {
+        let import = self.import();
+        let mut product = file.product;
+        // A dry run writes no parent: one it would make a few lines up is
+        // taken as there.
+        if !write
+            && product
+                .variant_of
+                .as_deref()
+                .is_some_and(|p| self.made.contains(&import_file::key_hash(p.trim())))
+        {
+            product.variant_of = None;
+        }
+        let reason = format!("import {}", import.id);
+        let put = crate::api::products::put_by_sku(
+            self.state,
+            import.tenant_id,
+            author.actor.clone(),
+            product,
+            &reason,
+            write,
+        )
+        .await;
+        match put {
+            Ok(Upserted::Created) => Ok(Outcome::Created),
+            Ok(Upserted::Updated) => Ok(Outcome::Updated),
+            Ok(Upserted::Unchanged) => Ok(Outcome::Unchanged),
+            Err(e) => refusal(e, &[file.line], import.format == ImportFormat::Csv),
+        }
     }
 
     /// Counts a failed order (once, when its rows are apart: `again` for
@@ -434,15 +501,7 @@ impl Runner<'_> {
             item_lines,
             request,
         } = order;
-        let refused = |e: ApiError| -> Result<Outcome, String> {
-            if matches!(
-                e,
-                ApiError::Unavailable(_) | ApiError::Timeout | ApiError::PricingProvider(_)
-            ) {
-                return Err(e.to_string());
-            }
-            Ok(Outcome::Failed(row_errors(&e, &item_lines, csv)))
-        };
+        let refused = |e: ApiError| refusal(e, &item_lines, csv);
         let Some(key) = key
             .split_once(':')
             .map(|(ns, value)| crate::api::orders::external_key(ns, value))
@@ -521,10 +580,23 @@ impl Runner<'_> {
     }
 }
 
+/// An order or product refused, or, when something it needs is
+/// unavailable (the database, a pricing provider), a reason to pause.
+fn refusal(e: ApiError, lines: &[u64], csv: bool) -> Result<Outcome, String> {
+    if matches!(
+        e,
+        ApiError::Unavailable(_) | ApiError::Timeout | ApiError::PricingProvider(_)
+    ) {
+        return Err(e.to_string());
+    }
+    Ok(Outcome::Failed(row_errors(&e, lines, csv)))
+}
+
 /// The last line an entry was read from.
 fn last_line_of(entry: &Entry) -> u64 {
     match entry {
         Entry::Order(o) => o.item_lines.iter().copied().max().unwrap_or(0),
+        Entry::Product(p) => p.line,
         Entry::Refused { errors, .. } => errors.iter().map(|e| e.line).max().unwrap_or(0),
     }
 }
@@ -587,7 +659,7 @@ fn column_of(field: &str) -> String {
         return field.to_string();
     };
     let column = format!("{prefix}_{rest}");
-    if import_file::columns().any(|c| c == column) {
+    if import_file::columns(ImportKind::Orders).any(|c| c == column) {
         column
     } else {
         field.to_string()
@@ -616,9 +688,22 @@ async fn read_file(state: AppState, import: Import, tx: mpsc::Sender<Read>) {
             return;
         }
     };
-    let blocking = match import.format {
-        ImportFormat::Csv => {
+    let blocking = match (import.kind, import.format) {
+        (ImportKind::Products, ImportFormat::Csv) => {
             let options = CsvOptions {
+                kind: ImportKind::Products,
+                mapping: import.options.mapping.clone(),
+                namespace: None,
+            };
+            tokio::task::spawn_blocking(move || {
+                let (reader, failed) = Watched::new(reader);
+                let read = import_file::csv_products(reader, &options);
+                send_all(read, &failed, &tx);
+            })
+        }
+        (ImportKind::Orders, ImportFormat::Csv) => {
+            let options = CsvOptions {
+                kind: ImportKind::Orders,
                 mapping: import.options.mapping.clone(),
                 namespace: import.options.namespace.clone(),
             };
@@ -655,29 +740,41 @@ async fn read_file(state: AppState, import: Import, tx: mpsc::Sender<Read>) {
             };
             tokio::task::spawn_blocking(move || {
                 let (reader, failed) = Watched::new(reader);
-                let last = match import_file::csv_orders(reader, &options, split) {
-                    Ok(orders) => {
-                        for entry in orders {
-                            if tx.blocking_send(Read::Entry(entry)).is_err() {
-                                return;
-                            }
-                        }
-                        Read::End
-                    }
-                    Err(e) => Read::Failed(e),
-                };
-                // A file cut short by the file store is not its end.
-                let last = match failed.take() {
-                    Some(e) => Read::Pause(e),
-                    None => last,
-                };
-                let _ = tx.blocking_send(last);
+                let read = import_file::csv_orders(reader, &options, split);
+                send_all(read, &failed, &tx);
             })
         }
-        ImportFormat::Ndjson => tokio::task::spawn_blocking(move || read_ndjson(reader, &tx)),
+        (kind, ImportFormat::Ndjson) => {
+            tokio::task::spawn_blocking(move || read_ndjson(kind, reader, &tx))
+        }
     };
     // A reader that panicked ends the channel without `End`: a pause.
     let _ = blocking.await;
+}
+
+/// Sends every entry a CSV reader gives, then how it ended.
+fn send_all(
+    read: Result<impl Iterator<Item = Entry>, FileError>,
+    failed: &Failed,
+    tx: &mpsc::Sender<Read>,
+) {
+    let last = match read {
+        Ok(entries) => {
+            for entry in entries {
+                if tx.blocking_send(Read::Entry(entry)).is_err() {
+                    return;
+                }
+            }
+            Read::End
+        }
+        Err(e) => Read::Failed(e),
+    };
+    // A file cut short by the file store is not its end.
+    let last = match failed.take() {
+        Some(e) => Read::Pause(e),
+        None => last,
+    };
+    let _ = tx.blocking_send(last);
 }
 
 /// A reader that remembers its first I/O error, which a CSV reader would
@@ -717,7 +814,7 @@ impl<R: std::io::Read> std::io::Read for Watched<R> {
     }
 }
 
-fn read_ndjson(reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
+fn read_ndjson(kind: ImportKind, reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
     let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -757,7 +854,10 @@ fn read_ndjson(reader: impl std::io::Read, tx: &mpsc::Sender<Read>) {
                     )
                 } else {
                     match std::str::from_utf8(&buf) {
-                        Ok(text) => import_file::ndjson_order(line, text),
+                        Ok(text) => match kind {
+                            ImportKind::Orders => import_file::ndjson_order(line, text),
+                            ImportKind::Products => import_file::ndjson_product(line, text),
+                        },
                         Err(_) => refused("line", "not UTF-8 text: save the file as UTF-8"),
                     }
                 }

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::{Result, StoreError};
 
 /// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportKind {
+    #[default]
     Orders,
     Products,
 }

@@ -35,7 +35,7 @@ const ERRORS_SHOWN: u32 = 100;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ImportParams {
-    /// `orders` (the default).
+    /// `orders` (the default) or `products`.
     pub kind: Option<String>,
     /// `csv` or `ndjson`; by default from the body's `Content-Type`
     /// (`text/csv`, `application/x-ndjson`) or the file's name.
@@ -87,7 +87,8 @@ pub struct ImportCountsBody {
 pub struct ImportErrorBody {
     /// The line of the file (1 is a CSV's header).
     pub line: u64,
-    /// The order it sinks (`namespace:value`), when it could be read.
+    /// The order it sinks (`namespace:value`), when it could be read; for
+    /// an import of products, its SKU.
     pub order: Option<String>,
     /// The column (CSV) or field (NDJSON).
     pub field: String,
@@ -126,8 +127,8 @@ pub struct ImportResponse {
     pub bytes: u64,
     pub counts: ImportCountsBody,
     /// The batch id of the orders it created and changed (the orders
-    /// list's `batch_id` filter).
-    pub batch_id: String,
+    /// list's `batch_id` filter); `null` for an import of products.
+    pub batch_id: Option<String>,
     /// Problems found; the first 100 are in `errors`, the first 100,000
     /// (all that are kept) in `errors.csv`.
     pub error_count: u64,
@@ -172,7 +173,7 @@ impl ImportResponse {
                 unchanged,
                 failed,
             },
-            batch_id: i.id.to_string(),
+            batch_id: (i.kind == ImportKind::Orders).then(|| i.id.to_string()),
             error_count: i.errors,
             errors: errors.map(|errors| {
                 errors
@@ -210,22 +211,31 @@ pub struct ImportPage {
     pub next_cursor: Option<String>,
 }
 
-/// Options as they arrived, checked.
+/// Options as they arrived, checked, and whether the key may import
+/// this kind.
 fn options(
     p: &ImportParams,
+    principal: &Principal,
 ) -> Result<(ImportKind, Option<ImportFormat>, ImportOptions), ApiError> {
     let mut errors = FieldErrors::new();
     let kind = match p.kind.as_deref().map(str::trim) {
         None | Some("orders") => ImportKind::Orders,
+        Some("products") => ImportKind::Products,
         Some(other) => {
             errors.push(
                 FieldError::new("kind", "not a kind of import")
                     .value(other)
-                    .accepted("orders"),
+                    .accepted("orders, products"),
             );
             ImportKind::Orders
         }
     };
+    match kind {
+        ImportKind::Orders => principal.require(Permission::WriteOrders, "import orders")?,
+        ImportKind::Products => {
+            principal.require(Permission::ManageCatalog, "import products")?;
+        }
+    }
     let format = match p.format.as_deref().map(str::trim) {
         None => None,
         Some("csv") => Some(ImportFormat::Csv),
@@ -268,11 +278,13 @@ fn options(
         Some(text) => match serde_json::from_str::<BTreeMap<String, String>>(text) {
             Ok(mapping) => {
                 for (ours, theirs) in &mapping {
-                    if !import_file::columns().any(|c| c == ours) {
+                    if !import_file::columns(kind).any(|c| c == ours) {
                         errors.push(
                             FieldError::new(format!("mapping.{ours}"), "not one of ordo's columns")
                                 .value(ours)
-                                .accepted(import_file::columns().collect::<Vec<_>>().join(", ")),
+                                .accepted(
+                                    import_file::columns(kind).collect::<Vec<_>>().join(", "),
+                                ),
                         );
                     } else if theirs.trim().is_empty() {
                         errors.push(
@@ -298,7 +310,13 @@ fn options(
     };
     let namespace = p.namespace.as_deref().map(str::trim).map(str::to_string);
     if let Some(ns) = &namespace {
-        if Namespace::parse(ns).is_err() {
+        if kind == ImportKind::Products {
+            errors.push(
+                FieldError::new("namespace", "products are keyed by their SKU")
+                    .value(ns)
+                    .accepted("no namespace with kind=products"),
+            );
+        } else if Namespace::parse(ns).is_err() {
             errors.push(
                 FieldError::new("namespace", "not an identifier namespace")
                     .value(ns)
@@ -381,7 +399,7 @@ fn limited<E>(
     ))
 }
 
-/// Import a file of orders.
+/// Import a file of orders, or of products.
 ///
 /// The body is the file (`Content-Type: text/csv` or `application/x-ndjson`,
 /// options in the query) or `multipart/form-data` (options as parts, then
@@ -393,6 +411,9 @@ fn limited<E>(
 /// or updated by their external id (running a file again changes
 /// nothing), checked and priced as `PUT /v1/orders/external/…` does, and
 /// carry the import's id as their `batch_id`. No buyer is messaged.
+/// With `kind=products` (a key that may change the catalog), each row or
+/// line is a product in the shape `POST /v1/products` takes, created or
+/// changed by its SKU; `on_hand` sets the stock on hand.
 #[utoipa::path(
     post, path = "/v1/imports", tag = "imports",
     params(ImportParams),
@@ -404,7 +425,7 @@ fn limited<E>(
     responses(
         (status = 202, description = "Stored and queued", body = ImportResponse, headers(("Location" = String))),
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not write orders", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not write orders (or, for products, change the catalog)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Over files.import_max_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An option, the format, or an empty file", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The file store or the database is unavailable; nothing was kept", body = Problem, content_type = "application/problem+json"),
@@ -417,7 +438,6 @@ pub async fn create_import(
     QueryParams(mut params): QueryParams<ImportParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    principal.require(Permission::WriteOrders, "import orders")?;
     let media = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -476,7 +496,7 @@ pub async fn create_import(
                 *slot = Some(option_text(field, &name).await?);
                 continue;
             }
-            let (kind, format, options) = options(&params)?;
+            let (kind, format, options) = options(&params, &principal)?;
             let filename = super::receipts::filename(field.file_name());
             let format = format
                 .or_else(|| format_of(field.content_type(), filename.as_deref()))
@@ -498,7 +518,7 @@ pub async fn create_import(
             )
         })?
     } else {
-        let (kind, format, options) = options(&params)?;
+        let (kind, format, options) = options(&params, &principal)?;
         let format = format
             .or_else(|| format_of(media.as_deref(), None))
             .ok_or_else(no_format)?;
@@ -744,7 +764,9 @@ pub async fn import_errors_csv(
         ImportFormat::Ndjson => None,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let kind = import.kind;
     let options = CsvOptions {
+        kind,
         mapping: import.options.mapping.clone(),
         namespace: import.options.namespace.clone(),
     };
@@ -755,7 +777,7 @@ pub async fn import_errors_csv(
         };
         let written = match reader {
             Some(reader) => failed_rows(reader, &options, &errors, &mut out),
-            None => problem_rows(&errors, &mut out),
+            None => problem_rows(kind, &errors, &mut out),
         };
         if let Err(e) = written {
             let _ = out.tx.blocking_send(Err(e));
@@ -831,7 +853,12 @@ fn failed_rows(
             None => format!("{}: {}", e.field, e.reason),
         };
         by_line.entry(e.line).or_default().push(text);
-        if let Some(k) = &e.order_key {
+        // An order's other rows go with it; a product is one row.
+        if let Some(k) = e
+            .order_key
+            .as_ref()
+            .filter(|_| options.kind == ImportKind::Orders)
+        {
             keys.insert(k.clone());
         }
     }
@@ -841,7 +868,7 @@ fn failed_rows(
         // The header itself was the problem: the problems alone.
         Err(_) => {
             let out = csv.into_inner().map_err(|e| e.into_error())?;
-            return problem_rows(errors, out);
+            return problem_rows(options.kind, errors, out);
         }
     };
     let mut header = csv::ByteRecord::new();
@@ -888,9 +915,17 @@ fn failed_rows(
 }
 
 /// The problems alone: `line,field,value,reason`.
-fn problem_rows(errors: &[ordo_store::ImportError], out: &mut Chunked) -> std::io::Result<()> {
+fn problem_rows(
+    kind: ImportKind,
+    errors: &[ordo_store::ImportError],
+    out: &mut Chunked,
+) -> std::io::Result<()> {
     let mut csv = super::export::csv_writer(out);
-    csv.write_record(["line", "order", "field", "value", "reason"])?;
+    let key = match kind {
+        ImportKind::Orders => "order",
+        ImportKind::Products => "sku",
+    };
+    csv.write_record(["line", key, "field", "value", "reason"])?;
     for e in errors {
         csv.write_record([
             e.line.to_string().as_str(),

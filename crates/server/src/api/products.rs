@@ -93,6 +93,53 @@ pub struct UpdateProductRequest {
     pub weight_grams: Option<i64>,
 }
 
+/// A product as a file of products gives it (one NDJSON line, or one CSV
+/// row): all a new product needs, or the fields of an existing one to
+/// change; absent ones stay as they are. `on_hand` is the count on hand,
+/// set by a stock movement. The fields `GET /v1/products` adds are read
+/// over, so a saved listing can be imported as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductUpsert {
+    pub sku: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub currency: Option<String>,
+    pub price: Option<String>,
+    pub attributes: Option<BTreeMap<String, Vec<String>>>,
+    pub variant_of: Option<String>,
+    pub image_url: Option<String>,
+    pub active: Option<bool>,
+    pub track_stock: Option<bool>,
+    pub tax_class: Option<String>,
+    pub weight_grams: Option<i64>,
+    pub on_hand: Option<i64>,
+    #[serde(default, rename = "id")]
+    _id: serde::de::IgnoredAny,
+    #[serde(default, rename = "reserved")]
+    _reserved: serde::de::IgnoredAny,
+    #[serde(default, rename = "available")]
+    _available: serde::de::IgnoredAny,
+    #[serde(default, rename = "in_stock")]
+    _in_stock: serde::de::IgnoredAny,
+    #[serde(default, rename = "version")]
+    _version: serde::de::IgnoredAny,
+    #[serde(default, rename = "created_at")]
+    _created_at: serde::de::IgnoredAny,
+    #[serde(default, rename = "updated_at")]
+    _updated_at: serde::de::IgnoredAny,
+    #[serde(default, rename = "archived_at")]
+    _archived_at: serde::de::IgnoredAny,
+}
+
+/// What an upsert by SKU did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
 /// A change to the stock on hand: exactly one of `delta` and `set`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -585,6 +632,130 @@ async fn change(
         .await
         .map_err(product_error)?;
     Ok(product_response(StatusCode::OK, &product))
+}
+
+/// Creates the product `input` names by SKU or changes the one there, as
+/// `POST /v1/products` and `PATCH /v1/products/{sku}` would (with a stock
+/// adjustment to `on_hand`, for `reason`). Only checks, when not `write`:
+/// the outcome says what writing would do.
+pub(crate) async fn put_by_sku(
+    state: &AppState,
+    tenant: TenantId,
+    actor: ordo_domain::Actor,
+    input: ProductUpsert,
+    reason: &str,
+    write: bool,
+) -> Result<Upserted, ApiError> {
+    let sku = product::parse_sku("sku", &input.sku).map_err(ApiError::field)?;
+    let Some(current) = state
+        .store()
+        .product(tenant, &sku)
+        .await
+        .map_err(product_error)?
+    else {
+        let mut errors = FieldErrors::new();
+        for (field, given) in [
+            ("name", input.name.is_some()),
+            ("currency", input.currency.is_some()),
+            ("price", input.price.is_some()),
+        ] {
+            if !given {
+                errors.push(FieldError::new(field, "a new product needs one"));
+            }
+        }
+        let request = CreateProductRequest {
+            sku: input.sku,
+            name: input.name.unwrap_or_default(),
+            description: input.description,
+            currency: input.currency.unwrap_or_default(),
+            price: input.price.unwrap_or_default(),
+            attributes: input.attributes.unwrap_or_default(),
+            variant_of: input.variant_of,
+            image_url: input.image_url,
+            active: input.active,
+            track_stock: input.track_stock,
+            tax_class: input.tax_class,
+            weight_grams: input.weight_grams,
+            on_hand: input.on_hand,
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let draft = request.into_draft(state, tenant).await?;
+        if write {
+            let (product, first) = draft.into_product(tenant, actor, Timestamp::now());
+            state
+                .store()
+                .insert_product(product, first)
+                .await
+                .map_err(product_error)?;
+        }
+        return Ok(Upserted::Created);
+    };
+    if let Some(currency) = input.currency.as_deref().map(str::trim) {
+        if Currency::parse_field("currency", currency).map_err(ApiError::field)? != current.currency
+        {
+            return Err(ApiError::field(
+                FieldError::new("currency", "a product's currency does not change")
+                    .value(currency)
+                    .accepted(current.currency.code()),
+            ));
+        }
+    }
+    let on_hand = match input.on_hand {
+        None => None,
+        Some(n) => Some(product::parse_stock("on_hand", n).map_err(ApiError::field)?),
+    };
+    let request = UpdateProductRequest {
+        name: input.name,
+        description: input.description.map(Some),
+        price: input.price,
+        attributes: input.attributes,
+        variant_of: input.variant_of.map(Some),
+        image_url: input.image_url.map(Some),
+        active: input.active,
+        track_stock: input.track_stock,
+        tax_class: input.tax_class,
+        weight_grams: input.weight_grams,
+    };
+    let patch = request.into_patch(state, &current).await?;
+    // Tried on a copy first: what it would change, and whether it may.
+    let reason = reason.to_string();
+    let change = move |p: &mut Product| -> Result<Option<StockMovement>, StoreError> {
+        let now = Timestamp::now();
+        p.apply(patch, now)
+            .map_err(|e| StoreError::Refused(Refusal::Invalid(e)))?;
+        match on_hand.filter(|n| *n != p.on_hand) {
+            None => Ok(None),
+            Some(n) => Ok(Some(
+                p.adjust(StockChange::Set(n), reason, actor, now)
+                    .map_err(|e| {
+                        StoreError::Refused(Refusal::Invalid(
+                            FieldError::new("on_hand", e.to_string()).value(n).into(),
+                        ))
+                    })?,
+            )),
+        }
+    };
+    if !write {
+        let mut copy = current.clone();
+        change(&mut copy).map_err(product_error)?;
+        return Ok(if copy == current {
+            Upserted::Unchanged
+        } else {
+            Upserted::Updated
+        });
+    }
+    let (changed, _) = state
+        .store()
+        .change_product(tenant, sku, None, Box::new(change))
+        .await
+        .map_err(product_error)?;
+    Ok(if changed.version == current.version {
+        Upserted::Unchanged
+    } else {
+        Upserted::Updated
+    })
 }
 
 // ---------------------------------------------------------------- handlers

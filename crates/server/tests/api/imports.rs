@@ -632,3 +632,196 @@ async fn an_ndjson_order_repeated_in_the_file_is_imported_once() {
         .await;
     assert_eq!(stored["notes"], order["notes"], "the first line's order");
 }
+
+const PRODUCTS: &str = "\
+sku,name,currency,price,on_hand,attributes,variant_of,active,weight_grams
+DRESS,Ankara dress,NGN,15000.00,10,\"{\"\"size\"\": [\"\"S\"\", \"\"M\"\"]}\",,,450
+DRESS-M,Ankara dress (M),NGN,15000.00,4,,DRESS,,
+TEE,,,4500.00,120,,,,
+CAP,Cap,NGN,ten,,,,,
+HAT,,NGN,20.00,,,,,
+TEE,,,,,,,,
+MUG,Mug,NGN,5.00,,,,maybe,
+SOCK,,USD,,,,,,
+BAG,Bag,NGN,50.00,7,,,,
+";
+
+async fn product(app: &TestApp, body: Value) {
+    let r = app.post("/v1/products", &body).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+}
+
+/// A file of products: created (a variant after its parent), updated
+/// (price and stock), left as it is, and refused row by row; a dry run
+/// first, a re-run after, and the listing read into another shop.
+#[tokio::test]
+async fn products_are_imported_by_sku() {
+    let app = spawn_app().await;
+    catalog(&app).await;
+    product(
+        &app,
+        json!({"sku": "SOCK", "name": "Sock", "price": "500.00", "currency": "NGN"}),
+    )
+    .await;
+    product(
+        &app,
+        json!({"sku": "BAG", "name": "Bag", "price": "50.00", "currency": "NGN", "on_hand": 7}),
+    )
+    .await;
+
+    let dry = import_csv(&app, "?kind=products&dry_run=true", PRODUCTS).await;
+    assert_eq!(dry["kind"], "products");
+    assert_eq!(counts(&dry), (2, 1, 1, 5), "{dry}");
+    assert_eq!(dry["batch_id"], Value::Null);
+    problem(app.get("/v1/products/DRESS").await, StatusCode::NOT_FOUND).await;
+    assert_eq!(app.json("/v1/products/TEE").await["price"], "4000.00");
+
+    let import = import_csv(&app, "?kind=products", PRODUCTS).await;
+    assert_eq!(import["state"], "succeeded", "{import}");
+    assert_eq!(counts(&import), (2, 1, 1, 5), "{import}");
+    let problems: Vec<(u64, &str, &str)> = import["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["field"].as_str().unwrap(),
+                e["order"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            (5, "price", "CAP"),
+            (6, "name", "HAT"),
+            (7, "sku", "TEE"),
+            (8, "active", "MUG"),
+            (9, "currency", "SOCK"),
+        ],
+        "{import}"
+    );
+    let dress = app.json("/v1/products/DRESS").await;
+    assert_eq!(dress["attributes"]["size"], json!(["S", "M"]));
+    assert_eq!(dress["weight_grams"], 450);
+    assert_eq!(dress["on_hand"], 10);
+    let variant = app.json("/v1/products/DRESS-M").await;
+    assert_eq!(variant["variant_of"], "DRESS");
+    let tee = app.json("/v1/products/TEE").await;
+    assert_eq!(
+        (&tee["price"], &tee["on_hand"]),
+        (&json!("4500.00"), &json!(120))
+    );
+    assert_eq!(
+        tee["name"], "T-shirt",
+        "an empty cell leaves a field as it is"
+    );
+    let moves = app.json("/v1/products/TEE/stock-movements").await;
+    let last = moves["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["on_hand_change"], 20);
+    assert_eq!(
+        last["reason"],
+        format!("import {}", import["id"].as_str().unwrap())
+    );
+    assert_eq!(app.json("/v1/products/SOCK").await["currency"], "NGN");
+
+    // errors.csv: the refused rows, each with its own problem.
+    let errors = errors_csv(&app, import["id"].as_str().unwrap()).await;
+    let lines: Vec<String> = csv::Reader::from_reader(errors.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    assert_eq!(lines, ["5", "6", "7", "8", "9"], "{errors}");
+
+    // Again: nothing changes.
+    let again = import_csv(&app, "?kind=products", PRODUCTS).await;
+    assert_eq!(counts(&again), (0, 0, 4, 5), "{again}");
+    assert_eq!(
+        app.json("/v1/products/TEE").await["version"],
+        tee["version"]
+    );
+
+    // The listing, as NDJSON, makes the same products in another shop.
+    let listing = app.json("/v1/products?limit=100").await;
+    let ndjson: String = listing["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{p}\n"))
+        .collect();
+    let other = app.other_tenant_key().await;
+    let r = app
+        .client
+        .post(app.url("/v1/imports?kind=products"))
+        .bearer_auth(&other)
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let copied = settle(
+        || async {
+            app.get_as(&other, &format!("/v1/imports/{id}"))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        },
+        |i: &Value| i["state"] == "succeeded" || i["state"] == "failed",
+    )
+    .await;
+    assert_eq!(counts(&copied), (5, 0, 0, 0), "{copied}");
+    for sku in ["DRESS", "DRESS-M", "TEE", "BAG", "SOCK"] {
+        let path = format!("/v1/products/{sku}");
+        let a = app.json(&path).await;
+        let b: Value = app.get_as(&other, &path).await.json().await.unwrap();
+        for field in [
+            "name",
+            "price",
+            "currency",
+            "attributes",
+            "variant_of",
+            "on_hand",
+            "weight_grams",
+        ] {
+            assert_eq!(a[field], b[field], "{sku} {field}");
+        }
+    }
+
+    // Products take a key that may change the catalog, and no namespace.
+    let vendor = app.key_for(Role::Vendor).await;
+    let r = app
+        .client
+        .post(app.url("/v1/imports?kind=products"))
+        .bearer_auth(&vendor)
+        .header("content-type", "text/csv")
+        .body(PRODUCTS)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::FORBIDDEN).await;
+    let r = app
+        .client
+        .post(app.url(
+            "/v1/imports?kind=products&namespace=shop&mapping=%7B%22item_sku%22%3A%22Code%22%7D",
+        ))
+        .bearer_auth(&app.key)
+        .header("content-type", "text/csv")
+        .body(PRODUCTS)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&p), ["mapping.item_sku", "namespace"]);
+}
