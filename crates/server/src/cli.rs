@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Import a CSV or NDJSON file of orders (or products) and wait for
+    /// it, with a progress bar; exit code 2 when some rows failed.
+    Import(crate::cli_bulk::ImportArgs),
+    /// Export orders (every one the query's filters match) as NDJSON or CSV.
+    Export(crate::cli_bulk::ExportArgs),
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -143,7 +148,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("ordo: {e:#}");
             ExitCode::FAILURE
@@ -171,9 +176,11 @@ fn describe(config: &Config) -> String {
     config.database().map_or_else(|e| e, |d| d.describe())
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = load(&cli)?;
-    match cli.command {
+    let done = match cli.command {
+        Command::Import(args) => return crate::cli_bulk::import(config, args).await,
+        Command::Export(args) => return crate::cli_bulk::export(config, args).await,
         Command::Serve { listen } => {
             if let Some(addr) = listen {
                 config.listen = addr;
@@ -237,7 +244,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Config { .. } => Ok(()),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 async fn migrate_data(from: &str, to: &str, allow_non_empty: bool) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod charging;
 pub mod chatbot;
 pub mod cli;
+pub mod cli_bulk;
 pub mod config;
 pub mod files;
 pub mod import_file;

@@ -66,7 +66,7 @@ pub const CSV_COLUMNS: [&str; 36] = [
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Ndjson,
     Csv,
 }
@@ -95,7 +95,40 @@ pub async fn export_orders(
     principal: Principal,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (format, params) = parse(raw.as_deref().unwrap_or(""))?;
+    let (format, stream) = export(
+        state.store_handle(),
+        principal.scope(),
+        raw.as_deref().unwrap_or(""),
+    )?;
+    let (content_type, extension) = match format {
+        Format::Ndjson => ("application/x-ndjson", "ndjson"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(disposition) =
+        HeaderValue::from_str(&format!("attachment; filename=\"orders.{extension}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(response)
+}
+
+/// The orders in `scope` that a query string (the list's filters and
+/// sort, and `format`) asks for, as a stream of the file's pieces.
+pub(crate) fn export(
+    store: DynStore,
+    scope: Scope,
+    raw: &str,
+) -> Result<
+    (
+        Format,
+        impl futures_util::Stream<Item = Result<Bytes, std::io::Error>>,
+    ),
+    ApiError,
+> {
+    let (format, params) = parse(raw)?;
     if params.limit.is_some() || params.cursor.is_some() {
         let field = if params.limit.is_some() {
             "limit"
@@ -110,8 +143,8 @@ pub async fn export_orders(
     let mut query = params.query()?;
     query.limit = EXPORT_PAGE;
     let pages = Pages {
-        store: state.store_handle(),
-        scope: principal.scope(),
+        store,
+        scope,
         query,
         format,
         started: false,
@@ -121,19 +154,7 @@ pub async fn export_orders(
         let chunk = pages.next().await?;
         Some((chunk, pages))
     });
-    let (content_type, extension) = match format {
-        Format::Ndjson => ("application/x-ndjson", "ndjson"),
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-    };
-    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(disposition) =
-        HeaderValue::from_str(&format!("attachment; filename=\"orders.{extension}\""))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    Ok(response)
+    Ok((format, stream))
 }
 
 /// The format and the list's parameters from the query string.

@@ -27,7 +27,7 @@ use crate::files::Streamed;
 use crate::import_file::{self, CsvOptions, RawRows};
 
 /// Problems shown with an import (all of them are in `errors.csv`).
-const ERRORS_SHOWN: u32 = 100;
+pub(crate) const ERRORS_SHOWN: u32 = 100;
 
 /// How an import is asked for: in the query, or as `multipart/form-data`
 /// parts before the part named `file`.
@@ -147,7 +147,7 @@ pub struct ImportResponse {
 }
 
 impl ImportResponse {
-    fn of(i: &Import, errors: Option<Vec<ordo_store::ImportError>>) -> Self {
+    pub(crate) fn of(i: &Import, errors: Option<Vec<ordo_store::ImportError>>) -> Self {
         let ImportCounts {
             lines,
             created,
@@ -217,6 +217,18 @@ fn options(
     p: &ImportParams,
     principal: &Principal,
 ) -> Result<(ImportKind, Option<ImportFormat>, ImportOptions), ApiError> {
+    if p.kind.as_deref().map(str::trim) == Some("products") {
+        principal.require(Permission::ManageCatalog, "import products")?;
+    } else {
+        principal.require(Permission::WriteOrders, "import orders")?;
+    }
+    checked_options(p)
+}
+
+/// Options as they arrived, checked.
+pub(crate) fn checked_options(
+    p: &ImportParams,
+) -> Result<(ImportKind, Option<ImportFormat>, ImportOptions), ApiError> {
     let mut errors = FieldErrors::new();
     let kind = match p.kind.as_deref().map(str::trim) {
         None | Some("orders") => ImportKind::Orders,
@@ -230,12 +242,6 @@ fn options(
             ImportKind::Orders
         }
     };
-    match kind {
-        ImportKind::Orders => principal.require(Permission::WriteOrders, "import orders")?,
-        ImportKind::Products => {
-            principal.require(Permission::ManageCatalog, "import products")?;
-        }
-    }
     let format = match p.format.as_deref().map(str::trim) {
         None => None,
         Some("csv") => Some(ImportFormat::Csv),
@@ -334,7 +340,7 @@ fn options(
 }
 
 /// The format a media type or a file name says.
-fn format_of(media: Option<&str>, filename: Option<&str>) -> Option<ImportFormat> {
+pub(crate) fn format_of(media: Option<&str>, filename: Option<&str>) -> Option<ImportFormat> {
     let media = media
         .and_then(|m| m.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase());
@@ -527,6 +533,58 @@ pub async fn create_import(
         let bytes = store(files, &key, limited(chunks, max, idle, malformed)).await?;
         (kind, format, options, None, bytes)
     };
+    let upload = Stored {
+        id,
+        key,
+        kind,
+        format,
+        options,
+        filename,
+        bytes,
+    };
+    let import = enqueue(&state, principal.tenant_id, principal.actor(), upload).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(ImportResponse::of(&import, Some(Vec::new()))),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/imports/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// A file in the file store, to be imported.
+pub(crate) struct Stored {
+    pub id: ImportId,
+    /// Where it is in the file store.
+    pub key: String,
+    pub kind: ImportKind,
+    pub format: ImportFormat,
+    pub options: ImportOptions,
+    pub filename: Option<String>,
+    pub bytes: u64,
+}
+
+/// Queues a stored file's import and wakes this node's importer; an empty
+/// file is refused (and dropped), as is everything when the row cannot be
+/// written.
+pub(crate) async fn enqueue(
+    state: &AppState,
+    tenant: ordo_domain::TenantId,
+    actor: ordo_domain::Actor,
+    stored: Stored,
+) -> Result<Import, ApiError> {
+    let files = state.files();
+    let Stored {
+        id,
+        key,
+        kind,
+        format,
+        options,
+        filename,
+        bytes,
+    } = stored;
     if bytes == 0 {
         let _ = files.delete(&key).await;
         return Err(ApiError::field(
@@ -534,9 +592,10 @@ pub async fn create_import(
                 .accepted("a CSV with a header row, or NDJSON"),
         ));
     }
+    let now = Timestamp::now();
     let import = Import {
         id,
-        tenant_id: principal.tenant_id,
+        tenant_id: tenant,
         kind,
         format,
         options,
@@ -544,7 +603,7 @@ pub async fn create_import(
         file: key.clone(),
         bytes,
         filename,
-        created_by: principal.actor(),
+        created_by: actor,
         counts: ImportCounts::default(),
         done_line: 0,
         errors: 0,
@@ -562,15 +621,7 @@ pub async fn create_import(
         return Err(e.into());
     }
     state.imports_queued().notify_one();
-    let mut response = (
-        StatusCode::ACCEPTED,
-        axum::Json(ImportResponse::of(&import, Some(Vec::new()))),
-    )
-        .into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/imports/{id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(import)
 }
 
 /// The longest option part of a multipart upload.

@@ -825,3 +825,122 @@ async fn products_are_imported_by_sku() {
     let p = problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(fields(&p), ["mapping.item_sku", "namespace"]);
 }
+
+/// Runs `ordo` on `db`: its exit code, stdout and stderr.
+fn cli(db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(db.args())
+        .args(args)
+        .env_remove("ORDO_API_KEY")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `ordo import` and `ordo export`, on the local database (the importer
+/// runs in the command) and against a server (`--url`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_and_exports_locally_and_through_a_server() {
+    let db = TestDb::new().await;
+    let (code, _, err) = cli(&db, &["tenants", "create", "shop"]);
+    assert_eq!(code, Some(0), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders.csv");
+    std::fs::write(
+        &orders,
+        "external_id,currency,buyer_phone,item_name,item_quantity,item_unit_price\n\
+         A-1,NGN,+2348012345678,Dress,2,15000.00\n\
+         A-1,NGN,+2348012345678,Scarf,1,3500.00\n\
+         A-2,NGN,+2348012345679,Cap,x,1.00\n\
+         A-3,NGN,+2348012345670,Hat,1,5.00\n",
+    )
+    .unwrap();
+    let path = orders.to_str().unwrap();
+
+    // Locally: some rows failed, so exit code 2, with the problem shown.
+    let (code, out, err) = cli(&db, &["import", path]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let summary = out.trim();
+    assert!(
+        summary.ends_with("succeeded: 5 lines, 2 created, 0 updated, 0 unchanged, 1 failed"),
+        "{summary}"
+    );
+    assert!(
+        err.contains("line 4 (import:A-2): item_quantity \"x\""),
+        "{err}"
+    );
+    let id = summary.split(' ').next().unwrap().to_string();
+    let (code, out, _) = cli(&db, &["import", path, "--dry-run"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        out.contains("0 created, 0 updated, 2 unchanged, 1 failed (a dry run"),
+        "{out}"
+    );
+    let (code, _, err) = cli(&db, &["import", path, "--on-error", "maybe"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("on_error: not an error policy"), "{err}");
+
+    // Exported by batch id, as CSV, into a file.
+    let exported = dir.path().join("out.csv");
+    let query = format!("batch_id={id}");
+    let (code, _, err) = cli(
+        &db,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--query",
+            &query,
+            "-o",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(text.lines().count(), 4, "a header and three items: {text}");
+    assert!(text.contains("{\"\"import\"\":\"\"A-1\"\"}"), "{text}");
+
+    // Through a server: products, then an export of the orders.
+    let key = ordo(
+        &db,
+        &["keys", "create", "--tenant", "shop", "--role", "owner"],
+    );
+    let port = free_port();
+    let mut server = start(&db, port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let products = dir.path().join("products.ndjson");
+    std::fs::write(
+        &products,
+        "{\"sku\":\"TEE\",\"name\":\"T-shirt\",\"currency\":\"NGN\",\"price\":\"4000.00\",\"on_hand\":5}\n\
+         {\"sku\":\"CAP\",\"name\":\"Cap\",\"currency\":\"NGN\",\"price\":\"1500.00\"}\n",
+    )
+    .unwrap();
+    let remote = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--url", url.as_str(), "--key", key.as_str()]);
+        cli(&db, &all)
+    };
+    let (code, out, err) = remote(&["import", products.to_str().unwrap(), "--kind", "products"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("2 lines, 2 created, 0 updated, 0 unchanged, 0 failed"),
+        "{out}"
+    );
+    let (code, out, err) = remote(&["export", "--query", "status=pending"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut ids: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["external_ids"]["import"].to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["\"A-1\"", "\"A-3\""]);
+    let (code, _, err) = cli(&db, &["import", path, "--url", &url, "--key", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.to_lowercase().contains("key"), "{err}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
