@@ -24,6 +24,8 @@ pub(crate) struct FedEvent {
     pub sequence: u64,
     pub event_type: EventType,
     pub at: Timestamp,
+    /// An import's: delivered after live events' deliveries that are due.
+    pub bulk: bool,
 }
 
 /// A delivery to write, due at once.
@@ -105,6 +107,7 @@ mod tests {
             sequence: 1,
             event_type,
             at: Timestamp::from_unix_millis(at),
+            bulk: position % 2 == 0,
         };
         let all = endpoint(vec![], true, t0);
         let created_only = endpoint(vec![EventType::OrderCreated], true, t0);

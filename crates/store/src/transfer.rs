@@ -174,6 +174,7 @@ const TABLES: &[Table] = &[
             ("data", Kind::Json),
             ("feed_seq", Kind::OptInt8),
             ("order_api", Kind::OptBytea),
+            ("bulk", Kind::Bool),
         ],
     },
     Table {
@@ -229,6 +230,7 @@ const TABLES: &[Table] = &[
             ("claimed_by", Kind::OptText),
             ("claim", Kind::OptText),
             ("claimed_until", Kind::OptInt8),
+            ("bulk", Kind::Bool),
         ],
     },
     Table {

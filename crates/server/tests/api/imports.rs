@@ -944,3 +944,64 @@ async fn the_cli_imports_and_exports_locally_and_through_a_server() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// An import's webhook deliveries go after live ones that are due: a live
+/// order made while hundreds of imported orders' deliveries wait is
+/// delivered in the next batch, not after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imports_deliveries_wait_behind_live_ones() {
+    let app = spawn_app_with(|c| c.webhooks.allow_private_urls = true).await;
+    // A receiver that holds every request until the gate opens, and notes
+    // the order they arrived in.
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+    let hook = {
+        let (gate, arrived) = (gate.clone(), arrived.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let (gate, arrived) = (gate.clone(), arrived.clone());
+                async move {
+                    arrived.lock().unwrap().push(body);
+                    gate.acquire().await.unwrap().forget();
+                    "thanks"
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+    app.subscribe(&json!({"url": url, "event_types": ["order.created"]}))
+        .await;
+
+    let n = 1200;
+    let mut file =
+        String::from("external_id,currency,buyer_phone,item_name,item_quantity,item_unit_price\n");
+    for i in 0..n {
+        file.push_str(&format!("BULK-{i},NGN,+2348012345678,Cap,1,10.00\n"));
+    }
+    let import = import_csv(&app, "", &file).await;
+    assert_eq!(counts(&import), (n, 0, 0, 0));
+    // The first batch of the import's deliveries is at the receiver.
+    let held = settle(|| async { arrived.lock().unwrap().len() }, |n| *n > 0).await;
+    assert!(held > 0);
+    let mut live = order_body();
+    live["external_ids"] = json!({"shop": "LIVE-1"});
+    app.create(&live).await;
+    gate.add_permits(10_000);
+    let all = settle(
+        || async { arrived.lock().unwrap().clone() },
+        |a: &Vec<String>| a.len() > n as usize,
+    )
+    .await;
+    assert_eq!(all.len(), n as usize + 1);
+    // Deliveries are claimed 256 at a time and sent side by side: the live
+    // one is in the batch after the held one, not behind the other ~900.
+    let position = all.iter().position(|b| b.contains("LIVE-1")).unwrap();
+    assert!(
+        position < 2 * 256,
+        "the live order's delivery came {position}th of {}",
+        all.len()
+    );
+}

@@ -124,6 +124,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0016_imports",
         include_str!("../../migrations/postgres/0016_imports.sql"),
     ),
+    (
+        17,
+        "0017_bulk_lane",
+        include_str!("../../migrations/postgres/0017_bulk_lane.sql"),
+    ),
 ];
 
 /// Taken by `migrate` for its transaction, so nodes starting together apply

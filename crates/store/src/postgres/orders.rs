@@ -231,20 +231,22 @@ async fn sync_external_ids(
 }
 
 const APPEND_EVENT: &str =
-    "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data)
- SELECT $1, $2, COALESCE(MAX(sequence), 0) + 1, $3, $4, $5, $6, $7
+    "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, bulk)
+ SELECT $1, $2, COALESCE(MAX(sequence), 0) + 1, $3, $4, $5, $6, $7, $8
    FROM order_events WHERE tenant_id = $1 AND order_id = $2
  RETURNING sequence";
 
 /// Appends an event to the order's timeline, numbered after the last one.
 /// The order row is locked (or new), so no other event of the order can be
 /// written at the same time. The order as the API shows it after the event
-/// is the row's rendering until the next change (`KEEP_SNAPSHOT`).
+/// is the row's rendering until the next change (`KEEP_SNAPSHOT`). `bulk`
+/// when an import's write made it (its deliveries wait for live ones).
 async fn append_event(
     tx: &Transaction<'_>,
     order: &Order,
     actor: &Actor,
     draft: EventDraft,
+    bulk: bool,
 ) -> Result<OrderEvent> {
     let stmt = tx.prepare_cached(APPEND_EVENT).await.map_err(db_error)?;
     let id = EventId::new_at(order.updated_at);
@@ -259,6 +261,7 @@ async fn append_event(
                 &Json(actor),
                 &order.updated_at.unix_millis(),
                 &Json(&draft.data),
+                &bulk,
             ],
         )
         .await
@@ -340,7 +343,13 @@ pub(super) async fn insert(
     let row = write_row(tx, INSERT_ORDER, order, api, renderer);
     let none = ExternalIds::new();
     let ids = sync_external_ids(tx, order, &none);
-    let event = append_event(tx, order, &record.actor, record.event.clone());
+    let event = append_event(
+        tx,
+        order,
+        &record.actor,
+        record.event.clone(),
+        order.batch_id.is_some(),
+    );
     let (key_claimed, _, taken, event) = futures_util::try_join!(key, row, ids, event)?;
     if !key_claimed {
         return Ok(Insert::KeyTaken);
@@ -529,6 +538,7 @@ pub(super) async fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
+    let batch_before = order.batch_id.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let shipments = order.shipments.len();
     let notify = change.notify;
@@ -540,6 +550,8 @@ pub(super) async fn apply_change(
     else {
         return Ok(Changed { order, event: None });
     };
+    // An import's edit gives the order its batch id.
+    let bulk = order.batch_id.is_some() && order.batch_id != batch_before;
     if let Some(taken) = claim_transactions(tx, &order, payments).await? {
         return Err(StoreError::Conflict {
             field: "transaction_id".into(),
@@ -572,7 +584,7 @@ pub(super) async fn apply_change(
     let events = async {
         let mut appended = Vec::with_capacity(drafts.len());
         for draft in drafts {
-            appended.push(append_event(tx, &order, actor, draft).await?);
+            appended.push(append_event(tx, &order, actor, draft, bulk).await?);
         }
         Ok(appended)
     };
@@ -618,7 +630,7 @@ pub(super) async fn append_events(
     order.updated_at = at.max(order.updated_at);
     let mut appended = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        appended.push(append_event(tx, &order, actor, draft).await?);
+        appended.push(append_event(tx, &order, actor, draft, false).await?);
     }
     Ok(appended)
 }

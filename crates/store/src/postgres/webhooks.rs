@@ -219,7 +219,7 @@ async fn fan_out_tenant(
         .map_or(0, |r| r.get(0));
     let events = tx
         .query(
-            "SELECT feed_seq, id, order_id, sequence, type, at FROM order_events
+            "SELECT feed_seq, id, order_id, sequence, type, at, bulk FROM order_events
               WHERE tenant_id = $1 AND feed_seq > $2 ORDER BY feed_seq LIMIT $3",
             &[&tenant, &cursor, &i64::from(limit)],
         )
@@ -236,6 +236,7 @@ async fn fan_out_tenant(
                 event_type: EventType::parse(kind)
                     .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
                 at: Timestamp::from_unix_millis(r.get(5)),
+                bulk: r.get(6),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -263,15 +264,16 @@ async fn fan_out_tenant(
             .iter()
             .map(|d| d.event.event_type.as_str())
             .collect();
+        let bulk: Vec<bool> = planned.iter().map(|d| d.event.bulk).collect();
         let at = now.unix_millis();
         tx.execute(
             "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
                                              feed_seq, event_type, status, created_at, updated_at, run_at,
-                                             retrying_since)
-             SELECT $1, d.id, d.endpoint_id, d.event_id, d.order_id, d.seq, d.pos, d.kind, 'pending', $9, $9, $9, $9
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
-                 AS d (id, endpoint_id, event_id, order_id, seq, pos, kind)",
-            &[&tenant, &ids, &endpoint_ids, &event_ids, &orders, &sequences, &positions, &kinds, &at],
+                                             retrying_since, bulk)
+             SELECT $1, d.id, d.endpoint_id, d.event_id, d.order_id, d.seq, d.pos, d.kind, 'pending', $9, $9, $9, $9, d.bulk
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $10::boolean[])
+                 AS d (id, endpoint_id, event_id, order_id, seq, pos, kind, bulk)",
+            &[&tenant, &ids, &endpoint_ids, &event_ids, &orders, &sequences, &positions, &kinds, &at, &bulk],
         )
         .await
         .map_err(db_error)?;
@@ -343,7 +345,7 @@ static CLAIM: LazyLock<(String, usize)> = LazyLock::new(|| {
              UPDATE webhook_deliveries d SET claimed_by = $1, claim = $2, claimed_until = $3
                FROM (SELECT tenant_id, id FROM webhook_deliveries
                       WHERE run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
-                      ORDER BY run_at LIMIT $5
+                      ORDER BY bulk, run_at LIMIT $5
                       FOR UPDATE SKIP LOCKED) due
               WHERE d.tenant_id = due.tenant_id AND d.id = due.id
              RETURNING d.*

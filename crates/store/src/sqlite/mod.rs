@@ -125,6 +125,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_imports",
         include_str!("../../migrations/sqlite/0016_imports.sql"),
     ),
+    (
+        17,
+        "0017_bulk_lane",
+        include_str!("../../migrations/sqlite/0017_bulk_lane.sql"),
+    ),
 ];
 
 /// How the embedded database is opened.

@@ -270,7 +270,8 @@ fn sync_external_ids(conn: &Connection, order: &Order, previous: &ExternalIds) -
 }
 
 /// Appends an event to the order's timeline at the next feed position;
-/// `first` when the order is new (its sequence is then 1 without asking).
+/// `first` when the order is new (its sequence is then 1 without asking);
+/// `bulk` when an import's write made it (its deliveries wait for live ones).
 /// The writer's transaction excludes every other writer, so feed positions
 /// grow in commit order. The order as the API shows it after the event is
 /// the order row's rendering until the next change (see [`keep_snapshot`]).
@@ -280,6 +281,7 @@ fn append_event(
     actor: &Actor,
     draft: EventDraft,
     first: bool,
+    bulk: bool,
 ) -> Result<OrderEvent> {
     let tenant = order.tenant_id.to_string();
     let order_id = order.id.to_string();
@@ -304,8 +306,8 @@ fn append_event(
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
         .map_err(unavailable)?;
     conn.prepare_cached(
-        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, feed_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO order_events (tenant_id, order_id, sequence, id, type, actor, at, data, feed_seq, bulk)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -318,6 +320,7 @@ fn append_event(
             event.at.unix_millis(),
             event.data.to_string(),
             position,
+            bulk,
         ])
     })
     .map_err(unavailable)?;
@@ -388,7 +391,8 @@ pub(super) fn insert(
     super::products::save(conn, &held.0, &held.1)?;
     super::promotions::claim(conn, &order, &[])?;
     sync_external_ids(conn, &order, &ExternalIds::new())?;
-    let event = append_event(conn, &order, &record.actor, record.event, true)?;
+    let bulk = order.batch_id.is_some();
+    let event = append_event(conn, &order, &record.actor, record.event, true, bulk)?;
     if record.notify {
         for job in crate::message_jobs(&order, std::slice::from_ref(&event)) {
             super::jobs::schedule(conn, &job)?;
@@ -454,6 +458,7 @@ fn apply_change(
     renderer: Renderer,
 ) -> Result<Changed> {
     let previous_ids = order.external_ids.clone();
+    let batch_before = order.batch_id.clone();
     let (payments, refunds) = (order.ledger.payments.len(), order.ledger.refunds.len());
     let shipments = order.shipments.len();
     let notify = change.notify;
@@ -466,6 +471,8 @@ fn apply_change(
     else {
         return Ok(Changed { order, event: None });
     };
+    // An import's edit gives the order its batch id.
+    let bulk = order.batch_id.is_some() && order.batch_id != batch_before;
     if order.external_ids != previous_ids {
         check_external_ids(conn, &order, &previous_ids)?;
     }
@@ -485,7 +492,7 @@ fn apply_change(
     }
     let mut appended = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        appended.push(append_event(conn, &order, actor, draft, false)?);
+        appended.push(append_event(conn, &order, actor, draft, false, bulk)?);
     }
     if notify {
         for job in crate::message_jobs(&order, &appended) {
@@ -617,7 +624,7 @@ pub(super) fn append_events(
     order.updated_at = at.max(order.updated_at);
     drafts
         .into_iter()
-        .map(|draft| append_event(conn, &order, actor, draft, false))
+        .map(|draft| append_event(conn, &order, actor, draft, false, false))
         .collect()
 }
 

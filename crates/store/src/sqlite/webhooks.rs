@@ -228,7 +228,7 @@ fn fan_out_tenant(
         .unwrap_or(0);
     let events = conn
         .prepare_cached(
-            "SELECT feed_seq, id, order_id, sequence, type, at FROM order_events
+            "SELECT feed_seq, id, order_id, sequence, type, at, bulk FROM order_events
               WHERE tenant_id = ?1 AND feed_seq > ?2 ORDER BY feed_seq LIMIT ?3",
         )
         .and_then(|mut s| {
@@ -240,13 +240,14 @@ fn fan_out_tenant(
                     r.get::<_, i64>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, bool>(6)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(unavailable)?
         .into_iter()
-        .map(|(position, id, order, sequence, kind, at)| {
+        .map(|(position, id, order, sequence, kind, at, bulk)| {
             Ok(fanout::FedEvent {
                 position: u64::try_from(position).map_err(corrupt)?,
                 id: id.parse().map_err(corrupt)?,
@@ -255,6 +256,7 @@ fn fan_out_tenant(
                 event_type: EventType::parse(&kind)
                     .ok_or_else(|| corrupt(format!("unknown event type {kind}")))?,
                 at: Timestamp::from_unix_millis(at),
+                bulk,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -266,8 +268,8 @@ fn fan_out_tenant(
         conn.prepare_cached(
             "INSERT INTO webhook_deliveries (tenant_id, id, endpoint_id, event_id, order_id, event_sequence,
                                              feed_seq, event_type, status, created_at, updated_at, run_at,
-                                             retrying_since)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9, ?9, ?9)",
+                                             retrying_since, bulk)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?9, ?9, ?9, ?10)",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -280,6 +282,7 @@ fn fan_out_tenant(
                 i64::try_from(d.event.position).unwrap_or(i64::MAX),
                 d.event.event_type.as_str(),
                 now.unix_millis(),
+                d.event.bulk,
             ])
         })
         .map_err(unavailable)?;
@@ -378,7 +381,7 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
                     (SELECT tenant_id, id FROM webhook_deliveries
                       WHERE run_at IS NOT NULL AND run_at <= ?4
                         AND (claimed_until IS NULL OR claimed_until <= ?4)
-                      ORDER BY run_at LIMIT ?5)
+                      ORDER BY bulk, run_at LIMIT ?5)
              RETURNING tenant_id, id, retrying_since, failures",
         )
         .and_then(|mut s| {
