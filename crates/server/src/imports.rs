@@ -36,10 +36,10 @@ use crate::orders::Author;
 
 /// Orders read, checked and written together: their products are read at
 /// once, and progress is saved after each chunk.
-const CHUNK: usize = 500;
+const CHUNK: usize = 4000;
 
 /// Orders of a chunk written at once.
-const WRITERS: usize = 128;
+const WRITERS: usize = 512;
 
 /// How long a run that paused (the database or a provider unavailable)
 /// waits before it goes on.

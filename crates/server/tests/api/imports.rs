@@ -527,7 +527,8 @@ async fn an_import_killed_mid_way_resumes_after_a_restart() {
     // A short lease, so the restarted node takes the import over soon.
     let env = [("ORDO_JOBS__LEASE_SECS", "2")];
     let mut server = start_with(&db, port, &env).await;
-    let n = 4_000;
+    // Two and a half chunks.
+    let n = 10_000;
     let mut file = String::from(HEADER);
     file.push('\n');
     for i in 0..n {
@@ -988,7 +989,18 @@ async fn an_imports_deliveries_wait_behind_live_ones() {
     assert!(held > 0);
     let mut live = order_body();
     live["external_ids"] = json!({"shop": "LIVE-1"});
-    app.create(&live).await;
+    let live = app.create(&live).await;
+    // Its delivery is made (fanned out behind the import's events).
+    let path = format!(
+        "/v1/webhook-deliveries?order_id={}",
+        live["id"].as_str().unwrap()
+    );
+    let made = settle(
+        || app.json(&path),
+        |d: &Value| !d["data"].as_array().unwrap().is_empty(),
+    )
+    .await;
+    assert_eq!(made["data"].as_array().unwrap().len(), 1, "{made}");
     gate.add_permits(10_000);
     let all = settle(
         || async { arrived.lock().unwrap().clone() },
