@@ -325,6 +325,15 @@ async fn import_remote(
         .await
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let client = reqwest::Client::new();
+    // The key is checked first: a server that refuses it answers before
+    // reading the file, and the answer would be lost to a broken pipe.
+    let r = client
+        .get(format!("{base}/v1/imports?limit=1"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    refused(r).await?;
     let r = client
         .post(format!("{base}/v1/imports"))
         .query(&query)

@@ -84,6 +84,41 @@ async fn finished(app: &TestApp, id: &str) -> Value {
     panic!("the import {id} did not finish");
 }
 
+/// Imports a file with another key (another shop's) and waits for it.
+async fn import_as(
+    app: &TestApp,
+    key: &str,
+    query: &str,
+    content_type: &str,
+    file: String,
+) -> Value {
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/imports{query}")))
+        .bearer_auth(key)
+        .header("content-type", content_type)
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    settle(
+        || async {
+            app.get_as(key, &format!("/v1/imports/{id}"))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        },
+        |i: &Value| i["state"] == "succeeded" || i["state"] == "failed",
+    )
+    .await
+}
+
 async fn import_csv(app: &TestApp, query: &str, file: &str) -> Value {
     let sent = send(app, query, "text/csv", file).await;
     assert_eq!(sent["state"], "queued");
@@ -378,32 +413,8 @@ async fn an_exported_file_imports_as_the_orders_it_came_from() {
         .unwrap();
     // Into another shop: the same orders.
     let other = app.other_tenant_key().await;
-    let r = app
-        .client
-        .post(app.url("/v1/imports"))
-        .bearer_auth(&other)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let import = loop {
-        let i: Value = app
-            .get_as(&other, &format!("/v1/imports/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if i["state"] != "queued" && i["state"] != "running" {
-            break i;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let import = import_as(&app, &other, "", "text/csv", csv).await;
+    let id = import["id"].as_str().unwrap();
     assert_eq!(counts(&import), (30, 0, 0, 0), "{import}");
     // The first shop does not see the other's import.
     let r = app.get(&format!("/v1/imports/{id}")).await;
@@ -757,29 +768,12 @@ async fn products_are_imported_by_sku() {
         .map(|p| format!("{p}\n"))
         .collect();
     let other = app.other_tenant_key().await;
-    let r = app
-        .client
-        .post(app.url("/v1/imports?kind=products"))
-        .bearer_auth(&other)
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let copied = settle(
-        || async {
-            app.get_as(&other, &format!("/v1/imports/{id}"))
-                .await
-                .json::<Value>()
-                .await
-                .unwrap()
-        },
-        |i: &Value| i["state"] == "succeeded" || i["state"] == "failed",
+    let copied = import_as(
+        &app,
+        &other,
+        "?kind=products",
+        "application/x-ndjson",
+        ndjson,
     )
     .await;
     assert_eq!(counts(&copied), (5, 0, 0, 0), "{copied}");
