@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use ordo_domain::{Actor, ImportId, Timestamp};
-use ordo_store::{Scope, Tenant};
+use ordo_store::{ImportFormat, ImportKind, ImportOptions, Scope, Tenant};
 use serde_json::Value;
 
 use crate::api::error::ApiError;
@@ -69,7 +69,7 @@ pub struct ExportArgs {
     #[arg(long, default_value = "ndjson")]
     format: String,
     /// The orders list's filters and sort, as a query string, e.g.
-    /// 'status=confirmed&created_after=2026-01-01T00:00:00Z'.
+    /// 'status=confirmed&created_gte=2026-01-01T00:00:00Z'.
     #[arg(long, value_name = "QUERY", default_value = "")]
     query: String,
     /// The file to write (default: standard output).
@@ -97,11 +97,14 @@ pub async fn import(config: Config, args: ImportArgs) -> anyhow::Result<ExitCode
     };
     let mut progress = Progress::new(lines);
     let done = match &args.target.url {
-        Some(url) => import_remote(url, key(&args.target)?, &args, params, &mut progress).await?,
-        None => import_local(config, &args, params, &mut progress).await?,
+        Some(url) => match key(&args.target) {
+            Ok(key) => import_remote(url, key, &args, params, &mut progress).await,
+            Err(e) => Err(e),
+        },
+        None => import_local(config, &args, params, &mut progress).await,
     };
     progress.finish();
-    Ok(summary(&done))
+    Ok(summary(&done?))
 }
 
 /// Streams the orders an export query asks for into a file or stdout.
@@ -110,7 +113,13 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         "" => format!("format={}", args.format),
         q => format!("format={}&{q}", args.format),
     };
-    let mut out: Box<dyn Write> = match &args.output {
+    // A file is written beside its name and put in place when whole: an
+    // export that fails leaves an earlier one as it was.
+    let part = args
+        .output
+        .as_ref()
+        .map(|path| PathBuf::from(format!("{}.part", path.display())));
+    let mut out: Box<dyn Write> = match &part {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
                 .with_context(|| format!("cannot write {}", path.display()))?,
@@ -118,6 +127,42 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let started = Instant::now();
+    let written = export_into(config, &args, &query, &mut out).await;
+    let written = written.and_then(|n| Ok(out.flush().map(|()| n)?));
+    drop(out);
+    let written = match (written, &part, &args.output) {
+        (Ok(n), Some(part), Some(path)) => {
+            std::fs::rename(part, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            n
+        }
+        (Ok(n), _, _) => n,
+        (Err(e), part, _) => {
+            if let Some(part) = part {
+                let _ = std::fs::remove_file(part);
+            }
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "ordo: exported {} in {:.1} s{}",
+        size(written),
+        started.elapsed().as_secs_f64(),
+        args.output
+            .as_ref()
+            .map(|p| format!(" to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the export into `out`: the bytes written.
+async fn export_into(
+    config: Config,
+    args: &ExportArgs,
+    query: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let written = match &args.target.url {
         Some(url) => {
             let r = reqwest::Client::new()
@@ -130,7 +175,7 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
                 .await
                 .with_context(|| format!("cannot reach {url}"))?;
             let r = refused(r).await?;
-            copy(r.bytes_stream(), &mut out).await?
+            copy(r.bytes_stream(), out).await?
         }
         None => {
             let app = App::open(config).await?;
@@ -140,24 +185,15 @@ pub async fn export(config: Config, args: ExportArgs) -> anyhow::Result<ExitCode
                 tenant_id: tenant.id,
                 creator: None,
             };
-            let (_, stream) =
-                crate::api::export::export(state.store_handle(), scope, &query).map_err(said)?;
-            let written = copy(Box::pin(stream), &mut out).await;
+            let written = match crate::api::export::export(state.store_handle(), scope, query) {
+                Ok((_, stream)) => copy(Box::pin(stream), out).await,
+                Err(e) => Err(said(e)),
+            };
             state.store().close().await;
             written?
         }
     };
-    out.flush()?;
-    eprintln!(
-        "ordo: exported {} in {:.1} s{}",
-        size(written),
-        started.elapsed().as_secs_f64(),
-        args.output
-            .as_ref()
-            .map(|p| format!(" to {}", p.display()))
-            .unwrap_or_default()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(written)
 }
 
 async fn copy<E: std::fmt::Display>(
@@ -219,15 +255,8 @@ async fn run_local(
     params: ImportParams,
     progress: &mut Progress,
 ) -> anyhow::Result<Value> {
+    let (kind, format, options, filename) = checked(args, &params)?;
     let tenant = tenant(state, args.target.tenant.as_deref()).await?;
-    let (kind, format, options) = crate::api::imports::checked_options(&params).map_err(said)?;
-    let filename = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
-    let format = format
-        .or_else(|| crate::api::imports::format_of(None, filename.as_deref()))
-        .ok_or_else(|| anyhow!("say --format csv or ndjson: the file's name does not"))?;
     let id = ImportId::new_at(Timestamp::now());
     let key = crate::imports::file_key(tenant.id, id);
     let file = tokio::fs::File::open(&args.file)
@@ -265,32 +294,64 @@ async fn run_local(
     // `ordo serve` or `ordo import`.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let poll = Duration::from_millis(state.config().jobs.poll_interval_ms.max(10));
-    let importer = tokio::spawn(crate::imports::run(state.clone(), poll, stopping));
-    let done = loop {
-        let import = state
-            .store()
-            .import(tenant.id, id)
-            .await?
-            .ok_or_else(|| anyhow!("the import {id} is gone"))?;
-        let finished = import.state.is_finished();
-        let errors = if finished {
-            state
+    let mut importer = tokio::spawn(crate::imports::run(state.clone(), poll, stopping));
+    let watched = async {
+        loop {
+            let import = state
                 .store()
-                .import_errors(tenant.id, id, 0, crate::api::imports::ERRORS_SHOWN)
+                .import(tenant.id, id)
                 .await?
-        } else {
-            Vec::new()
-        };
-        let shown = serde_json::to_value(ImportResponse::of(&import, Some(errors)))?;
-        progress.show(&shown);
-        if finished {
-            break shown;
+                .ok_or_else(|| anyhow!("the import {id} is gone"))?;
+            let finished = import.state.is_finished();
+            let errors = if finished {
+                state
+                    .store()
+                    .import_errors(tenant.id, id, 0, crate::api::imports::ERRORS_SHOWN)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            let shown = serde_json::to_value(ImportResponse::of(&import, Some(errors)))?;
+            progress.show(&shown);
+            if finished {
+                break Ok(shown);
+            }
+            tokio::time::sleep(POLL).await;
         }
-        tokio::time::sleep(POLL).await;
     };
+    let later = "it goes on from its last saved line at the next `ordo serve` or `ordo import`";
+    let mut importer_ended = false;
+    let ended = tokio::select! {
+        done = watched => done,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted: the import {id} stops after the orders under way; {later}")),
+        _ = &mut importer => {
+            importer_ended = true;
+            Err(anyhow!("the importer stopped before the import {id} was done; {later}"))
+        }
+    };
+    // Stopped, the importer saves how far it got and lets its claim go.
     let _ = stop.send(true);
-    let _ = importer.await;
-    Ok(done)
+    if !importer_ended {
+        let _ = importer.await;
+    }
+    ended
+}
+
+/// The options and the file's format, checked here as the server would:
+/// anything wrong is said before the file is sent.
+fn checked(
+    args: &ImportArgs,
+    params: &ImportParams,
+) -> anyhow::Result<(ImportKind, ImportFormat, ImportOptions, Option<String>)> {
+    let (kind, format, options) = crate::api::imports::checked_options(params).map_err(said)?;
+    let filename = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let format = format
+        .or_else(|| crate::api::imports::format_of(None, filename.as_deref()))
+        .ok_or_else(|| anyhow!("say --format csv or ndjson: the file's name does not"))?;
+    Ok((kind, format, options, filename))
 }
 
 async fn import_remote(
@@ -301,18 +362,14 @@ async fn import_remote(
     progress: &mut Progress,
 ) -> anyhow::Result<Value> {
     let base = url.trim_end_matches('/');
-    let format = params.format.clone().or_else(|| {
-        let name = args.file.file_name()?.to_string_lossy().into_owned();
-        crate::api::imports::format_of(None, Some(&name)).map(|f| f.as_str().to_string())
-    });
-    let content_type = match format.as_deref() {
-        Some("csv") => "text/csv",
-        Some("ndjson" | "jsonl") => "application/x-ndjson",
-        _ => "application/octet-stream",
+    let (_, format, _, _) = checked(args, &params)?;
+    let content_type = match format {
+        ImportFormat::Csv => "text/csv",
+        ImportFormat::Ndjson => "application/x-ndjson",
     };
     let query: Vec<(&str, String)> = [
         ("kind", params.kind),
-        ("format", format),
+        ("format", Some(format.as_str().to_string())),
         ("dry_run", params.dry_run),
         ("on_error", params.on_error),
         ("mapping", params.mapping),
@@ -325,8 +382,9 @@ async fn import_remote(
         .await
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let client = reqwest::Client::new();
-    // The key is checked first: a server that refuses it answers before
-    // reading the file, and the answer would be lost to a broken pipe.
+    // The options were checked above and the key is checked here: a server
+    // that refuses a request answers before reading the file, and the
+    // answer would be lost to a broken pipe.
     let r = client
         .get(format!("{base}/v1/imports?limit=1"))
         .bearer_auth(key)
@@ -342,7 +400,9 @@ async fn import_remote(
         .body(reqwest::Body::wrap_stream(chunks(file)))
         .send()
         .await
-        .with_context(|| format!("cannot reach {url}"))?;
+        .with_context(|| {
+            format!("the file could not be sent to {url} (a server that refuses an import, e.g. a key whose role may not import this kind, answers before reading it)")
+        })?;
     let queued: Value = refused(r).await?.json().await?;
     let id = queued["id"]
         .as_str()
@@ -477,7 +537,7 @@ fn summary(import: &Value) -> ExitCode {
     let total = import["error_count"].as_u64().unwrap_or(0);
     if total > shown.min(20) as u64 {
         eprintln!(
-            "  … {total} problems in all: GET {} has every failed row, to fix and send again",
+            "  … {total} problems in all: GET {} (on a running server, `ordo serve`) has every failed row, to fix and send again",
             import["errors_url"].as_str().unwrap_or("")
         );
     }

@@ -781,9 +781,12 @@ impl<R: Read> Iterator for CsvProducts<R> {
             let cell = row.get(column)?.trim();
             let value = match column {
                 "attributes" => serde_json::from_str(cell).ok(),
-                _ => serde_json::from_str::<Value>(cell)
-                    .ok()
-                    .filter(|v| v.is_i64() || v.is_boolean()),
+                "active" | "track_stock" => match cell {
+                    "true" => Some(Value::Bool(true)),
+                    "false" => Some(Value::Bool(false)),
+                    _ => None,
+                },
+                _ => cell.parse::<i64>().ok().map(Value::from),
             };
             if value.is_none() {
                 errors.push(RowError {

@@ -315,6 +315,11 @@ impl Runner<'_> {
                 entry = self.repeated(line, key);
             }
             if line <= done {
+                // Done before a pause: a parent a checking pass takes as made.
+                if let (false, Entry::Product(p)) = (write, &entry) {
+                    self.made
+                        .insert(import_file::key_hash(p.product.sku.trim()));
+                }
                 continue;
             }
             last_line = last_line.max(line);
@@ -334,7 +339,7 @@ impl Runner<'_> {
         .await
         .map_err(|e| Halt::Pause(e.to_string()))?;
         let author = self.author();
-        let outcomes: Vec<(Option<String>, Result<Outcome, String>)> = {
+        let mut outcomes: Vec<(Option<String>, Result<Outcome, String>)> = {
             let (this, catalog, author) = (&*self, &catalog, &author);
             futures_util::stream::iter(orders)
                 .map(|order| async move {
@@ -345,22 +350,36 @@ impl Runner<'_> {
                 .collect()
                 .await
         };
-        let mut outcomes = outcomes;
-        // Products one after another, in the file's order: a variant's
-        // parent may be a few lines up.
+        // Products one after another, in the file's order (a variant's
+        // parent may be a few lines up). A pause or a stop cuts the chunk
+        // at the product it reached: what came before is saved as done.
+        let mut cut = None;
         for product in products {
-            let key = Some(product.product.sku.trim().to_string());
-            let outcome = self.product(write, &author, product).await;
-            if let (false, Some(sku), Ok(Outcome::Created)) = (write, &key, &outcome) {
-                self.made.insert(import_file::key_hash(sku));
-            }
-            let paused = outcome.is_err();
-            outcomes.push((key, outcome));
-            if paused {
+            let line = product.line;
+            if *self.stop.borrow() {
+                cut = Some((line, Halt::Stopping));
                 break;
             }
+            let key = Some(product.product.sku.trim().to_string());
+            match self.product(write, &author, product).await {
+                Err(reason) => {
+                    cut = Some((line, Halt::Pause(reason)));
+                    break;
+                }
+                Ok(outcome) => {
+                    if let (false, Some(sku), Outcome::Created) = (write, &key, &outcome) {
+                        self.made.insert(import_file::key_hash(sku));
+                    }
+                    outcomes.push((key, Ok(outcome)));
+                }
+            }
         }
-        // A chunk paused part-way is done again, whole, when the run goes on.
+        if let Some((line, _)) = &cut {
+            refused.retain(|(_, errors, _)| errors.iter().all(|e| e.line < *line));
+            last_line = line.saturating_sub(1);
+        }
+        // A chunk of orders paused part-way is done again, whole, when the
+        // run goes on.
         if let Some((_, Err(reason))) = outcomes.iter().find(|(_, o)| o.is_err()) {
             return Err(Halt::Pause(reason.clone()));
         }
@@ -382,7 +401,8 @@ impl Runner<'_> {
         import.counts.lines = import.counts.lines.max(last_line);
         import.last_error = None;
         let until = Timestamp::now().plus_millis(self.lease_ms);
-        self.save(until).await
+        self.save(until).await?;
+        cut.map_or(Ok(()), |(_, halt)| Err(halt))
     }
 
     /// The refusal of an order or product a file has twice, on its later

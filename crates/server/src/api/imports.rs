@@ -212,17 +212,29 @@ pub struct ImportPage {
 }
 
 /// Options as they arrived, checked, and whether the key may import
-/// this kind.
+/// this kind (asked first: a key that may not gets a 403, whatever else).
 fn options(
     p: &ImportParams,
     principal: &Principal,
 ) -> Result<(ImportKind, Option<ImportFormat>, ImportOptions), ApiError> {
-    if p.kind.as_deref().map(str::trim) == Some("products") {
-        principal.require(Permission::ManageCatalog, "import products")?;
-    } else {
-        principal.require(Permission::WriteOrders, "import orders")?;
+    match kind_of(p) {
+        Ok(ImportKind::Products) => {
+            principal.require(Permission::ManageCatalog, "import products")?;
+        }
+        _ => principal.require(Permission::WriteOrders, "import orders")?,
     }
     checked_options(p)
+}
+
+/// The kind of file asked for (`orders` when not said).
+fn kind_of(p: &ImportParams) -> Result<ImportKind, FieldError> {
+    match p.kind.as_deref().map(str::trim) {
+        None | Some("orders") => Ok(ImportKind::Orders),
+        Some("products") => Ok(ImportKind::Products),
+        Some(other) => Err(FieldError::new("kind", "not a kind of import")
+            .value(other)
+            .accepted("orders, products")),
+    }
 }
 
 /// Options as they arrived, checked.
@@ -230,18 +242,7 @@ pub(crate) fn checked_options(
     p: &ImportParams,
 ) -> Result<(ImportKind, Option<ImportFormat>, ImportOptions), ApiError> {
     let mut errors = FieldErrors::new();
-    let kind = match p.kind.as_deref().map(str::trim) {
-        None | Some("orders") => ImportKind::Orders,
-        Some("products") => ImportKind::Products,
-        Some(other) => {
-            errors.push(
-                FieldError::new("kind", "not a kind of import")
-                    .value(other)
-                    .accepted("orders, products"),
-            );
-            ImportKind::Orders
-        }
-    };
+    let kind = errors.take(kind_of(p)).unwrap_or(ImportKind::Orders);
     let format = match p.format.as_deref().map(str::trim) {
         None => None,
         Some("csv") => Some(ImportFormat::Csv),

@@ -678,10 +678,20 @@ pub(crate) async fn put_by_sku(
             weight_grams: input.weight_grams,
             on_hand: input.on_hand,
         };
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
-        let draft = request.into_draft(state, tenant).await?;
+        // Every problem at once: what is missing, and what is wrong with
+        // the rest.
+        let draft = match request.into_draft(state, tenant).await {
+            Ok(draft) if errors.is_empty() => draft,
+            Ok(_) => return Err(ApiError::Validation(errors)),
+            Err(ApiError::Validation(more)) => {
+                let missing: Vec<String> = errors.0.iter().map(|e| e.field.clone()).collect();
+                errors
+                    .0
+                    .extend(more.0.into_iter().filter(|e| !missing.contains(&e.field)));
+                return Err(ApiError::Validation(errors));
+            }
+            Err(e) => return Err(e),
+        };
         if write {
             let (product, first) = draft.into_product(tenant, actor, Timestamp::now());
             state
@@ -727,6 +737,8 @@ pub(crate) async fn put_by_sku(
             .map_err(|e| StoreError::Refused(Refusal::Invalid(e)))?;
         match on_hand.filter(|n| *n != p.on_hand) {
             None => Ok(None),
+            // Named by the file's column (`StoreError::Stock` would name
+            // the adjustment's `set`).
             Some(n) => Ok(Some(
                 p.adjust(StockChange::Set(n), reason, actor, now)
                     .map_err(|e| {

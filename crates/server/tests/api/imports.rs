@@ -651,7 +651,7 @@ DRESS,Ankara dress,NGN,15000.00,10,\"{\"\"size\"\": [\"\"S\"\", \"\"M\"\"]}\",,,
 DRESS-M,Ankara dress (M),NGN,15000.00,4,,DRESS,,
 TEE,,,4500.00,120,,,,
 CAP,Cap,NGN,ten,,,,,
-HAT,,NGN,20.00,,,,,
+HAT,,NGN,2x,,,,,
 TEE,,,,,,,,
 MUG,Mug,NGN,5.00,,,,maybe,
 SOCK,,USD,,,,,,
@@ -713,6 +713,7 @@ async fn products_are_imported_by_sku() {
         [
             (5, "price", "CAP"),
             (6, "name", "HAT"),
+            (6, "price", "HAT"),
             (7, "sku", "TEE"),
             (8, "active", "MUG"),
             (9, "currency", "SOCK"),
@@ -933,6 +934,21 @@ async fn the_cli_imports_and_exports_locally_and_through_a_server() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["\"A-1\"", "\"A-3\""]);
+    // Bad options are said before the file is sent; a failed export
+    // leaves the file it would have replaced as it was.
+    let (code, _, err) = remote(&["import", path, "--on-error", "maybe"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("on_error: not an error policy"), "{err}");
+    let (code, _, err) = remote(&[
+        "export",
+        "--query",
+        "colour=red",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("colour"), "{err}");
+    assert_eq!(std::fs::read_to_string(&exported).unwrap(), text);
     let (code, _, err) = cli(&db, &["import", path, "--url", &url, "--key", "nope"]);
     assert_eq!(code, Some(1));
     assert!(err.to_lowercase().contains("key"), "{err}");

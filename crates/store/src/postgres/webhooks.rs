@@ -344,8 +344,8 @@ static CLAIM: LazyLock<(String, usize)> = LazyLock::new(|| {
         "WITH d AS (
              UPDATE webhook_deliveries d SET claimed_by = $1, claim = $2, claimed_until = $3
                FROM (SELECT tenant_id, id FROM webhook_deliveries
-                      WHERE run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
-                      ORDER BY bulk, run_at LIMIT $5
+                      WHERE bulk = $6 AND run_at <= $4 AND (claimed_until IS NULL OR claimed_until <= $4)
+                      ORDER BY run_at LIMIT $5
                       FOR UPDATE SKIP LOCKED) due
               WHERE d.tenant_id = due.tenant_id AND d.id = due.id
              RETURNING d.*
@@ -360,10 +360,28 @@ static CLAIM: LazyLock<(String, usize)> = LazyLock::new(|| {
     (sql, columns.len() + 2)
 });
 
-/// Claims due deliveries (`FOR UPDATE SKIP LOCKED`: nodes polling at once
-/// take different ones) and reads each with its event as the feed shows
-/// it, in one statement.
+/// Claims due deliveries, live ones first and then an import's (`bulk`)
+/// for the rest of the batch: two range scans of the `(bulk, run_at)`
+/// index, each stopping at the first delivery not yet due.
 pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
+    let mut claimed = claim_lane(db, c, false).await?;
+    let left = c
+        .limit
+        .saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+    if left > 0 {
+        let rest = JobClaim {
+            limit: left,
+            ..c.clone()
+        };
+        claimed.extend(claim_lane(db, &rest, true).await?);
+    }
+    Ok(claimed)
+}
+
+/// Claims due deliveries of one lane (`FOR UPDATE SKIP LOCKED`: nodes
+/// polling at once take different ones) and reads each with its event as
+/// the feed shows it, in one statement.
+async fn claim_lane(db: &Db, c: &JobClaim, bulk: bool) -> Result<Vec<Outgoing>> {
     let (sql, events_at) = &*CLAIM;
     let events_at = *events_at;
     let stmt = db.prepare_cached(sql).await.map_err(db_error)?;
@@ -377,6 +395,7 @@ pub(super) async fn claim(db: &Db, c: &JobClaim) -> Result<Vec<Outgoing>> {
             &until.unix_millis(),
             &c.now.unix_millis(),
             &i64::from(c.limit),
+            &bulk,
         ],
     )
     .await

@@ -371,17 +371,35 @@ pub(super) fn deliveries(
 
 /// Claims due deliveries (in the writer, so no other process claims them
 /// too); what they send is read by [`outgoing`].
+/// Claims due deliveries, live ones first and then an import's (`bulk`)
+/// for the rest of the batch: two range scans of the `(bulk, run_at)`
+/// index, each stopping at the first delivery not yet due.
 pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
     let token = ulid::Ulid::new().to_string();
+    let mut claimed = claim_lane(conn, c, &token, false)?;
+    let left = c
+        .limit
+        .saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+    if left > 0 {
+        let rest = JobClaim {
+            limit: left,
+            ..c.clone()
+        };
+        claimed.extend(claim_lane(conn, &rest, &token, true)?);
+    }
+    Ok(claimed)
+}
+
+fn claim_lane(conn: &Connection, c: &JobClaim, token: &str, bulk: bool) -> Result<Vec<Job>> {
     let until = c.now.plus_millis(c.lease_ms);
     let rows = conn
         .prepare_cached(
             "UPDATE webhook_deliveries SET claimed_by = ?1, claim = ?2, claimed_until = ?3
               WHERE (tenant_id, id) IN
                     (SELECT tenant_id, id FROM webhook_deliveries
-                      WHERE run_at IS NOT NULL AND run_at <= ?4
+                      WHERE bulk = ?6 AND run_at IS NOT NULL AND run_at <= ?4
                         AND (claimed_until IS NULL OR claimed_until <= ?4)
-                      ORDER BY bulk, run_at LIMIT ?5)
+                      ORDER BY run_at LIMIT ?5)
              RETURNING tenant_id, id, retrying_since, failures",
         )
         .and_then(|mut s| {
@@ -391,7 +409,8 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
                     token,
                     until.unix_millis(),
                     c.now.unix_millis(),
-                    c.limit
+                    c.limit,
+                    bulk
                 ],
                 |r| {
                     Ok((
@@ -414,7 +433,7 @@ pub(super) fn claim(conn: &Connection, c: &JobClaim) -> Result<Vec<Job>> {
                 payload: serde_json::Value::Null,
                 created_at: Timestamp::from_unix_millis(since),
                 attempts: u32::try_from(failures).map_err(corrupt)?,
-                claim: token.clone(),
+                claim: token.to_string(),
                 claimed_until: until,
             })
         })
