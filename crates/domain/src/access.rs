@@ -67,7 +67,9 @@ impl fmt::Debug for SecretHash {
 }
 
 /// An API key in the clear: `ordo_<tenant>_<secret>`. It names its tenant,
-/// so every lookup is by tenant first, and it is shown exactly once.
+/// so every lookup is by tenant first, and it is shown exactly once. An
+/// admin session's cookie has the same form (and is stored the same way:
+/// only its hash).
 pub struct ApiKeySecret {
     pub tenant_id: TenantId,
     secret: String,

@@ -29,6 +29,15 @@ impl Actor {
         }
     }
 
+    /// A member of staff signed in to the admin pages.
+    pub fn user(id: impl Into<String>, role: impl Into<String>) -> Self {
+        Actor {
+            kind: "user".into(),
+            id: id.into(),
+            role: Some(role.into()),
+        }
+    }
+
     /// A buyer acting without an account (a storefront guest), known by
     /// the phone number they gave.
     pub fn buyer(id: impl Into<String>) -> Self {

@@ -118,6 +118,10 @@ prefixed_id!(
     ApiKeyId, "key_"
 );
 prefixed_id!(
+    /// A person who signs in to the admin pages.
+    UserId, "usr_"
+);
+prefixed_id!(
     /// A timeline event.
     EventId, "evt_"
 );

@@ -79,7 +79,7 @@ pub use fulfilment::{
 };
 pub use ids::{
     ApiKeyId, EventId, ImportId, LineId, OrderId, PaymentId, ProductId, PromotionId, ReceiptId,
-    RefundId, ReturnId, ShipmentId, StockMovementId, TenantId, WebhookDeliveryId,
+    RefundId, ReturnId, ShipmentId, StockMovementId, TenantId, UserId, WebhookDeliveryId,
     WebhookEndpointId,
 };
 pub use ledger::{

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Manage the users who sign in to the admin pages (/admin).
+    Users {
+        #[command(subcommand)]
+        command: crate::cli_users::UserCommand,
+    },
     /// Import a CSV or NDJSON file of orders (or products) and wait for
     /// it, with a progress bar; exit code 2 when some rows failed.
     Import(crate::cli_bulk::ImportArgs),
@@ -243,6 +248,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             result
         }
+        Command::Users { command } => {
+            let app = App::open(config).await?;
+            let store = app.store();
+            let result = crate::cli_users::users(store.as_ref(), command).await;
+            store.close().await;
+            result
+        }
         Command::Config { .. } => Ok(()),
     };
     done.map(|()| ExitCode::SUCCESS)
@@ -295,7 +307,10 @@ async fn migrate_data(from: &str, to: &str, allow_non_empty: bool) -> anyhow::Re
     Ok(())
 }
 
-async fn tenant(store: &dyn ordo_store::Store, slug: &str) -> anyhow::Result<ordo_store::Tenant> {
+pub(crate) async fn tenant(
+    store: &dyn ordo_store::Store,
+    slug: &str,
+) -> anyhow::Result<ordo_store::Tenant> {
     store
         .tenant_by_slug(slug)
         .await?
@@ -410,6 +425,8 @@ curl -s {url}/v1/orders \
 List orders:   curl -s {url}/v1/orders -H "Authorization: Bearer {key}"
 API docs:      {url}/docs
 More keys:     ordo keys create --tenant {slug} --role admin
+Admin pages:   {url}/admin (shop "{slug}"); create your user first:
+               ordo users create --tenant {slug} --email you@example.com --role owner
 "#,
         database = describe(config),
     )

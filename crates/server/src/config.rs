@@ -31,6 +31,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: WebhooksConfig,
     pub storefront: StorefrontConfig,
+    pub admin: AdminConfig,
     pub files: FilesConfig,
     pub payments: PaymentsConfig,
     pub messaging: MessagingConfig,
@@ -128,6 +129,21 @@ pub struct StorefrontConfig {
     /// only behind a reverse proxy that appends it; otherwise anyone can
     /// pick their own address).
     pub trust_forwarded_for: bool,
+}
+
+/// The admin pages (`/admin`): how long a sign-in lasts, and how often one
+/// client address may try a password.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// A session unused this long ends (the user signs in again).
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_secs: u64,
+    /// Sign-in attempts a minute from one client address (IPv6: one /64).
+    pub login_per_minute: u32,
+    /// Attempts a client may make at once before the rate applies.
+    pub login_burst: u32,
 }
 
 /// Where uploaded files (payment receipts) are kept.
@@ -279,6 +295,12 @@ impl Default for Config {
                 burst: 20,
                 body_limit_bytes: 16 * 1024,
                 trust_forwarded_for: false,
+            },
+            admin: AdminConfig {
+                session_idle_secs: 12 * 3600,
+                session_max_secs: 7 * 24 * 3600,
+                login_per_minute: 10,
+                login_burst: 5,
             },
             files: FilesConfig {
                 backend: FilesBackend::Disk,
@@ -452,6 +474,18 @@ body_limit_bytes = 16384
 # Count clients by the last X-Forwarded-For address. Only
 # behind a reverse proxy that appends it!                     ORDO_STOREFRONT__TRUST_FORWARDED_FOR
 trust_forwarded_for = false
+
+[admin]
+# The admin pages at /admin (users: `ordo users create`). A
+# session unused this long ends, in seconds.                  ORDO_ADMIN__SESSION_IDLE_SECS
+session_idle_secs = 43200
+# A session ends this long after sign-in, used or not.        ORDO_ADMIN__SESSION_MAX_SECS
+session_max_secs = 604800
+# Sign-in attempts a minute per client address (the
+# storefront's trust_forwarded_for applies); over it: 429.    ORDO_ADMIN__LOGIN_PER_MINUTE
+login_per_minute = 10
+# Attempts a client may make at once before the rate applies. ORDO_ADMIN__LOGIN_BURST
+login_burst = 5
 
 [files]
 # Where uploaded files (payment receipts) are kept: disk (one

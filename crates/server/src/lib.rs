@@ -10,6 +10,7 @@ pub mod charging;
 pub mod chatbot;
 pub mod cli;
 pub mod cli_bulk;
+pub mod cli_users;
 pub mod config;
 pub mod files;
 pub mod import_file;
@@ -23,6 +24,7 @@ pub mod provider;
 pub mod settings;
 pub mod storefront;
 pub mod telemetry;
+pub mod web;
 pub mod webhooks;
 
 pub use app::App;

@@ -21,7 +21,7 @@ use ordo_domain::{
     ImportId, Namespace, Order, OrderEvent, OrderId, OrderReference, OrderStatus, PaymentId,
     PaymentStatus, PhoneE164, Product, ProductId, PromotionId, Refusal, Role, SecretHash,
     ShipmentId, Sku, Stage, StockBook, StockMovement, StockMovementId, TenantId, TenantSettings,
-    Timestamp, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    Timestamp, UserId, WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
 };
 
 pub use catalog::{ProductChange, ProductQuery, StockLedger};
@@ -84,6 +84,52 @@ pub struct NewApiKey {
     pub role: Role,
     pub hint: String,
     pub secret_hash: SecretHash,
+}
+
+/// A person who signs in to the admin pages, with a role as a key has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    /// Lower-case; one user per address in a tenant.
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A user to create, with the hash of their password (a PHC string).
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// What to change of a user; `None` keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    /// `Some(true)` disables the user and ends their sessions.
+    pub disabled: Option<bool>,
+}
+
+/// A signed-in browser: found by the hash of its cookie, within its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSession {
+    pub tenant_id: TenantId,
+    pub token_hash: SecretHash,
+    pub user: User,
+    /// The token every form of the session carries (CSRF).
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub seen_at: Timestamp,
+    pub expires_at: Timestamp,
 }
 
 /// Which orders a request may touch: always one tenant, and for a vendor
@@ -712,6 +758,40 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey>;
     /// The live (not revoked) key with this secret, if any.
+    /// Adds a user; `Conflict` on `email` if the tenant has one with the
+    /// address, `NotFound` if there is no such tenant.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    async fn users(&self, tenant: TenantId) -> Result<Vec<User>>;
+    /// The user with `email` (lower-case) and their password hash,
+    /// disabled or not.
+    async fn user_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<(User, String)>>;
+    /// Changes a user (`NotFound` if none); disabling one ends their
+    /// sessions, as does a new password.
+    async fn change_user(&self, tenant: TenantId, email: &str, change: UserChange) -> Result<User>;
+    /// Starts a session (and forgets the tenant's expired ones).
+    async fn create_session(&self, session: AdminSession) -> Result<()>;
+    /// The session with this cookie hash, if it has not expired at `now`
+    /// and its user is not disabled.
+    async fn admin_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<AdminSession>>;
+    /// Records that the session was used at `seen_at`, now expiring at
+    /// `expires_at`.
+    async fn touch_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        seen_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    async fn delete_session(&self, tenant: TenantId, hash: SecretHash) -> Result<()>;
+    /// The tenant's random key called `name`, made (32 bytes) the first
+    /// time it is asked for; every node gets the same one.
+    async fn tenant_secret(&self, tenant: TenantId, name: &str) -> Result<Vec<u8>>;
+
     async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash)
         -> Result<Option<ApiKey>>;
 

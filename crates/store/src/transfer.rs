@@ -89,6 +89,40 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "users",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("id", Kind::Text),
+            ("email", Kind::Text),
+            ("name", Kind::Text),
+            ("role", Kind::Text),
+            ("password_hash", Kind::Text),
+            ("created_at", Kind::Int8),
+            ("disabled_at", Kind::OptInt8),
+        ],
+    },
+    Table {
+        name: "admin_sessions",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("token_hash", Kind::Bytea),
+            ("user_id", Kind::Text),
+            ("csrf", Kind::Text),
+            ("created_at", Kind::Int8),
+            ("seen_at", Kind::Int8),
+            ("expires_at", Kind::Int8),
+        ],
+    },
+    Table {
+        name: "tenant_secrets",
+        columns: &[
+            ("tenant_id", Kind::Text),
+            ("name", Kind::Text),
+            ("value", Kind::Bytea),
+            ("created_at", Kind::Int8),
+        ],
+    },
+    Table {
         name: "orders",
         columns: &[
             ("tenant_id", Kind::Text),

@@ -1,23 +1,40 @@
-//! API-key authentication and role checks.
+//! API-key authentication and role checks. A signed-in admin user is a
+//! principal too: the admin pages call the API in-process as that user.
 
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use ordo_domain::{Actor, ApiKeyId, ApiKeySecret, Permission, Role, SecretHash, TenantId};
+use ordo_domain::{Actor, ApiKeyId, ApiKeySecret, Permission, Role, SecretHash, TenantId, UserId};
 use ordo_store::{Scope, Store};
 
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::cache::TtlMap;
 
-/// Who is calling, established from the API key.
+/// Who is calling, established from the API key (or the admin session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant_id: TenantId,
-    pub key_id: ApiKeyId,
+    pub id: PrincipalId,
     pub role: Role,
+}
+
+/// An API key or a user; a vendor's orders are those its id created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalId {
+    Key(ApiKeyId),
+    User(UserId),
+}
+
+impl std::fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrincipalId::Key(id) => id.fmt(f),
+            PrincipalId::User(id) => id.fmt(f),
+        }
+    }
 }
 
 impl Principal {
@@ -40,12 +57,15 @@ impl Principal {
             creator: self
                 .role
                 .sees_only_own_orders()
-                .then(|| self.key_id.to_string()),
+                .then(|| self.id.to_string()),
         }
     }
 
     pub fn actor(&self) -> Actor {
-        Actor::api_key(self.key_id.to_string(), self.role.as_str())
+        match self.id {
+            PrincipalId::Key(id) => Actor::api_key(id.to_string(), self.role.as_str()),
+            PrincipalId::User(id) => Actor::user(id.to_string(), self.role.as_str()),
+        }
     }
 }
 
@@ -97,7 +117,7 @@ impl KeyCache {
             .await?
             .map(|k| Principal {
                 tenant_id: k.tenant_id,
-                key_id: k.id,
+                id: PrincipalId::Key(k.id),
                 role: k.role,
             })
             .ok_or(ApiError::Unauthenticated(
@@ -121,6 +141,11 @@ impl FromRequestParts<AppState> for Principal {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The admin pages' in-process calls carry their user here; a
+        // request from outside cannot set an extension.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let header_value = parts
             .headers
             .get(header::AUTHORIZATION)

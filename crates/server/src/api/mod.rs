@@ -195,12 +195,15 @@ pub fn router(state: AppState) -> Router {
     crate::telemetry::metrics();
     let (api, doc) = api_routes(state.config()).split_for_parts();
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs.max(1));
+    // The admin pages call the API in-process, through its own routes.
+    let pages = crate::web::router(state.clone(), api.clone().with_state(state.clone()));
     let app = api
         .route("/problems/{slug}", get(problem_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        .merge(pages);
     app.layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))

@@ -206,17 +206,7 @@ impl FromRequestParts<AppState> for Guest {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let forwarded = state
-            .config()
-            .storefront
-            .trust_forwarded_for
-            .then(|| last_forwarded(&parts.headers))
-            .flatten();
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let Some(address) = forwarded.or(peer) else {
+        let Some(address) = client_address(state, parts) else {
             return Ok(Guest);
         };
         state
@@ -227,6 +217,22 @@ impl FromRequestParts<AppState> for Guest {
             })?;
         Ok(Guest)
     }
+}
+
+/// The caller's address: the peer's, or behind a reverse proxy
+/// (`storefront.trust_forwarded_for`) the last one in `X-Forwarded-For`.
+pub(crate) fn client_address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+    let forwarded = state
+        .config()
+        .storefront
+        .trust_forwarded_for
+        .then(|| last_forwarded(&parts.headers))
+        .flatten();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    forwarded.or(peer)
 }
 
 fn last_forwarded(headers: &HeaderMap) -> Option<IpAddr> {

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod actions;
+mod admin;
 mod auth;
+mod browser;
 mod channels;
 mod charges;
 mod chat;

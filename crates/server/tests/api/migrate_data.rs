@@ -165,6 +165,9 @@ async fn postgres_only_migrate_data_moves_every_order_event_and_key() {
         [
             "tenants",
             "api_keys",
+            "users",
+            "admin_sessions",
+            "tenant_secrets",
             "orders",
             "order_external_ids",
             "payment_transactions",

@@ -11,6 +11,7 @@ mod jobs;
 mod orders;
 mod products;
 mod promotions;
+mod staff;
 mod tenants;
 mod webhooks;
 
@@ -32,11 +33,11 @@ use tokio_postgres::NoTls;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent,
-    FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job, JobClaim,
-    JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer, Result, Scope,
-    Store, StoreError, Tenant, WebhookDelivery,
+    AdminSession, ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
+    FeedEvent, FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job,
+    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, NewUser, OrderChange, OrderFilter,
+    OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer,
+    Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -128,6 +129,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         17,
         "0017_bulk_lane",
         include_str!("../../migrations/postgres/0017_bulk_lane.sql"),
+    ),
+    (
+        18,
+        "0018_staff",
+        include_str!("../../migrations/postgres/0018_staff.sql"),
     ),
 ];
 
@@ -455,6 +461,53 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let json = serde_json::to_string(&settings).map_err(corrupt)?;
         tenants::save_settings(&self.db().await?, tenant, &json).await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        staff::create_user(&self.db().await?, &user).await
+    }
+
+    async fn users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        staff::users(&self.db().await?, tenant).await
+    }
+
+    async fn user_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<(User, String)>> {
+        staff::user_by_email(&self.db().await?, tenant, email).await
+    }
+
+    async fn change_user(&self, tenant: TenantId, email: &str, change: UserChange) -> Result<User> {
+        staff::change_user(&self.db().await?, tenant, email, &change).await
+    }
+
+    async fn create_session(&self, session: AdminSession) -> Result<()> {
+        staff::create_session(&self.db().await?, &session).await
+    }
+
+    async fn admin_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<AdminSession>> {
+        staff::admin_session(&self.db().await?, tenant, hash, now).await
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        seen_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        staff::touch_session(&self.db().await?, tenant, hash, seen_at, expires_at).await
+    }
+
+    async fn delete_session(&self, tenant: TenantId, hash: SecretHash) -> Result<()> {
+        staff::delete_session(&self.db().await?, tenant, hash).await
+    }
+
+    async fn tenant_secret(&self, tenant: TenantId, name: &str) -> Result<Vec<u8>> {
+        staff::tenant_secret(&self.db().await?, tenant, name).await
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey> {

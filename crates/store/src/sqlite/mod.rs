@@ -7,6 +7,7 @@ mod jobs;
 mod orders;
 mod products;
 mod promotions;
+mod staff;
 mod tenants;
 mod webhooks;
 mod writer;
@@ -29,11 +30,11 @@ use tokio::sync::Semaphore;
 
 use crate::numbers::Numbers;
 use crate::{
-    ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus, FeedEvent,
-    FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job, JobClaim,
-    JobOutcome, NewApiKey, NewJob, NewOrderRecord, OrderChange, OrderFilter, OrderLookup,
-    OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer, Result, Scope,
-    Store, StoreError, Tenant, WebhookDelivery,
+    AdminSession, ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
+    FeedEvent, FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job,
+    JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, NewUser, OrderChange, OrderFilter,
+    OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer,
+    Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -129,6 +130,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "0017_bulk_lane",
         include_str!("../../migrations/sqlite/0017_bulk_lane.sql"),
+    ),
+    (
+        18,
+        "0018_staff",
+        include_str!("../../migrations/sqlite/0018_staff.sql"),
     ),
 ];
 
@@ -543,6 +549,70 @@ impl Store for SqliteStore {
         hash: SecretHash,
     ) -> Result<Option<ApiKey>> {
         self.point_read(move |conn| tenants::api_key_by_secret(conn, tenant, hash))
+            .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        self.queue
+            .write(move |conn| staff::create_user(conn, &user))
+            .await
+    }
+
+    async fn users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        self.read(move |conn| staff::users(conn, tenant)).await
+    }
+
+    async fn user_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<(User, String)>> {
+        let email = email.to_string();
+        self.point_read(move |conn| staff::user_by_email(conn, tenant, &email))
+            .await
+    }
+
+    async fn change_user(&self, tenant: TenantId, email: &str, change: UserChange) -> Result<User> {
+        let email = email.to_string();
+        self.queue
+            .write(move |conn| staff::change_user(conn, tenant, &email, &change))
+            .await
+    }
+
+    async fn create_session(&self, session: AdminSession) -> Result<()> {
+        self.queue
+            .write(move |conn| staff::create_session(conn, &session))
+            .await
+    }
+
+    async fn admin_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        now: Timestamp,
+    ) -> Result<Option<AdminSession>> {
+        self.point_read(move |conn| staff::admin_session(conn, tenant, hash, now))
+            .await
+    }
+
+    async fn touch_session(
+        &self,
+        tenant: TenantId,
+        hash: SecretHash,
+        seen_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<()> {
+        self.queue
+            .write(move |conn| staff::touch_session(conn, tenant, hash, seen_at, expires_at))
+            .await
+    }
+
+    async fn delete_session(&self, tenant: TenantId, hash: SecretHash) -> Result<()> {
+        self.queue
+            .write(move |conn| staff::delete_session(conn, tenant, hash))
+            .await
+    }
+
+    async fn tenant_secret(&self, tenant: TenantId, name: &str) -> Result<Vec<u8>> {
+        let name = name.to_string();
+        self.queue
+            .write(move |conn| staff::tenant_secret(conn, tenant, &name))
             .await
     }
 

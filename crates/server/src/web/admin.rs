@@ -1,0 +1,492 @@
+//! The admin pages: orders (a filtered, searchable list and each order with
+//! everything done to it) and the form every action posts to.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use base64::Engine as _;
+use minijinja::context;
+use ordo_domain::{Channel, FulfillmentStatus, OrderStatus, PaymentStatus, Permission, Stage};
+use serde_json::{Map, Value};
+
+use super::session::{cookie, set_cookie, Staff};
+use super::Web;
+
+const FLASH_COOKIE: &str = "ordo_flash";
+/// Orders on one page of the list.
+const PAGE_SIZE: u32 = 25;
+/// The list's filters, passed to `GET /v1/orders` as they are.
+const FILTERS: &[&str] = &[
+    "stage",
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "channel",
+    "q",
+    "sort",
+    "cursor",
+];
+
+pub(crate) async fn home() -> Redirect {
+    Redirect::to("/admin/orders")
+}
+
+/// What the user's role may do, for the pages to offer only that.
+fn may(staff: &Staff) -> minijinja::Value {
+    let role = staff.principal.role;
+    context! {
+        write_orders => role.can(Permission::WriteOrders),
+        refund => role.can(Permission::Refund),
+        catalog => role.can(Permission::ManageCatalog),
+        settings => role.can(Permission::ManageSettings),
+        webhooks => role.can(Permission::ManageWebhooks),
+    }
+}
+
+pub(crate) async fn orders(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let filters: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, v)| FILTERS.contains(&k.as_str()) && !v.trim().is_empty())
+        .collect();
+    let encode = |pairs: &[(String, String)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let without_cursor: Vec<(String, String)> = filters
+        .iter()
+        .filter(|(k, _)| k != "cursor")
+        .cloned()
+        .collect();
+    let mut listing = filters.clone();
+    listing.push(("limit".into(), PAGE_SIZE.to_string()));
+    let who = &staff.principal;
+    let list = web
+        .call(
+            who,
+            Method::GET,
+            &format!("/v1/orders?{}", encode(&listing)),
+            None,
+            None,
+        )
+        .await;
+    let (page, problem) = match list {
+        Ok(page) => (page, Value::Null),
+        Err(problem) => (Value::Null, problem),
+    };
+    let matching = if problem.is_null() {
+        let counted: Vec<(String, String)> = without_cursor
+            .iter()
+            .filter(|(k, _)| k != "sort")
+            .cloned()
+            .collect();
+        web.call(
+            who,
+            Method::GET,
+            &format!("/v1/orders/count?{}", encode(&counted)),
+            None,
+            None,
+        )
+        .await
+        .ok()
+        .and_then(|v| v["count"].as_u64())
+    } else {
+        None
+    };
+    // Tabs: every stage with its count (other filters aside).
+    let mut stages = Vec::new();
+    for stage in Stage::ALL {
+        let count = web
+            .call(
+                who,
+                Method::GET,
+                &format!("/v1/orders/count?stage={stage}"),
+                None,
+                None,
+            )
+            .await
+            .ok()
+            .and_then(|v| v["count"].as_u64());
+        stages.push(context! { name => stage.as_str(), count => count });
+    }
+    let next = page["next_cursor"].as_str().map(|cursor| {
+        let mut pairs = without_cursor.clone();
+        pairs.push(("cursor".into(), cursor.to_string()));
+        format!("/admin/orders?{}", encode(&pairs))
+    });
+    let first = filters
+        .iter()
+        .any(|(k, _)| k == "cursor")
+        .then(|| format!("/admin/orders?{}", encode(&without_cursor)));
+    let chosen: HashMap<String, String> = filters.into_iter().collect();
+    let status = problem["status"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        .unwrap_or(StatusCode::OK);
+    let flash = flash(&headers);
+    page_with_flash(
+        &web,
+        &headers,
+        flash.is_some(),
+        web.pages().render(
+            status,
+            "orders.html",
+            context! {
+                staff => staff.context(),
+                may => may(&staff),
+                nav => "orders",
+                orders => page["data"].clone(),
+                problem => problem,
+                matching => matching,
+                stages => stages,
+                filters => filter_choices(),
+                chosen => chosen,
+                next => next,
+                first => first,
+                flash => flash,
+            },
+        ),
+    )
+}
+
+/// The list's selects, with the API's own values (so the page and the API
+/// cannot disagree on them).
+fn filter_choices() -> Vec<minijinja::Value> {
+    fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| name(*v)).collect()
+    }
+    vec![
+        context! { name => "stage", label => "Stage", values => names(Stage::ALL, Stage::as_str) },
+        context! { name => "status", label => "Status", values => names(OrderStatus::ALL, OrderStatus::as_str) },
+        context! { name => "payment_status", label => "Payment", values => names(PaymentStatus::ALL, PaymentStatus::as_str) },
+        context! { name => "fulfillment_status", label => "Fulfilment", values => names(FulfillmentStatus::ALL, FulfillmentStatus::as_str) },
+        context! { name => "channel", label => "Channel", values => names(Channel::ALL, Channel::as_str) },
+    ]
+}
+
+pub(crate) async fn order(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/v1/orders/{}?expand=events", encode_segment(&id));
+    let flash = flash(&headers);
+    match web
+        .call(&staff.principal, Method::GET, &path, None, None)
+        .await
+    {
+        Ok(order) => page_with_flash(
+            &web,
+            &headers,
+            flash.is_some(),
+            web.pages().render(
+                StatusCode::OK,
+                "order.html",
+                context! {
+                    staff => staff.context(),
+                    may => may(&staff),
+                    nav => "orders",
+                    order => order,
+                    flash => flash,
+                },
+            ),
+        ),
+        Err(problem) => {
+            let status = problem["status"]
+                .as_u64()
+                .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            web.pages().render(
+                status,
+                "message.html",
+                context! {
+                    staff => staff.context(),
+                    nav => "orders",
+                    title => if status == StatusCode::NOT_FOUND { "No such order".to_string() } else { problem["title"].as_str().unwrap_or("Error").to_string() },
+                    message => problem["detail"].clone(),
+                    back => "/admin/orders",
+                },
+            )
+        }
+    }
+}
+
+/// A receipt's file, for its preview on the order's page.
+pub(crate) async fn receipt_file(
+    State(web): State<Web>,
+    staff: Staff,
+    Path((id, receipt)): Path<(String, String)>,
+) -> Response {
+    let path = format!(
+        "/v1/orders/{}/receipts/{}",
+        encode_segment(&id),
+        encode_segment(&receipt)
+    );
+    let mut r = web
+        .call_raw(&staff.principal, Method::GET, &path, None, None)
+        .await;
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("private, max-age=300"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn encode_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Every form that changes something posts here: `_path` (an API path),
+/// `_method` (POST unless PATCH, PUT or DELETE), `_back` (the page to go
+/// back to), `_form` (which form, to show a problem next to its fields),
+/// `_version` (the version the page showed: a change since is refused),
+/// `_ok` (what to say when it worked), and the API body's fields: `a.b`
+/// for nested ones, a `:int` or `:bool` suffix for numbers and checkboxes;
+/// empty fields are left out. The call is made as the signed-in user.
+pub(crate) async fn act(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let form: HashMap<String, String> = fields.iter().cloned().collect();
+    if let Some(refusal) = staff.refuse_forged(&web, &form) {
+        return refusal;
+    }
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let back = match get("_back") {
+        b if b.starts_with("/admin") && !b.contains("//") && !b.contains('\\') => b.to_string(),
+        _ => "/admin".to_string(),
+    };
+    let path = get("_path");
+    if !path.starts_with("/v1/") || path.contains("..") || path.contains("//") {
+        return flash_to(
+            &web,
+            &headers,
+            &back,
+            &failed(get("_form"), "_path", path, "not a path of the API"),
+        );
+    }
+    let method = match get("_method") {
+        "" | "POST" => Method::POST,
+        "PATCH" => Method::PATCH,
+        "PUT" => Method::PUT,
+        "DELETE" => Method::DELETE,
+        other => {
+            return flash_to(
+                &web,
+                &headers,
+                &back,
+                &failed(get("_form"), "_method", other, "POST, PATCH, PUT or DELETE"),
+            );
+        }
+    };
+    let body = match body_of(&fields) {
+        Ok(b) => b,
+        Err((field, value, accepted)) => {
+            return flash_to(
+                &web,
+                &headers,
+                &back,
+                &failed(get("_form"), &field, &value, &accepted),
+            );
+        }
+    };
+    let version = Some(get("_version")).filter(|v| !v.is_empty());
+    let answer = web
+        .call(&staff.principal, method, path, body.as_ref(), version)
+        .await;
+    let flash = match answer {
+        Ok(_) => {
+            serde_json::json!({"ok": Some(get("_ok")).filter(|m| !m.is_empty()).unwrap_or("Done.")})
+        }
+        Err(problem) => {
+            let values: Map<String, Value> = fields
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_') && k != "csrf")
+                .map(|(k, v)| {
+                    (
+                        k.split(':').next().unwrap_or(k).to_string(),
+                        Value::String(v.clone()),
+                    )
+                })
+                .collect();
+            serde_json::json!({"form": get("_form"), "problem": problem, "values": values})
+        }
+    };
+    flash_to(&web, &headers, &back, &flash)
+}
+
+/// A problem made here about a form's own field.
+fn failed(form: &str, field: &str, value: &str, accepted: &str) -> Value {
+    serde_json::json!({
+        "form": form,
+        "problem": {
+            "title": "The form is not right",
+            "status": 422,
+            "detail": format!("{field}: \"{value}\" is not accepted ({accepted})."),
+            "errors": [{"field": field, "value": value, "reason": "not accepted", "accepted": accepted}],
+        },
+    })
+}
+
+type BadField = (String, String, String);
+
+/// The API body a form's fields make; `None` when it has none.
+fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
+    let mut body = Map::new();
+    for (key, value) in fields {
+        if key.starts_with('_') || key == "csrf" || value.trim().is_empty() {
+            continue;
+        }
+        let (name, kind) = key.split_once(':').unwrap_or((key.as_str(), ""));
+        let value = match kind {
+            "" => Value::String(value.trim().to_string()),
+            "int" => value.trim().parse::<i64>().map(Value::from).map_err(|_| {
+                (
+                    name.to_string(),
+                    value.clone(),
+                    "a whole number".to_string(),
+                )
+            })?,
+            "bool" => Value::Bool(matches!(value.as_str(), "true" | "on" | "1")),
+            _ => {
+                return Err((
+                    key.clone(),
+                    value.clone(),
+                    "a field name, with :int or :bool".into(),
+                ))
+            }
+        };
+        let mut at = &mut body;
+        let mut parts = name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                at.insert(part.to_string(), value.clone());
+                break;
+            }
+            let entry = at
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            let Value::Object(inner) = entry else { break };
+            at = inner;
+        }
+    }
+    Ok((!body.is_empty()).then_some(Value::Object(body)))
+}
+
+/// Goes to `back`, carrying `flash` (what happened) in a short-lived cookie
+/// that the page shows once.
+fn flash_to(web: &Web, headers: &HeaderMap, back: &str, flash: &Value) -> Response {
+    let mut flash = flash.clone();
+    let mut text = flash.to_string();
+    // A cookie holds about 4 kB: past it, the form's values go first,
+    // then all but the first field errors.
+    if text.len() > 2800 {
+        if let Some(o) = flash.as_object_mut() {
+            o.remove("values");
+        }
+        if let Some(errors) = flash
+            .pointer_mut("/problem/errors")
+            .and_then(Value::as_array_mut)
+        {
+            errors.truncate(5);
+        }
+        if let Some(shortages) = flash
+            .pointer_mut("/problem/shortages")
+            .and_then(Value::as_array_mut)
+        {
+            shortages.truncate(10);
+        }
+        text = flash.to_string();
+    }
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes());
+    let mut r = Redirect::to(back).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(web, headers, FLASH_COOKIE, &encoded, Some(60)),
+    );
+    r
+}
+
+/// The flash the request carries, if any.
+fn flash(headers: &HeaderMap) -> Option<Value> {
+    let text = cookie(headers, FLASH_COOKIE)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `page`, removing the flash cookie when the page showed it.
+fn page_with_flash(web: &Web, headers: &HeaderMap, shown: bool, mut page: Response) -> Response {
+    if shown {
+        page.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(web, headers, FLASH_COOKIE, "", Some(0)),
+        );
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_forms_fields_make_the_api_body() {
+        let body = body_of(&pairs(&[
+            ("csrf", "x"),
+            ("_path", "/v1/orders/ord_1/cancel"),
+            ("reason", " changed mind "),
+            ("tracking.carrier", "DHL"),
+            ("tracking.number", ""),
+            ("notify:bool", "on"),
+            ("quantity:int", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            body,
+            Some(serde_json::json!({
+                "reason": "changed mind",
+                "tracking": {"carrier": "DHL"},
+                "notify": true,
+                "quantity": 3,
+            }))
+        );
+        assert_eq!(
+            body_of(&pairs(&[("csrf", "x"), ("_ok", "Confirmed")])).unwrap(),
+            None
+        );
+        assert_eq!(
+            body_of(&pairs(&[("quantity:int", "three")])).unwrap_err(),
+            (
+                "quantity".to_string(),
+                "three".to_string(),
+                "a whole number".to_string()
+            )
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The admin pages (`/admin`): HTML rendered on the server from templates
+//! built into the binary, with a stylesheet of its own (no front-end build,
+//! no CDN, no script needed).
+//!
+//! The pages are a client of the API, in-process: a page reads the API's
+//! JSON as the signed-in user (a [`Principal`] of their role), and a form
+//! posts an API call whose problem, if any, is shown next to the form's
+//! fields. So the pages show exactly the API's field names and texts, and
+//! can do exactly what the API lets the user's role do.
+
+mod admin;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::api::auth::Principal;
+use crate::app::AppState;
+use crate::storefront::RateLimiter;
+pub use session::{hash_password, PASSWORD_MIN_CHARS};
+
+/// What every page handler has: the app, the API to call, the templates.
+#[derive(Clone)]
+pub(crate) struct Web {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: AppState,
+    api: Router,
+    pages: pages::Pages,
+    login_limit: RateLimiter,
+}
+
+impl Web {
+    fn app(&self) -> &AppState {
+        &self.inner.app
+    }
+
+    fn pages(&self) -> &pages::Pages {
+        &self.inner.pages
+    }
+
+    /// Calls the API as `who`: the JSON it answers, or its problem (an
+    /// RFC 9457 body, as the API gives it).
+    async fn call(
+        &self,
+        who: &Principal,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<Value, Value> {
+        let response = self.call_raw(who, method, uri, body, if_match).await;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| problem(500, &format!("the API's answer could not be read: {e}")))?;
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| problem(500, &format!("the API's answer is not JSON: {e}")))?
+        };
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(value)
+        }
+    }
+
+    /// [`Web::call`], giving the API's response as it is (a file, say).
+    async fn call_raw(
+        &self,
+        who: &Principal,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(version) = if_match {
+            request = request.header(header::IF_MATCH, format!("\"{version}\""));
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let request = match request.extension(who.clone()).body(body) {
+            Ok(r) => r,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}")),
+        };
+        match self.inner.api.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A problem body made here (when the API's own answer could not be read).
+fn problem(status: u16, detail: &str) -> Value {
+    serde_json::json!({"type": "/problems/internal", "title": "Internal error", "status": status, "detail": detail})
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    let mut r = Response::new(Body::from(text.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The pages' routes. `api` is the API's router, which the pages call
+/// in-process.
+pub fn router(state: AppState, api: Router) -> Router {
+    let config = &state.config().admin;
+    let web = Web {
+        inner: Arc::new(Inner {
+            login_limit: RateLimiter::new(config.login_per_minute, config.login_burst),
+            app: state,
+            api,
+            pages: pages::Pages::new(),
+        }),
+    };
+    Router::new()
+        .route("/admin", get(admin::home))
+        .route("/admin/", get(admin::home))
+        .route(
+            "/admin/login",
+            get(session::login_page).post(session::login),
+        )
+        .route("/admin/logout", post(session::logout))
+        .route("/admin/orders", get(admin::orders))
+        .route("/admin/orders/{id}", get(admin::order))
+        .route(
+            "/admin/orders/{id}/receipts/{receipt_id}",
+            get(admin::receipt_file),
+        )
+        .route("/admin/act", post(admin::act))
+        .route("/admin/assets/ordo.css", get(pages::stylesheet))
+        .with_state(web)
+}

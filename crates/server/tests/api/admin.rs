@@ -1,0 +1,504 @@
+//! The admin pages' handlers over HTTP (no browser): signing in, sessions,
+//! the form token, and actions that show the API's answers.
+
+use std::time::Duration;
+
+use ordo::web::hash_password;
+use ordo_domain::Role;
+use ordo_store::{NewUser, UserChange};
+use reqwest::{Client, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    /// A user of the tenant `shop` with `role` and [`PASSWORD`].
+    pub(crate) async fn add_user(&self, email: &str, role: Role) {
+        self.store
+            .create_user(NewUser {
+                tenant_id: self.tenant.id,
+                email: email.into(),
+                name: format!("{role} user"),
+                role,
+                password_hash: hash_password(PASSWORD).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// A browser without a browser: cookies kept, redirects not followed.
+pub(crate) struct Visitor {
+    pub client: Client,
+    pub base: String,
+}
+
+impl Visitor {
+    pub fn new(app: &TestApp) -> Visitor {
+        Visitor {
+            client: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.text().await.unwrap())
+    }
+
+    /// The redirect `path` answers with.
+    pub async fn location(&self, path: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        r.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in (the form's token read from the sign-in page).
+    pub async fn sign_in(&self, shop: &str, email: &str, password: &str) -> reqwest::Response {
+        let (_, page) = self.get("/admin/login").await;
+        let token = hidden(&page, "token");
+        self.post(
+            "/admin/login",
+            &[
+                ("token", &token),
+                ("shop", shop),
+                ("email", email),
+                ("password", password),
+                ("next", "/admin/orders"),
+            ],
+        )
+        .await
+    }
+
+    /// Signs in as a new user with `role`.
+    pub async fn staff(app: &TestApp, email: &str, role: Role) -> Visitor {
+        app.add_user(email, role).await;
+        let v = Visitor::new(app);
+        let r = v.sign_in("shop", email, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign-in of {email}");
+        v
+    }
+
+    /// Posts one of the page's action forms the way the browser would.
+    pub async fn act(&self, page: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let csrf = hidden(page, "csrf");
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let r = self.post("/admin/act", &form).await;
+        let status = r.status();
+        if status != StatusCode::SEE_OTHER {
+            return (status, r.text().await.unwrap());
+        }
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        self.get(&to).await
+    }
+}
+
+/// The value of the first hidden field `name` of a page.
+pub(crate) fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn pages_need_a_sign_in_and_a_wrong_password_is_told_plainly() {
+    let app = spawn_app().await;
+    app.add_user("ada@example.com", Role::Owner).await;
+    let v = Visitor::new(&app);
+    assert_eq!(
+        v.location("/admin/orders?stage=paid").await,
+        "/admin/login?next=%2Fadmin%2Forders%3Fstage%3Dpaid"
+    );
+    // The only shop is filled in.
+    let (status, page) = v.get("/admin/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"id="shop" name="shop" value="shop""#),
+        "{page}"
+    );
+
+    let r = v.sign_in("shop", "ada@example.com", "wrong password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"<p class="field-error" id="password-error">The email address or the password is not right.</p>"#), "{page}");
+    assert!(page.contains(r#"aria-describedby="password-error""#));
+    // An unknown address reads the same.
+    let r = v.sign_in("shop", "eve@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = v.sign_in("nope", "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("No shop is called &quot;nope&quot;"));
+    // A form without the token of its page is refused.
+    let r = v
+        .post(
+            "/admin/login",
+            &[
+                ("token", "forged"),
+                ("shop", "shop"),
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = v.sign_in("shop", "Ada@Example.com ", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/admin/orders");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("ordo_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/admin"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http here: {cookie}");
+    let (status, page) = v.get("/admin/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("owner user (owner)"), "{page}");
+
+    // Signing out ends the session.
+    let r = v
+        .post("/admin/logout", &[("csrf", &hidden(&page, "csrf"))])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(v
+        .location("/admin/orders")
+        .await
+        .starts_with("/admin/login"));
+}
+
+#[tokio::test]
+async fn the_list_filters_searches_and_counts_and_an_order_is_confirmed_or_refused() {
+    let app = spawn_app().await;
+    app.add_plain_product("SHORT", 1).await;
+    let a = app.create(&plain_order()).await;
+    let mut body = plain_order();
+    body["buyer"]["name"] = json!("Bola Ade");
+    body["items"] = json!([{"sku": "SHORT", "quantity": 3}]);
+    let short = app.create(&body).await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+
+    let (_, page) = v.get("/admin/orders").await;
+    assert!(
+        page.contains(r#"<p class="summary" role="status">2 orders</p>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"Pending <span class="count">2</span>"#),
+        "{page}"
+    );
+    let (_, page) = v.get("/admin/orders?q=Bola").await;
+    assert!(page.contains(short["reference"].as_str().unwrap()));
+    assert!(!page.contains(a["reference"].as_str().unwrap()));
+    assert!(page.contains("1 order<"), "{page}");
+    let (_, page) = v.get("/admin/orders?stage=shipped").await;
+    assert!(page.contains("No orders match."), "{page}");
+    // A bad filter is the API's problem, shown next to its field.
+    let (status, page) = v.get("/admin/orders?payment_status=soon").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains(r#"id="payment_status-error""#), "{page}");
+
+    // Confirming the short order shows the stock problem, SKU by SKU.
+    let id = short["id"].as_str().unwrap();
+    let here = format!("/admin/orders/{id}");
+    let (_, page) = v.get(&here).await;
+    let confirm = [
+        ("_path", format!("/v1/orders/{id}/confirm")),
+        ("_back", here.clone()),
+        ("_form", "confirm".into()),
+        ("_ok", "Order confirmed.".into()),
+        ("_version", "1".into()),
+    ];
+    let fields: Vec<(&str, &str)> = confirm.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, page) = v.act(&page, &fields).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<div class="notice error" id="confirm-problem">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains("<strong>Not done: not enough stock.</strong>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li>SHORT: 3 needed, 1 available</li>"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<dd id="status">pending</dd>"#));
+    // The problem is shown once.
+    let (_, again) = v.get(&here).await;
+    assert!(!again.contains("confirm-problem"));
+
+    // With stock, it confirms; the timeline says who did it.
+    let r = app
+        .post(
+            "/v1/products/SHORT/stock-adjustments",
+            &json!({"delta": 5, "reason": "restock"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (_, page) = v.act(&again, &fields).await;
+    assert!(
+        page.contains(r#"<p class="notice ok" role="status">Order confirmed.</p>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<dd id="status">confirmed</dd>"#));
+    assert!(page.contains("order.confirmed</span>"), "{page}");
+    assert!(page.contains("by user (admin)"));
+    let events = app.json(&format!("/v1/orders/{id}/events")).await;
+    let last = events["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"]["type"], "user");
+    assert!(last["actor"]["id"].as_str().unwrap().starts_with("usr_"));
+
+    // The same form again is stale: the order moved on since version 1.
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(page.contains("confirm-problem"), "{page}");
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_token_changes_nothing() {
+    let app = spawn_app().await;
+    let order = app.create(&plain_order()).await;
+    let id = order["id"].as_str().unwrap();
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+    let path = format!("/v1/orders/{id}/cancel");
+    for csrf in ["", "forged-token"] {
+        let r = v
+            .post(
+                "/admin/act",
+                &[
+                    ("csrf", csrf),
+                    ("_path", &path),
+                    ("reason", "no"),
+                    ("_back", "/admin"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.text().await.unwrap().contains("This form has expired"));
+    }
+    assert_eq!(
+        app.json(&format!("/v1/orders/{id}")).await["status"],
+        "pending"
+    );
+    // Only API paths can be posted.
+    let (_, page) = v.get("/admin/orders").await;
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", "/admin/logout"),
+                ("_back", "/admin/orders"),
+                ("_form", "x"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Not done: the form is not right."), "{page}");
+    assert!(page.contains("not a path of the API"), "{page}");
+}
+
+#[tokio::test]
+async fn roles_limit_the_pages_as_they_limit_the_api() {
+    let app = spawn_app().await;
+    let theirs = app.create(&plain_order()).await;
+    app.add_user("vera@example.com", Role::Vendor).await;
+    let viewer = Visitor::staff(&app, "vic@example.com", Role::Viewer).await;
+    let id = theirs["id"].as_str().unwrap();
+    let (_, page) = viewer.get(&format!("/admin/orders/{id}")).await;
+    assert!(
+        !page.contains(r#"id="confirm""#),
+        "a viewer is offered no actions"
+    );
+    // Posted anyway, the API's refusal is shown.
+    let (_, page) = viewer
+        .act(
+            &page,
+            &[
+                ("_path", &format!("/v1/orders/{id}/confirm")),
+                ("_back", &format!("/admin/orders/{id}")),
+                ("_form", "confirm"),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains("the viewer role may not change orders"),
+        "{page}"
+    );
+    assert_eq!(
+        app.json(&format!("/v1/orders/{id}")).await["status"],
+        "pending"
+    );
+
+    // A vendor sees only the orders it created.
+    let vendor = Visitor::new(&app);
+    vendor.sign_in("shop", "vera@example.com", PASSWORD).await;
+    let (_, page) = vendor.get("/admin/orders").await;
+    assert!(page.contains("0 orders"), "{page}");
+    let (status, _) = vendor.get(&format!("/admin/orders/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A disabled user's session ends at once.
+    app.store
+        .change_user(
+            app.tenant.id,
+            "vic@example.com",
+            UserChange {
+                disabled: Some(true),
+                ..UserChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(viewer
+        .location("/admin/orders")
+        .await
+        .starts_with("/admin/login"));
+    let r = viewer.sign_in("shop", "vic@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_sign_ins_are_rate_limited() {
+    let app = spawn_app_with(|c| {
+        c.admin.session_idle_secs = 1;
+        c.admin.login_per_minute = 1;
+        c.admin.login_burst = 3;
+    })
+    .await;
+    app.add_user("ada@example.com", Role::Owner).await;
+    let v = Visitor::new(&app);
+    let r = v.sign_in("shop", "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(v.get("/admin/orders").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        v.location("/admin/orders/ord_x").await,
+        "/admin/login?next=%2Fadmin%2Forders%2Ford_x"
+    );
+    // Three tries were allowed at once; the fourth waits.
+    for _ in 0..2 {
+        let r = v.sign_in("shop", "ada@example.com", "nope").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = v.sign_in("shop", "ada@example.com", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many sign-in attempts from your address"));
+}
+
+#[tokio::test]
+async fn users_are_managed_from_the_command_line() {
+    let db = TestDb::new().await;
+    ordo(&db, &["tenants", "create", "acme"]);
+    let password = ordo(
+        &db,
+        &[
+            "users",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "Ada@Example.com",
+            "--role",
+            "admin",
+            "--name",
+            "Ada",
+        ],
+    );
+    let password = password.trim();
+    assert_eq!(password.len(), 20);
+    let listed = ordo(&db, &["users", "list", "--tenant", "acme"]);
+    assert!(
+        listed.contains("\tada@example.com\tadmin\tAda\tactive"),
+        "{listed}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordo"))
+        .args(db.args())
+        .args([
+            "users",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "ada@example.com",
+            "--role",
+            "integration",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("use one of owner, admin, vendor, viewer")
+    );
+
+    // The password works at /admin, until the user is disabled.
+    let app = spawn_app_on(db).await;
+    let v = Visitor::new(&app);
+    assert_eq!(
+        v.sign_in("acme", "ada@example.com", password)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    ordo(
+        &app.db,
+        &[
+            "users",
+            "disable",
+            "--tenant",
+            "acme",
+            "--email",
+            "ada@example.com",
+        ],
+    );
+    assert!(v
+        .location("/admin/orders")
+        .await
+        .starts_with("/admin/login"));
+    assert!(ordo(&app.db, &["users", "list", "--tenant", "acme"]).contains("disabled"));
+}
