@@ -349,6 +349,7 @@ const COMMON: &[&str] = &[
     "total",
     "items",
     "status",
+    "link",
 ];
 
 impl MessageKind {
@@ -412,13 +413,13 @@ impl MessageKind {
     pub fn default_template(self) -> &'static str {
         use MessageKind as K;
         match self {
-            K::OrderCreated => "🛒 New order {reference} from {shop}\n\n{items}\n💰 Total: {total}\n\n✅ Reply CONFIRM to accept it\n❌ Reply CANCEL to call it off\n📸 Once you have paid, send a photo of the receipt here.",
-            K::OrderConfirmed => "✅ Order {reference} is confirmed!\n💰 Total: {total}\n\nNext: make your payment, then send a photo of the receipt here.\n\nThank you for shopping with {shop}! 🛍️",
+            K::OrderCreated => "🛒 New order {reference} from {shop}\n\n{items}\n💰 Total: {total}\n\n✅ Reply CONFIRM to accept it\n❌ Reply CANCEL to call it off\n📸 Once you have paid, send a photo of the receipt here.\n\n🔗 Your order: {link}",
+            K::OrderConfirmed => "✅ Order {reference} is confirmed!\n💰 Total: {total}\n\nNext: make your payment, then send a photo of the receipt here (or upload it on your order's page: {link}).\n\nThank you for shopping with {shop}! 🛍️",
             K::ReceiptReceived => "📸 We got your receipt for order {reference}. We will check it and let you know.",
             K::ReceiptApproved => "✅ Your payment for order {reference} is confirmed. Thank you!",
-            K::ReceiptRejected => "⚠️ We could not accept the receipt for order {reference}: {reason}\nPlease send a clearer photo, or the right receipt.",
+            K::ReceiptRejected => "⚠️ We could not accept the receipt for order {reference}: {reason}\nPlease send a clearer photo, or the right receipt (here, or on your order's page: {link}).",
             K::PaymentReceived => "💳 We received {amount} for order {reference}. Thank you!",
-            K::OrderShipped => "🚚 Order {reference} is on its way!{tracking}",
+            K::OrderShipped => "🚚 Order {reference} is on its way!{tracking}\n\n🔗 Your order: {link}",
             K::OrderDelivered => "📦 Order {reference} was delivered. Enjoy it! Reply HELP if anything is wrong.",
             K::OrderCancelled => "❌ Order {reference} was cancelled: {reason}\n\nIf you would like to order again, just message {shop}. 🙏",
             K::OrderRefunded => "💸 We refunded {amount} for order {reference}.",
@@ -514,15 +515,16 @@ pub fn button_id(act: &str, order: &Order) -> String {
 }
 
 /// The message the event (`event_type`, `data`) of `order` sends its
-/// buyer, from shop `shop` with settings `m`; `None` when the event tells
-/// the buyer nothing (a payment or refund that has not moved money yet is
-/// told once it has) or the shop cannot reach them.
+/// buyer, from shop `shop` with settings `m`, `link` being the buyer's
+/// page of the order; `None` when the event tells the buyer nothing (a
+/// payment or refund that has not moved money yet is told once it has) or
+/// the shop cannot reach them.
 pub fn compose(
     m: &MessagingSettings,
     shop: &str,
     order: &Order,
-    event_type: EventType,
-    data: &Value,
+    (event_type, data): (EventType, &Value),
+    link: &str,
 ) -> Option<Outgoing> {
     let kind = MessageKind::of(event_type)?;
     let moved = |part: &str| data[part]["state"] == "succeeded";
@@ -536,6 +538,7 @@ pub fn compose(
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     values.insert("shop", shop.to_string());
     values.insert("reference", order.reference.to_string());
+    values.insert("link", link.to_string());
     values.insert(
         "buyer_name",
         order.buyer.name.clone().unwrap_or_else(|| "there".into()),
@@ -795,8 +798,8 @@ mod tests {
             &channels(),
             "Ada's Fabrics",
             &o,
-            EventType::OrderCreated,
-            &Value::Null,
+            (EventType::OrderCreated, &Value::Null),
+            "https://shop.example/o/t",
         )
         .expect("a message");
         assert_eq!(m.to, Recipient::Whatsapp("2348012345678".into()));
@@ -824,12 +827,24 @@ mod tests {
         let mut o = an_order();
         let m = channels();
         assert_eq!(
-            compose(&m, "s", &o, EventType::OrderUpdated, &Value::Null),
+            compose(
+                &m,
+                "s",
+                &o,
+                (EventType::OrderUpdated, &Value::Null),
+                "https://shop.example/o/t"
+            ),
             None
         );
         let pending = serde_json::json!({"payment": {"state": "pending"}});
         assert_eq!(
-            compose(&m, "s", &o, EventType::PaymentRecorded, &pending),
+            compose(
+                &m,
+                "s",
+                &o,
+                (EventType::PaymentRecorded, &pending),
+                "https://shop.example/o/t"
+            ),
             None
         );
         assert_eq!(
@@ -837,8 +852,8 @@ mod tests {
                 &MessagingSettings::default(),
                 "s",
                 &o,
-                EventType::OrderCreated,
-                &Value::Null
+                (EventType::OrderCreated, &Value::Null),
+                "https://shop.example/o/t"
             ),
             None,
             "no channel"
@@ -846,7 +861,13 @@ mod tests {
         // A buyer with only an email is mailed, when the shop sends email.
         o.buyer = Buyer::parse(Some("Ada"), None, Some("ada@example.com"), None).expect("buyer");
         assert_eq!(
-            compose(&m, "s", &o, EventType::OrderCreated, &Value::Null),
+            compose(
+                &m,
+                "s",
+                &o,
+                (EventType::OrderCreated, &Value::Null),
+                "https://shop.example/o/t"
+            ),
             None
         );
         let email = EmailChannel::parse(
@@ -866,7 +887,14 @@ mod tests {
             ..m
         };
         let cancelled = serde_json::json!({"reason": "out of stock"});
-        let mail = compose(&m, "Ada's", &o, EventType::OrderCancelled, &cancelled).expect("mail");
+        let mail = compose(
+            &m,
+            "Ada's",
+            &o,
+            (EventType::OrderCancelled, &cancelled),
+            "https://shop.example/o/t",
+        )
+        .expect("mail");
         assert_eq!(
             mail.subject.as_deref(),
             Some("Ada's: order ORD-7K3Q-X2MB was cancelled")
@@ -883,10 +911,17 @@ mod tests {
     fn a_shipment_tells_its_tracking() {
         let o = an_order();
         let data = serde_json::json!({"shipment": {"carrier": "GIG", "tracking_number": "GIG-1", "tracking_url": null}});
-        let m = compose(&channels(), "s", &o, EventType::ShipmentShipped, &data).expect("sent");
+        let m = compose(
+            &channels(),
+            "s",
+            &o,
+            (EventType::ShipmentShipped, &data),
+            "https://shop.example/o/t",
+        )
+        .expect("sent");
         assert_eq!(
             m.text,
-            "🚚 Order ORD-7K3Q-X2MB is on its way!\nCarrier: GIG\nTracking number: GIG-1"
+            "🚚 Order ORD-7K3Q-X2MB is on its way!\nCarrier: GIG\nTracking number: GIG-1\n\n🔗 Your order: https://shop.example/o/t"
         );
     }
 

@@ -37,6 +37,8 @@ pub struct TenantSettings {
     pub free_text_lines: bool,
     /// The shop's WhatsApp number, where storefront buyers send their order.
     pub whatsapp_number: Option<PhoneE164>,
+    /// How buyers pay (bank details, say), shown on their order page.
+    pub payment_instructions: Option<String>,
     /// Whether the public storefront (its product list and guest
     /// checkout) is open; closed, it answers as if the shop did not exist.
     pub storefront_enabled: bool,
@@ -207,6 +209,7 @@ impl Default for TenantSettings {
             reservation_minutes: 30,
             free_text_lines: true,
             whatsapp_number: None,
+            payment_instructions: None,
             storefront_enabled: false,
             payment_provider: None,
             auto_complete: false,
@@ -228,6 +231,29 @@ pub fn parse_reservation_minutes(n: i64) -> Result<u32, FieldError> {
                 .value(n)
                 .accepted(format!("1 to {MAX_RESERVATION_MINUTES} minutes"))
         })
+}
+
+/// The longest payment instructions.
+pub const MAX_PAYMENT_INSTRUCTIONS_CHARS: usize = 2000;
+
+/// Checks how a shop's buyers pay: 1 to 2000 characters, trimmed.
+pub fn parse_payment_instructions(text: &str) -> Result<String, FieldError> {
+    let trimmed = text.trim();
+    let n = trimmed.chars().count();
+    if n == 0 || n > MAX_PAYMENT_INSTRUCTIONS_CHARS {
+        return Err(
+            FieldError::new("payment_instructions", "not payment instructions")
+                .value(if n > 40 {
+                    format!("{} characters", n)
+                } else {
+                    text.to_string()
+                })
+                .accepted(format!(
+                    "1 to {MAX_PAYMENT_INSTRUCTIONS_CHARS} characters, or null"
+                )),
+        );
+    }
+    Ok(trimmed.to_string())
 }
 
 /// Checks a shop's WhatsApp number.

@@ -30,6 +30,8 @@ struct Inner {
     /// priced without reading them).
     has_promotions: crate::cache::TtlMap<ordo_domain::TenantId, bool>,
     storefront_limiter: crate::storefront::RateLimiter,
+    /// Each tenant's key for signing buyers' order links.
+    link_keys: crate::cache::TtlMap<ordo_domain::TenantId, std::sync::Arc<[u8]>>,
     files: crate::files::Files,
     providers: crate::provider::Providers,
     config: Config,
@@ -72,6 +74,12 @@ impl AppState {
 
     pub fn storefront_limiter(&self) -> &crate::storefront::RateLimiter {
         &self.inner.storefront_limiter
+    }
+
+    pub(crate) fn link_keys(
+        &self,
+    ) -> &crate::cache::TtlMap<ordo_domain::TenantId, std::sync::Arc<[u8]>> {
+        &self.inner.link_keys
     }
 
     pub fn config(&self) -> &Config {
@@ -152,6 +160,10 @@ impl App {
                     storefront_limiter: crate::storefront::RateLimiter::new(
                         config.storefront.requests_per_minute,
                         config.storefront.burst,
+                    ),
+                    link_keys: crate::cache::TtlMap::new(
+                        std::time::Duration::from_secs(3600),
+                        100_000,
                     ),
                     files,
                     providers: crate::provider::Providers::new(

@@ -32,6 +32,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub storefront: StorefrontConfig,
     pub admin: AdminConfig,
+    pub buyer_page: BuyerPageConfig,
     pub files: FilesConfig,
     pub payments: PaymentsConfig,
     pub messaging: MessagingConfig,
@@ -144,6 +145,15 @@ pub struct AdminConfig {
     pub login_per_minute: u32,
     /// Attempts a client may make at once before the rate applies.
     pub login_burst: u32,
+}
+
+/// The buyer's order page (`/o/{token}`), reached by the signed links buyer
+/// messages carry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerPageConfig {
+    /// How long a link works, in days from when it was made.
+    pub link_days: u32,
 }
 
 /// Where uploaded files (payment receipts) are kept.
@@ -302,6 +312,7 @@ impl Default for Config {
                 login_per_minute: 10,
                 login_burst: 5,
             },
+            buyer_page: BuyerPageConfig { link_days: 30 },
             files: FilesConfig {
                 backend: FilesBackend::Disk,
                 dir: None,
@@ -486,6 +497,11 @@ session_max_secs = 604800
 login_per_minute = 10
 # Attempts a client may make at once before the rate applies. ORDO_ADMIN__LOGIN_BURST
 login_burst = 5
+
+[buyer_page]
+# The buyer's order page (/o/…), reached by the signed link
+# buyer messages carry ({link} in a text). Days a link works.  ORDO_BUYER_PAGE__LINK_DAYS
+link_days = 30
 
 [files]
 # Where uploaded files (payment receipts) are kept: disk (one

@@ -16,6 +16,7 @@ pub mod files;
 pub mod import_file;
 pub mod imports;
 pub mod jobs;
+pub mod links;
 pub mod messages;
 pub mod orders;
 pub mod pricing;

@@ -43,12 +43,13 @@ pub async fn run(
         return Ok(JobOutcome::Done);
     };
     let (settings, shop) = shop_of(state, tenant).await?;
+    let link = crate::links::url(state, tenant, order.id).await?;
     let Some(out) = compose(
         &settings.messaging,
         &shop,
         &order,
-        event.event_type,
-        &event.data,
+        (event.event_type, &event.data),
+        &link,
     ) else {
         return Ok(JobOutcome::Done);
     };

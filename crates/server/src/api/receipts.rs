@@ -121,13 +121,13 @@ pub(crate) fn filename(name: Option<&str>) -> Option<String> {
 
 /// The uploaded file: its content (at most `max` bytes), name and the
 /// media type it claimed.
-struct Upload {
-    content: Bytes,
-    filename: Option<String>,
+pub(crate) struct Upload {
+    pub content: Bytes,
+    pub filename: Option<String>,
     declared: Option<String>,
 }
 
-async fn read_upload(mut multipart: Multipart, max: usize) -> Result<Upload, ApiError> {
+pub(crate) async fn read_upload(mut multipart: Multipart, max: usize) -> Result<Upload, ApiError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(max)
@@ -176,7 +176,7 @@ async fn read_upload(mut multipart: Multipart, max: usize) -> Result<Upload, Api
 
 /// What the content is, refusing anything but the accepted kinds and a
 /// declared media type the content contradicts.
-fn kind_of(upload: &Upload) -> Result<FileKind, ApiError> {
+pub(crate) fn kind_of(upload: &Upload) -> Result<FileKind, ApiError> {
     let declared = upload
         .declared
         .as_deref()

@@ -9,8 +9,8 @@ use ordo_domain::messaging::{
     MetaChannelDraft, SmtpSecurity,
 };
 use ordo_domain::settings::{
-    parse_reservation_minutes, parse_whatsapp_number, OnProviderFailure, PricingProviders,
-    MAX_PRICING_DEADLINE_MS,
+    parse_payment_instructions, parse_reservation_minutes, parse_whatsapp_number,
+    OnProviderFailure, PricingProviders, MAX_PRICING_DEADLINE_MS,
 };
 use ordo_domain::{
     FieldError, FieldErrors, Permission, ProviderSettings, ReservationPolicy, TenantId,
@@ -42,6 +42,8 @@ pub struct SettingsResponse {
     pub free_text_lines: bool,
     /// The shop's WhatsApp number (E.164), where storefront buyers send their order.
     pub whatsapp_number: Option<String>,
+    /// How buyers pay (bank details, say): shown on the buyer's order page.
+    pub payment_instructions: Option<String>,
     /// Whether the public storefront (`/v1/storefront/{slug}/…`: the
     /// products on sale and guest checkout) is open. Closed (the default),
     /// it answers 404 as if the shop did not exist.
@@ -492,6 +494,10 @@ pub struct UpdateSettingsRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "+2348012345678")]
     pub whatsapp_number: Option<Option<String>>,
+    /// 1 to 2000 characters; `null` clears them.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "Bank transfer to Ada Fabrics, GTBank 0123456789, with your order number as the reference.")]
+    pub payment_instructions: Option<Option<String>>,
     pub storefront_enabled: Option<bool>,
     /// `null` removes the provider.
     #[serde(default, deserialize_with = "present")]
@@ -517,6 +523,7 @@ impl SettingsResponse {
             reservation_minutes: s.reservation_minutes,
             free_text_lines: s.free_text_lines,
             whatsapp_number: s.whatsapp_number.as_ref().map(|p| p.as_str().to_string()),
+            payment_instructions: s.payment_instructions.clone(),
             storefront_enabled: s.storefront_enabled,
             payment_provider: s.payment_provider.as_ref().map(|p| ProviderResponse {
                 base_url: p.base_url.as_str().to_string(),
@@ -597,6 +604,13 @@ pub async fn update_settings(
         Some(None) => settings.whatsapp_number = None,
         Some(Some(text)) => {
             settings.whatsapp_number = errors.take_all(parse_whatsapp_number(&text));
+        }
+    }
+    match req.payment_instructions {
+        None => {}
+        Some(None) => settings.payment_instructions = None,
+        Some(Some(text)) => {
+            settings.payment_instructions = errors.take(parse_payment_instructions(&text));
         }
     }
     match req.payment_provider {

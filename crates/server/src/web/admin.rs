@@ -5,17 +5,15 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::Form;
-use base64::Engine as _;
 use minijinja::context;
 use ordo_domain::{Channel, FulfillmentStatus, OrderStatus, PaymentStatus, Permission, Stage};
 use serde_json::{Map, Value};
 
-use super::session::{cookie, set_cookie, Staff};
-use super::Web;
+use super::session::Staff;
+use super::{flash_to, page_with_flash, take_flash, Web, ADMIN};
 
-const FLASH_COOKIE: &str = "ordo_flash";
 /// Orders on one page of the list.
 const PAGE_SIZE: u32 = 25;
 /// The list's filters, passed to `GET /v1/orders` as they are.
@@ -131,10 +129,11 @@ pub(crate) async fn orders(
         .as_u64()
         .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
         .unwrap_or(StatusCode::OK);
-    let flash = flash(&headers);
+    let flash = take_flash(&headers);
     page_with_flash(
         &web,
         &headers,
+        ADMIN,
         flash.is_some(),
         web.pages().render(
             status,
@@ -179,27 +178,39 @@ pub(crate) async fn order(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/v1/orders/{}?expand=events", encode_segment(&id));
-    let flash = flash(&headers);
+    let flash = take_flash(&headers);
     match web
         .call(&staff.principal, Method::GET, &path, None, None)
         .await
     {
-        Ok(order) => page_with_flash(
-            &web,
-            &headers,
-            flash.is_some(),
-            web.pages().render(
-                StatusCode::OK,
-                "order.html",
-                context! {
-                    staff => staff.context(),
-                    may => may(&staff),
-                    nav => "orders",
-                    order => order,
-                    flash => flash,
-                },
-            ),
-        ),
+        Ok(order) => {
+            // The buyer's page, for staff to open or send on.
+            let id = order["id"].as_str().and_then(|i| i.parse().ok());
+            let buyer_link = match id {
+                Some(id) => crate::links::url(web.app(), staff.principal.tenant_id, id)
+                    .await
+                    .ok(),
+                None => None,
+            };
+            page_with_flash(
+                &web,
+                &headers,
+                ADMIN,
+                flash.is_some(),
+                web.pages().render(
+                    StatusCode::OK,
+                    "order.html",
+                    context! {
+                        staff => staff.context(),
+                        may => may(&staff),
+                        nav => "orders",
+                        order => order,
+                        buyer_link => buyer_link,
+                        flash => flash,
+                    },
+                ),
+            )
+        }
         Err(problem) => {
             let status = problem["status"]
                 .as_u64()
@@ -276,6 +287,7 @@ pub(crate) async fn act(
         return flash_to(
             &web,
             &headers,
+            ADMIN,
             &back,
             &failed(get("_form"), "_path", path, "not a path of the API"),
         );
@@ -289,6 +301,7 @@ pub(crate) async fn act(
             return flash_to(
                 &web,
                 &headers,
+                ADMIN,
                 &back,
                 &failed(get("_form"), "_method", other, "POST, PATCH, PUT or DELETE"),
             );
@@ -300,6 +313,7 @@ pub(crate) async fn act(
             return flash_to(
                 &web,
                 &headers,
+                ADMIN,
                 &back,
                 &failed(get("_form"), &field, &value, &accepted),
             );
@@ -327,7 +341,7 @@ pub(crate) async fn act(
             serde_json::json!({"form": get("_form"), "problem": problem, "values": values})
         }
     };
-    flash_to(&web, &headers, &back, &flash)
+    flash_to(&web, &headers, ADMIN, &back, &flash)
 }
 
 /// A problem made here about a form's own field.
@@ -389,60 +403,6 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
         }
     }
     Ok((!body.is_empty()).then_some(Value::Object(body)))
-}
-
-/// Goes to `back`, carrying `flash` (what happened) in a short-lived cookie
-/// that the page shows once.
-fn flash_to(web: &Web, headers: &HeaderMap, back: &str, flash: &Value) -> Response {
-    let mut flash = flash.clone();
-    let mut text = flash.to_string();
-    // A cookie holds about 4 kB: past it, the form's values go first,
-    // then all but the first field errors.
-    if text.len() > 2800 {
-        if let Some(o) = flash.as_object_mut() {
-            o.remove("values");
-        }
-        if let Some(errors) = flash
-            .pointer_mut("/problem/errors")
-            .and_then(Value::as_array_mut)
-        {
-            errors.truncate(5);
-        }
-        if let Some(shortages) = flash
-            .pointer_mut("/problem/shortages")
-            .and_then(Value::as_array_mut)
-        {
-            shortages.truncate(10);
-        }
-        text = flash.to_string();
-    }
-    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes());
-    let mut r = Redirect::to(back).into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(web, headers, FLASH_COOKIE, &encoded, Some(60)),
-    );
-    r
-}
-
-/// The flash the request carries, if any.
-fn flash(headers: &HeaderMap) -> Option<Value> {
-    let text = cookie(headers, FLASH_COOKIE)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// `page`, removing the flash cookie when the page showed it.
-fn page_with_flash(web: &Web, headers: &HeaderMap, shown: bool, mut page: Response) -> Response {
-    if shown {
-        page.headers_mut().append(
-            header::SET_COOKIE,
-            set_cookie(web, headers, FLASH_COOKIE, "", Some(0)),
-        );
-    }
-    page
 }
 
 #[cfg(test)]

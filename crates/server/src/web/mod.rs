@@ -9,16 +9,20 @@
 //! can do exactly what the API lets the user's role do.
 
 mod admin;
+mod buyer;
 mod pages;
 mod session;
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Method, Request, StatusCode};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
+use base64::Engine as _;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -108,6 +112,87 @@ impl Web {
     }
 }
 
+/// The cookie path of the admin pages, and of the buyer's page.
+pub(crate) const ADMIN: &str = "/admin";
+pub(crate) const BUYER: &str = "/o";
+const FLASH_COOKIE: &str = "ordo_flash";
+
+/// Goes to `back`, carrying `flash` (what happened) in a short-lived cookie
+/// that the page shows once.
+pub(crate) fn flash_to(
+    web: &Web,
+    headers: &HeaderMap,
+    path: &str,
+    back: &str,
+    flash: &Value,
+) -> Response {
+    let mut flash = flash.clone();
+    let mut text = flash.to_string();
+    // A cookie holds about 4 kB: past it, the form's values go first,
+    // then all but the first field errors.
+    if text.len() > 2800 {
+        if let Some(o) = flash.as_object_mut() {
+            o.remove("values");
+        }
+        if let Some(errors) = flash
+            .pointer_mut("/problem/errors")
+            .and_then(Value::as_array_mut)
+        {
+            errors.truncate(5);
+        }
+        if let Some(shortages) = flash
+            .pointer_mut("/problem/shortages")
+            .and_then(Value::as_array_mut)
+        {
+            shortages.truncate(10);
+        }
+        text = flash.to_string();
+    }
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes());
+    let mut r = Redirect::to(back).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(web, headers, path, FLASH_COOKIE, &encoded, Some(60)),
+    );
+    r
+}
+
+/// The flash the request carries, if any.
+pub(crate) fn take_flash(headers: &HeaderMap) -> Option<Value> {
+    let text = session::cookie(headers, FLASH_COOKIE)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// `page`, removing the flash cookie when the page showed it.
+pub(crate) fn page_with_flash(
+    web: &Web,
+    headers: &HeaderMap,
+    path: &str,
+    shown: bool,
+    mut page: Response,
+) -> Response {
+    if shown {
+        page.headers_mut().append(
+            header::SET_COOKIE,
+            session::set_cookie(web, headers, path, FLASH_COOKIE, "", Some(0)),
+        );
+    }
+    page
+}
+
+/// The problem body an API error answers with.
+async fn problem_of(e: crate::api::error::ApiError) -> Value {
+    let body = e.into_response().into_body();
+    match axum::body::to_bytes(body, 1024 * 1024).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| problem(500, "an error without a problem body")),
+        Err(e) => problem(500, &e.to_string()),
+    }
+}
+
 /// A problem body made here (when the API's own answer could not be read).
 fn problem(status: u16, detail: &str) -> Value {
     serde_json::json!({"type": "/problems/internal", "title": "Internal error", "status": status, "detail": detail})
@@ -127,6 +212,12 @@ fn plain(status: StatusCode, text: &str) -> Response {
 /// in-process.
 pub fn router(state: AppState, api: Router) -> Router {
     let config = &state.config().admin;
+    // A receipt's file, and room for the multipart framing around it.
+    let receipt_limit = state
+        .config()
+        .files
+        .receipt_max_bytes
+        .saturating_add(64 * 1024);
     let web = Web {
         inner: Arc::new(Inner {
             login_limit: RateLimiter::new(config.login_per_minute, config.login_burst),
@@ -150,6 +241,13 @@ pub fn router(state: AppState, api: Router) -> Router {
             get(admin::receipt_file),
         )
         .route("/admin/act", post(admin::act))
-        .route("/admin/assets/ordo.css", get(pages::stylesheet))
+        .route("/assets/ordo.css", get(pages::stylesheet))
+        .route("/o/{token}", get(buyer::page))
+        .route("/o/{token}/confirm", post(buyer::confirm))
+        .route("/o/{token}/cancel", post(buyer::cancel))
+        .route(
+            "/o/{token}/receipt",
+            post(buyer::receipt).layer(DefaultBodyLimit::max(receipt_limit)),
+        )
         .with_state(web)
 }

@@ -13,6 +13,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("orders.html", include_str!("templates/orders.html")),
     ("order.html", include_str!("templates/order.html")),
     ("forms.html", include_str!("templates/forms.html")),
+    ("buyer.html", include_str!("templates/buyer.html")),
 ];
 
 const STYLESHEET: &str = include_str!("templates/ordo.css");

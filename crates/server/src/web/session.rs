@@ -16,7 +16,7 @@ use ordo_store::{AdminSession, Tenant};
 use rand::Rng;
 use std::collections::HashMap;
 
-use super::Web;
+use super::{Web, ADMIN};
 use crate::api::auth::{Principal, PrincipalId};
 
 const SESSION_COOKIE: &str = "ordo_session";
@@ -76,16 +76,17 @@ pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
-/// A `Set-Cookie` for `/admin`, HttpOnly and SameSite=Lax; Secure when the
-/// server is reached over TLS. `max_age` 0 removes the cookie.
+/// A `Set-Cookie` for the pages under `path`, HttpOnly and SameSite=Lax;
+/// Secure when the server is reached over TLS. `max_age` 0 removes it.
 pub(super) fn set_cookie(
     web: &Web,
     headers: &HeaderMap,
+    path: &str,
     name: &str,
     value: &str,
     max_age: Option<u64>,
 ) -> HeaderValue {
-    let mut text = format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Lax");
+    let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         text.push_str(&format!("; Max-Age={age}"));
     }
@@ -316,7 +317,7 @@ fn login_form(
     );
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(web, headers, LOGIN_COOKIE, &token, Some(3600)),
+        set_cookie(web, headers, ADMIN, LOGIN_COOKIE, &token, Some(3600)),
     );
     r
 }
@@ -469,13 +470,21 @@ pub(crate) async fn login(
     let h = r.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&web, &headers, SESSION_COOKIE, &secret.expose(), None),
+        set_cookie(
+            &web,
+            &headers,
+            ADMIN,
+            SESSION_COOKIE,
+            &secret.expose(),
+            None,
+        ),
     );
     h.append(
         header::SET_COOKIE,
         set_cookie(
             &web,
             &headers,
+            ADMIN,
             SHOP_COOKIE,
             &tenant.slug,
             Some(365 * 24 * 3600),
@@ -483,7 +492,7 @@ pub(crate) async fn login(
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(&web, &headers, LOGIN_COOKIE, "", Some(0)),
+        set_cookie(&web, &headers, ADMIN, LOGIN_COOKIE, "", Some(0)),
     );
     r
 }
@@ -508,7 +517,7 @@ pub(crate) async fn logout(
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(&web, &headers, SESSION_COOKIE, "", Some(0)),
+        set_cookie(&web, &headers, ADMIN, SESSION_COOKIE, "", Some(0)),
     );
     r
 }

@@ -11,7 +11,6 @@ use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use ordo_domain::Role;
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -177,30 +176,6 @@ async fn sign_in(c: &Client, email: &str) {
     click(c, "button[type=submit]").await;
 }
 
-async fn upload_receipt(app: &TestApp, order: &str) {
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(PIXEL)
-        .unwrap();
-    let part = Part::bytes(png)
-        .file_name("transfer.png")
-        .mime_str("image/png")
-        .unwrap();
-    let r = app
-        .client
-        .post(app.url(&format!("/v1/orders/{order}/receipts")))
-        .bearer_auth(&app.key)
-        .multipart(Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap()
-    );
-}
-
 #[tokio::test]
 async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
     let app = spawn_app().await;
@@ -269,9 +244,38 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         assert_eq!(text(c, ".notice.ok").await, "Order confirmed.");
         assert_eq!(text(c, "#status").await, "confirmed");
 
-        // The buyer's receipt: previewed, then approved.
-        upload_receipt(&app, &id).await;
-        c.refresh().await.unwrap();
+        // The buyer opens their signed link and sends a photo of the
+        // receipt.
+        let link = c
+            .find(Locator::Css("#buyer-link"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        let link = &link[link.find("/o/").unwrap()..];
+        c.goto(&app.url(link)).await.unwrap();
+        assert!(text(c, "#what-next").await.contains("Next: pay for it"));
+        every_control_is_labelled(c).await;
+        let photo = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+        std::fs::write(
+            photo.path(),
+            base64::engine::general_purpose::STANDARD.decode(PIXEL).unwrap(),
+        )
+        .unwrap();
+        c.find(Locator::Css("#receipt-file"))
+            .await
+            .unwrap()
+            .send_keys(&photo.path().display().to_string())
+            .await
+            .unwrap();
+        click(c, "#send-receipt").await;
+        assert!(text(c, ".notice.ok").await.contains("we got your receipt"));
+        assert_eq!(text(c, "#receipts strong").await, "being checked");
+
+        // Staff see it, previewed, and approve it.
+        c.goto(&app.url(&format!("/admin/orders/{id}"))).await.unwrap();
         let start = Instant::now();
         loop {
             let width = c
@@ -300,6 +304,10 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         click(c, "button.shipment-ship").await;
         assert_eq!(text(c, ".shipment-state").await, "shipped");
         assert_eq!(text(c, "#fulfillment-status").await, "shipped");
+        // The buyer's page says it is on its way.
+        c.goto(&app.url(link)).await.unwrap();
+        assert_eq!(text(c, "#what-next").await, "Your order is on its way.");
+        c.goto(&app.url(&format!("/admin/orders/{id}"))).await.unwrap();
 
         // The timeline shows it all, newest first.
         let timeline = text(c, "#timeline").await;
@@ -307,7 +315,7 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
             .lines()
             .map(|l| l.split_whitespace().next().unwrap_or(""))
             .collect();
-        for kind in ["shipment.shipped", "shipment.created", "receipt.approved", "order.confirmed", "order.created"] {
+        for kind in ["shipment.shipped", "shipment.created", "receipt.approved", "receipt.uploaded", "order.confirmed", "order.created"] {
             assert!(kinds.contains(&kind), "{kind} in {timeline}");
         }
         assert_eq!(kinds.last(), Some(&"order.created"));

@@ -8,6 +8,7 @@ mod actions;
 mod admin;
 mod auth;
 mod browser;
+mod buyer_page;
 mod channels;
 mod charges;
 mod chat;

@@ -243,6 +243,20 @@ async fn order_events_tell_the_buyer_and_the_timeline_says_how_it_went() {
         "{text}"
     );
     assert!(text.contains("₦10,000.00"), "{text}");
+    // It carries the buyer's signed link to the order's page.
+    let link = text
+        .split("🔗 Your order: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .trim();
+    let path = &link[link.find("/o/").unwrap()..];
+    let page = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(order["reference"].as_str().unwrap()),
+        "{page}"
+    );
     let o = app.json(&format!("/v1/orders/{id}")).await;
     assert_eq!(
         o["version"], 1,

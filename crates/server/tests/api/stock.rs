@@ -359,7 +359,7 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let messaging = s.as_object_mut().unwrap().remove("messaging").unwrap();
     assert_eq!(
         s,
-        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false,
+        json!({"reservation_policy": "on_confirm", "reservation_minutes": 30, "free_text_lines": true, "whatsapp_number": null, "payment_instructions": null, "storefront_enabled": false, "payment_provider": null, "auto_complete": false,
             "tax": {"prices_include_tax": false, "rules": [], "shipping_class": null}, "shipping_rates": [],
             "pricing_providers": {"price": null, "promotion": null, "tax": null, "customer": null, "deadline_ms": 500, "on_failure": "fallback"}})
     );
@@ -391,19 +391,39 @@ async fn settings_are_read_by_all_and_changed_by_owners_and_admins() {
     let p = problem(
         app.patch(
             "/v1/settings",
-            &json!({"reservation_minutes": 0, "whatsapp_number": "080"}),
+            &json!({"reservation_minutes": 0, "whatsapp_number": "080", "payment_instructions": "  "}),
         )
         .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert_eq!(fields(&p), ["reservation_minutes", "whatsapp_number"]);
-    app.settings(json!({"reservation_policy": "none", "whatsapp_number": "+234 801 234 5678"}))
+    assert_eq!(
+        fields(&p),
+        [
+            "reservation_minutes",
+            "whatsapp_number",
+            "payment_instructions"
+        ]
+    );
+    app.settings(json!({"reservation_policy": "none", "whatsapp_number": "+234 801 234 5678", "payment_instructions": " Bank transfer: GTBank 0123456789 "}))
         .await;
     let s = app.json("/v1/settings").await;
     assert_eq!(
-        (&s["reservation_policy"], &s["whatsapp_number"]),
-        (&json!("none"), &json!("+2348012345678"))
+        (
+            &s["reservation_policy"],
+            &s["whatsapp_number"],
+            &s["payment_instructions"]
+        ),
+        (
+            &json!("none"),
+            &json!("+2348012345678"),
+            &json!("Bank transfer: GTBank 0123456789")
+        )
+    );
+    app.settings(json!({"payment_instructions": null})).await;
+    assert_eq!(
+        app.json("/v1/settings").await["payment_instructions"],
+        Value::Null
     );
     // Under `none`, orders never touch stock.
     app.add_plain_product("A", 1).await;
