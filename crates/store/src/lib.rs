@@ -168,6 +168,25 @@ pub enum OrderLookup {
     Shipment(ShipmentId),
 }
 
+/// What the admin dashboard shows: orders by stage, and orders and their
+/// totals a day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub stages: Vec<(Stage, u64)>,
+    pub days: Vec<DaySales>,
+}
+
+/// The orders created on one UTC day in one currency, cancelled ones aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySales {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub currency: String,
+    pub orders: u64,
+    /// The sum of their totals, in minor units.
+    pub total: i64,
+}
+
 /// Filters for listing and counting orders. Empty lists match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderFilter {
@@ -824,6 +843,9 @@ pub trait Store: Send + Sync + 'static {
         query: &OrderQuery,
     ) -> Result<Vec<RenderedOrder>>;
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64>;
+    /// The scope's orders by stage, and by day since `since` (see
+    /// [`Overview`]).
+    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview>;
     /// Applies `change` to the current order; with `expected_version`, only
     /// if the order is still at that version.
     async fn change_order(

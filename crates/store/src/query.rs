@@ -5,7 +5,7 @@
 //! the databases cannot disagree; a [`Dialect`] supplies the little that
 //! differs between them (placeholders, case-insensitive `LIKE`).
 
-use ordo_domain::{OrderId, OrderReference, PhoneE164, TenantId, WebhookDeliveryId};
+use ordo_domain::{OrderId, OrderReference, PhoneE164, TenantId, Timestamp, WebhookDeliveryId};
 
 use crate::{DeliveryQuery, FeedQuery, OrderFilter, OrderQuery, Scope, SortField};
 
@@ -221,6 +221,32 @@ pub(crate) fn page(dialect: Dialect, scope: &Scope, query: &OrderQuery, select: 
 pub(crate) fn count(dialect: Dialect, scope: &Scope, filter: &OrderFilter) -> Sql {
     let mut sql = Sql::new(dialect, "SELECT COUNT(*) FROM orders o".to_string());
     filter_sql(&mut sql, scope, filter);
+    sql
+}
+
+/// The scope's orders by stage: `stage, count`.
+pub(crate) fn stage_counts(dialect: Dialect, scope: &Scope) -> Sql {
+    let mut sql = Sql::new(dialect, "SELECT stage, COUNT(*) FROM orders o".to_string());
+    filter_sql(&mut sql, scope, &OrderFilter::default());
+    sql.push(" GROUP BY stage");
+    sql
+}
+
+/// The scope's orders created since `since`, cancelled ones aside, by UTC
+/// day (days since the Unix epoch) and currency: `day, currency, count,
+/// sum of totals`.
+pub(crate) fn daily_sales(dialect: Dialect, scope: &Scope, since: Timestamp) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "SELECT created_at / 86400000 AS day, currency, COUNT(*), CAST(SUM(total) AS BIGINT) FROM orders o"
+            .to_string(),
+    );
+    let filter = OrderFilter {
+        created_gte: Some(since),
+        ..OrderFilter::default()
+    };
+    filter_sql(&mut sql, scope, &filter);
+    sql.push(" AND status <> 'cancelled' GROUP BY day, currency ORDER BY day, currency");
     sql
 }
 

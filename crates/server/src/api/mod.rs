@@ -16,6 +16,7 @@ pub mod products;
 pub mod promotions;
 pub mod provider_webhook;
 pub mod receipts;
+pub mod reports;
 pub mod settings;
 pub mod storefront;
 pub mod webhooks;
@@ -95,6 +96,7 @@ fn api_routes(config: &crate::Config) -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::count_orders))
+        .routes(routes!(reports::overview))
         .routes(routes!(export::export_orders))
         .routes(routes!(pricing::preview_order))
         .routes(routes!(

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::response::{Redirect, Response};
+use axum::response::Response;
 use axum::Form;
 use minijinja::context;
 use ordo_domain::{Channel, FulfillmentStatus, OrderStatus, PaymentStatus, Permission, Stage};
 use serde_json::{Map, Value};
 
 use super::session::Staff;
-use super::{flash_to, page_with_flash, take_flash, Web, ADMIN};
+use super::{chart, flash_to, page_with_flash, take_flash, Web, ADMIN};
 
 /// Orders on one page of the list.
 const PAGE_SIZE: u32 = 25;
@@ -28,8 +28,137 @@ const FILTERS: &[&str] = &[
     "cursor",
 ];
 
-pub(crate) async fn home() -> Redirect {
-    Redirect::to("/admin/orders")
+/// Days the dashboard's chart covers.
+const CHART_DAYS: i64 = 30;
+
+/// The dashboard: orders by stage, and the last 30 days' orders and sales.
+pub(crate) async fn home(State(web): State<Web>, staff: Staff) -> Response {
+    let path = format!("/v1/reports/overview?days={CHART_DAYS}");
+    let overview = match web
+        .call(&staff.principal, Method::GET, &path, None, None)
+        .await
+    {
+        Ok(o) => o,
+        Err(problem) => return problem_page(&web, &staff, &problem),
+    };
+    let from = overview["from"].as_str().unwrap_or_default();
+    let currencies = by_currency(&overview["days"]);
+    // The chart is of the currency that sold the most; the others are
+    // listed under it.
+    let main = currencies
+        .iter()
+        .max_by_key(|(_, days)| days.iter().map(|d| d.total).sum::<i64>())
+        .map(|(c, _)| c.clone());
+    let chart = main.as_ref().map(|currency| {
+        let sold = &currencies[currency];
+        let days: Vec<chart::Day> = (0..CHART_DAYS)
+            .map(|i| {
+                let date = day_after(from, i);
+                sold.iter()
+                    .find(|d| d.date == date)
+                    .cloned()
+                    .unwrap_or(chart::Day {
+                        date,
+                        orders: 0,
+                        total: 0,
+                        shown: "0".into(),
+                    })
+            })
+            .collect();
+        let svg = chart::svg(&days, currency);
+        let rows: Vec<minijinja::Value> = days
+            .iter()
+            .rev()
+            .filter(|d| d.orders > 0)
+            .map(|d| context! { date => d.date, orders => d.orders, shown => d.shown })
+            .collect();
+        context! { currency => currency, svg => svg, rows => rows }
+    });
+    let others: Vec<minijinja::Value> = currencies
+        .iter()
+        .filter(|(c, _)| Some(*c) != main.as_ref())
+        .map(|(c, days)| {
+            let listed: Vec<minijinja::Value> = days
+                .iter()
+                .map(|d| context! { date => d.date, orders => d.orders, shown => d.shown })
+                .collect();
+            context! {
+                currency => c,
+                orders => days.iter().map(|d| d.orders).sum::<u64>(),
+                days => listed,
+            }
+        })
+        .collect();
+    let stages: Vec<minijinja::Value> = Stage::ALL
+        .iter()
+        .map(|s| context! { name => s.as_str(), count => overview["stages"][s.as_str()].as_u64().unwrap_or(0) })
+        .collect();
+    web.pages().render(
+        StatusCode::OK,
+        "dashboard.html",
+        context! {
+            staff => staff.context(),
+            nav => "dashboard",
+            stages => stages,
+            chart => chart,
+            others => others,
+            from => from,
+            to => overview["to"].clone(),
+        },
+    )
+}
+
+/// The overview's days, by currency.
+fn by_currency(days: &Value) -> std::collections::BTreeMap<String, Vec<chart::Day>> {
+    let mut out: std::collections::BTreeMap<String, Vec<chart::Day>> = Default::default();
+    for d in days.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let (Some(currency), Some(date), Some(total)) = (
+            d["currency"].as_str(),
+            d["date"].as_str(),
+            d["total"].as_str(),
+        ) else {
+            continue;
+        };
+        let Ok(c) = ordo_domain::Currency::parse(currency) else {
+            continue;
+        };
+        let minor = c.parse_amount(total).unwrap_or(0);
+        out.entry(currency.to_string())
+            .or_default()
+            .push(chart::Day {
+                date: date.to_string(),
+                orders: d["orders"].as_u64().unwrap_or(0),
+                total: minor,
+                shown: c.display_amount(minor),
+            });
+    }
+    out
+}
+
+/// The date `n` days after `from` (`YYYY-MM-DD`, UTC).
+fn day_after(from: &str, n: i64) -> String {
+    let start = ordo_domain::Timestamp::parse_rfc3339(&format!("{from}T00:00:00Z"))
+        .map_or(0, |t| t.unix_millis());
+    let text = ordo_domain::Timestamp::from_unix_millis(start + n * 86_400_000).to_rfc3339();
+    text.get(..10).unwrap_or(&text).to_string()
+}
+
+/// A page saying what the API refused.
+fn problem_page(web: &Web, staff: &Staff, problem: &Value) -> Response {
+    let status = problem["status"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    web.pages().render(
+        status,
+        "message.html",
+        context! {
+            staff => staff.context(),
+            title => problem["title"].as_str().unwrap_or("Error"),
+            message => problem["detail"].clone(),
+            back => "/admin",
+        },
+    )
 }
 
 /// What the user's role may do, for the pages to offer only that.
@@ -100,21 +229,14 @@ pub(crate) async fn orders(
         None
     };
     // Tabs: every stage with its count (other filters aside).
-    let mut stages = Vec::new();
-    for stage in Stage::ALL {
-        let count = web
-            .call(
-                who,
-                Method::GET,
-                &format!("/v1/orders/count?stage={stage}"),
-                None,
-                None,
-            )
-            .await
-            .ok()
-            .and_then(|v| v["count"].as_u64());
-        stages.push(context! { name => stage.as_str(), count => count });
-    }
+    let overview = web
+        .call(who, Method::GET, "/v1/reports/overview?days=1", None, None)
+        .await
+        .unwrap_or(Value::Null);
+    let stages: Vec<minijinja::Value> = Stage::ALL
+        .iter()
+        .map(|s| context! { name => s.as_str(), count => overview["stages"][s.as_str()].as_u64() })
+        .collect();
     let next = page["next_cursor"].as_str().map(|cursor| {
         let mut pairs = without_cursor.clone();
         pairs.push(("cursor".into(), cursor.to_string()));

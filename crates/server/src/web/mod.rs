@@ -10,6 +10,7 @@
 
 mod admin;
 mod buyer;
+mod chart;
 mod pages;
 mod session;
 

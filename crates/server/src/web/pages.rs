@@ -14,6 +14,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("order.html", include_str!("templates/order.html")),
     ("forms.html", include_str!("templates/forms.html")),
     ("buyer.html", include_str!("templates/buyer.html")),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
 ];
 
 const STYLESHEET: &str = include_str!("templates/ordo.css");

@@ -502,3 +502,77 @@ async fn users_are_managed_from_the_command_line() {
         .starts_with("/admin/login"));
     assert!(ordo(&app.db, &["users", "list", "--tenant", "acme"]).contains("disabled"));
 }
+
+#[tokio::test]
+async fn the_dashboard_counts_stages_and_charts_the_days_sales() {
+    let app = spawn_app().await;
+    let a = app.create(&plain_order()).await;
+    app.create(&plain_order()).await;
+    let c = app.create(&plain_order()).await;
+    let id = c["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/v1/orders/{id}/cancel"),
+            &json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut usd = plain_order();
+    usd["currency"] = json!("USD");
+    usd["items"][0]["unit_price"] = json!("12.50");
+    app.create(&usd).await;
+    let vendor = app.key_for(Role::Vendor).await;
+    app.create_as(&vendor, &plain_order()).await;
+
+    let o = app.json("/v1/reports/overview?days=7").await;
+    assert_eq!(o["stages"]["pending"], 4);
+    assert_eq!(o["stages"]["cancelled"], 1);
+    assert_eq!(o["stages"]["shipped"], 0);
+    let today = &a["created_at"].as_str().unwrap()[..10];
+    assert_eq!(o["to"], today);
+    assert_eq!(
+        o["days"],
+        json!([
+            {"date": today, "currency": "NGN", "orders": 3, "total": "30000.00"},
+            {"date": today, "currency": "USD", "orders": 1, "total": "25.00"}
+        ])
+    );
+    // A vendor's overview is of its own orders.
+    let mine: serde_json::Value = app
+        .get_as(&vendor, "/v1/reports/overview")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["stages"]["pending"], 1);
+    assert_eq!(mine["days"][0]["orders"], 1);
+    let p = problem(
+        app.get("/v1/reports/overview?days=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&p), ["days"]);
+
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+    let (status, page) = v.get("/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"<span class="n">4</span> <span class="badge pending">pending</span>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains("<title id=\"chart-title\">Orders and sales (NGN) a day"),
+        "{page}"
+    );
+    assert!(
+        page.contains("3 orders in 30 days. The best day was"),
+        "{page}"
+    );
+    assert_eq!(page.matches("<rect class=\"bar\"").count(), 30);
+    assert!(page.contains("In USD: 1 order"), "{page}");
+    let (_, page) = v.get("/admin/orders").await;
+    assert!(
+        page.contains(r#"Pending <span class="count">4</span>"#),
+        "{page}"
+    );
+}

@@ -346,7 +346,9 @@ async fn an_idle_session_ends_and_signing_in_again_returns_to_the_page() {
     scenario("session", &b, async {
         c.goto(&app.url("/admin")).await.unwrap();
         sign_in(c, "ada@example.com").await;
-        assert_eq!(path(c).await, "/admin/orders");
+        assert_eq!(path(c).await, "/admin");
+        assert_eq!(text(c, "h1").await, "Dashboard");
+        click(c, "a[href='/admin/orders']").await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         click(c, "table.list tbody th a").await;
         assert_eq!(

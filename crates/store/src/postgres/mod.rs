@@ -36,8 +36,8 @@ use crate::{
     AdminSession, ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
     FeedEvent, FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job,
     JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, NewUser, OrderChange, OrderFilter,
-    OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer,
-    Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
+    OrderLookup, OrderQuery, Outgoing, Overview, ProductChange, ProductQuery, Put, RenderedOrder,
+    Renderer, Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
 };
 use orders::Insert;
 
@@ -608,6 +608,10 @@ impl Store for PostgresStore {
 
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
         orders::count(&self.db().await?, scope, filter).await
+    }
+
+    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview> {
+        orders::overview(&self.db().await?, scope, since).await
     }
 
     async fn change_order(

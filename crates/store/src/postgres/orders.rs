@@ -26,6 +26,8 @@ use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery,
     RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
 };
+use crate::{DaySales, Overview};
+use ordo_domain::Stage;
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -818,6 +820,27 @@ pub(super) async fn count(db: &Db, scope: &Scope, filter: &OrderFilter) -> Resul
     let rows = query(db, &sql).await?;
     let n: i64 = rows.first().map_or(0, |r| r.get(0));
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) async fn overview(db: &Db, scope: &Scope, since: Timestamp) -> Result<Overview> {
+    let rows = query(db, &query::stage_counts(query::POSTGRES, scope)).await?;
+    let mut stages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let stage: &str = row.get(0);
+        let stage = Stage::parse(stage).ok_or_else(|| corrupt(format!("unknown stage {stage}")))?;
+        stages.push((stage, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0)));
+    }
+    let rows = query(db, &query::daily_sales(query::POSTGRES, scope, since)).await?;
+    let days = rows
+        .iter()
+        .map(|row| DaySales {
+            day: row.get(0),
+            currency: row.get(1),
+            orders: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+            total: row.get(3),
+        })
+        .collect();
+    Ok(Overview { stages, days })
 }
 
 pub(super) async fn events(db: &Db, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {

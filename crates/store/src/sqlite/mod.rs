@@ -33,8 +33,8 @@ use crate::{
     AdminSession, ApiKey, Changed, ClaimedImport, DeliveryAttempt, DeliveryQuery, DeliveryStatus,
     FeedEvent, FeedQuery, FinishedDelivery, Import, ImportClaim, ImportError, Inserted, Job,
     JobClaim, JobOutcome, NewApiKey, NewJob, NewOrderRecord, NewUser, OrderChange, OrderFilter,
-    OrderLookup, OrderQuery, Outgoing, ProductChange, ProductQuery, Put, RenderedOrder, Renderer,
-    Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
+    OrderLookup, OrderQuery, Outgoing, Overview, ProductChange, ProductQuery, Put, RenderedOrder,
+    Renderer, Result, Scope, Store, StoreError, Tenant, User, UserChange, WebhookDelivery,
 };
 use writer::WriteQueue;
 
@@ -687,6 +687,12 @@ impl Store for SqliteStore {
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64> {
         let (scope, filter) = (scope.clone(), filter.clone());
         self.read(move |conn| orders::count(conn, &scope, &filter))
+            .await
+    }
+
+    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview> {
+        let scope = scope.clone();
+        self.read(move |conn| orders::overview(conn, &scope, since))
             .await
     }
 

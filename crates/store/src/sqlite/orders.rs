@@ -13,6 +13,8 @@ use crate::{
     Changed, Inserted, NewOrderRecord, OrderChange, OrderFilter, OrderLookup, OrderQuery, Put,
     RenderedOrder, Renderer, Result, Scope, StoreError, StoredResponse,
 };
+use crate::{DaySales, Overview};
+use ordo_domain::Stage;
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
@@ -765,6 +767,39 @@ pub(super) fn count(conn: &Connection, scope: &Scope, filter: &OrderFilter) -> R
         .and_then(|mut s| s.query_row(params_from_iter(values(sql.args)), |r| r.get(0)))
         .map_err(unavailable)?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub(super) fn overview(conn: &Connection, scope: &Scope, since: Timestamp) -> Result<Overview> {
+    let sql = query::stage_counts(query::SQLITE, scope);
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params_from_iter(values(sql.args)), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    let mut stages = Vec::with_capacity(rows.len());
+    for (stage, n) in rows {
+        let stage =
+            Stage::parse(&stage).ok_or_else(|| corrupt(format!("unknown stage {stage}")))?;
+        stages.push((stage, u64::try_from(n).unwrap_or(0)));
+    }
+    let sql = query::daily_sales(query::SQLITE, scope, since);
+    let mut stmt = conn.prepare_cached(&sql.text).map_err(unavailable)?;
+    let days = stmt
+        .query_map(params_from_iter(values(sql.args)), |r| {
+            Ok(DaySales {
+                day: r.get(0)?,
+                currency: r.get(1)?,
+                orders: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                total: r.get(3)?,
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(unavailable)?;
+    Ok(Overview { stages, days })
 }
 
 pub(super) fn events(conn: &Connection, scope: &Scope, id: OrderId) -> Result<Vec<OrderEvent>> {
