@@ -64,6 +64,8 @@ pub struct ProductQuery {
     pub variant_of: Option<Sku>,
     /// Only products a buyer can (or cannot) have now.
     pub in_stock: Option<bool>,
+    /// Only tracked products with at most this many units available.
+    pub available_lte: Option<i64>,
     /// Only products after this SKU (a page's last); pages go by SKU.
     pub after: Option<Sku>,
     pub limit: u32,
@@ -216,6 +218,10 @@ pub(crate) fn products(dialect: Dialect, tenant: TenantId, q: &ProductQuery) -> 
         Some(true) => sql.push(" AND (track_stock = FALSE OR on_hand > reserved)"),
         Some(false) => sql.push(" AND track_stock = TRUE AND on_hand <= reserved"),
         None => {}
+    }
+    if let Some(n) = q.available_lte {
+        sql.push(" AND track_stock = TRUE AND on_hand - reserved <= ");
+        sql.arg(Arg::Int(n));
     }
     if let Some(parent) = &q.variant_of {
         sql.push(" AND variant_of = ");

@@ -1052,6 +1052,19 @@ async fn products_are_listed_by_sku_with_filters() {
         list(q(&|q| q.variant_of = Some(Sku::parse("TEE").unwrap()))).await,
         ["TEE-M", "TEE-S"]
     );
+    // Low stock: tracked products with at most so many available.
+    assert_eq!(
+        list(q(&|q| q.available_lte = Some(1))).await,
+        ["BAG.1", "TEE-S"]
+    );
+    assert_eq!(
+        list(q(&|q| {
+            q.available_lte = Some(2);
+            q.archived = Some(false);
+        }))
+        .await,
+        ["BAG.1", "TEE-S"]
+    );
     // Search is by SKU or name, without regard to case, wildcards literal.
     assert_eq!(
         list(q(&|q| q.q = Some("tee-".into()))).await,

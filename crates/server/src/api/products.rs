@@ -252,6 +252,9 @@ pub struct ListProductsParams {
     pub variant_of: Option<String>,
     /// `true`: only products a buyer can have now; `false`: only those sold out.
     pub in_stock: Option<String>,
+    /// Only products whose stock is tracked with at most this many units
+    /// available (a low-stock list: `available_lte=5`); 0 or more.
+    pub available_lte: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 200, default 50.
@@ -511,6 +514,17 @@ impl ListProductsParams {
             .variant_of
             .as_deref()
             .and_then(|s| errors.take(product::parse_sku("variant_of", s)));
+        let available_lte = self.available_lte.as_deref().and_then(|text| {
+            let n = text.trim().parse::<i64>().ok().filter(|n| *n >= 0);
+            if n.is_none() {
+                errors.push(
+                    FieldError::new("available_lte", "not a number of units")
+                        .value(text)
+                        .accepted("a whole number, 0 or more"),
+                );
+            }
+            n
+        });
         let after = self
             .cursor
             .as_deref()
@@ -525,6 +539,7 @@ impl ListProductsParams {
                 q,
                 variant_of,
                 in_stock,
+                available_lte,
                 after,
                 limit,
             })

@@ -143,8 +143,16 @@ fn day_after(from: &str, n: i64) -> String {
     text.get(..10).unwrap_or(&text).to_string()
 }
 
+/// The status a page answers with: the problem's, if the API refused.
+pub(super) fn status_of(problem: &Value, otherwise: StatusCode) -> StatusCode {
+    problem["status"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
+        .unwrap_or(otherwise)
+}
+
 /// A page saying what the API refused.
-fn problem_page(web: &Web, staff: &Staff, problem: &Value) -> Response {
+pub(super) fn problem_page(web: &Web, staff: &Staff, problem: &Value) -> Response {
     let status = problem["status"]
         .as_u64()
         .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
@@ -162,7 +170,7 @@ fn problem_page(web: &Web, staff: &Staff, problem: &Value) -> Response {
 }
 
 /// What the user's role may do, for the pages to offer only that.
-fn may(staff: &Staff) -> minijinja::Value {
+pub(super) fn may(staff: &Staff) -> minijinja::Value {
     let role = staff.principal.role;
     context! {
         write_orders => role.can(Permission::WriteOrders),

@@ -10,6 +10,7 @@
 
 mod admin;
 mod buyer;
+mod catalog;
 mod chart;
 mod pages;
 mod session;
@@ -241,6 +242,9 @@ pub fn router(state: AppState, api: Router) -> Router {
             "/admin/orders/{id}/receipts/{receipt_id}",
             get(admin::receipt_file),
         )
+        .route("/admin/products", get(catalog::products))
+        .route("/admin/products/new", get(catalog::new_product))
+        .route("/admin/products/{sku}", get(catalog::product))
         .route("/admin/act", post(admin::act))
         .route("/assets/ordo.css", get(pages::stylesheet))
         .route("/o/{token}", get(buyer::page))

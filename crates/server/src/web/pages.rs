@@ -15,6 +15,12 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("forms.html", include_str!("templates/forms.html")),
     ("buyer.html", include_str!("templates/buyer.html")),
     ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("products.html", include_str!("templates/products.html")),
+    ("product.html", include_str!("templates/product.html")),
+    (
+        "product_new.html",
+        include_str!("templates/product_new.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("templates/ordo.css");
@@ -27,19 +33,11 @@ pub(crate) struct Pages {
 
 impl Pages {
     pub fn new() -> Pages {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(|_| AutoEscape::Html);
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        env.add_filter("when", when);
-        env.add_filter("words", words);
-        env.add_filter("wa_link", wa_link);
-        env.add_filter("nonzero", nonzero);
-        for (name, source) in TEMPLATES {
-            if let Err(e) = env.add_template(name, source) {
-                // A template that does not parse is a bug that tests catch;
-                // its pages then answer 500 saying so.
-                tracing::error!(template = name, error = %e, "template does not parse");
-            }
+        let (env, broken) = environment();
+        for (name, e) in broken {
+            // A template that does not parse is a bug that tests catch;
+            // its pages then answer 500 saying so.
+            tracing::error!(template = name, error = %e, "template does not parse");
         }
         Pages { env }
     }
@@ -91,6 +89,25 @@ impl Pages {
     }
 }
 
+/// The templates with their filters, and those that do not parse.
+fn environment() -> (Environment<'static>, Vec<(&'static str, String)>) {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.add_filter("when", when);
+    env.add_filter("words", words);
+    env.add_filter("wa_link", wa_link);
+    env.add_filter("nonzero", nonzero);
+    env.add_filter("signed", signed);
+    let mut broken = Vec::new();
+    for (name, source) in TEMPLATES {
+        if let Err(e) = env.add_template(name, source) {
+            broken.push((*name, format!("{e:#}")));
+        }
+    }
+    (env, broken)
+}
+
 pub(crate) async fn stylesheet() -> Response {
     let mut r = STYLESHEET.into_response();
     let headers = r.headers_mut();
@@ -124,6 +141,11 @@ fn words(value: Option<String>) -> String {
 /// Whether an amount as the API writes it (`0.00`, `1500`) is not zero.
 fn nonzero(value: Option<String>) -> bool {
     value.is_some_and(|v| v.chars().any(|c| c.is_ascii_digit() && c != '0'))
+}
+
+/// A change as `+3` or `-2`.
+fn signed(n: i64) -> String {
+    format!("{n:+}")
 }
 
 /// A WhatsApp chat link for a phone number (E.164) or a `wa_…` channel id;
@@ -167,18 +189,15 @@ mod tests {
         assert!(nonzero(Some("0.50".into())));
         assert!(!nonzero(Some("0.00".into())));
         assert!(!nonzero(Some("0".into())));
+        assert_eq!(
+            (signed(3), signed(-2), signed(0)),
+            ("+3".into(), "-2".into(), "+0".into())
+        );
     }
 
     #[test]
     fn every_template_parses() {
-        let mut env = Environment::new();
-        env.add_filter("when", when);
-        env.add_filter("words", words);
-        env.add_filter("wa_link", wa_link);
-        env.add_filter("nonzero", nonzero);
-        for (name, source) in TEMPLATES {
-            env.add_template(name, source)
-                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        }
+        let (_, broken) = environment();
+        assert!(broken.is_empty(), "{broken:?}");
     }
 }

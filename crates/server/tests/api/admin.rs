@@ -576,3 +576,123 @@ async fn the_dashboard_counts_stages_and_charts_the_days_sales() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn products_are_created_edited_and_restocked_from_their_pages() {
+    let app = spawn_app().await;
+    app.add_plain_product("LOW", 2).await;
+    app.add_plain_product("PLENTY", 40).await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+
+    let (_, page) = v.get("/admin/products?available_lte=5").await;
+    assert!(
+        page.contains(">LOW</a>") && !page.contains(">PLENTY</a>"),
+        "{page}"
+    );
+    let (status, page) = v.get("/admin/products?available_lte=few").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains(r#"id="available_lte-error""#), "{page}");
+
+    // A new product: a bad price is told next to its field, then it works.
+    let (_, form) = v.get("/admin/products/new").await;
+    let new = |price: &'static str| {
+        vec![
+            ("_path", "/v1/products"),
+            ("_back", "/admin/products/new"),
+            ("_form", "new"),
+            ("_ok", "Product created."),
+            ("sku", "WRAP-1"),
+            ("name", "Head wrap"),
+            ("currency", "NGN"),
+            ("price", price),
+            ("on_hand:int", "7"),
+            ("variant_of", ""),
+        ]
+    };
+    let (_, page) = v.act(&form, &new("three thousand")).await;
+    assert!(page.contains(r#"id="new-price-error""#), "{page}");
+    assert!(
+        page.contains(r#"value="three thousand""#),
+        "the value typed is kept: {page}"
+    );
+    let (_, page) = v.act(&form, &new("3000.00")).await;
+    assert!(page.contains("Product created."), "{page}");
+    let p = app.json("/v1/products/WRAP-1").await;
+    assert_eq!(
+        (p["on_hand"].clone(), p["price"].clone()),
+        (json!(7), json!("3000.00"))
+    );
+
+    // Its page: restock, count, and a take-away below what is reserved.
+    let here = "/admin/products/WRAP-1";
+    let (_, page) = v.get(here).await;
+    assert!(page.contains(r#"<dd id="available">7</dd>"#), "{page}");
+    let adjust = |delta: &'static str| {
+        vec![
+            ("_path", "/v1/products/WRAP-1/stock-adjustments"),
+            ("_back", here),
+            ("_form", "adjust"),
+            ("_ok", "Stock adjusted."),
+            ("delta:int", delta),
+            ("reason", "restock"),
+        ]
+    };
+    let (_, page) = v.act(&page, &adjust("5")).await;
+    assert!(page.contains(r#"<dd id="on-hand">12</dd>"#), "{page}");
+    assert!(page.contains("adjustment +5 on hand"), "{page}");
+    let (_, page) = v.act(&page, &adjust("-20")).await;
+    assert!(page.contains("Not done:"), "{page}");
+    assert!(page.contains(r#"<dd id="on-hand">12</dd>"#));
+
+    // Edit: unticking "listed" sends false; a stale form is refused.
+    let version = app.json("/v1/products/WRAP-1").await["version"].to_string();
+    assert!(
+        page.contains(&format!(r#"name="_version" value="{version}""#)),
+        "{page}"
+    );
+    let edit = |name: &'static str, version: String| {
+        vec![
+            ("_path", "/v1/products/WRAP-1".to_string()),
+            ("_method", "PATCH".into()),
+            ("_back", here.into()),
+            ("_form", "edit".into()),
+            ("_version", version),
+            ("name", name.into()),
+            ("price", "3500.00".into()),
+            ("active:bool", "false".into()),
+            ("track_stock:bool", "false".into()),
+            ("track_stock:bool", "true".into()),
+        ]
+    };
+    let fields = edit("Silk head wrap", version.clone());
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(page.contains("Product saved."), "{page}");
+    let p = app.json("/v1/products/WRAP-1").await;
+    assert_eq!(
+        (&p["name"], &p["price"], &p["active"], &p["track_stock"]),
+        (
+            &json!("Silk head wrap"),
+            &json!("3500.00"),
+            &json!(false),
+            &json!(true)
+        )
+    );
+    let fields = edit("Old name", version);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(
+        page.contains("Not done:"),
+        "a stale version is refused: {page}"
+    );
+    assert_eq!(
+        app.json("/v1/products/WRAP-1").await["name"],
+        "Silk head wrap"
+    );
+
+    // A viewer reads, and is offered nothing to change.
+    let viewer = Visitor::staff(&app, "vic@example.com", Role::Viewer).await;
+    let (status, page) = viewer.get(here).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("/admin/act"), "{page}");
+}

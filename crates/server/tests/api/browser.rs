@@ -234,12 +234,17 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         assert_eq!(text(c, "#confirm-problem li").await, "SHORT: 3 needed, 1 available");
         assert_eq!(text(c, "#status").await, "pending");
 
-        // Restocked, it confirms.
-        let r = app
-            .post("/v1/products/SHORT/stock-adjustments", &json!({"delta": 5, "reason": "restock"}))
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        c.refresh().await.unwrap();
+        // Restocked from the low-stock list, it confirms.
+        c.goto(&app.url("/admin/products")).await.unwrap();
+        click(c, "#low-stock").await;
+        click(c, "table.list tbody th a").await;
+        assert_eq!(path(c).await, "/admin/products/SHORT");
+        every_control_is_labelled(c).await;
+        fill(c, "#adjust-delta", "5").await;
+        click(c, "#adjust").await;
+        assert_eq!(text(c, ".notice.ok").await, "Stock adjusted.");
+        assert_eq!(text(c, "#available").await, "6");
+        c.goto(&app.url(&format!("/admin/orders/{id}"))).await.unwrap();
         click(c, "#confirm").await;
         assert_eq!(text(c, ".notice.ok").await, "Order confirmed.");
         assert_eq!(text(c, "#status").await, "confirmed");
