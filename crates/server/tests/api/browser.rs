@@ -11,7 +11,6 @@ use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use ordo_domain::Role;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
