@@ -226,7 +226,9 @@ pub fn router(state: AppState) -> Router {
 async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
     // An import's upload takes as long as its file does; it times out
     // only when the file stops arriving (see `imports::create_import`).
-    if req.method() == Method::POST && req.uri().path() == "/v1/imports" {
+    if req.method() == Method::POST
+        && matches!(req.uri().path(), "/v1/imports" | "/admin/imports/upload")
+    {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {

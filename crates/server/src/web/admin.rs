@@ -454,8 +454,16 @@ pub(crate) async fn act(
         .call(&staff.principal, method, path, body.as_ref(), version)
         .await;
     let flash = match answer {
-        Ok(_) => {
-            serde_json::json!({"ok": Some(get("_ok")).filter(|m| !m.is_empty()).unwrap_or("Done.")})
+        Ok(answer) => {
+            let ok = Some(get("_ok"))
+                .filter(|m| !m.is_empty())
+                .unwrap_or("Done.");
+            // `_show` names a field of the answer to show once (a secret
+            // that is never shown again, say).
+            let shown = Some(get("_show"))
+                .filter(|f| !f.is_empty())
+                .map(|f| answer[f].clone());
+            serde_json::json!({"ok": ok, "shown": shown})
         }
         Err(problem) => {
             let values: Map<String, Value> = fields
@@ -472,6 +480,35 @@ pub(crate) async fn act(
         }
     };
     flash_to(&web, &headers, ADMIN, &back, &flash)
+}
+
+/// A page of the admin: `template` with `values`, the user, what their
+/// role may do, the navigation's current item and the flash.
+pub(super) fn page(
+    web: &Web,
+    headers: &HeaderMap,
+    staff: &Staff,
+    status: StatusCode,
+    template: &str,
+    nav: &str,
+    values: minijinja::Value,
+) -> Response {
+    let flash = take_flash(headers);
+    let shown = flash.is_some();
+    let context = context! {
+        staff => staff.context(),
+        may => may(staff),
+        nav => nav,
+        flash => flash,
+        ..values
+    };
+    page_with_flash(
+        web,
+        headers,
+        ADMIN,
+        shown,
+        web.pages().render(status, template, context),
+    )
 }
 
 /// A problem made here about a form's own field.
@@ -493,11 +530,15 @@ type BadField = (String, String, String);
 fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
     let mut body = Map::new();
     for (key, value) in fields {
-        if key.starts_with('_') || key == "csrf" || value.trim().is_empty() {
+        if key.starts_with('_') || key == "csrf" {
             continue;
         }
         let (name, kind) = key.split_once(':').unwrap_or((key.as_str(), ""));
         let value = match kind {
+            // An optional field left empty is cleared (`null`).
+            "opt" if value.trim().is_empty() => Value::Null,
+            "opt" => Value::String(value.trim().to_string()),
+            _ if value.trim().is_empty() => continue,
             "" => Value::String(value.trim().to_string()),
             "int" => value.trim().parse::<i64>().map(Value::from).map_err(|_| {
                 (
@@ -507,11 +548,19 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
                 )
             })?,
             "bool" => Value::Bool(matches!(value.as_str(), "true" | "on" | "1")),
+            "list" => Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Value::String(v.to_string()))
+                    .collect(),
+            ),
             _ => {
                 return Err((
                     key.clone(),
                     value.clone(),
-                    "a field name, with :int or :bool".into(),
+                    "a field name, with :int, :bool, :list or :opt".into(),
                 ))
             }
         };
@@ -569,6 +618,19 @@ mod tests {
         assert_eq!(
             body_of(&pairs(&[("csrf", "x"), ("_ok", "Confirmed")])).unwrap(),
             None
+        );
+        assert_eq!(
+            body_of(&pairs(&[
+                ("event_types:list", "order.created, order.cancelled,"),
+                ("payment_instructions:opt", " "),
+                ("messaging.templates.order_created:opt", "Hi {buyer_name}"),
+            ]))
+            .unwrap(),
+            Some(serde_json::json!({
+                "event_types": ["order.created", "order.cancelled"],
+                "payment_instructions": null,
+                "messaging": {"templates": {"order_created": "Hi {buyer_name}"}},
+            }))
         );
         assert_eq!(
             body_of(&pairs(&[("quantity:int", "three")])).unwrap_err(),

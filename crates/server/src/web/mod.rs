@@ -12,6 +12,7 @@ mod admin;
 mod buyer;
 mod catalog;
 mod chart;
+mod operations;
 mod pages;
 mod session;
 
@@ -245,6 +246,15 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/admin/products", get(catalog::products))
         .route("/admin/products/new", get(catalog::new_product))
         .route("/admin/products/{sku}", get(catalog::product))
+        .route("/admin/webhooks", get(operations::webhooks))
+        .route("/admin/imports", get(operations::imports))
+        .route("/admin/imports/upload", post(operations::upload))
+        .route("/admin/imports/{id}", get(operations::import))
+        .route(
+            "/admin/imports/{id}/errors.csv",
+            get(operations::import_errors),
+        )
+        .route("/admin/settings", get(operations::settings))
         .route("/admin/act", post(admin::act))
         .route("/assets/ordo.css", get(pages::stylesheet))
         .route("/o/{token}", get(buyer::page))

@@ -10,17 +10,21 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("login.html", include_str!("templates/login.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("forms.html", include_str!("templates/forms.html")),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
     ("orders.html", include_str!("templates/orders.html")),
     ("order.html", include_str!("templates/order.html")),
-    ("forms.html", include_str!("templates/forms.html")),
     ("buyer.html", include_str!("templates/buyer.html")),
-    ("dashboard.html", include_str!("templates/dashboard.html")),
     ("products.html", include_str!("templates/products.html")),
     ("product.html", include_str!("templates/product.html")),
     (
         "product_new.html",
         include_str!("templates/product_new.html"),
     ),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("imports.html", include_str!("templates/imports.html")),
+    ("import.html", include_str!("templates/import.html")),
+    ("settings.html", include_str!("templates/settings.html")),
 ];
 
 const STYLESHEET: &str = include_str!("templates/ordo.css");

@@ -7,7 +7,7 @@ use ordo::web::hash_password;
 use ordo_domain::Role;
 use ordo_store::{NewUser, UserChange};
 use reqwest::{Client, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -695,4 +695,239 @@ async fn products_are_created_edited_and_restocked_from_their_pages() {
     let (status, page) = viewer.get(here).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("/admin/act"), "{page}");
+}
+
+#[tokio::test]
+async fn webhook_endpoints_and_deliveries_are_run_from_their_page() {
+    let receiver = Receiver::start(1).await;
+    let app = spawn_app_with(|c| {
+        c.webhooks.allow_private_urls = true;
+        // A failed delivery waits a minute: long enough to retry by hand.
+        c.jobs.retry_initial_ms = 60_000;
+        c.jobs.retry_max_ms = 60_000;
+    })
+    .await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+    let (_, page) = v.get("/admin/webhooks").await;
+    assert!(page.contains("No endpoints"), "{page}");
+    let url = receiver.url.clone();
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", "/v1/webhook-endpoints"),
+                ("_back", "/admin/webhooks"),
+                ("_form", "new-endpoint"),
+                ("_show", "secret"),
+                ("url", &url),
+                ("event_types:list", "order.created, order.confirmed"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Shown only this once"), "{page}");
+    let shown = &page[page.find("<code>").unwrap() + 6..];
+    let secret = &shown[..shown.find("</code>").unwrap()];
+    assert!(secret.len() > 20, "{secret}");
+    assert!(
+        page.contains("events: order.created, order.confirmed"),
+        "{page}"
+    );
+    // The secret is not on the page again.
+    let (_, again) = v.get("/admin/webhooks").await;
+    assert!(!again.contains(secret));
+
+    // The receiver refuses the first delivery: it shows failed, with a
+    // retry that sends it now.
+    app.create(&plain_order()).await;
+    let page = settle(
+        || async { v.get("/admin/webhooks?status=failed").await.1 },
+        |p| p.contains(r#"<td data-label="Status" class="delivery-status">failed</td>"#),
+    )
+    .await;
+    assert!(page.contains("HTTP 500"), "{page}");
+    let at = page.find("whd_").unwrap();
+    // A ULID is 26 characters.
+    let delivery = &page[at..at + "whd_".len() + 26];
+    let retry = format!("/v1/webhook-deliveries/{delivery}/retry");
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", &retry),
+                ("_back", "/admin/webhooks?status=failed"),
+                ("_form", "delivery"),
+                ("_ok", "Delivery queued again."),
+            ],
+        )
+        .await;
+    assert!(page.contains("Delivery queued again."), "{page}");
+    settle(
+        || async { v.get("/admin/webhooks?status=succeeded").await.1 },
+        |p| p.contains(r#"class="delivery-status">succeeded</td>"#),
+    )
+    .await;
+    assert_eq!(receiver.requests().len(), 2);
+
+    // Webhooks are not a viewer's (as in the API), nor in their menu.
+    let viewer = Visitor::staff(&app, "vic@example.com", Role::Viewer).await;
+    let (status, page) = viewer.get("/admin/webhooks").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("the viewer role may not"), "{page}");
+    let (_, page) = viewer.get("/admin/orders").await;
+    assert!(!page.contains(r#"href="/admin/webhooks""#), "{page}");
+}
+
+#[tokio::test]
+async fn a_file_is_imported_from_the_imports_page_and_its_problems_shown() {
+    let app = spawn_app().await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+    let (_, page) = v.get("/admin/imports").await;
+    let csrf = hidden(&page, "csrf");
+    let csv = "external_id,currency,buyer_phone,item_name,item_quantity,item_unit_price\n\
+               W-1,NGN,+2348012345678,Ankara dress,2,12500.00\n\
+               W-2,NGN,+2348012345678,Head wrap,two,3000.00\n";
+    let form = |csrf: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("kind", "orders")
+            .text("on_error", "skip_failed")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("week.csv"),
+            );
+        (
+            format!("{}/admin/imports/upload?csrf={csrf}", app.base),
+            form,
+        )
+    };
+    // Without the session's token, nothing is imported.
+    let (url, body) = form("forged");
+    let r = v.client.post(url).multipart(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (url, body) = form(&csrf);
+    let r = v.client.post(url).multipart(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/admin/imports/imp_"), "{to}");
+    let page = settle(
+        || async { v.get(&to).await.1 },
+        |p| p.contains(r#"<dd id="import-state">succeeded</dd>"#),
+    )
+    .await;
+    assert!(page.contains(r#"<dd id="import-created">1</dd>"#), "{page}");
+    assert!(page.contains(r#"<dd id="import-failed">1</dd>"#), "{page}");
+    assert!(page.contains("item_quantity"), "{page}");
+    let (status, errors) = v.get(&format!("{to}/errors.csv")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(errors.contains("W-2"), "{errors}");
+    let (_, list) = v.get("/admin/imports").await;
+    assert!(list.contains("week.csv"), "{list}");
+    // While it runs, the page refreshes itself; once done, it does not.
+    assert!(!page.contains("http-equiv=\"refresh\""));
+}
+
+#[tokio::test]
+async fn settings_are_changed_from_their_page_with_the_apis_checks() {
+    let app = spawn_app().await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+    let (_, page) = v.get("/admin/settings").await;
+    let general = |number: &'static str| {
+        vec![
+            ("_path", "/v1/settings"),
+            ("_method", "PATCH"),
+            ("_back", "/admin/settings"),
+            ("_form", "shop"),
+            ("_ok", "Settings saved."),
+            ("reservation_policy", "on_create"),
+            ("reservation_minutes:int", "45"),
+            ("free_text_lines:bool", "false"),
+            ("auto_complete:bool", "false"),
+            ("auto_complete:bool", "true"),
+            ("storefront_enabled:bool", "false"),
+            ("whatsapp_number:opt", number),
+            ("payment_instructions:opt", "GTBank 0123456789"),
+        ]
+    };
+    let (_, page) = v.act(&page, &general("080")).await;
+    assert!(
+        page.contains(r#"id="shop-whatsapp_number-error""#),
+        "{page}"
+    );
+    assert_eq!(
+        app.json("/v1/settings").await["reservation_policy"],
+        "on_confirm",
+        "nothing saved"
+    );
+    let (_, page) = v.act(&page, &general("+2348012345678")).await;
+    assert!(page.contains("Settings saved."), "{page}");
+    let s = app.json("/v1/settings").await;
+    assert_eq!(
+        (
+            &s["reservation_policy"],
+            &s["reservation_minutes"],
+            &s["free_text_lines"],
+            &s["auto_complete"],
+            &s["whatsapp_number"],
+            &s["payment_instructions"]
+        ),
+        (
+            &json!("on_create"),
+            &json!(45),
+            &json!(false),
+            &json!(true),
+            &json!("+2348012345678"),
+            &json!("GTBank 0123456789")
+        )
+    );
+    // Emptied, an optional setting is cleared.
+    let mut cleared = general("");
+    cleared.retain(|(k, _)| *k != "payment_instructions:opt");
+    cleared.push(("payment_instructions:opt", ""));
+    let (_, page) = v.act(&page, &cleared).await;
+    let s = app.json("/v1/settings").await;
+    assert_eq!(
+        (&s["whatsapp_number"], &s["payment_instructions"]),
+        (&Value::Null, &Value::Null)
+    );
+
+    // A text with an unknown placeholder is refused next to it; emptied,
+    // it goes back to the default.
+    let text = |t: &'static str| {
+        vec![
+            ("_path", "/v1/settings"),
+            ("_method", "PATCH"),
+            ("_back", "/admin/settings"),
+            ("_form", "text-order_shipped"),
+            ("messaging.templates.order_shipped:opt", t),
+        ]
+    };
+    let (_, page) = v
+        .act(&page, &text("Shipped {reference} via {courier}"))
+        .await;
+    assert!(
+        page.contains(r#"id="text-order_shipped-messaging-templates-order_shipped-error""#),
+        "{page}"
+    );
+    let (_, page) = v.act(&page, &text("Shipped {reference}{tracking}")).await;
+    assert_eq!(
+        app.json("/v1/settings").await["messaging"]["templates"]["order_shipped"]["custom"],
+        true
+    );
+    assert!(
+        page.contains("the shop&#x27;s own") || page.contains("the shop's own"),
+        "{page}"
+    );
+    v.act(&page, &text("")).await;
+    assert_eq!(
+        app.json("/v1/settings").await["messaging"]["templates"]["order_shipped"]["custom"],
+        false
+    );
+
+    // A viewer reads them, without a save button.
+    let viewer = Visitor::staff(&app, "vic@example.com", Role::Viewer).await;
+    let (_, page) = viewer.get("/admin/settings").await;
+    assert!(
+        page.contains("Only owners and admins change the settings"),
+        "{page}"
+    );
+    assert!(!page.contains("save-settings"));
 }

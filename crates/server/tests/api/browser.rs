@@ -324,6 +324,14 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         }
         assert_eq!(kinds.last(), Some(&"order.created"));
 
+        // Every other page's controls are labelled too.
+        for page in ["/admin", "/admin/products/new", "/admin/imports", "/admin/webhooks", "/admin/settings"] {
+            c.goto(&app.url(page)).await.unwrap();
+            assert!(!text(c, "main h1").await.is_empty(), "{page}");
+            every_control_is_labelled(c).await;
+        }
+        c.goto(&app.url(&format!("/admin/orders/{id}"))).await.unwrap();
+
         // A form whose token was tampered with changes nothing.
         c.execute(
             "document.querySelectorAll('input[name=csrf]').forEach(i => i.value = 'forged');",

@@ -1,0 +1,262 @@
+//! The admin pages that run the shop's plumbing: webhook endpoints and
+//! their deliveries, imports, and the settings. They read and write
+//! through the API as the signed-in user, as every admin page does.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use ordo_domain::messaging::MessageKind;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::admin::{page, problem_page, status_of};
+use super::session::Staff;
+use super::{flash_to, Web, ADMIN};
+
+fn encode(pairs: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The deliveries' filters, passed to `GET /v1/webhook-deliveries`.
+const DELIVERY_FILTERS: &[&str] = &["status", "endpoint_id", "event_type", "order_id", "after"];
+
+pub(crate) async fn webhooks(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let who = &staff.principal;
+    let endpoints = match web
+        .call(who, Method::GET, "/v1/webhook-endpoints", None, None)
+        .await
+    {
+        Ok(list) => list["data"].clone(),
+        Err(problem) => return problem_page(&web, &staff, &problem),
+    };
+    let filters: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, v)| DELIVERY_FILTERS.contains(&k.as_str()) && !v.trim().is_empty())
+        .collect();
+    let mut listing = filters.clone();
+    listing.push(("limit".into(), "50".into()));
+    let (deliveries, problem) = match web
+        .call(
+            who,
+            Method::GET,
+            &format!("/v1/webhook-deliveries?{}", encode(&listing)),
+            None,
+            None,
+        )
+        .await
+    {
+        Ok(page) => (page, Value::Null),
+        Err(problem) => (Value::Null, problem),
+    };
+    let without_after: Vec<(String, String)> = filters
+        .iter()
+        .filter(|(k, _)| k != "after")
+        .cloned()
+        .collect();
+    let next = deliveries["next_cursor"]
+        .as_str()
+        .filter(|_| deliveries["has_more"] == true)
+        .map(|cursor| {
+            let mut pairs = without_after.clone();
+            pairs.push(("after".into(), cursor.to_string()));
+            format!("/admin/webhooks?{}", encode(&pairs))
+        });
+    let chosen: HashMap<String, String> = filters.into_iter().collect();
+    let back = format!("/admin/webhooks?{}", encode(&without_after));
+    page(
+        &web,
+        &headers,
+        &staff,
+        status_of(&problem, StatusCode::OK),
+        "webhooks.html",
+        "webhooks",
+        context! {
+            endpoints => endpoints,
+            deliveries => deliveries["data"].clone(),
+            problem => problem,
+            chosen => chosen,
+            next => next,
+            back => back,
+        },
+    )
+}
+
+pub(crate) async fn imports(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut path = "/v1/imports?limit=25".to_string();
+    if let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) {
+        path.push_str(&format!("&cursor={}", segment(cursor)));
+    }
+    let (list, problem) = match web
+        .call(&staff.principal, Method::GET, &path, None, None)
+        .await
+    {
+        Ok(list) => (list, Value::Null),
+        Err(problem) => (Value::Null, problem),
+    };
+    let next = list["next_cursor"]
+        .as_str()
+        .map(|c| format!("/admin/imports?cursor={}", segment(c)));
+    let max_mb = web.app().config().files.import_max_bytes / (1024 * 1024);
+    page(
+        &web,
+        &headers,
+        &staff,
+        status_of(&problem, StatusCode::OK),
+        "imports.html",
+        "imports",
+        context! {
+            imports => list["data"].clone(),
+            problem => problem,
+            next => next,
+            max_mb => max_mb,
+        },
+    )
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct UploadQuery {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// An import's upload: the form's `multipart/form-data` body goes to
+/// `POST /v1/imports` as it came, streamed (the form's token is in the
+/// query, so the body need not be read here).
+pub(crate) async fn upload(
+    State(web): State<Web>,
+    staff: Staff,
+    Query(q): Query<UploadQuery>,
+    request: Request,
+) -> Response {
+    let form = HashMap::from([("csrf".to_string(), q.csrf)]);
+    if let Some(refusal) = staff.refuse_forged(&web, &form) {
+        return refusal;
+    }
+    let headers = request.headers().clone();
+    let Some(media) = headers.get(header::CONTENT_TYPE).cloned() else {
+        return flash_to(&web, &headers, ADMIN, "/admin/imports", &no_file());
+    };
+    let forwarded = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/imports")
+        .header(header::CONTENT_TYPE, media)
+        .extension(staff.principal.clone())
+        .body(Body::new(request.into_body()));
+    let forwarded = match forwarded {
+        Ok(r) => r,
+        Err(_) => return flash_to(&web, &headers, ADMIN, "/admin/imports", &no_file()),
+    };
+    let answer = match web.inner.api.clone().oneshot(forwarded).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if status.is_success() {
+        let id = value["id"].as_str().unwrap_or_default();
+        let ok = serde_json::json!({"ok": "The file is in: it is being imported."});
+        flash_to(
+            &web,
+            &headers,
+            ADMIN,
+            &format!("/admin/imports/{}", segment(id)),
+            &ok,
+        )
+    } else {
+        let flash = serde_json::json!({"form": "upload", "problem": value});
+        flash_to(&web, &headers, ADMIN, "/admin/imports", &flash)
+    }
+}
+
+fn no_file() -> Value {
+    serde_json::json!({"form": "upload", "problem": {
+        "title": "No file", "status": 422,
+        "detail": "Choose a CSV or NDJSON file to import.",
+        "errors": [{"field": "file", "reason": "no file was sent"}],
+    }})
+}
+
+pub(crate) async fn import(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/v1/imports/{}", segment(&id));
+    match web
+        .call(&staff.principal, Method::GET, &path, None, None)
+        .await
+    {
+        Ok(import) => {
+            let running = matches!(import["state"].as_str(), Some("queued" | "running"));
+            page(
+                &web,
+                &headers,
+                &staff,
+                StatusCode::OK,
+                "import.html",
+                "imports",
+                context! { import => import, running => running },
+            )
+        }
+        Err(problem) => problem_page(&web, &staff, &problem),
+    }
+}
+
+/// An import's failed rows, as the API gives them.
+pub(crate) async fn import_errors(
+    State(web): State<Web>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Response {
+    let path = format!("/v1/imports/{}/errors.csv", segment(&id));
+    web.call_raw(&staff.principal, Method::GET, &path, None, None)
+        .await
+}
+
+pub(crate) async fn settings(State(web): State<Web>, headers: HeaderMap, staff: Staff) -> Response {
+    let settings = match web
+        .call(&staff.principal, Method::GET, "/v1/settings", None, None)
+        .await
+    {
+        Ok(s) => s,
+        Err(problem) => return problem_page(&web, &staff, &problem),
+    };
+    let kinds: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
+    page(
+        &web,
+        &headers,
+        &staff,
+        StatusCode::OK,
+        "settings.html",
+        "settings",
+        context! {
+            settings => settings,
+            kinds => kinds,
+            policies => ordo_domain::ReservationPolicy::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        },
+    )
+}
