@@ -12,12 +12,13 @@ use ordo_domain::{Channel, FulfillmentStatus, OrderStatus, PaymentStatus, Permis
 use serde_json::{Map, Value};
 
 use super::session::Staff;
-use super::{chart, flash_to, page_with_flash, take_flash, Web, ADMIN};
+use super::{chart, encode, flash_to, page_with_flash, segment, take_flash, Listing, Web, ADMIN};
 
 /// Orders on one page of the list.
 const PAGE_SIZE: u32 = 25;
 /// The list's filters, passed to `GET /v1/orders` as they are.
 const FILTERS: &[&str] = &[
+    "batch_id",
     "stage",
     "status",
     "payment_status",
@@ -32,7 +33,7 @@ const FILTERS: &[&str] = &[
 const CHART_DAYS: i64 = 30;
 
 /// The dashboard: orders by stage, and the last 30 days' orders and sales.
-pub(crate) async fn home(State(web): State<Web>, staff: Staff) -> Response {
+pub(crate) async fn home(State(web): State<Web>, headers: HeaderMap, staff: Staff) -> Response {
     let path = format!("/v1/reports/overview?days={CHART_DAYS}");
     let overview = match web
         .call(&staff.principal, Method::GET, &path, None, None)
@@ -93,12 +94,14 @@ pub(crate) async fn home(State(web): State<Web>, staff: Staff) -> Response {
         .iter()
         .map(|s| context! { name => s.as_str(), count => overview["stages"][s.as_str()].as_u64().unwrap_or(0) })
         .collect();
-    web.pages().render(
+    page(
+        &web,
+        &headers,
+        &staff,
         StatusCode::OK,
         "dashboard.html",
+        "dashboard",
         context! {
-            staff => staff.context(),
-            nav => "dashboard",
             stages => stages,
             chart => chart,
             others => others,
@@ -153,16 +156,18 @@ pub(super) fn status_of(problem: &Value, otherwise: StatusCode) -> StatusCode {
 
 /// A page saying what the API refused.
 pub(super) fn problem_page(web: &Web, staff: &Staff, problem: &Value) -> Response {
-    let status = problem["status"]
-        .as_u64()
-        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = status_of(problem, StatusCode::INTERNAL_SERVER_ERROR);
+    let title = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        _ => problem["title"].as_str().unwrap_or("Error"),
+    };
     web.pages().render(
         status,
         "message.html",
         context! {
             staff => staff.context(),
-            title => problem["title"].as_str().unwrap_or("Error"),
+            may => may(staff),
+            title => title,
             message => problem["detail"].clone(),
             back => "/admin",
         },
@@ -187,52 +192,19 @@ pub(crate) async fn orders(
     staff: Staff,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    let filters: Vec<(String, String)> = query
-        .into_iter()
-        .filter(|(k, v)| FILTERS.contains(&k.as_str()) && !v.trim().is_empty())
-        .collect();
-    let encode = |pairs: &[(String, String)]| {
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish()
-    };
-    let without_cursor: Vec<(String, String)> = filters
-        .iter()
-        .filter(|(k, _)| k != "cursor")
-        .cloned()
-        .collect();
-    let mut listing = filters.clone();
-    listing.push(("limit".into(), PAGE_SIZE.to_string()));
+    let listing = Listing::of("/admin/orders", "cursor", FILTERS, query);
     let who = &staff.principal;
-    let list = web
-        .call(
-            who,
-            Method::GET,
-            &format!("/v1/orders?{}", encode(&listing)),
-            None,
-            None,
-        )
-        .await;
-    let (page, problem) = match list {
+    let list = format!("/v1/orders?{}", listing.api_query(PAGE_SIZE));
+    let (page_of, problem) = match web.call(who, Method::GET, &list, None, None).await {
         Ok(page) => (page, Value::Null),
         Err(problem) => (Value::Null, problem),
     };
     let matching = if problem.is_null() {
-        let counted: Vec<(String, String)> = without_cursor
-            .iter()
-            .filter(|(k, _)| k != "sort")
-            .cloned()
-            .collect();
-        web.call(
-            who,
-            Method::GET,
-            &format!("/v1/orders/count?{}", encode(&counted)),
-            None,
-            None,
-        )
-        .await
-        .ok()
-        .and_then(|v| v["count"].as_u64())
+        let count = format!("/v1/orders/count?{}", encode(&listing.without(&["sort"])));
+        web.call(who, Method::GET, &count, None, None)
+            .await
+            .ok()
+            .and_then(|v| v["count"].as_u64())
     } else {
         None
     };
@@ -245,44 +217,23 @@ pub(crate) async fn orders(
         .iter()
         .map(|s| context! { name => s.as_str(), count => overview["stages"][s.as_str()].as_u64() })
         .collect();
-    let next = page["next_cursor"].as_str().map(|cursor| {
-        let mut pairs = without_cursor.clone();
-        pairs.push(("cursor".into(), cursor.to_string()));
-        format!("/admin/orders?{}", encode(&pairs))
-    });
-    let first = filters
-        .iter()
-        .any(|(k, _)| k == "cursor")
-        .then(|| format!("/admin/orders?{}", encode(&without_cursor)));
-    let chosen: HashMap<String, String> = filters.into_iter().collect();
-    let status = problem["status"]
-        .as_u64()
-        .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
-        .unwrap_or(StatusCode::OK);
-    let flash = take_flash(&headers);
-    page_with_flash(
+    page(
         &web,
         &headers,
-        ADMIN,
-        flash.is_some(),
-        web.pages().render(
-            status,
-            "orders.html",
-            context! {
-                staff => staff.context(),
-                may => may(&staff),
-                nav => "orders",
-                orders => page["data"].clone(),
-                problem => problem,
-                matching => matching,
-                stages => stages,
-                filters => filter_choices(),
-                chosen => chosen,
-                next => next,
-                first => first,
-                flash => flash,
-            },
-        ),
+        &staff,
+        status_of(&problem, StatusCode::OK),
+        "orders.html",
+        "orders",
+        context! {
+            orders => page_of["data"].clone(),
+            problem => problem,
+            matching => matching,
+            stages => stages,
+            filters => filter_choices(),
+            chosen => listing.chosen(),
+            next => listing.next(page_of["next_cursor"].as_str()),
+            first => listing.first(),
+        },
     )
 }
 
@@ -307,58 +258,30 @@ pub(crate) async fn order(
     staff: Staff,
     Path(id): Path<String>,
 ) -> Response {
-    let path = format!("/v1/orders/{}?expand=events", encode_segment(&id));
-    let flash = take_flash(&headers);
-    match web
+    let path = format!("/v1/orders/{}?expand=events", segment(&id));
+    let order = match web
         .call(&staff.principal, Method::GET, &path, None, None)
         .await
     {
-        Ok(order) => {
-            // The buyer's page, for staff to open or send on.
-            let id = order["id"].as_str().and_then(|i| i.parse().ok());
-            let buyer_link = match id {
-                Some(id) => crate::links::url(web.app(), staff.principal.tenant_id, id)
-                    .await
-                    .ok(),
-                None => None,
-            };
-            page_with_flash(
-                &web,
-                &headers,
-                ADMIN,
-                flash.is_some(),
-                web.pages().render(
-                    StatusCode::OK,
-                    "order.html",
-                    context! {
-                        staff => staff.context(),
-                        may => may(&staff),
-                        nav => "orders",
-                        order => order,
-                        buyer_link => buyer_link,
-                        flash => flash,
-                    },
-                ),
-            )
-        }
-        Err(problem) => {
-            let status = problem["status"]
-                .as_u64()
-                .and_then(|s| StatusCode::from_u16(u16::try_from(s).ok()?).ok())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            web.pages().render(
-                status,
-                "message.html",
-                context! {
-                    staff => staff.context(),
-                    nav => "orders",
-                    title => if status == StatusCode::NOT_FOUND { "No such order".to_string() } else { problem["title"].as_str().unwrap_or("Error").to_string() },
-                    message => problem["detail"].clone(),
-                    back => "/admin/orders",
-                },
-            )
-        }
-    }
+        Ok(order) => order,
+        Err(problem) => return problem_page(&web, &staff, &problem),
+    };
+    // The buyer's page, for staff to open or send on.
+    let buyer_link = match order["id"].as_str().and_then(|i| i.parse().ok()) {
+        Some(id) => crate::links::url(web.app(), staff.principal.tenant_id, id)
+            .await
+            .ok(),
+        None => None,
+    };
+    page(
+        &web,
+        &headers,
+        &staff,
+        StatusCode::OK,
+        "order.html",
+        "orders",
+        context! { order => order, buyer_link => buyer_link },
+    )
 }
 
 /// A receipt's file, for its preview on the order's page.
@@ -367,11 +290,7 @@ pub(crate) async fn receipt_file(
     staff: Staff,
     Path((id, receipt)): Path<(String, String)>,
 ) -> Response {
-    let path = format!(
-        "/v1/orders/{}/receipts/{}",
-        encode_segment(&id),
-        encode_segment(&receipt)
-    );
+    let path = format!("/v1/orders/{}/receipts/{}", segment(&id), segment(&receipt));
     let mut r = web
         .call_raw(&staff.principal, Method::GET, &path, None, None)
         .await;
@@ -384,10 +303,6 @@ pub(crate) async fn receipt_file(
         header::HeaderValue::from_static("nosniff"),
     );
     r
-}
-
-fn encode_segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// Every form that changes something posts here: `_path` (an API path),
@@ -448,6 +363,12 @@ pub(crate) async fn act(
                 &failed(get("_form"), &field, &value, &accepted),
             );
         }
+    };
+    // A form with nothing filled in is an empty object: some routes take
+    // no body, others need one, and both take `{}`.
+    let body = match body {
+        None if method != Method::DELETE => Some(Value::Object(Map::new())),
+        body => body,
     };
     let version = Some(get("_version")).filter(|v| !v.is_empty());
     let answer = web

@@ -3,31 +3,21 @@
 //! stock movements, archive and restore). Like the order pages, they read
 //! and write through the API as the signed-in user.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde_json::Value;
 
-use super::admin::{may, problem_page, status_of};
+use super::admin::{page, problem_page, status_of};
 use super::session::Staff;
-use super::{page_with_flash, take_flash, Web, ADMIN};
+use super::{segment, Listing, Web};
 
 const PAGE_SIZE: u32 = 50;
 /// The list's filters, passed to `GET /v1/products` as they are.
 const FILTERS: &[&str] = &["q", "available_lte", "archived", "active", "cursor"];
-
-fn encode(pairs: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
+/// The stock movements a product's page shows, newest first.
+const MOVEMENTS_SHOWN: usize = 50;
 
 pub(crate) async fn products(
     State(web): State<Web>,
@@ -35,61 +25,29 @@ pub(crate) async fn products(
     staff: Staff,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    let filters: Vec<(String, String)> = query
-        .into_iter()
-        .filter(|(k, v)| FILTERS.contains(&k.as_str()) && !v.trim().is_empty())
-        .collect();
-    let mut listing = filters.clone();
-    listing.push(("limit".into(), PAGE_SIZE.to_string()));
-    let (page, problem) = match web
-        .call(
-            &staff.principal,
-            Method::GET,
-            &format!("/v1/products?{}", encode(&listing)),
-            None,
-            None,
-        )
+    let listing = Listing::of("/admin/products", "cursor", FILTERS, query);
+    let list = format!("/v1/products?{}", listing.api_query(PAGE_SIZE));
+    let (found, problem) = match web
+        .call(&staff.principal, Method::GET, &list, None, None)
         .await
     {
-        Ok(page) => (page, Value::Null),
+        Ok(found) => (found, Value::Null),
         Err(problem) => (Value::Null, problem),
     };
-    let without_cursor: Vec<(String, String)> = filters
-        .iter()
-        .filter(|(k, _)| k != "cursor")
-        .cloned()
-        .collect();
-    let next = page["next_cursor"].as_str().map(|cursor| {
-        let mut pairs = without_cursor.clone();
-        pairs.push(("cursor".into(), cursor.to_string()));
-        format!("/admin/products?{}", encode(&pairs))
-    });
-    let first = filters
-        .iter()
-        .any(|(k, _)| k == "cursor")
-        .then(|| format!("/admin/products?{}", encode(&without_cursor)));
-    let chosen: HashMap<String, String> = filters.into_iter().collect();
-    let flash = take_flash(&headers);
-    page_with_flash(
+    page(
         &web,
         &headers,
-        ADMIN,
-        flash.is_some(),
-        web.pages().render(
-            status_of(&problem, StatusCode::OK),
-            "products.html",
-            context! {
-                staff => staff.context(),
-                may => may(&staff),
-                nav => "products",
-                products => page["data"].clone(),
-                problem => problem,
-                chosen => chosen,
-                next => next,
-                first => first,
-                flash => flash,
-            },
-        ),
+        &staff,
+        status_of(&problem, StatusCode::OK),
+        "products.html",
+        "products",
+        context! {
+            products => found["data"].clone(),
+            problem => problem,
+            chosen => listing.chosen(),
+            next => listing.next(found["next_cursor"].as_str()),
+            first => listing.first(),
+        },
     )
 }
 
@@ -98,22 +56,14 @@ pub(crate) async fn new_product(
     headers: HeaderMap,
     staff: Staff,
 ) -> Response {
-    let flash = take_flash(&headers);
-    page_with_flash(
+    page(
         &web,
         &headers,
-        ADMIN,
-        flash.is_some(),
-        web.pages().render(
-            StatusCode::OK,
-            "product_new.html",
-            context! {
-                staff => staff.context(),
-                may => may(&staff),
-                nav => "products",
-                flash => flash,
-            },
-        ),
+        &staff,
+        StatusCode::OK,
+        "product_new.html",
+        "products",
+        context! {},
     )
 }
 
@@ -131,6 +81,8 @@ pub(crate) async fn product(
         Ok(p) => p,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
+    // The API pages movements oldest first: the last of a page of 200,
+    // newest first.
     let movements = web
         .call(
             &staff.principal,
@@ -142,29 +94,17 @@ pub(crate) async fn product(
         .await
         .map(|m| m["data"].clone())
         .unwrap_or(Value::Null);
-    // Newest first, the last 50.
     let recent: Vec<Value> = movements
         .as_array()
-        .map(|m| m.iter().rev().take(50).cloned().collect())
+        .map(|m| m.iter().rev().take(MOVEMENTS_SHOWN).cloned().collect())
         .unwrap_or_default();
-    let flash = take_flash(&headers);
-    page_with_flash(
+    page(
         &web,
         &headers,
-        ADMIN,
-        flash.is_some(),
-        web.pages().render(
-            StatusCode::OK,
-            "product.html",
-            context! {
-                staff => staff.context(),
-                may => may(&staff),
-                nav => "products",
-                product => product,
-                api => path,
-                movements => recent,
-                flash => flash,
-            },
-        ),
+        &staff,
+        StatusCode::OK,
+        "product.html",
+        "products",
+        context! { product => product, api => path, movements => recent },
     )
 }

@@ -186,6 +186,87 @@ pub(crate) fn page_with_flash(
     page
 }
 
+/// `pairs` as a query string.
+fn encode(pairs: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// `text` as one segment of a path.
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// A list page's query: the filters it passes to the API as they are,
+/// and its pages (`cursor` names the API's page parameter).
+struct Listing {
+    page: &'static str,
+    cursor: &'static str,
+    filters: Vec<(String, String)>,
+}
+
+impl Listing {
+    /// The non-empty parameters of `query` that are among `allowed`.
+    fn of(
+        page: &'static str,
+        cursor: &'static str,
+        allowed: &[&str],
+        query: Vec<(String, String)>,
+    ) -> Listing {
+        let filters = query
+            .into_iter()
+            .filter(|(k, v)| allowed.contains(&k.as_str()) && !v.trim().is_empty())
+            .collect();
+        Listing {
+            page,
+            cursor,
+            filters,
+        }
+    }
+
+    /// The API's query for a page of `limit`.
+    fn api_query(&self, limit: u32) -> String {
+        let mut pairs = self.filters.clone();
+        pairs.push(("limit".into(), limit.to_string()));
+        encode(&pairs)
+    }
+
+    /// The filters, without `skip` and the page's cursor.
+    fn without(&self, skip: &[&str]) -> Vec<(String, String)> {
+        self.filters
+            .iter()
+            .filter(|(k, _)| k != self.cursor && !skip.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// This page with other filters, from the first page.
+    fn with(&self, key: &str, value: &str) -> String {
+        let mut pairs = self.without(&[key]);
+        pairs.push((key.to_string(), value.to_string()));
+        format!("{}?{}", self.page, encode(&pairs))
+    }
+
+    /// The next page, after `cursor` (the API's next cursor, if any).
+    fn next(&self, cursor: Option<&str>) -> Option<String> {
+        cursor.map(|c| self.with(self.cursor, c))
+    }
+
+    /// The first page, when this is not it.
+    fn first(&self) -> Option<String> {
+        self.filters
+            .iter()
+            .any(|(k, _)| k == self.cursor)
+            .then(|| format!("{}?{}", self.page, encode(&self.without(&[]))))
+    }
+
+    /// The filters by name, for the form to show them chosen.
+    fn chosen(&self) -> std::collections::HashMap<String, String> {
+        self.filters.iter().cloned().collect()
+    }
+}
+
 /// The problem body an API error answers with.
 async fn problem_of(e: crate::api::error::ApiError) -> Value {
     let body = e.into_response().into_body();

@@ -15,17 +15,7 @@ use tower::ServiceExt;
 
 use super::admin::{page, problem_page, status_of};
 use super::session::Staff;
-use super::{flash_to, Web, ADMIN};
-
-fn encode(pairs: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
+use super::{encode, flash_to, segment, Listing, Web, ADMIN};
 
 /// The deliveries' filters, passed to `GET /v1/webhook-deliveries`.
 const DELIVERY_FILTERS: &[&str] = &["status", "endpoint_id", "event_type", "order_id", "after"];
@@ -44,40 +34,18 @@ pub(crate) async fn webhooks(
         Ok(list) => list["data"].clone(),
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
-    let filters: Vec<(String, String)> = query
-        .into_iter()
-        .filter(|(k, v)| DELIVERY_FILTERS.contains(&k.as_str()) && !v.trim().is_empty())
-        .collect();
-    let mut listing = filters.clone();
-    listing.push(("limit".into(), "50".into()));
-    let (deliveries, problem) = match web
-        .call(
-            who,
-            Method::GET,
-            &format!("/v1/webhook-deliveries?{}", encode(&listing)),
-            None,
-            None,
-        )
-        .await
-    {
-        Ok(page) => (page, Value::Null),
+    let listing = Listing::of("/admin/webhooks", "after", DELIVERY_FILTERS, query);
+    let list = format!("/v1/webhook-deliveries?{}", listing.api_query(50));
+    let (deliveries, problem) = match web.call(who, Method::GET, &list, None, None).await {
+        Ok(found) => (found, Value::Null),
         Err(problem) => (Value::Null, problem),
     };
-    let without_after: Vec<(String, String)> = filters
-        .iter()
-        .filter(|(k, _)| k != "after")
-        .cloned()
-        .collect();
-    let next = deliveries["next_cursor"]
-        .as_str()
-        .filter(|_| deliveries["has_more"] == true)
-        .map(|cursor| {
-            let mut pairs = without_after.clone();
-            pairs.push(("after".into(), cursor.to_string()));
-            format!("/admin/webhooks?{}", encode(&pairs))
-        });
-    let chosen: HashMap<String, String> = filters.into_iter().collect();
-    let back = format!("/admin/webhooks?{}", encode(&without_after));
+    let next = listing.next(
+        deliveries["next_cursor"]
+            .as_str()
+            .filter(|_| deliveries["has_more"] == true),
+    );
+    let back = format!("/admin/webhooks?{}", encode(&listing.without(&[])));
     page(
         &web,
         &headers,
@@ -89,7 +57,7 @@ pub(crate) async fn webhooks(
             endpoints => endpoints,
             deliveries => deliveries["data"].clone(),
             problem => problem,
-            chosen => chosen,
+            chosen => listing.chosen(),
             next => next,
             back => back,
         },

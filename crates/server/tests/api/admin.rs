@@ -931,3 +931,104 @@ async fn settings_are_changed_from_their_page_with_the_apis_checks() {
     );
     assert!(!page.contains("save-settings"));
 }
+
+#[tokio::test]
+async fn returns_and_refunds_are_done_from_the_orders_page() {
+    let app = spawn_app().await;
+    let order = app.create(&plain_order()).await;
+    let id = order["id"].as_str().unwrap();
+    app.post(&format!("/v1/orders/{id}/confirm"), &json!({}))
+        .await;
+    app.pay_in_full(&order).await;
+    app.deliver_all(id).await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+    let here = format!("/admin/orders/{id}");
+    let (_, page) = v.get(&here).await;
+    assert!(page.contains(r#"id="open-return""#), "{page}");
+    assert!(page.contains(r#"id="record-refund""#), "{page}");
+    let api = format!("/v1/orders/{id}");
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", &format!("{api}/returns")),
+                ("_back", &here),
+                ("_form", "return"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains(r#"id="return-reason-error""#),
+        "a return needs a reason: {page}"
+    );
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", &format!("{api}/returns")),
+                ("_back", &here),
+                ("_form", "return"),
+                ("reason", "wrong size"),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains(r#"<strong class="return-state">requested</strong>"#),
+        "{page}"
+    );
+    let ret = app.json(&format!("{api}/returns")).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (action, state) in [("receive", "received"), ("refund", "refunded")] {
+        let path = format!("{api}/returns/{ret}/{action}");
+        let (_, next) = v
+            .act(&page, &[("_path", &path), ("_back", &here), ("_form", "x")])
+            .await;
+        assert!(
+            next.contains(&format!(r#"<strong class="return-state">{state}</strong>"#)),
+            "{action}: {next}"
+        );
+    }
+    let o = app.json(&api).await;
+    assert_eq!(
+        (&o["payment_status"], &o["fulfillment_status"]),
+        (&json!("refunded"), &json!("returned"))
+    );
+    // An admin may refund; a vendor is not offered it.
+    let vendor = Visitor::staff(&app, "vera@example.com", Role::Vendor).await;
+    let (status, _) = vendor.get(&here).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not the vendor's order");
+}
+
+#[tokio::test]
+async fn the_orders_list_pages_through_with_its_filters() {
+    let app = spawn_app().await;
+    for _ in 0..27 {
+        app.create(&plain_order()).await;
+    }
+    let mut other = plain_order();
+    other["buyer"]["name"] = json!("Bola Ade");
+    app.create(&other).await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Viewer).await;
+    let (_, first) = v.get("/admin/orders?q=Ada&sort=created_at").await;
+    assert!(first.contains("27 orders"), "{first}");
+    assert_eq!(
+        first.matches("<tr>").count() - 1,
+        25,
+        "a header row and 25 orders"
+    );
+    let at = first.find(r#"rel="next""#).unwrap();
+    let href = &first[first[..at].rfind("href=\"").unwrap() + 6..at - 2];
+    let href = href.replace("&amp;", "&").replace("&#x2f;", "/");
+    assert!(
+        href.starts_with("/admin/orders?q=Ada&sort=created_at&cursor="),
+        "{href}"
+    );
+    let (_, second) = v.get(&href).await;
+    assert_eq!(second.matches("<tr>").count() - 1, 2, "{second}");
+    assert!(!second.contains(r#"rel="next""#));
+    assert!(second.contains(">First page</a>"));
+    assert!(!second.contains("Bola Ade"));
+}
