@@ -168,6 +168,15 @@ pub enum OrderLookup {
     Shipment(ShipmentId),
 }
 
+/// A page of a product's stock movements: oldest first after `after`, or
+/// newest first before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MovementPage {
+    pub after: Option<StockMovementId>,
+    pub limit: u32,
+    pub newest_first: bool,
+}
+
 /// What the admin dashboard shows: orders by stage, and orders and their
 /// totals a day.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1005,8 +1014,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: TenantId,
         product: ProductId,
-        after: Option<StockMovementId>,
-        limit: u32,
+        page: MovementPage,
     ) -> Result<Vec<StockMovement>>;
 
     /// How the provider webhook `event_id` of the tenant was handled, if it

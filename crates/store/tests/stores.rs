@@ -928,7 +928,7 @@ async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
     let now = a.product(tenant.id, &sku).await.unwrap().unwrap();
     assert_eq!((now.on_hand, now.version), (110, 101));
     let moves = b
-        .stock_movements(tenant.id, dress.id, None, 500)
+        .stock_movements(tenant.id, dress.id, page(None, 500))
         .await
         .unwrap();
     // The first units came in with the product, recorded as a movement.
@@ -938,11 +938,37 @@ async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
     let mut seen: Vec<i64> = moves.iter().map(|m| m.on_hand).collect();
     seen.sort_unstable();
     assert_eq!(seen, (10..=110).collect::<Vec<_>>());
-    let page = b
-        .stock_movements(tenant.id, dress.id, Some(moves[49].id), 500)
+    let rest = b
+        .stock_movements(tenant.id, dress.id, page(Some(moves[49].id), 500))
         .await
         .unwrap();
-    assert_eq!(page, moves[50..]);
+    assert_eq!(rest, moves[50..]);
+    // Newest first, before a cursor.
+    let newest = ordo_store::MovementPage {
+        after: None,
+        limit: 3,
+        newest_first: true,
+    };
+    let latest = b
+        .stock_movements(tenant.id, dress.id, newest)
+        .await
+        .unwrap();
+    assert_eq!(
+        latest,
+        [moves[100].clone(), moves[99].clone(), moves[98].clone()]
+    );
+    let before = ordo_store::MovementPage {
+        after: Some(moves[98].id),
+        ..newest
+    };
+    let older = b
+        .stock_movements(tenant.id, dress.id, before)
+        .await
+        .unwrap();
+    assert_eq!(
+        older,
+        [moves[97].clone(), moves[96].clone(), moves[95].clone()]
+    );
     assert_eq!(
         moves.iter().map(|m| m.on_hand_change).sum::<i64>(),
         110,
@@ -985,12 +1011,21 @@ async fn products_round_trip_and_their_stock_changes_one_at_a_time() {
     // Nothing of the other tenant moved.
     assert_eq!(b.product(other.id, &sku).await.unwrap().unwrap().on_hand, 3);
     assert!(b
-        .stock_movements(other.id, dress.id, None, 10)
+        .stock_movements(other.id, dress.id, page(None, 10))
         .await
         .unwrap()
         .is_empty());
     a.close().await;
     b.close().await;
+}
+
+/// A page of stock movements, oldest first.
+fn page(after: Option<ordo_domain::StockMovementId>, limit: u32) -> ordo_store::MovementPage {
+    ordo_store::MovementPage {
+        after,
+        limit,
+        newest_first: false,
+    }
 }
 
 #[tokio::test]

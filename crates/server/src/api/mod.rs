@@ -198,7 +198,12 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = api_routes(state.config()).split_for_parts();
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs.max(1));
     // The admin pages call the API in-process, through its own routes.
-    let pages = crate::web::router(state.clone(), api.clone().with_state(state.clone()));
+    let in_process = api
+        .clone()
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    let pages = crate::web::router(state.clone(), in_process);
     let app = api
         .route("/problems/{slug}", get(problem_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
@@ -216,7 +221,10 @@ pub fn router(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), tenant = tracing::field::Empty)
+                // A buyer's link is a key to their order: not for the logs.
+                let path = req.uri().path();
+                let path = if path.starts_with("/o/") { "/o/…" } else { path };
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path, tenant = tracing::field::Empty)
             }),
         )
         .layer(PropagateRequestIdLayer::x_request_id())

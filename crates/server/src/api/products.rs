@@ -268,6 +268,8 @@ pub struct ListProductsParams {
 pub struct ListMovementsParams {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `asc` (the default: oldest first) or `desc` (newest first).
+    pub order: Option<String>,
     /// 1 to 200, default 50.
     pub limit: Option<String>,
 }
@@ -1055,13 +1057,30 @@ pub async fn list_stock_movements(
                 .accepted("the next_cursor of a previous page")
         }))
     });
+    let newest_first = match params.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            errors.push(
+                FieldError::new("order", "not an order of the list")
+                    .value(other)
+                    .accepted("asc or desc"),
+            );
+            false
+        }
+    };
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
     let product = find(&state, principal.tenant_id, &path_sku(&sku)?).await?;
+    let page = ordo_store::MovementPage {
+        after,
+        limit: limit + 1,
+        newest_first,
+    };
     let mut found = state
         .store()
-        .stock_movements(principal.tenant_id, product.id, after, limit + 1)
+        .stock_movements(principal.tenant_id, product.id, page)
         .await
         .map_err(product_error)?;
     let has_more = found.len() > limit as usize;

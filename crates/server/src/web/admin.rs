@@ -12,7 +12,9 @@ use ordo_domain::{Channel, FulfillmentStatus, OrderStatus, PaymentStatus, Permis
 use serde_json::{Map, Value};
 
 use super::session::Staff;
-use super::{chart, encode, flash_to, page_with_flash, segment, take_flash, Listing, Web, ADMIN};
+use super::{
+    admin_path, chart, encode, flash_to, page_with_flash, segment, take_flash, Listing, Web, ADMIN,
+};
 
 /// Orders on one page of the list.
 const PAGE_SIZE: u32 = 25;
@@ -44,11 +46,11 @@ pub(crate) async fn home(State(web): State<Web>, headers: HeaderMap, staff: Staf
     };
     let from = overview["from"].as_str().unwrap_or_default();
     let currencies = by_currency(&overview["days"]);
-    // The chart is of the currency that sold the most; the others are
-    // listed under it.
+    // The chart is of the currency with the most orders (amounts in two
+    // currencies do not compare); the others are listed under it.
     let main = currencies
         .iter()
-        .max_by_key(|(_, days)| days.iter().map(|d| d.total).sum::<i64>())
+        .max_by_key(|(_, days)| days.iter().map(|d| d.orders).sum::<u64>())
         .map(|(c, _)| c.clone());
     let chart = main.as_ref().map(|currency| {
         let sold = &currencies[currency];
@@ -266,13 +268,26 @@ pub(crate) async fn order(
         Ok(order) => order,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
-    // The buyer's page, for staff to open or send on.
-    let buyer_link = match order["id"].as_str().and_then(|i| i.parse().ok()) {
-        Some(id) => crate::links::url(web.app(), staff.principal.tenant_id, id)
-            .await
-            .ok(),
-        None => None,
+    // The buyer's page, for staff to open or send on. A link lets whoever
+    // holds it act as the buyer: only for those who may change orders.
+    let id = order["id"].as_str().and_then(|i| i.parse().ok());
+    let buyer_link = match id {
+        Some(id) if staff.principal.role.can(Permission::WriteOrders) => {
+            crate::links::url(web.app(), staff.principal.tenant_id, id)
+                .await
+                .ok()
+        }
+        _ => None,
     };
+    // Shipments and returns name their items by line id.
+    let line_names: std::collections::HashMap<String, Value> = order["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].clone())))
+        .collect();
+    let refundable = refundable(&order);
     page(
         &web,
         &headers,
@@ -280,8 +295,21 @@ pub(crate) async fn order(
         StatusCode::OK,
         "order.html",
         "orders",
-        context! { order => order, buyer_link => buyer_link },
+        context! { order => order, buyer_link => buyer_link, line_names => line_names, refundable => refundable },
     )
+}
+
+/// Whether the order holds money that can be paid back: paid more than
+/// refunded.
+fn refundable(order: &Value) -> bool {
+    let Ok(c) = ordo_domain::Currency::parse(order["currency"].as_str().unwrap_or_default()) else {
+        return false;
+    };
+    let amount = |field: &str| {
+        c.parse_amount(order[field].as_str().unwrap_or("0"))
+            .unwrap_or(0)
+    };
+    amount("amount_paid") > amount("amount_refunded")
 }
 
 /// A receipt's file, for its preview on the order's page.
@@ -323,12 +351,14 @@ pub(crate) async fn act(
         return refusal;
     }
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let back = match get("_back") {
-        b if b.starts_with("/admin") && !b.contains("//") && !b.contains('\\') => b.to_string(),
-        _ => "/admin".to_string(),
-    };
+    let back = admin_path(get("_back")).unwrap_or("/admin").to_string();
     let path = get("_path");
-    if !path.starts_with("/v1/") || path.contains("..") || path.contains("//") {
+    let api_path = path.strip_prefix("/v1/").is_some_and(|rest| {
+        !rest.contains("//")
+            && !rest.chars().any(char::is_control)
+            && !rest.split(['?', '/']).any(|s| s == ".." || s == ".")
+    });
+    if !api_path {
         return flash_to(
             &web,
             &headers,

@@ -132,11 +132,12 @@ fn message(web: &Web, status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 fn unavailable(web: &Web, detail: &str) -> Response {
+    tracing::warn!(error = detail, "the buyer's page could not be served");
     message(
         web,
         StatusCode::SERVICE_UNAVAILABLE,
         "Please try again in a moment",
-        &format!("The shop's system is not answering. ({detail})"),
+        "The shop's system is not answering.",
     )
 }
 

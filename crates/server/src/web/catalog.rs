@@ -17,7 +17,7 @@ const PAGE_SIZE: u32 = 50;
 /// The list's filters, passed to `GET /v1/products` as they are.
 const FILTERS: &[&str] = &["q", "available_lte", "archived", "active", "cursor"];
 /// The stock movements a product's page shows, newest first.
-const MOVEMENTS_SHOWN: usize = 50;
+const MOVEMENTS_SHOWN: u32 = 50;
 
 pub(crate) async fn products(
     State(web): State<Web>,
@@ -81,23 +81,17 @@ pub(crate) async fn product(
         Ok(p) => p,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
-    // The API pages movements oldest first: the last of a page of 200,
-    // newest first.
-    let movements = web
+    let recent = web
         .call(
             &staff.principal,
             Method::GET,
-            &format!("{path}/stock-movements?limit=200"),
+            &format!("{path}/stock-movements?order=desc&limit={MOVEMENTS_SHOWN}"),
             None,
             None,
         )
         .await
         .map(|m| m["data"].clone())
         .unwrap_or(Value::Null);
-    let recent: Vec<Value> = movements
-        .as_array()
-        .map(|m| m.iter().rev().take(MOVEMENTS_SHOWN).cloned().collect())
-        .unwrap_or_default();
     page(
         &web,
         &headers,

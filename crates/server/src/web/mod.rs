@@ -129,28 +129,7 @@ pub(crate) fn flash_to(
     back: &str,
     flash: &Value,
 ) -> Response {
-    let mut flash = flash.clone();
-    let mut text = flash.to_string();
-    // A cookie holds about 4 kB: past it, the form's values go first,
-    // then all but the first field errors.
-    if text.len() > 2800 {
-        if let Some(o) = flash.as_object_mut() {
-            o.remove("values");
-        }
-        if let Some(errors) = flash
-            .pointer_mut("/problem/errors")
-            .and_then(Value::as_array_mut)
-        {
-            errors.truncate(5);
-        }
-        if let Some(shortages) = flash
-            .pointer_mut("/problem/shortages")
-            .and_then(Value::as_array_mut)
-        {
-            shortages.truncate(10);
-        }
-        text = flash.to_string();
-    }
+    let text = fit(flash.clone());
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text.as_bytes());
     let mut r = Redirect::to(back).into_response();
     r.headers_mut().append(
@@ -158,6 +137,79 @@ pub(crate) fn flash_to(
         session::set_cookie(web, headers, path, FLASH_COOKIE, &encoded, Some(60)),
     );
     r
+}
+
+/// The most a flash may take as JSON: base64 makes it a third larger, and
+/// a cookie holds about 4 kB.
+const FLASH_MAX: usize = 2800;
+
+/// `flash` as JSON that fits in a cookie: past the limit, the values typed
+/// go first, then all but five field errors and ten short SKUs, then the
+/// values the errors quote, then the detail is cut short; at worst the
+/// title and status alone.
+fn fit(mut flash: Value) -> String {
+    let steps: [fn(&mut Value); 4] = [
+        |f| {
+            if let Some(o) = f.as_object_mut() {
+                o.remove("values");
+            }
+        },
+        |f| {
+            if let Some(e) = f
+                .pointer_mut("/problem/errors")
+                .and_then(Value::as_array_mut)
+            {
+                e.truncate(5);
+            }
+            if let Some(s) = f
+                .pointer_mut("/problem/shortages")
+                .and_then(Value::as_array_mut)
+            {
+                s.truncate(10);
+            }
+        },
+        |f| {
+            if let Some(errors) = f
+                .pointer_mut("/problem/errors")
+                .and_then(Value::as_array_mut)
+            {
+                for e in errors.iter_mut().filter_map(Value::as_object_mut) {
+                    e.remove("value");
+                }
+            }
+        },
+        |f| {
+            if let Some(d) = f.pointer_mut("/problem/detail") {
+                let short: String = d.as_str().unwrap_or_default().chars().take(300).collect();
+                *d = Value::String(short);
+            }
+            if let Some(e) = f
+                .pointer_mut("/problem/errors")
+                .and_then(Value::as_array_mut)
+            {
+                for r in e.iter_mut().filter_map(|e| e.get_mut("reason")) {
+                    let short: String = r.as_str().unwrap_or_default().chars().take(200).collect();
+                    *r = Value::String(short);
+                }
+            }
+        },
+    ];
+    for step in steps {
+        let text = flash.to_string();
+        if text.len() <= FLASH_MAX {
+            return text;
+        }
+        step(&mut flash);
+    }
+    let text = flash.to_string();
+    if text.len() <= FLASH_MAX {
+        return text;
+    }
+    serde_json::json!({
+        "form": flash["form"],
+        "problem": {"title": flash["problem"]["title"], "status": flash["problem"]["status"], "detail": ""},
+    })
+    .to_string()
 }
 
 /// The flash the request carries, if any.
@@ -184,6 +236,18 @@ pub(crate) fn page_with_flash(
         );
     }
     page
+}
+
+/// `path` if it is one of this server's admin pages (a place to send the
+/// browser back to): never another site, nor a header value that breaks.
+fn admin_path(path: &str) -> Option<&str> {
+    let page = path.split(['?', '#']).next().unwrap_or(path);
+    (path.starts_with("/admin")
+        && !path.contains("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && !page.split('/').any(|s| s == ".." || s == "."))
+    .then_some(path)
 }
 
 /// `pairs` as a query string.
@@ -277,11 +341,6 @@ async fn problem_of(e: crate::api::error::ApiError) -> Value {
     }
 }
 
-/// A problem body made here (when the API's own answer could not be read).
-fn problem(status: u16, detail: &str) -> Value {
-    serde_json::json!({"type": "/problems/internal", "title": "Internal error", "status": status, "detail": detail})
-}
-
 fn plain(status: StatusCode, text: &str) -> Response {
     let mut r = Response::new(Body::from(text.to_string()));
     *r.status_mut() = status;
@@ -346,4 +405,60 @@ pub fn router(state: AppState, api: Router) -> Router {
             post(buyer::receipt).layer(DefaultBodyLimit::max(receipt_limit)),
         )
         .with_state(web)
+}
+
+/// A problem body made here (when the API's own answer could not be read).
+fn problem(status: u16, detail: &str) -> Value {
+    serde_json::json!({"type": "/problems/internal", "title": "Internal error", "status": status, "detail": detail})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flash_always_fits_in_a_cookie() {
+        let long = "x".repeat(5000);
+        let flash = serde_json::json!({
+            "form": "adjust",
+            "values": {"delta": long},
+            "problem": {
+                "title": "Invalid", "status": 422,
+                "detail": format!("delta: \"{long}\" is not accepted"),
+                "errors": (0..40).map(|_| serde_json::json!({"field": "delta", "value": long, "reason": "not a whole number"})).collect::<Vec<_>>(),
+            },
+        });
+        let text = fit(flash);
+        assert!(text.len() <= FLASH_MAX, "{}", text.len());
+        let kept: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(kept["form"], "adjust");
+        assert_eq!(kept["problem"]["errors"].as_array().map(Vec::len), Some(5));
+        assert_eq!(kept["problem"]["errors"][0]["reason"], "not a whole number");
+        let small = serde_json::json!({"ok": "Done."});
+        assert_eq!(fit(small.clone()), small.to_string());
+    }
+
+    #[test]
+    fn only_admin_pages_are_places_to_go_back_to() {
+        for good in [
+            "/admin",
+            "/admin/orders?stage=paid",
+            "/admin/products/A%2FB",
+            "/admin/products/A..B",
+        ] {
+            assert_eq!(admin_path(good), Some(good));
+        }
+        for bad in [
+            "https://evil.example/admin",
+            "//evil.example",
+            "/admin//evil",
+            "/admin\\x",
+            "/admin/../v1",
+            "/admin\n",
+            "/adminx\r\nSet-Cookie: a=b",
+            "/o/token",
+        ] {
+            assert_eq!(admin_path(bad), None, "{bad:?}");
+        }
+    }
 }

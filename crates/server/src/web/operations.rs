@@ -101,24 +101,23 @@ pub(crate) async fn imports(
     )
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct UploadQuery {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// An import's upload: the form's `multipart/form-data` body goes to
-/// `POST /v1/imports` as it came, streamed (the form's token is in the
-/// query, so the body need not be read here).
-pub(crate) async fn upload(
-    State(web): State<Web>,
-    staff: Staff,
-    Query(q): Query<UploadQuery>,
-    request: Request,
-) -> Response {
-    let form = HashMap::from([("csrf".to_string(), q.csrf)]);
-    if let Some(refusal) = staff.refuse_forged(&web, &form) {
-        return refusal;
+/// `POST /v1/imports` as it came, streamed. The body is not read here, so
+/// the form cannot carry the session's token in a field (nor should it in
+/// its address, where logs keep it): the post must come from a page of
+/// this server (its `Origin`, or else its `Referer`, says so; browsers send
+/// one with every form post), besides the session cookie being SameSite.
+pub(crate) async fn upload(State(web): State<Web>, staff: Staff, request: Request) -> Response {
+    if !same_origin(&web, request.headers()) {
+        return web.pages().render(
+            StatusCode::FORBIDDEN,
+            "message.html",
+            context! {
+                title => "This form has expired",
+                message => "The upload did not come from a page of this server. Nothing was imported. Go back, reload the page and try again.",
+                staff => staff.context(),
+            },
+        );
     }
     let headers = request.headers().clone();
     let Some(media) = headers.get(header::CONTENT_TYPE).cloned() else {
@@ -157,6 +156,34 @@ pub(crate) async fn upload(
         let flash = serde_json::json!({"form": "upload", "problem": value});
         flash_to(&web, &headers, ADMIN, "/admin/imports", &flash)
     }
+}
+
+/// Whether the request's `Origin` (or, without one, its `Referer`) is
+/// this server: the host it was sent to, or the public URL's.
+fn same_origin(web: &Web, headers: &HeaderMap) -> bool {
+    let origin_of = |text: &str| {
+        url::Url::parse(text).ok().and_then(|u| {
+            let host = u.host_str()?.to_ascii_lowercase();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+    };
+    let Some(from) = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(origin_of)
+    else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    host.as_deref() == Some(from.as_str())
+        || origin_of(&web.app().config().public_url()).as_deref() == Some(from.as_str())
 }
 
 fn no_file() -> Value {

@@ -103,6 +103,7 @@ fn environment() -> (Environment<'static>, Vec<(&'static str, String)>) {
     env.add_filter("wa_link", wa_link);
     env.add_filter("nonzero", nonzero);
     env.add_filter("signed", signed);
+    env.add_filter("segment", |text: String| super::segment(&text));
     let mut broken = Vec::new();
     for (name, source) in TEMPLATES {
         if let Err(e) = env.add_template(name, source) {

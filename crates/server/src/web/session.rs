@@ -231,12 +231,13 @@ fn session_limits(web: &Web) -> (i64, i64) {
 }
 
 fn unavailable(web: &Web, detail: &str) -> Response {
+    tracing::warn!(error = detail, "an admin page could not be served");
     web.pages().render(
         StatusCode::SERVICE_UNAVAILABLE,
         "message.html",
         context! {
             title => "The database is not answering",
-            message => format!("Try again in a moment. ({detail})"),
+            message => "Try again in a moment.",
         },
     )
 }
@@ -248,17 +249,10 @@ pub(crate) struct LoginQuery {
 
 /// Where to go after signing in: an admin page, never another site.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with("/admin")
-                && !n.starts_with("/admin/login")
-                && !n.contains("//")
-                && !n.contains('\\') =>
-        {
-            n.to_string()
-        }
-        _ => "/admin".to_string(),
-    }
+    next.and_then(super::admin_path)
+        .filter(|n| !n.starts_with("/admin/login"))
+        .unwrap_or("/admin")
+        .to_string()
 }
 
 pub(crate) async fn login_page(

@@ -12,7 +12,7 @@ use crate::helpers::*;
 /// The buyer's link to `order`, as the staff's order page shows it.
 pub(crate) async fn buyer_link(app: &TestApp, order: &str) -> String {
     let email = format!("links-{order}@example.com").to_lowercase();
-    let staff = Visitor::staff(app, &email, Role::Viewer).await;
+    let staff = Visitor::staff(app, &email, Role::Admin).await;
     let (_, page) = staff.get(&format!("/admin/orders/{order}")).await;
     let marker = r#"<a id="buyer-link" href=""#;
     let start = page

@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use ordo_domain::pricing::{Code, Promotion};
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
-    ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
-    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    ProductId, SecretHash, Sku, StockMovement, TenantId, Timestamp, WebhookDeliveryId,
+    WebhookEndpoint, WebhookEndpointId,
 };
 use ordo_domain::{ImportId, PromotionId};
 use tokio_postgres::error::SqlState;
@@ -839,10 +839,9 @@ impl Store for PostgresStore {
         &self,
         tenant: TenantId,
         product: ProductId,
-        after: Option<StockMovementId>,
-        limit: u32,
+        page: crate::MovementPage,
     ) -> Result<Vec<StockMovement>> {
-        products::movements(&self.db().await?, tenant, product, after, limit).await
+        products::movements(&self.db().await?, tenant, product, page).await
     }
 
     async fn provider_event(&self, tenant: TenantId, event_id: &str) -> Result<Option<String>> {

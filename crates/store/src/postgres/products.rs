@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use deadpool_postgres::GenericClient;
-use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
+use ordo_domain::{Product, ProductId, Sku, StockMovement, TenantId};
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
@@ -293,13 +293,18 @@ pub(super) async fn movements(
     db: &Db,
     tenant: TenantId,
     product: ProductId,
-    after: Option<StockMovementId>,
-    limit: u32,
+    page: crate::MovementPage,
 ) -> Result<Vec<StockMovement>> {
+    let (after, limit) = (page.after, page.limit);
     let stmt = db
         .prepare_cached(&format!(
             "SELECT {MOVEMENT_COLUMNS} FROM stock_movements
-              WHERE tenant_id = $1 AND product_id = $2 AND id > $3 ORDER BY id LIMIT $4"
+              WHERE tenant_id = $1 AND product_id = $2 AND {}",
+            if page.newest_first {
+                "($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4"
+            } else {
+                "id > $3 ORDER BY id LIMIT $4"
+            }
         ))
         .await
         .map_err(db_error)?;

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use ordo_domain::pricing::{Code, Promotion};
 use ordo_domain::{
     Actor, ApiKeyId, EventDraft, Namespace, Order, OrderEvent, OrderId, OrderReference, Product,
-    ProductId, SecretHash, Sku, StockMovement, StockMovementId, TenantId, Timestamp,
-    WebhookDeliveryId, WebhookEndpoint, WebhookEndpointId,
+    ProductId, SecretHash, Sku, StockMovement, TenantId, Timestamp, WebhookDeliveryId,
+    WebhookEndpoint, WebhookEndpointId,
 };
 use ordo_domain::{ImportId, PromotionId};
 use rusqlite::{Connection, OpenFlags};
@@ -953,10 +953,9 @@ impl Store for SqliteStore {
         &self,
         tenant: TenantId,
         product: ProductId,
-        after: Option<StockMovementId>,
-        limit: u32,
+        page: crate::MovementPage,
     ) -> Result<Vec<StockMovement>> {
-        self.read(move |conn| products::movements(conn, tenant, product, after, limit))
+        self.read(move |conn| products::movements(conn, tenant, product, page))
             .await
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use ordo_domain::{Product, ProductId, Sku, StockMovement, StockMovementId, TenantId};
+use ordo_domain::{Product, ProductId, Sku, StockMovement, TenantId};
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
@@ -222,12 +222,17 @@ pub(super) fn movements(
     conn: &Connection,
     tenant: TenantId,
     product: ProductId,
-    after: Option<StockMovementId>,
-    limit: u32,
+    page: crate::MovementPage,
 ) -> Result<Vec<StockMovement>> {
+    let (after, limit) = (page.after, page.limit);
     conn.prepare_cached(&format!(
         "SELECT {MOVEMENT_COLUMNS} FROM stock_movements
-          WHERE tenant_id = ?1 AND product_id = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+          WHERE tenant_id = ?1 AND product_id = ?2 AND {}",
+        if page.newest_first {
+            "(?3 = '' OR id < ?3) ORDER BY id DESC LIMIT ?4"
+        } else {
+            "id > ?3 ORDER BY id LIMIT ?4"
+        }
     ))
     .and_then(|mut s| {
         s.query_map(
