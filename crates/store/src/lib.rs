@@ -852,9 +852,9 @@ pub trait Store: Send + Sync + 'static {
         query: &OrderQuery,
     ) -> Result<Vec<RenderedOrder>>;
     async fn count_orders(&self, scope: &Scope, filter: &OrderFilter) -> Result<u64>;
-    /// The scope's orders by stage, and by day since `since` (see
+    /// The scope's orders by stage, and by day since `since` if given (see
     /// [`Overview`]).
-    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview>;
+    async fn overview(&self, scope: &Scope, since: Option<Timestamp>) -> Result<Overview>;
     /// Applies `change` to the current order; with `expected_version`, only
     /// if the order is still at that version.
     async fn change_order(

@@ -23,7 +23,8 @@ pub const MAX_DAYS: i64 = 366;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct OverviewParams {
-    /// Days to cover, today (UTC) included: 1 to 366, default 30.
+    /// Days to cover, today (UTC) included: 0 (the stages only) to 366,
+    /// default 30.
     pub days: Option<String>,
 }
 
@@ -69,7 +70,7 @@ fn date_of(day: i64) -> String {
     responses(
         (status = 200, description = "The overview", body = Overview),
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`days` is not 1 to 366", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`days` is not 0 to 366", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -84,12 +85,12 @@ pub async fn overview(
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|d| (1..=MAX_DAYS).contains(d))
+            .filter(|d| (0..=MAX_DAYS).contains(d))
             .ok_or_else(|| {
                 ApiError::field(
                     FieldError::new("days", "not a number of days")
                         .value(text)
-                        .accepted(format!("1 to {MAX_DAYS}")),
+                        .accepted(format!("0 to {MAX_DAYS}")),
                 )
             })?,
     };
@@ -99,7 +100,7 @@ pub async fn overview(
         .store()
         .overview(
             &principal.scope(),
-            Timestamp::from_unix_millis(first * MS_A_DAY),
+            (days > 0).then(|| Timestamp::from_unix_millis(first * MS_A_DAY)),
         )
         .await?;
     let mut stages: BTreeMap<String, u64> = Stage::ALL
@@ -123,7 +124,7 @@ pub async fn overview(
         .collect();
     Ok(Json(Overview {
         stages,
-        from: date_of(first),
+        from: date_of(first.min(today)),
         to: date_of(today),
         days,
     }))

@@ -212,7 +212,7 @@ pub(crate) async fn orders(
     };
     // Tabs: every stage with its count (other filters aside).
     let overview = web
-        .call(who, Method::GET, "/v1/reports/overview?days=1", None, None)
+        .call(who, Method::GET, "/v1/reports/overview?days=0", None, None)
         .await
         .unwrap_or(Value::Null);
     let stages: Vec<minijinja::Value> = Stage::ALL

@@ -551,11 +551,17 @@ async fn the_dashboard_counts_stages_and_charts_the_days_sales() {
     assert_eq!(mine["stages"]["pending"], 1);
     assert_eq!(mine["days"][0]["orders"], 1);
     let p = problem(
-        app.get("/v1/reports/overview?days=0").await,
+        app.get("/v1/reports/overview?days=367").await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_eq!(fields(&p), ["days"]);
+    // days=0: the stages only.
+    let stages = app.json("/v1/reports/overview?days=0").await;
+    assert_eq!(
+        (&stages["stages"]["pending"], &stages["days"]),
+        (&json!(4), &json!([]))
+    );
 
     let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
     let (status, page) = v.get("/admin").await;

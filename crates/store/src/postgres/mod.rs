@@ -610,7 +610,7 @@ impl Store for PostgresStore {
         orders::count(&self.db().await?, scope, filter).await
     }
 
-    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview> {
+    async fn overview(&self, scope: &Scope, since: Option<Timestamp>) -> Result<Overview> {
         orders::overview(&self.db().await?, scope, since).await
     }
 

@@ -822,7 +822,7 @@ pub(super) async fn count(db: &Db, scope: &Scope, filter: &OrderFilter) -> Resul
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-pub(super) async fn overview(db: &Db, scope: &Scope, since: Timestamp) -> Result<Overview> {
+pub(super) async fn overview(db: &Db, scope: &Scope, since: Option<Timestamp>) -> Result<Overview> {
     let rows = query(db, &query::stage_counts(query::POSTGRES, scope)).await?;
     let mut stages = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -830,6 +830,12 @@ pub(super) async fn overview(db: &Db, scope: &Scope, since: Timestamp) -> Result
         let stage = Stage::parse(stage).ok_or_else(|| corrupt(format!("unknown stage {stage}")))?;
         stages.push((stage, u64::try_from(row.get::<_, i64>(1)).unwrap_or(0)));
     }
+    let Some(since) = since else {
+        return Ok(Overview {
+            stages,
+            days: Vec::new(),
+        });
+    };
     let rows = query(db, &query::daily_sales(query::POSTGRES, scope, since)).await?;
     let days = rows
         .iter()

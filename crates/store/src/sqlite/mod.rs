@@ -690,7 +690,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn overview(&self, scope: &Scope, since: Timestamp) -> Result<Overview> {
+    async fn overview(&self, scope: &Scope, since: Option<Timestamp>) -> Result<Overview> {
         let scope = scope.clone();
         self.read(move |conn| orders::overview(conn, &scope, since))
             .await

@@ -769,7 +769,11 @@ pub(super) fn count(conn: &Connection, scope: &Scope, filter: &OrderFilter) -> R
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-pub(super) fn overview(conn: &Connection, scope: &Scope, since: Timestamp) -> Result<Overview> {
+pub(super) fn overview(
+    conn: &Connection,
+    scope: &Scope,
+    since: Option<Timestamp>,
+) -> Result<Overview> {
     let sql = query::stage_counts(query::SQLITE, scope);
     let mut stmt = conn.prepare_cached(&sql.text).map_err(unavailable)?;
     let rows = stmt
@@ -785,6 +789,12 @@ pub(super) fn overview(conn: &Connection, scope: &Scope, since: Timestamp) -> Re
             Stage::parse(&stage).ok_or_else(|| corrupt(format!("unknown stage {stage}")))?;
         stages.push((stage, u64::try_from(n).unwrap_or(0)));
     }
+    let Some(since) = since else {
+        return Ok(Overview {
+            stages,
+            days: Vec::new(),
+        });
+    };
     let sql = query::daily_sales(query::SQLITE, scope, since);
     let mut stmt = conn.prepare_cached(&sql.text).map_err(unavailable)?;
     let days = stmt
