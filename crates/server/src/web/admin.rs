@@ -288,6 +288,11 @@ pub(crate) async fn order(
         .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].clone())))
         .collect();
     let refundable = refundable(&order);
+    // Whether a card charge can be offered: the shop has a provider.
+    let charges = web
+        .call(&staff.principal, Method::GET, "/v1/settings", None, None)
+        .await
+        .is_ok_and(|s| !s["payment_provider"].is_null());
     page(
         &web,
         &headers,
@@ -295,7 +300,7 @@ pub(crate) async fn order(
         StatusCode::OK,
         "order.html",
         "orders",
-        context! { order => order, buyer_link => buyer_link, line_names => line_names, refundable => refundable },
+        context! { order => order, buyer_link => buyer_link, line_names => line_names, refundable => refundable, charges => charges },
     )
 }
 

@@ -1087,3 +1087,77 @@ async fn the_orders_list_pages_through_with_its_filters() {
     assert!(second.contains(">First page</a>"));
     assert!(!second.contains("Bola Ade"));
 }
+
+#[tokio::test]
+async fn an_order_is_edited_and_a_refund_by_hand_settled_from_its_page() {
+    let app = spawn_app().await;
+    let order = app.create(&plain_order()).await;
+    let id = order["id"].as_str().unwrap();
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+    let here = format!("/admin/orders/{id}");
+    let api = format!("/v1/orders/{id}");
+    let (_, page) = v.get(&here).await;
+    assert!(
+        !page.contains(r#"id="charge""#),
+        "no provider, no card charge: {page}"
+    );
+    let edit = |phone: &'static str| {
+        vec![
+            ("_path", api.clone()),
+            ("_method", "PATCH".into()),
+            ("_back", here.clone()),
+            ("_form", "edit-buyer".into()),
+            ("_version", "1".into()),
+            ("buyer.channel_id", "wa_2348012345678".into()),
+            ("buyer.name", "Ada Obi-Eze".into()),
+            ("buyer.phone", phone.into()),
+            ("notes:opt", "".into()),
+        ]
+    };
+    let fields = edit("0801");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(
+        page.contains(r#"id="edit-buyer-buyer-phone-error""#),
+        "{page}"
+    );
+    let fields = edit("+2348012345678");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(page.contains("Order saved."), "{page}");
+    let o = app.json(&api).await;
+    assert_eq!(
+        (&o["buyer"]["name"], &o["buyer"]["channel_id"], &o["notes"]),
+        (
+            &json!("Ada Obi-Eze"),
+            &json!("wa_2348012345678"),
+            &Value::Null
+        )
+    );
+
+    // Paid by transfer, then cancelled: the money goes back by hand, and
+    // the page records that it did.
+    app.pay_in_full(&o).await;
+    app.post(&format!("{api}/cancel"), &json!({"reason": "out of stock"}))
+        .await;
+    let (_, page) = v.get(&here).await;
+    let refund = app.json(&api).await["refunds"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(page.contains(r#"class="settle""#), "{page}");
+    let path = format!("{api}/refunds/{refund}/settle");
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", &path),
+                ("_back", &here),
+                ("_form", "x"),
+                ("state", "succeeded"),
+            ],
+        )
+        .await;
+    assert!(page.contains("succeeded"), "{page}");
+    assert_eq!(app.json(&api).await["payment_status"], "refunded");
+}
