@@ -45,6 +45,29 @@ impl Opened {
         (Scope::tenant(self.link.tenant), self.actor())
     }
 
+    /// Changes the order as its buyer.
+    async fn change(
+        &self,
+        state: &crate::app::AppState,
+        change: impl FnOnce(
+                &mut Order,
+                &mut ordo_domain::StockBook,
+                ordo_domain::Timestamp,
+            ) -> Result<Option<ordo_domain::EventDraft>, ordo_domain::Refusal>
+            + Send
+            + 'static,
+    ) -> Result<ordo_store::Changed, ApiError> {
+        crate::orders::change_by(
+            state,
+            self.by(),
+            OrderLookup::Id(self.order.id),
+            None,
+            Vec::new(),
+            change,
+        )
+        .await
+    }
+
     fn may_confirm(&self) -> bool {
         self.order.allowed_actions().contains(&Action::Confirm)
     }
@@ -206,15 +229,11 @@ pub(crate) async fn confirm(
         Err(r) => return r,
     };
     let settings = opened.settings.clone();
-    let done = crate::orders::change_by(
-        web.app(),
-        opened.by(),
-        OrderLookup::Id(opened.order.id),
-        None,
-        Vec::new(),
-        move |o, book, now| crate::orders::confirm(o, book, now, &settings),
-    )
-    .await;
+    let done = opened
+        .change(web.app(), move |o, book, now| {
+            crate::orders::confirm(o, book, now, &settings)
+        })
+        .await;
     let outcome = outcome("confirm", done, "Thank you: your order is confirmed.").await;
     back(&web, &headers, &token, outcome)
 }
@@ -247,15 +266,11 @@ pub(crate) async fn cancel(
         "" => "cancelled by the buyer".to_string(),
         r => r.chars().take(500).collect(),
     };
-    let done = crate::orders::change_by(
-        web.app(),
-        opened.by(),
-        OrderLookup::Id(opened.order.id),
-        None,
-        Vec::new(),
-        move |o, book, now| crate::orders::cancel(o, book, now, reason),
-    )
-    .await;
+    let done = opened
+        .change(web.app(), move |o, book, now| {
+            crate::orders::cancel(o, book, now, reason)
+        })
+        .await;
     let outcome = outcome("cancel", done, "Your order is cancelled.").await;
     back(&web, &headers, &token, outcome)
 }

@@ -41,6 +41,11 @@ async fn post_to(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::R
         .unwrap()
 }
 
+/// The page at `url`, as text.
+async fn read(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
@@ -65,14 +70,7 @@ async fn a_buyer_confirms_pays_and_sees_their_order_by_its_link() {
     assert_eq!(link.len(), "/o/".len() + 71, "{link}");
 
     let buyer = no_redirects();
-    let page = buyer
-        .get(app.url(&link))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = read(&buyer, &app.url(&link)).await;
     assert!(
         page.contains("Please check your order and confirm it."),
         "{page}"
@@ -93,14 +91,7 @@ async fn a_buyer_confirms_pays_and_sees_their_order_by_its_link() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], link.as_str());
-    let page = buyer
-        .get(app.url(&link))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = read(&buyer, &app.url(&link)).await;
     assert!(
         page.contains("Thank you: your order is confirmed."),
         "{page}"
@@ -126,14 +117,7 @@ async fn a_buyer_confirms_pays_and_sees_their_order_by_its_link() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let page = buyer
-        .get(app.url(&link))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = read(&buyer, &app.url(&link)).await;
     assert!(page.contains(r#"id="receipt-file-error""#), "{page}");
     assert!(
         page.contains("the content is not a JPEG, PNG or WebP image or a PDF"),
@@ -150,14 +134,7 @@ async fn a_buyer_confirms_pays_and_sees_their_order_by_its_link() {
         .send()
         .await
         .unwrap();
-    let page = buyer
-        .get(app.url(&link))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = read(&buyer, &app.url(&link)).await;
     assert!(page.contains("we got your receipt"), "{page}");
     assert!(page.contains("<strong>being checked</strong>"), "{page}");
     let o = app.json(&format!("/v1/orders/{id}")).await;
