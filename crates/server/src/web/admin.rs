@@ -485,11 +485,36 @@ type BadField = (String, String, String);
 /// The API body a form's fields make; `None` when it has none.
 fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
     let mut body = Map::new();
+    let mut units = (false, Vec::new());
     for (key, value) in fields {
         if key.starts_with('_') || key == "csrf" {
             continue;
         }
         let (name, kind) = key.split_once(':').unwrap_or((key.as_str(), ""));
+        // `lines.<line id>:units`: so many units of an item, gathered in
+        // `lines` as the API takes them; none (empty or 0) leaves it out.
+        if kind == "units" {
+            units.0 = true;
+            let text = value.trim();
+            let n = if text.is_empty() {
+                0
+            } else {
+                text.parse::<i64>().map_err(|_| {
+                    (
+                        name.to_string(),
+                        value.clone(),
+                        "a whole number of units".to_string(),
+                    )
+                })?
+            };
+            if n != 0 {
+                let line = name.strip_prefix("lines.").unwrap_or(name);
+                units
+                    .1
+                    .push(serde_json::json!({"line_id": line, "quantity": n}));
+            }
+            continue;
+        }
         let value = match kind {
             // An optional field left empty is cleared (`null`).
             "opt" if value.trim().is_empty() => Value::Null,
@@ -516,7 +541,7 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
                 return Err((
                     key.clone(),
                     value.clone(),
-                    "a field name, with :int, :bool, :list or :opt".into(),
+                    "a field name, with :int, :bool, :list, :opt or :units".into(),
                 ))
             }
         };
@@ -536,6 +561,18 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
             let Value::Object(inner) = entry else { break };
             at = inner;
         }
+    }
+    if units.0 {
+        // A form of units with none chosen must not mean "all of them",
+        // which is what the API takes a missing `lines` to mean.
+        if units.1.is_empty() {
+            return Err((
+                "lines".into(),
+                "0".into(),
+                "at least one unit of one item".into(),
+            ));
+        }
+        body.insert("lines".into(), Value::Array(units.1));
     }
     Ok((!body.is_empty()).then_some(Value::Object(body)))
 }
@@ -574,6 +611,23 @@ mod tests {
         assert_eq!(
             body_of(&pairs(&[("csrf", "x"), ("_ok", "Confirmed")])).unwrap(),
             None
+        );
+        assert_eq!(
+            body_of(&pairs(&[
+                ("lines.li_A:units", "2"),
+                ("lines.li_B:units", "0"),
+                ("lines.li_C:units", ""),
+                ("reason", "wrong size"),
+            ]))
+            .unwrap(),
+            Some(serde_json::json!({
+                "lines": [{"line_id": "li_A", "quantity": 2}],
+                "reason": "wrong size",
+            }))
+        );
+        assert_eq!(
+            body_of(&pairs(&[("lines.li_A:units", "0")])).unwrap_err().0,
+            "lines"
         );
         assert_eq!(
             body_of(&pairs(&[

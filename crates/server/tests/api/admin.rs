@@ -1161,3 +1161,77 @@ async fn an_order_is_edited_and_a_refund_by_hand_settled_from_its_page() {
     assert!(page.contains("succeeded"), "{page}");
     assert_eq!(app.json(&api).await["payment_status"], "refunded");
 }
+
+#[tokio::test]
+async fn some_units_are_shipped_returned_or_called_off_item_by_item() {
+    let app = spawn_app().await;
+    let order = app.create(&plain_order()).await;
+    let id = order["id"].as_str().unwrap();
+    let line = order["items"][0]["id"].as_str().unwrap().to_string();
+    app.post(&format!("/v1/orders/{id}/confirm"), &json!({}))
+        .await;
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+    let here = format!("/admin/orders/{id}");
+    let api = format!("/v1/orders/{id}");
+    let (_, page) = v.get(&here).await;
+    let field = format!("lines.{line}:units");
+    assert!(
+        page.contains(&format!(
+            r#"id="ship-{line}" name="{field}" type="number" min="0" max="2" value="2""#
+        )),
+        "{page}"
+    );
+    // None chosen is not "all of them".
+    let ship = |n: &'static str| {
+        vec![
+            ("_path", format!("{api}/shipments")),
+            ("_back", here.clone()),
+            ("_form", "ship".into()),
+            (field.as_str(), n.to_string()),
+        ]
+    };
+    let fields = ship("0");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    assert!(page.contains("at least one unit of one item"), "{page}");
+    assert!(app.json(&format!("{api}/shipments")).await["data"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let fields = ship("1");
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, page) = v.act(&page, &fields).await;
+    let shipments = app.json(&format!("{api}/shipments")).await;
+    assert_eq!(shipments["data"][0]["lines"][0]["quantity"], 1);
+    // One unit is left to ship, or to call off.
+    assert!(
+        page.contains(&format!(
+            r#"id="ship-{line}" name="{field}" type="number" min="0" max="1" value="1""#
+        )),
+        "{page}"
+    );
+    let (_, page) = v
+        .act(
+            &page,
+            &[
+                ("_path", &format!("{api}/cancel-items")),
+                ("_back", &here),
+                ("_form", "cancel-items"),
+                (&field, "1"),
+                ("reason", "out of stock"),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains(r#"<p class="notice ok" role="status">Done.</p>"#),
+        "{page}"
+    );
+    let o = app.json(&api).await;
+    assert_eq!(
+        (
+            &o["items"][0]["fulfillment"]["ordered"],
+            &o["items"][0]["fulfillment"]["cancelled"]
+        ),
+        (&json!(1), &json!(1))
+    );
+}
