@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use ordo_domain::Role;
@@ -356,8 +357,67 @@ async fn an_idle_session_ends_and_signing_in_again_returns_to_the_page() {
     let b = browser().await;
     let c = &b.client;
     scenario("session", &b, async {
+        // Signed in with the keyboard alone: the skip link comes first,
+        // then the fields in order, and Enter sends the form.
         c.goto(&app.url("/admin")).await.unwrap();
-        sign_in(c, "ada@example.com").await;
+        let focused = |c: &Client| {
+            let c = c.clone();
+            async move {
+                c.execute(
+                    "const e = document.activeElement; return e.id || e.className;",
+                    vec![],
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let press = |key: Key| {
+            let c = c.clone();
+            async move {
+                let at = c.active_element().await.unwrap();
+                at.send_keys(&char::from(key).to_string()).await.unwrap();
+            }
+        };
+        press(Key::Tab).await;
+        assert_eq!(focused(c).await, json!("skip"));
+        press(Key::Tab).await;
+        assert_eq!(focused(c).await, json!("shop"));
+        press(Key::Tab).await;
+        assert_eq!(focused(c).await, json!("email"));
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys("ada@example.com")
+            .await
+            .unwrap();
+        press(Key::Tab).await;
+        assert_eq!(focused(c).await, json!("password"));
+        c.active_element()
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        c.execute("window.ordoLeaving = true;", vec![])
+            .await
+            .unwrap();
+        press(Key::Enter).await;
+        let start = Instant::now();
+        while c
+            .execute(
+                "return !window.ordoLeaving && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap()
+            != json!(true)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "no page after Enter"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         assert_eq!(path(c).await, "/admin");
         assert_eq!(text(c, "h1").await, "Dashboard");
         click(c, "a[href='/admin/orders']").await;
