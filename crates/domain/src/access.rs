@@ -51,8 +51,17 @@ impl Role {
     }
 }
 
-pub(crate) const BASE62: &[u8; 62] =
-    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `len` random letters and digits from the operating system's generator:
+/// the secret part of keys, session cookies, form tokens and passwords.
+pub fn random_text(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..len)
+        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
+        .collect()
+}
 const SECRET_LEN: usize = 32;
 
 /// The SHA-256 of an API key's secret. Keys are long random strings, so a
@@ -77,12 +86,10 @@ pub struct ApiKeySecret {
 
 impl ApiKeySecret {
     pub fn generate(tenant_id: TenantId) -> Self {
-        use rand::Rng;
-        let mut rng = rand::rngs::OsRng;
-        let secret = (0..SECRET_LEN)
-            .map(|_| char::from(BASE62[rng.gen_range(0..62)]))
-            .collect();
-        ApiKeySecret { tenant_id, secret }
+        ApiKeySecret {
+            tenant_id,
+            secret: random_text(SECRET_LEN),
+        }
     }
 
     /// Reads a key from an `Authorization` header; `None` if it cannot be one.

@@ -3,10 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::access::BASE62;
+use crate::access::random_text;
 use crate::{EventType, TenantId, Timestamp, WebhookEndpointId};
 
 str_enum!(
@@ -34,11 +33,7 @@ pub struct WebhookSecret(String);
 
 impl WebhookSecret {
     pub fn generate() -> Self {
-        let mut rng = rand::rngs::OsRng;
-        let secret: String = (0..32)
-            .map(|_| char::from(BASE62[rng.gen_range(0..62)]))
-            .collect();
-        WebhookSecret(format!("whsec_{secret}"))
+        WebhookSecret(format!("whsec_{}", random_text(32)))
     }
 
     /// A secret as stored.

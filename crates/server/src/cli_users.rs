@@ -6,7 +6,6 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use ordo_domain::Role;
 use ordo_store::{NewUser, Store, StoreError, UserChange};
-use rand::Rng;
 
 use crate::web::{hash_password, PASSWORD_MIN_CHARS};
 
@@ -83,15 +82,7 @@ fn user_role(text: &str) -> anyhow::Result<Role> {
 /// The password to set, and whether it was made up (and is to be shown).
 fn password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
     if !from_stdin {
-        let mut rng = rand::rngs::OsRng;
-        let made: String = (0..20)
-            .map(|_| {
-                char::from(
-                    b"23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
-                        [rng.gen_range(0..55)],
-                )
-            })
-            .collect();
+        let made = ordo_domain::random_text(20);
         return Ok((made, true));
     }
     let mut line = String::new();

@@ -289,10 +289,12 @@ pub(crate) async fn order(
         .collect();
     let refundable = refundable(&order);
     // Whether a card charge can be offered: the shop has a provider.
-    let charges = web
-        .call(&staff.principal, Method::GET, "/v1/settings", None, None)
+    let app = web.app();
+    let charges = app
+        .settings()
+        .get(app.store(), staff.principal.tenant_id)
         .await
-        .is_ok_and(|s| !s["payment_provider"].is_null());
+        .is_ok_and(|s| s.payment_provider.is_some());
     page(
         &web,
         &headers,

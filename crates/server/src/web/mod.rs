@@ -66,22 +66,7 @@ impl Web {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Value, Value> {
-        let response = self.call_raw(who, method, uri, body, if_match).await;
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
-            .await
-            .map_err(|e| problem(500, &format!("the API's answer could not be read: {e}")))?;
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| problem(500, &format!("the API's answer is not JSON: {e}")))?
-        };
-        if status.is_success() {
-            Ok(value)
-        } else {
-            Err(value)
-        }
+        answer(self.call_raw(who, method, uri, body, if_match).await).await
     }
 
     /// [`Web::call`], giving the API's response as it is (a file, say).
@@ -104,14 +89,38 @@ impl Web {
             }
             None => Body::empty(),
         };
-        let request = match request.extension(who.clone()).body(body) {
-            Ok(r) => r,
-            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}")),
-        };
+        match request.body(body) {
+            Ok(request) => self.send(who, request).await,
+            Err(e) => plain(StatusCode::BAD_REQUEST, &format!("bad request: {e}")),
+        }
+    }
+
+    /// Runs `request` through the API as `who`.
+    async fn send(&self, who: &Principal, mut request: Request<Body>) -> Response {
+        request.extensions_mut().insert(who.clone());
         match self.inner.api.clone().oneshot(request).await {
             Ok(r) => r,
             Err(never) => match never {},
         }
+    }
+}
+
+/// The JSON an API response carries, or its problem (an RFC 9457 body).
+async fn answer(response: Response) -> Result<Value, Value> {
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+        .await
+        .map_err(|e| problem(500, &format!("the API's answer could not be read: {e}")))?;
+    let value: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| problem(500, &format!("the API's answer is not JSON: {e}")))?
+    };
+    if status.is_success() {
+        Ok(value)
+    } else {
+        Err(value)
     }
 }
 

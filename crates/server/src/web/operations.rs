@@ -11,11 +11,10 @@ use axum::response::Response;
 use minijinja::context;
 use ordo_domain::messaging::MessageKind;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use super::admin::{page, problem_page, status_of};
 use super::session::Staff;
-use super::{encode, flash_to, segment, Listing, Web, ADMIN};
+use super::{answer, encode, flash_to, segment, Listing, Web, ADMIN};
 
 /// The deliveries' filters, passed to `GET /v1/webhook-deliveries`.
 const DELIVERY_FILTERS: &[&str] = &["status", "endpoint_id", "event_type", "order_id", "after"];
@@ -127,34 +126,26 @@ pub(crate) async fn upload(State(web): State<Web>, staff: Staff, request: Reques
         .method(Method::POST)
         .uri("/v1/imports")
         .header(header::CONTENT_TYPE, media)
-        .extension(staff.principal.clone())
         .body(Body::new(request.into_body()));
-    let forwarded = match forwarded {
-        Ok(r) => r,
-        Err(_) => return flash_to(&web, &headers, ADMIN, "/admin/imports", &no_file()),
+    let Ok(forwarded) = forwarded else {
+        return flash_to(&web, &headers, ADMIN, "/admin/imports", &no_file());
     };
-    let answer = match web.inner.api.clone().oneshot(forwarded).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    let status = answer.status();
-    let body = axum::body::to_bytes(answer.into_body(), 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if status.is_success() {
-        let id = value["id"].as_str().unwrap_or_default();
-        let ok = serde_json::json!({"ok": "The file is in: it is being imported."});
-        flash_to(
-            &web,
-            &headers,
-            ADMIN,
-            &format!("/admin/imports/{}", segment(id)),
-            &ok,
-        )
-    } else {
-        let flash = serde_json::json!({"form": "upload", "problem": value});
-        flash_to(&web, &headers, ADMIN, "/admin/imports", &flash)
+    match answer(web.send(&staff.principal, forwarded).await).await {
+        Ok(import) => {
+            let id = import["id"].as_str().unwrap_or_default();
+            let ok = serde_json::json!({"ok": "The file is in: it is being imported."});
+            flash_to(
+                &web,
+                &headers,
+                ADMIN,
+                &format!("/admin/imports/{}", segment(id)),
+                &ok,
+            )
+        }
+        Err(problem) => {
+            let flash = serde_json::json!({"form": "upload", "problem": problem});
+            flash_to(&web, &headers, ADMIN, "/admin/imports", &flash)
+        }
     }
 }
 

@@ -11,9 +11,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use minijinja::context;
-use ordo_domain::{ApiKeySecret, Timestamp};
+use ordo_domain::{random_text, ApiKeySecret, Timestamp};
 use ordo_store::{AdminSession, Tenant};
-use rand::Rng;
 use std::collections::HashMap;
 
 use super::{Web, ADMIN};
@@ -22,6 +21,9 @@ use crate::api::auth::{Principal, PrincipalId};
 const SESSION_COOKIE: &str = "ordo_session";
 const LOGIN_COOKIE: &str = "ordo_login";
 const SHOP_COOKIE: &str = "ordo_shop";
+
+/// The length of a form token (CSRF).
+const TOKEN_LEN: usize = 32;
 
 /// The shortest password `ordo users` accepts.
 pub const PASSWORD_MIN_CHARS: usize = 10;
@@ -49,19 +51,7 @@ fn password_matches(password: &str, hash: &str) -> bool {
 /// wrong address takes as long to refuse as a wrong password.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_password(&random_token()).unwrap_or_default())
-}
-
-fn random_token() -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..32)
-        .map(|_| {
-            char::from(
-                b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                    [rng.gen_range(0..62)],
-            )
-        })
-        .collect()
+    DECOY.get_or_init(|| hash_password(&random_text(TOKEN_LEN)).unwrap_or_default())
 }
 
 /// The value of cookie `name`, if the request has it.
@@ -295,7 +285,7 @@ fn login_form(
     next: &str,
     error: Option<(&str, String)>,
 ) -> Response {
-    let token = random_token();
+    let token = random_text(TOKEN_LEN);
     let (field, message) = error.unzip();
     let mut r = web.pages().render(
         status,
@@ -451,7 +441,7 @@ pub(crate) async fn login(
         tenant_id: tenant.id,
         token_hash: secret.hash(),
         user,
-        csrf: random_token(),
+        csrf: random_text(TOKEN_LEN),
         created_at: now,
         seen_at: now,
         expires_at: now.plus_millis(idle).min(now.plus_millis(max)),

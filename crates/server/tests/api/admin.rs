@@ -118,6 +118,12 @@ impl Visitor {
         let to = r.headers()["location"].to_str().unwrap().to_string();
         self.get(&to).await
     }
+
+    /// [`Visitor::act`] with values made for the call.
+    pub async fn act_owned(&self, page: &str, fields: &[(&str, String)]) -> (StatusCode, String) {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.act(page, &fields).await
+    }
 }
 
 /// The value of the first hidden field `name` of a page.
@@ -250,8 +256,7 @@ async fn the_list_filters_searches_and_counts_and_an_order_is_confirmed_or_refus
         ("_ok", "Order confirmed.".into()),
         ("_version", "1".into()),
     ];
-    let fields: Vec<(&str, &str)> = confirm.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, page) = v.act(&page, &fields).await;
+    let (status, page) = v.act_owned(&page, &confirm).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains(r#"<div class="notice error" id="confirm-problem">"#),
@@ -278,7 +283,7 @@ async fn the_list_filters_searches_and_counts_and_an_order_is_confirmed_or_refus
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let (_, page) = v.act(&again, &fields).await;
+    let (_, page) = v.act_owned(&again, &confirm).await;
     assert!(
         page.contains(r#"<p class="notice ok" role="status">Order confirmed.</p>"#),
         "{page}"
@@ -292,7 +297,7 @@ async fn the_list_filters_searches_and_counts_and_an_order_is_confirmed_or_refus
     assert!(last["actor"]["id"].as_str().unwrap().starts_with("usr_"));
 
     // The same form again is stale: the order moved on since version 1.
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &confirm).await;
     assert!(page.contains("Not done: "), "{page}");
     assert!(
         !page.contains("What can be done now"),
@@ -674,9 +679,9 @@ async fn products_are_created_edited_and_restocked_from_their_pages() {
             ("track_stock:bool", "true".into()),
         ]
     };
-    let fields = edit("Silk head wrap", version.clone());
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v
+        .act_owned(&page, &edit("Silk head wrap", version.clone()))
+        .await;
     assert!(page.contains("Product saved."), "{page}");
     let p = app.json("/v1/products/WRAP-1").await;
     assert_eq!(
@@ -688,9 +693,7 @@ async fn products_are_created_edited_and_restocked_from_their_pages() {
             &json!(true)
         )
     );
-    let fields = edit("Old name", version);
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &edit("Old name", version)).await;
     assert!(
         page.contains("Not done:"),
         "a stale version is refused: {page}"
@@ -1114,16 +1117,12 @@ async fn an_order_is_edited_and_a_refund_by_hand_settled_from_its_page() {
             ("notes:opt", "".into()),
         ]
     };
-    let fields = edit("0801");
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &edit("0801")).await;
     assert!(
         page.contains(r#"id="edit-buyer-buyer-phone-error""#),
         "{page}"
     );
-    let fields = edit("+2348012345678");
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &edit("+2348012345678")).await;
     assert!(page.contains("Order saved."), "{page}");
     let o = app.json(&api).await;
     assert_eq!(
@@ -1190,17 +1189,13 @@ async fn some_units_are_shipped_returned_or_called_off_item_by_item() {
             (field.as_str(), n.to_string()),
         ]
     };
-    let fields = ship("0");
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &ship("0")).await;
     assert!(page.contains("at least one unit of one item"), "{page}");
     assert!(app.json(&format!("{api}/shipments")).await["data"]
         .as_array()
         .unwrap()
         .is_empty());
-    let fields = ship("1");
-    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (_, page) = v.act(&page, &fields).await;
+    let (_, page) = v.act_owned(&page, &ship("1")).await;
     let shipments = app.json(&format!("{api}/shipments")).await;
     assert_eq!(shipments["data"][0]["lines"][0]["quantity"], 1);
     // One unit is left to ship, or to call off.
