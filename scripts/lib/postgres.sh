@@ -59,6 +59,15 @@ pg_start() {
 
 pg_stop() {
   if [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR/data" ]; then
+    # A server that crashed or ran out of room says so in its log, which
+    # is removed with the cluster: show why before it goes.
+    local failed='PANIC|terminated by signal|No space left|out of memory'
+    if grep -qE "$failed" "$PG_DIR/server.log" 2>/dev/null; then
+      echo "== PostgreSQL failed during the run; its log says:" >&2
+      grep -E -B2 -A2 "$failed" "$PG_DIR/server.log" | head -n 60 >&2
+      df -h "$PG_DIR" /tmp >&2 || true
+      free -m >&2 || true
+    fi
     "${PG_AS[@]}" "$PG_CTL" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$PG_DIR"
   fi

@@ -85,7 +85,9 @@ async fn browser() -> Browser {
 }
 
 /// Runs `steps`; if they fail, saves a screenshot of the page as it was
-/// and then fails with their message.
+/// and then fails with their message. Either way the browser session is
+/// closed, so chromedriver quits Chromium (killing chromedriver alone
+/// leaves Chromium running and its profile behind).
 async fn scenario<F: std::future::Future<Output = ()>>(name: &str, b: &Browser, steps: F) {
     let outcome = AssertUnwindSafe(steps).catch_unwind().await;
     if let Err(panic) = outcome {
@@ -99,8 +101,14 @@ async fn scenario<F: std::future::Future<Output = ()>>(name: &str, b: &Browser, 
             }
             Err(e) => eprintln!("browser: no screenshot ({e})"),
         }
+        let _ = b.client.clone().close().await;
         std::panic::resume_unwind(panic);
     }
+    b.client
+        .clone()
+        .close()
+        .await
+        .expect("close the browser session");
 }
 
 async fn text(c: &Client, css: &str) -> String {

@@ -77,6 +77,41 @@ impl TestDb {
     }
 }
 
+/// A test's PostgreSQL database goes when the test does, so the ~200
+/// databases of a run do not pile up on the disk.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (Some(server), Some(url)) = (postgres_server(), self.url.as_deref()) else {
+            return;
+        };
+        let name = url.rsplit('/').next().and_then(|n| n.split('?').next());
+        let Some(name) = name.filter(|n| n.starts_with("ordo_test_")) else {
+            return;
+        };
+        // Connections the test's server still holds are ended (FORCE).
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        // Drop runs inside the test's runtime, which cannot be blocked
+        // on: the statement gets a thread and a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&server, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client.batch_execute(&sql).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// Creates an empty database on the server and returns its URL.
 pub async fn create_database(server: &str) -> String {
     let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
