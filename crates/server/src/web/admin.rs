@@ -288,13 +288,25 @@ pub(crate) async fn order(
         .filter_map(|l| Some((l["id"].as_str()?.to_string(), l["name"].clone())))
         .collect();
     let refundable = refundable(&order);
-    // Whether a card charge can be offered: the shop has a provider.
+    // What the forms may offer: a card charge (the shop has a provider),
+    // items outside the catalog, the shipping rates of the order's currency.
     let app = web.app();
-    let charges = app
+    let settings = app
         .settings()
         .get(app.store(), staff.principal.tenant_id)
         .await
-        .is_ok_and(|s| s.payment_provider.is_some());
+        .ok();
+    let charges = settings
+        .as_ref()
+        .is_some_and(|s| s.payment_provider.is_some());
+    let free_text = settings.as_ref().is_some_and(|s| s.free_text_lines);
+    let currency = order["currency"].as_str().unwrap_or_default();
+    let shipping_methods: Vec<String> = settings
+        .iter()
+        .flat_map(|s| s.shipping_rates.iter())
+        .filter(|r| r.currency.code() == currency)
+        .map(|r| r.name.clone())
+        .collect();
     page(
         &web,
         &headers,
@@ -302,7 +314,11 @@ pub(crate) async fn order(
         StatusCode::OK,
         "order.html",
         "orders",
-        context! { order => order, buyer_link => buyer_link, line_names => line_names, refundable => refundable, charges => charges },
+        context! {
+            order => order, buyer_link => buyer_link, line_names => line_names,
+            refundable => refundable, charges => charges, free_text => free_text,
+            shipping_methods => shipping_methods,
+        },
     )
 }
 
@@ -345,8 +361,10 @@ pub(crate) async fn receipt_file(
 /// back to), `_form` (which form, to show a problem next to its fields),
 /// `_version` (the version the page showed: a change since is refused),
 /// `_ok` (what to say when it worked), and the API body's fields: `a.b`
-/// for nested ones, a `:int` or `:bool` suffix for numbers and checkboxes;
-/// empty fields are left out. The call is made as the signed-in user.
+/// for nested ones, `a[2].b` for rows of a list, a `:int` or `:bool`
+/// suffix for numbers and checkboxes, `a[2]:remove` ticked to take a row
+/// out; empty fields are left out (see [`form_body`]). The call is made
+/// as the signed-in user.
 pub(crate) async fn act(
     State(web): State<Web>,
     headers: HeaderMap,
@@ -389,7 +407,7 @@ pub(crate) async fn act(
             );
         }
     };
-    let body = match body_of(&fields) {
+    let FormBody { value: body, moved } = match form_body(&fields) {
         Ok(b) => b,
         Err((field, value, accepted)) => {
             return flash_to(
@@ -434,6 +452,7 @@ pub(crate) async fn act(
                     )
                 })
                 .collect();
+            let problem = as_the_form_named(problem, &moved);
             serde_json::json!({"form": get("_form"), "problem": problem, "values": values})
         }
     };
@@ -484,8 +503,123 @@ fn failed(form: &str, field: &str, value: &str, accepted: &str) -> Value {
 
 type BadField = (String, String, String);
 
-/// The API body a form's fields make; `None` when it has none.
-fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
+/// The API body a form's fields make (`None` when it has none), and where
+/// rows taken out of its lists moved the others, so that a problem about
+/// the body's `items[1]` is shown at the form's `items[2]` when the form's
+/// `items[1]` was taken out.
+#[derive(Debug, Default)]
+struct FormBody {
+    value: Option<Value>,
+    /// A list's path and, for each row left in it, the row's place in the form.
+    moved: Vec<(String, Vec<usize>)>,
+}
+
+/// The mark a `:remove` field leaves on a row to be taken out of its list.
+const REMOVED: &str = "[removed]";
+
+/// The parts of a field's name: `a.b` nests, `items[2]` is the third row
+/// of the list `items` (the key `[2]` until [`lists`] makes the list).
+fn name_parts(name: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    for part in name.split('.') {
+        match part.split_once('[') {
+            None if !part.is_empty() && !part.contains(']') => parts.push(part.to_string()),
+            Some((key, rest)) if !key.is_empty() && !key.contains(']') => {
+                let index = rest.strip_suffix(']')?.parse::<usize>().ok()?;
+                parts.push(key.to_string());
+                parts.push(format!("[{index}]"));
+            }
+            _ => return None,
+        }
+    }
+    Some(parts)
+}
+
+/// Puts `value` at `parts` in `body`, making the objects on the way.
+fn insert(body: &mut Map<String, Value>, parts: &[String], value: Value) {
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    let mut at = body;
+    for part in path {
+        let entry = at
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        let Value::Object(inner) = entry else { return };
+        at = inner;
+    }
+    at.insert(last.clone(), value);
+}
+
+/// Makes the objects keyed `[n]` lists in the order of `n`, leaving out
+/// rows taken out (`:remove`) and rows with nothing filled in (a blank
+/// "add an item" row), and notes in `moved` the lists whose rows moved.
+fn lists(value: Value, path: &str, moved: &mut Vec<(String, Vec<usize>)>) -> Value {
+    let Value::Object(map) = value else {
+        return value;
+    };
+    let indexes: Option<Vec<usize>> = map
+        .keys()
+        .map(|k| k.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+        .collect();
+    let Some(indexes) = indexes.filter(|i| !i.is_empty()) else {
+        let object = map.into_iter().map(|(key, value)| {
+            let inner = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            (key, lists(value, &inner, moved))
+        });
+        return Value::Object(object.collect());
+    };
+    let mut rows: Vec<(usize, Value)> = indexes.into_iter().zip(map.into_values()).collect();
+    rows.sort_by_key(|(i, _)| *i);
+    let (mut list, mut kept) = (Vec::new(), Vec::new());
+    for (i, row) in rows {
+        let gone = row
+            .as_object()
+            .is_some_and(|r| r.is_empty() || r.get(REMOVED) == Some(&Value::Bool(true)));
+        if !gone {
+            list.push(lists(row, &format!("{path}[{i}]"), moved));
+            kept.push(i);
+        }
+    }
+    if kept.iter().enumerate().any(|(at, i)| at != *i) {
+        moved.push((path.to_string(), kept));
+    }
+    Value::Array(list)
+}
+
+/// A problem's fields named as the form named them (see [`FormBody`]).
+fn as_the_form_named(mut problem: Value, moved: &[(String, Vec<usize>)]) -> Value {
+    let Some(errors) = problem.get_mut("errors").and_then(Value::as_array_mut) else {
+        return problem;
+    };
+    for error in errors {
+        let Some(Value::String(field)) = error.get_mut("field") else {
+            continue;
+        };
+        for (path, kept) in moved {
+            let Some((n, rest)) = field
+                .strip_prefix(path.as_str())
+                .and_then(|r| r.strip_prefix('['))
+                .and_then(|r| r.split_once(']'))
+            else {
+                continue;
+            };
+            if let Some(place) = n.parse::<usize>().ok().and_then(|n| kept.get(n)) {
+                *field = format!("{path}[{place}]{rest}");
+            }
+        }
+    }
+    problem
+}
+
+fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
     let mut body = Map::new();
     let mut units = (false, Vec::new());
     for (key, value) in fields {
@@ -517,10 +651,41 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
             }
             continue;
         }
+        let Some(mut parts) = name_parts(name) else {
+            return Err((
+                key.clone(),
+                value.clone(),
+                "a field name: a.b for a field of an object, a[2] for a row of a list".into(),
+            ));
+        };
+        // `items[2]:remove` ticked takes the row out of its list.
+        if kind == "remove" {
+            if !parts.last().is_some_and(|p| p.starts_with('[')) {
+                return Err((
+                    key.clone(),
+                    value.clone(),
+                    "a row of a list, as items[2]".into(),
+                ));
+            }
+            if matches!(value.as_str(), "true" | "on" | "1") {
+                parts.push(REMOVED.to_string());
+                insert(&mut body, &parts, Value::Bool(true));
+            }
+            continue;
+        }
         let value = match kind {
             // An optional field left empty is cleared (`null`).
             "opt" if value.trim().is_empty() => Value::Null,
             "opt" => Value::String(value.trim().to_string()),
+            // An empty list is sent as one: "no codes", "every event type".
+            "list" => Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Value::String(v.to_string()))
+                    .collect(),
+            ),
             _ if value.trim().is_empty() => continue,
             "" => Value::String(value.trim().to_string()),
             "int" => value.trim().parse::<i64>().map(Value::from).map_err(|_| {
@@ -531,38 +696,15 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
                 )
             })?,
             "bool" => Value::Bool(matches!(value.as_str(), "true" | "on" | "1")),
-            "list" => Value::Array(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| Value::String(v.to_string()))
-                    .collect(),
-            ),
             _ => {
                 return Err((
                     key.clone(),
                     value.clone(),
-                    "a field name, with :int, :bool, :list, :opt or :units".into(),
+                    "a field name, with :int, :bool, :list, :opt, :units or :remove".into(),
                 ))
             }
         };
-        let mut at = &mut body;
-        let mut parts = name.split('.').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                at.insert(part.to_string(), value.clone());
-                break;
-            }
-            let entry = at
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            let Value::Object(inner) = entry else { break };
-            at = inner;
-        }
+        insert(&mut body, &parts, value);
     }
     if units.0 {
         // A form of units with none chosen must not mean "all of them",
@@ -576,12 +718,25 @@ fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
         }
         body.insert("lines".into(), Value::Array(units.1));
     }
-    Ok((!body.is_empty()).then_some(Value::Object(body)))
+    let mut moved = Vec::new();
+    let Value::Object(body) = lists(Value::Object(body), "", &mut moved) else {
+        return Ok(FormBody::default());
+    };
+    // Outer lists first: a row's own lists are named by its place in the form.
+    moved.sort_by_key(|(path, _)| path.len());
+    Ok(FormBody {
+        value: (!body.is_empty()).then_some(Value::Object(body)),
+        moved,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body_of(fields: &[(String, String)]) -> Result<Option<Value>, BadField> {
+        form_body(fields).map(|b| b.value)
+    }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -643,6 +798,52 @@ mod tests {
                 "payment_instructions": null,
                 "messaging": {"templates": {"order_created": "Hi {buyer_name}"}},
             }))
+        );
+        // Rows of lists: taken out, left blank, or kept, in their order.
+        let rows = pairs(&[
+            ("items[0].sku", "DRESS"),
+            ("items[0].quantity:int", "2"),
+            ("items[0].attributes.size", "M"),
+            ("items[0]:remove", "on"),
+            ("items[1].sku", "SCARF"),
+            ("items[1].quantity:int", "1"),
+            ("items[1].instances[0].serial", "3591"),
+            ("items[10].sku", "HAT"),
+            ("items[10].quantity:int", "3"),
+            ("items[11].sku", ""),
+            ("items[11].quantity:int", ""),
+        ]);
+        let body = form_body(&rows).unwrap();
+        assert_eq!(
+            body.value,
+            Some(serde_json::json!({"items": [
+                {"sku": "SCARF", "quantity": 1, "instances": [{"serial": "3591"}]},
+                {"sku": "HAT", "quantity": 3},
+            ]}))
+        );
+        assert_eq!(body.moved, vec![("items".to_string(), vec![1, 10])]);
+        // The API's problem about its second item is the form's row 10.
+        let problem = serde_json::json!({"errors": [
+            {"field": "items[1].sku", "reason": "no such product"},
+            {"field": "items[0].instances[0].serial", "reason": "taken"},
+            {"field": "notes", "reason": "too long"},
+        ]});
+        let fields: Vec<Value> = as_the_form_named(problem, &body.moved)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].clone())
+            .collect();
+        assert_eq!(
+            fields,
+            ["items[10].sku", "items[1].instances[0].serial", "notes"]
+        );
+        for bad in ["items[x].sku", "items[].sku", "a..b", "items]0[", "[0]"] {
+            assert_eq!(body_of(&pairs(&[(bad, "1")])).unwrap_err().0, bad);
+        }
+        assert_eq!(
+            body_of(&pairs(&[("notes:remove", "on")])).unwrap_err().0,
+            "notes:remove"
         );
         assert_eq!(
             body_of(&pairs(&[("quantity:int", "three")])).unwrap_err(),

@@ -119,6 +119,19 @@ impl Visitor {
         self.get(&to).await
     }
 
+    /// Sends a form's fields as they are (see [`form_fields`]) and reads
+    /// the page it leads back to.
+    pub async fn submit(&self, fields: &[(String, String)]) -> (StatusCode, String) {
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = self.post("/admin/act", &fields).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{fields:?}");
+        let to = r.headers()["location"].to_str().unwrap().to_string();
+        self.get(&to).await
+    }
+
     /// [`Visitor::act`] with values made for the call.
     pub async fn act_owned(&self, page: &str, fields: &[(&str, String)]) -> (StatusCode, String) {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -134,6 +147,50 @@ pub(crate) fn hidden(page: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} field in {page}"))
         + marker.len();
     page[start..].split('"').next().unwrap().to_string()
+}
+
+/// What a browser sends with the form whose button has the id `button`:
+/// its inputs, checkboxes only when ticked (selects and text areas are
+/// not read).
+pub(crate) fn form_fields(page: &str, button: &str) -> Vec<(String, String)> {
+    let at = page
+        .find(&format!("id=\"{button}\""))
+        .unwrap_or_else(|| panic!("no button {button} in {page}"));
+    let start = page[..at].rfind("<form").unwrap();
+    let form = &page[start..at];
+    let attribute = |tag: &str, name: &str| {
+        let marker = format!(" {name}=\"");
+        let from = tag.find(&marker)? + marker.len();
+        let raw = tag[from..].split('"').next()?;
+        Some(
+            raw.replace("&#x2f;", "/")
+                .replace("&#x27;", "'")
+                .replace("&quot;", "\"")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&amp;", "&"),
+        )
+    };
+    let mut fields = Vec::new();
+    for (i, _) in form.match_indices("<input") {
+        let tag = &form[i..i + form[i..].find('>').unwrap()];
+        let Some(name) = attribute(tag, "name") else {
+            continue;
+        };
+        if attribute(tag, "type").as_deref() == Some("checkbox") && !tag.contains(" checked") {
+            continue;
+        }
+        fields.push((name, attribute(tag, "value").unwrap_or_default()));
+    }
+    fields
+}
+
+/// Sets a field of a form as a user would (a ticked checkbox is added).
+pub(crate) fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match fields.iter_mut().find(|(k, _)| k == name) {
+        Some(field) => field.1 = value.to_string(),
+        None => fields.push((name.to_string(), value.to_string())),
+    }
 }
 
 #[tokio::test]
@@ -1229,4 +1286,139 @@ async fn some_units_are_shipped_returned_or_called_off_item_by_item() {
         ),
         (&json!(1), &json!(1))
     );
+}
+
+#[tokio::test]
+async fn an_orders_items_are_changed_and_it_is_priced_again_from_its_page() {
+    let app = spawn_app().await;
+    app.add_product(&json!({"sku": "HAT", "name": "Straw hat", "currency": "NGN", "price": "1500.00", "on_hand": 10}))
+        .await;
+    // Two of Product A at 5000.00, an item not in the catalog, size M.
+    let order = app.create(&plain_order()).await;
+    let id = order["id"].as_str().unwrap();
+    let api = format!("/v1/orders/{id}");
+    let here = format!("/admin/orders/{id}");
+    let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
+
+    // One more of the first item, and two hats from the catalog.
+    let (_, page) = v.get(&here).await;
+    let mut form = form_fields(&page, "save-items");
+    for kept in [
+        ("items[0].name", "Product A"),
+        ("items[0].sku", "SKU-A"),
+        ("items[0].attributes.size", "M"),
+        ("items[0].unit_price", "5000.00"),
+    ] {
+        assert!(
+            form.contains(&(kept.0.into(), kept.1.into())),
+            "{kept:?} in {form:?}"
+        );
+    }
+    set(&mut form, "items[0].quantity:int", "3");
+    set(&mut form, "items[1].sku", "HAT");
+    set(&mut form, "items[1].quantity:int", "2");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Items saved: the totals follow."), "{page}");
+    let o = app.json(&api).await;
+    let items = o["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{o}");
+    assert_eq!(
+        (
+            &items[0]["quantity"],
+            &items[0]["unit_price"],
+            &items[0]["attributes"]
+        ),
+        (&json!(3), &json!("5000.00"), &json!({"size": "M"}))
+    );
+    assert_eq!(
+        (
+            &items[1]["sku"],
+            &items[1]["unit_price"],
+            &items[1]["price_overridden"]
+        ),
+        (&json!("HAT"), &json!("1500.00"), &json!(false))
+    );
+    assert!(items[1]["product_id"].is_string());
+    assert_eq!(o["subtotal"], "18000.00");
+
+    // The first item taken off and a row added with no units: the API's
+    // problem with its second item is shown at the form's third row, and
+    // nothing changes.
+    let mut form = form_fields(&page, "save-items");
+    set(&mut form, "items[0]:remove", "true");
+    set(&mut form, "items[2].sku", "HAT");
+    set(&mut form, "items[2].quantity:int", "0");
+    let (_, page) = v.submit(&form).await;
+    assert!(
+        page.contains(r#"id="edit-items-items[2]-quantity-error""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"aria-describedby="edit-items-items[2]-quantity-error""#),
+        "{page}"
+    );
+    assert_eq!(app.json(&api).await["version"], o["version"]);
+
+    // What was typed is kept; the row emptied adds nothing.
+    let mut form = form_fields(&page, "save-items");
+    assert!(
+        form.contains(&("items[2].quantity:int".into(), "0".into())),
+        "{form:?}"
+    );
+    set(&mut form, "items[2].sku", "");
+    set(&mut form, "items[2].quantity:int", "");
+    set(&mut form, "items[0]:remove", "true");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Items saved"), "{page}");
+    let o = app.json(&api).await;
+    assert_eq!(o["items"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(
+        (&o["items"][0]["sku"], &o["subtotal"]),
+        (&json!("HAT"), &json!("3000.00"))
+    );
+
+    // Priced again with a code; a code that does not apply is shown by
+    // the field; an empty field takes the codes off.
+    let r = app
+        .post(
+            "/v1/promotions",
+            &json!({"name": "Ten off", "code": "TEN", "type": "percentage", "value": "10"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let mut form = form_fields(&page, "reprice");
+    assert!(
+        form.contains(&("reprice:bool".into(), "true".into())),
+        "{form:?}"
+    );
+    set(&mut form, "promotion_codes:list", "ten");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Priced again by today"), "{page}");
+    assert_eq!(app.json(&api).await["discount_total"], "300.00");
+    let mut form = form_fields(&page, "reprice");
+    assert!(
+        form.contains(&("promotion_codes:list".into(), "TEN".into())),
+        "the order's codes to start with: {form:?}"
+    );
+    set(&mut form, "promotion_codes:list", "TEN, NOPE");
+    let (_, page) = v.submit(&form).await;
+    assert!(
+        page.contains(r#"id="reprice-promotion_codes-error""#) && page.contains("NOPE"),
+        "{page}"
+    );
+    assert_eq!(app.json(&api).await["discount_total"], "300.00");
+    let mut form = form_fields(&page, "reprice");
+    set(&mut form, "promotion_codes:list", "");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Priced again by today"), "{page}");
+    let o = app.json(&api).await;
+    assert_eq!(
+        (&o["discount_total"], &o["total"]),
+        (&json!("0.00"), &json!("3000.00"))
+    );
+
+    // A viewer is offered neither form.
+    let viewer = Visitor::staff(&app, "ola@example.com", Role::Viewer).await;
+    let (_, page) = viewer.get(&here).await;
+    assert!(!page.contains("save-items") && !page.contains(r#"id="reprice""#));
 }

@@ -252,7 +252,18 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         click(c, "#adjust").await;
         assert_eq!(text(c, ".notice.ok").await, "Stock adjusted.");
         assert_eq!(text(c, "#available").await, "6");
+        // One fewer: the item is changed on the page and the total follows.
         c.goto(&app.url(&format!("/admin/orders/{id}"))).await.unwrap();
+        c.find(Locator::Css("#change-items summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        fill(c, "#edit-items-0-quantity", "2").await;
+        click(c, "#save-items").await;
+        assert_eq!(text(c, ".notice.ok").await, "Items saved: the totals follow.");
+        assert_eq!(text(c, "#total").await, "NGN 25001.00");
         click(c, "#confirm").await;
         assert_eq!(text(c, ".notice.ok").await, "Order confirmed.");
         assert_eq!(text(c, "#status").await, "confirmed");
