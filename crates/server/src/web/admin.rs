@@ -410,13 +410,9 @@ pub(crate) async fn act(
     let FormBody { value: body, moved } = match form_body(&fields) {
         Ok(b) => b,
         Err((field, value, accepted)) => {
-            return flash_to(
-                &web,
-                &headers,
-                ADMIN,
-                &back,
-                &failed(get("_form"), &field, &value, &accepted),
-            );
+            let mut flash = failed(get("_form"), &field, &value, &accepted);
+            flash["values"] = typed(&fields);
+            return flash_to(&web, &headers, ADMIN, &back, &flash);
         }
     };
     // A form with nothing filled in is an empty object: some routes take
@@ -442,18 +438,8 @@ pub(crate) async fn act(
             serde_json::json!({"ok": ok, "shown": shown})
         }
         Err(problem) => {
-            let values: Map<String, Value> = fields
-                .iter()
-                .filter(|(k, _)| !k.starts_with('_') && k != "csrf")
-                .map(|(k, v)| {
-                    (
-                        k.split(':').next().unwrap_or(k).to_string(),
-                        Value::String(v.clone()),
-                    )
-                })
-                .collect();
             let problem = as_the_form_named(problem, &moved);
-            serde_json::json!({"form": get("_form"), "problem": problem, "values": values})
+            serde_json::json!({"form": get("_form"), "problem": problem, "values": typed(&fields)})
         }
     };
     flash_to(&web, &headers, ADMIN, &back, &flash)
@@ -486,6 +472,23 @@ pub(super) fn page(
         shown,
         web.pages().render(status, template, context),
     )
+}
+
+/// The values typed into a form, to show again with its problem: named as
+/// the API names the field, but for the units and serials of an item,
+/// which share one name.
+fn typed(fields: &[(String, String)]) -> Value {
+    let values = fields
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_') && k != "csrf")
+        .map(|(k, v)| {
+            let name = match k.split_once(':') {
+                Some((_, "units" | "serials")) | None => k,
+                Some((name, _)) => name,
+            };
+            (name.to_string(), Value::String(v.clone()))
+        });
+    Value::Object(values.collect())
 }
 
 /// A problem made here about a form's own field.
@@ -622,6 +625,7 @@ fn as_the_form_named(mut problem: Value, moved: &[(String, Vec<usize>)]) -> Valu
 fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
     let mut body = Map::new();
     let mut units = (false, Vec::new());
+    let mut serials = Vec::new();
     for (key, value) in fields {
         if key.starts_with('_') || key == "csrf" {
             continue;
@@ -648,6 +652,21 @@ fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
                 units
                     .1
                     .push(serde_json::json!({"line_id": line, "quantity": n}));
+            }
+            continue;
+        }
+        // `lines.<line id>:serials`: the serial numbers (IMEIs) of the
+        // units of that item, comma-separated, as its `instances`.
+        if kind == "serials" {
+            let list: Vec<Value> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| serde_json::json!({ "serial": v }))
+                .collect();
+            if !list.is_empty() {
+                let line = name.strip_prefix("lines.").unwrap_or(name);
+                serials.push((line.to_string(), key.clone(), value.clone(), list));
             }
             continue;
         }
@@ -700,7 +719,8 @@ fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
                 return Err((
                     key.clone(),
                     value.clone(),
-                    "a field name, with :int, :bool, :list, :opt, :units or :remove".into(),
+                    "a field name, with :int, :bool, :list, :opt, :units, :serials or :remove"
+                        .into(),
                 ))
             }
         };
@@ -716,7 +736,19 @@ fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
                 "at least one unit of one item".into(),
             ));
         }
+        for (line, key, value, list) in serials {
+            let entry = units
+                .1
+                .iter_mut()
+                .find(|u| u["line_id"].as_str() == Some(line.as_str()));
+            let Some(entry) = entry else {
+                return Err((key, value, "serials of units chosen".into()));
+            };
+            entry["instances"] = Value::Array(list);
+        }
         body.insert("lines".into(), Value::Array(units.1));
+    } else if let Some((_, key, value, _)) = serials.into_iter().next() {
+        return Err((key, value, "serials of units chosen".into()));
     }
     let mut moved = Vec::new();
     let Value::Object(body) = lists(Value::Object(body), "", &mut moved) else {
@@ -785,6 +817,29 @@ mod tests {
         assert_eq!(
             body_of(&pairs(&[("lines.li_A:units", "0")])).unwrap_err().0,
             "lines"
+        );
+        assert_eq!(
+            body_of(&pairs(&[
+                ("lines.li_A:serials", "3591, 3592,"),
+                ("lines.li_A:units", "2"),
+                ("lines.li_B:units", "1"),
+                ("lines.li_B:serials", " "),
+            ]))
+            .unwrap(),
+            Some(serde_json::json!({"lines": [
+                {"line_id": "li_A", "quantity": 2, "instances": [{"serial": "3591"}, {"serial": "3592"}]},
+                {"line_id": "li_B", "quantity": 1},
+            ]}))
+        );
+        assert_eq!(
+            body_of(&pairs(&[
+                ("lines.li_A:units", "1"),
+                ("lines.li_B:units", "0"),
+                ("lines.li_B:serials", "3591"),
+            ]))
+            .unwrap_err()
+            .0,
+            "lines.li_B:serials"
         );
         assert_eq!(
             body_of(&pairs(&[

@@ -149,12 +149,17 @@ pub(crate) fn hidden(page: &str, name: &str) -> String {
     page[start..].split('"').next().unwrap().to_string()
 }
 
-/// What a browser sends with the form whose button has the id `button`:
-/// its inputs, checkboxes only when ticked (selects and text areas are
-/// not read).
+/// What a browser sends with the form whose button has the id `button`
+/// (or, given as `class="…"`, that class): its inputs, checkboxes only
+/// when ticked (selects and text areas are not read).
 pub(crate) fn form_fields(page: &str, button: &str) -> Vec<(String, String)> {
+    let marker = if button.contains('=') {
+        button.to_string()
+    } else {
+        format!("id=\"{button}\"")
+    };
     let at = page
-        .find(&format!("id=\"{button}\""))
+        .find(&marker)
         .unwrap_or_else(|| panic!("no button {button} in {page}"));
     let start = page[..at].rfind("<form").unwrap();
     let form = &page[start..at];
@@ -1300,8 +1305,32 @@ async fn an_orders_items_are_changed_and_it_is_priced_again_from_its_page() {
     let here = format!("/admin/orders/{id}");
     let v = Visitor::staff(&app, "ada@example.com", Role::Admin).await;
 
-    // One more of the first item, and two hats from the catalog.
+    // A billing address, which the order did not have.
     let (_, page) = v.get(&here).await;
+    let mut form = form_fields(&page, "save-billing");
+    set(&mut form, "billing_address.line1", "12 Broad Street");
+    set(&mut form, "billing_address.country", "NG");
+    let (_, page) = v.submit(&form).await;
+    assert!(
+        page.contains(r#"id="edit-billing-billing_address-city-error""#),
+        "a city is needed: {page}"
+    );
+    let mut form = form_fields(&page, "save-billing");
+    set(&mut form, "billing_address.city", "Lagos");
+    set(&mut form, "billing_address.country", "NG");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Billing address saved."), "{page}");
+    assert!(page.contains(r#"<address id="billing-address">"#), "{page}");
+    let o = app.json(&api).await;
+    assert_eq!(
+        (
+            &o["billing_address"]["city"],
+            &o["billing_address"]["line1"]
+        ),
+        (&json!("Lagos"), &json!("12 Broad Street"))
+    );
+
+    // One more of the first item, and two hats from the catalog.
     let mut form = form_fields(&page, "save-items");
     for kept in [
         ("items[0].name", "Product A"),
@@ -1421,4 +1450,97 @@ async fn an_orders_items_are_changed_and_it_is_priced_again_from_its_page() {
     let viewer = Visitor::staff(&app, "ola@example.com", Role::Viewer).await;
     let (_, page) = viewer.get(&here).await;
     assert!(!page.contains("save-items") && !page.contains(r#"id="reprice""#));
+}
+
+#[tokio::test]
+async fn units_ship_with_their_serials_and_come_back_to_stock_or_not() {
+    let app = spawn_app().await;
+    app.add_product(&json!({"sku": "PHONE", "name": "Phone", "currency": "NGN", "price": "90000.00", "on_hand": 5}))
+        .await;
+    let mut body = plain_order();
+    body["items"] = json!([{"sku": "PHONE", "quantity": 2}]);
+    let order = app.create(&body).await;
+    let id = order["id"].as_str().unwrap();
+    let api = format!("/v1/orders/{id}");
+    app.post(&format!("{api}/confirm"), &json!({})).await;
+    app.pay_in_full(&order).await;
+    let line = order["items"][0]["id"].as_str().unwrap().to_string();
+    let here = format!("/admin/orders/{id}");
+    let v = Visitor::staff(&app, "ada@example.com", Role::Owner).await;
+
+    // Both phones packed with their IMEIs; no units chosen is refused,
+    // and what was typed is kept.
+    let (_, page) = v.get(&here).await;
+    let mut form = form_fields(&page, "create-shipment");
+    let units = format!("lines.{line}:units");
+    let serials = format!("lines.{line}:serials");
+    assert!(form.contains(&(units.clone(), "2".into())), "{form:?}");
+    set(&mut form, &units, "0");
+    set(&mut form, &serials, "356938035643809");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains(r#"id="ship-lines-error""#), "{page}");
+    let mut form = form_fields(&page, "create-shipment");
+    assert!(
+        form.contains(&(serials.clone(), "356938035643809".into())),
+        "{form:?}"
+    );
+    set(&mut form, &units, "2");
+    set(&mut form, &serials, "356938035643809, 356938035643817");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Shipment created"), "{page}");
+    let o = app.json(&api).await;
+    let shipment = &o["shipments"][0];
+    assert_eq!(
+        shipment["lines"][0]["instances"],
+        json!([{"serial": "356938035643809"}, {"serial": "356938035643817"}]),
+        "{shipment}"
+    );
+
+    // Shipped with a tracking link, then delivered.
+    let mut form = form_fields(&page, r#"class="shipment-ship""#);
+    set(&mut form, "tracking_url", "https://track.example.com/1");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Shipment shipped."), "{page}");
+    assert!(
+        page.contains(r#"href="https:&#x2f;&#x2f;track.example.com&#x2f;1""#),
+        "{page}"
+    );
+    let (_, page) = v
+        .submit(&form_fields(&page, r#"class="shipment-deliver""#))
+        .await;
+    assert_eq!(app.json(&api).await["fulfillment_status"], "delivered");
+    let on_hand = || async { app.json("/v1/products/PHONE").await["on_hand"].clone() };
+    assert_eq!(on_hand().await, 3);
+
+    // One comes back broken: received without going back in stock, and
+    // part of its price refunded.
+    let mut form = form_fields(&page, "open-return");
+    set(&mut form, &format!("lines.{line}:units"), "1");
+    set(&mut form, "reason", "cracked screen");
+    let (_, page) = v.submit(&form).await;
+    let mut form = form_fields(&page, r#"class="return-receive""#);
+    assert!(
+        form.contains(&("restock:bool".into(), "true".into())),
+        "ticked to start with: {form:?}"
+    );
+    form.retain(|(k, v)| !(k == "restock:bool" && v == "true"));
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("The units are back."), "{page}");
+    assert_eq!(on_hand().await, 3, "not back in stock");
+    let mut form = form_fields(&page, r#"class="return-refund""#);
+    set(&mut form, "amount", "lots");
+    let (_, page) = v.submit(&form).await;
+    let ret = app.json(&format!("{api}/returns")).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        page.contains(&format!(r#"id="return-{ret}-amount-error""#)),
+        "{page}"
+    );
+    let mut form = form_fields(&page, r#"class="return-refund""#);
+    set(&mut form, "amount", "50000.00");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("The return is refunded."), "{page}");
+    assert_eq!(app.json(&api).await["amount_refunded"], "50000.00");
 }

@@ -165,6 +165,14 @@ async fn path(c: &Client) -> String {
 }
 
 /// Every visible form control has a label (or an accessible name).
+/// The id of the order's first shipment.
+async fn order_shipment(app: &TestApp, order: &str) -> String {
+    app.json(&format!("/v1/orders/{order}")).await["shipments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn every_control_is_labelled(c: &Client) {
     let unlabelled = c
         .execute(
@@ -326,8 +334,22 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
         click(c, "#create-shipment").await;
         assert_eq!(text(c, ".shipment-state").await, "pending");
         click(c, "button.shipment-ship").await;
+        assert_eq!(text(c, ".notice.ok").await, "Shipment shipped.");
         assert_eq!(text(c, ".shipment-state").await, "shipped");
         assert_eq!(text(c, "#fulfillment-status").await, "shipped");
+        // A tracking link given afterwards.
+        c.find(Locator::Css(".shipment details summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        every_control_is_labelled(c).await;
+        let url_field = format!("#shipment-{}-tracking_url", order_shipment(&app, &id).await);
+        fill(c, &url_field, "https://track.example.com/JD0142").await;
+        click(c, "button.shipment-ship").await;
+        assert_eq!(text(c, ".notice.ok").await, "Tracking saved.");
+        assert!(text(c, ".shipment p").await.contains("DHL JD0142 (follow it)"));
         // The buyer's page says it is on its way.
         c.goto(&app.url(link)).await.unwrap();
         assert_eq!(text(c, "#what-next").await, "Your order is on its way.");
