@@ -64,7 +64,7 @@ pg_stop() {
     local failed='PANIC|terminated by signal|No space left|out of memory'
     if grep -qE "$failed" "$PG_DIR/server.log" 2>/dev/null; then
       echo "== PostgreSQL failed during the run; its log says:" >&2
-      grep -E -B2 -A2 "$failed" "$PG_DIR/server.log" | head -n 60 >&2
+      { grep -E -B2 -A2 "$failed" "$PG_DIR/server.log" | head -n 60; } >&2 || true
       df -h "$PG_DIR" /tmp >&2 || true
       free -m >&2 || true
     fi

@@ -84,6 +84,9 @@ pub struct LineInput {
     /// Decimal string in major units with at most the currency's decimals.
     /// Required for an item not in the catalog; for a catalog item, the
     /// staff's price instead of the catalog's (the line then says so).
+    /// In an edit, a catalog item without one keeps the price of the
+    /// order's line of the same product and attributes; only an item the
+    /// order did not have takes today's catalog price.
     #[schema(example = "5000.00")]
     pub unit_price: Option<String>,
     /// Size, colour, …: lower-case names, text values. For a catalog item,
@@ -1784,6 +1787,12 @@ pub async fn update_order(
         return Err(ApiError::Validation(errors));
     }
     let shipping_method = req.shipping_method.clone();
+    let priced: Vec<bool> = req
+        .items
+        .iter()
+        .flatten()
+        .map(|l| l.unit_price.is_some())
+        .collect();
     let mut skus = req.items.as_deref().map(input_skus).unwrap_or_default();
     if reprice && req.items.is_none() {
         skus = current.lines.iter().filter_map(|l| l.sku.clone()).collect();
@@ -1809,6 +1818,7 @@ pub async fn update_order(
         .await?;
     } else {
         pricing::rate_new_lines(&state, &settings, &current, &mut patch).await?;
+        keep_prices(&current, &mut patch, &priced);
     }
     let skus = patch
         .lines
@@ -1832,6 +1842,35 @@ pub async fn update_order(
     )
     .await?;
     Ok(order_response(StatusCode::OK, &changed.order))
+}
+
+/// An edit keeps what the order was priced by: a catalog item given no
+/// `unit_price` keeps the price, catalog price and tax rate of the order's
+/// line of the same product and attributes (the one at its place first),
+/// not today's catalog price; only a new item takes that. `reprice`
+/// prices every line again.
+fn keep_prices(current: &Order, patch: &mut OrderPatch, priced: &[bool]) {
+    let Some(drafts) = patch.lines.as_mut() else {
+        return;
+    };
+    for (i, draft) in drafts.iter_mut().enumerate() {
+        if priced.get(i).copied().unwrap_or(true) || draft.product_id.is_none() {
+            continue;
+        }
+        let same = |line: &&ordo_domain::Line| {
+            line.product_id == draft.product_id && line.attributes == draft.attributes
+        };
+        let old = current
+            .lines
+            .get(i)
+            .filter(same)
+            .or_else(|| current.lines.iter().find(same));
+        if let Some(old) = old {
+            draft.unit_price = old.unit_price;
+            draft.catalog_price = old.catalog_price;
+            draft.tax_rate = old.tax_rate;
+        }
+    }
 }
 
 macro_rules! action_handler {

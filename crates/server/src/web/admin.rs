@@ -630,6 +630,9 @@ fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
         if key.starts_with('_') || key == "csrf" {
             continue;
         }
+        // Browsers send the line breaks of a field as CRLF: as the page
+        // showed them, so that a text sent back untouched is unchanged.
+        let value = &value.replace("\r\n", "\n");
         let (name, kind) = key.split_once(':').unwrap_or((key.as_str(), ""));
         // `lines.<line id>:units`: so many units of an item, gathered in
         // `lines` as the API takes them; none (empty or 0) leaves it out.
@@ -715,14 +718,28 @@ fn form_body(fields: &[(String, String)]) -> Result<FormBody, BadField> {
                 )
             })?,
             "bool" => Value::Bool(matches!(value.as_str(), "true" | "on" | "1")),
-            _ => {
-                return Err((
-                    key.clone(),
-                    value.clone(),
-                    "a field name, with :int, :bool, :list, :opt, :units, :serials or :remove"
-                        .into(),
-                ))
+            // `size=M, colour=red`: an object of texts.
+            "pairs" => {
+                let mut object = Map::new();
+                for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty())
+                    else {
+                        return Err((
+                            name.to_string(),
+                            value.clone(),
+                            "name=value pairs separated by commas, as size=M, colour=red".into(),
+                        ));
+                    };
+                    object.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+                }
+                Value::Object(object)
             }
+            _ => return Err((
+                key.clone(),
+                value.clone(),
+                "a field name, with :int, :bool, :list, :pairs, :opt, :units, :serials or :remove"
+                    .into(),
+            )),
         };
         insert(&mut body, &parts, value);
     }
@@ -893,6 +910,18 @@ mod tests {
             fields,
             ["items[10].sku", "items[1].instances[0].serial", "notes"]
         );
+        assert_eq!(
+            body_of(&pairs(&[
+                ("items[0].attributes:pairs", "size = M, colour=red,"),
+                ("items[0].description", "Two lines\r\nof text"),
+            ]))
+            .unwrap(),
+            Some(serde_json::json!({"items": [{
+                "attributes": {"size": "M", "colour": "red"},
+                "description": "Two lines\nof text",
+            }]}))
+        );
+        assert_eq!(body_of(&pairs(&[("a:pairs", "size")])).unwrap_err().0, "a");
         for bad in ["items[x].sku", "items[].sku", "a..b", "items]0[", "[0]"] {
             assert_eq!(body_of(&pairs(&[(bad, "1")])).unwrap_err().0, bad);
         }

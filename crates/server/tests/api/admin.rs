@@ -1388,10 +1388,15 @@ async fn an_orders_items_are_changed_and_it_is_priced_again_from_its_page() {
     );
     assert_eq!(app.json(&api).await["version"], o["version"]);
 
-    // What was typed is kept; the row emptied adds nothing.
+    // What was typed is kept, the box ticked too; the row emptied adds
+    // nothing.
     let mut form = form_fields(&page, "save-items");
     assert!(
         form.contains(&("items[2].quantity:int".into(), "0".into())),
+        "{form:?}"
+    );
+    assert!(
+        form.contains(&("items[0]:remove".into(), "true".into())),
         "{form:?}"
     );
     set(&mut form, "items[2].sku", "");
@@ -1446,9 +1451,46 @@ async fn an_orders_items_are_changed_and_it_is_priced_again_from_its_page() {
         (&json!("0.00"), &json!("3000.00"))
     );
 
-    // A viewer is offered neither form.
+    // A dress comes in sizes and colours: the options are asked for,
+    // and a wrong one is shown by the field.
+    app.add_product(&crate::products::dress("DRESS", 5)).await;
+    let mut form = form_fields(&page, "save-items");
+    set(&mut form, "items[1].sku", "DRESS");
+    set(
+        &mut form,
+        "items[1].attributes:pairs",
+        "size=XL, colour=red",
+    );
+    set(&mut form, "items[1].quantity:int", "1");
+    let (_, page) = v.submit(&form).await;
+    assert!(
+        page.contains(r#"id="edit-items-items[1]-attributes-error""#),
+        "{page}"
+    );
+    let mut form = form_fields(&page, "save-items");
+    assert!(
+        form.contains(&(
+            "items[1].attributes:pairs".into(),
+            "size=XL, colour=red".into()
+        )),
+        "{form:?}"
+    );
+    set(&mut form, "items[1].attributes:pairs", "size=M, colour=red");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Items saved"), "{page}");
+    let o = app.json(&api).await;
+    assert_eq!(
+        o["items"][1]["attributes"],
+        json!({"size": "M", "colour": "red"})
+    );
+    assert_eq!(o["subtotal"], "15500.50");
+
+    // A viewer is offered neither form; once paid, nobody is.
     let viewer = Visitor::staff(&app, "ola@example.com", Role::Viewer).await;
     let (_, page) = viewer.get(&here).await;
+    assert!(!page.contains("save-items") && !page.contains(r#"id="reprice""#));
+    app.pay_in_full(&o).await;
+    let (_, page) = v.get(&here).await;
     assert!(!page.contains("save-items") && !page.contains(r#"id="reprice""#));
 }
 
@@ -1509,6 +1551,20 @@ async fn units_ship_with_their_serials_and_come_back_to_stock_or_not() {
         .submit(&form_fields(&page, r#"class="shipment-deliver""#))
         .await;
     assert_eq!(app.json(&api).await["fulfillment_status"], "delivered");
+    // Delivered, its tracking may still be given.
+    let mut form = form_fields(&page, r#"class="shipment-ship""#);
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "_path" && v.ends_with("/deliver")),
+        "{form:?}"
+    );
+    set(&mut form, "tracking_number", "GIG-1");
+    let (_, page) = v.submit(&form).await;
+    assert!(page.contains("Tracking saved."), "{page}");
+    assert_eq!(
+        app.json(&api).await["shipments"][0]["tracking_number"],
+        "GIG-1"
+    );
     let on_hand = || async { app.json("/v1/products/PHONE").await["on_hand"].clone() };
     assert_eq!(on_hand().await, 3);
 

@@ -164,7 +164,6 @@ async fn path(c: &Client) -> String {
     }
 }
 
-/// Every visible form control has a label (or an accessible name).
 /// The id of the order's first shipment.
 async fn order_shipment(app: &TestApp, order: &str) -> String {
     app.json(&format!("/v1/orders/{order}")).await["shipments"][0]["id"]
@@ -173,6 +172,7 @@ async fn order_shipment(app: &TestApp, order: &str) -> String {
         .to_string()
 }
 
+/// Every visible form control has a label (or an accessible name).
 async fn every_control_is_labelled(c: &Client) {
     let unlabelled = c
         .execute(

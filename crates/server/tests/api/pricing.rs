@@ -633,6 +633,49 @@ async fn an_order_is_priced_again_only_when_asked() {
     let edited: Value = r.json().await.unwrap();
     assert_eq!(edited["total"], order["total"]);
     assert_eq!(edited["items"][0]["unit_price"], "15000.00");
+    // So does an edit of the items: the dress it had keeps its price and
+    // line; only an item it did not have takes today's.
+    let mut items = order["items"].as_array().unwrap().clone();
+    let kept: Vec<Value> = items
+        .iter_mut()
+        .map(|l| json!({"sku": l["sku"], "quantity": l["quantity"], "attributes": l["attributes"]}))
+        .collect();
+    let r = app
+        .patch(&format!("/v1/orders/{id}"), &json!({"items": kept}))
+        .await;
+    let same: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &same["items"][0]["id"],
+            &same["items"][0]["unit_price"],
+            &same["version"]
+        ),
+        (
+            &order["items"][0]["id"],
+            &json!("15000.00"),
+            &edited["version"]
+        ),
+        "nothing changed: {same}"
+    );
+    let mut more = kept.clone();
+    more[0]["quantity"] = json!(3);
+    let r = app
+        .patch(&format!("/v1/orders/{id}"), &json!({"items": more}))
+        .await;
+    let two: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &two["items"][0]["quantity"],
+            &two["items"][0]["unit_price"],
+            &two["items"][0]["price_overridden"]
+        ),
+        (&json!(3), &json!("15000.00"), &json!(false)),
+        "{two}"
+    );
+    let r = app
+        .patch(&format!("/v1/orders/{id}"), &json!({"items": kept}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
     // Codes and a shipping method go only with a re-pricing.
     let p = problem(
         app.patch(&format!("/v1/orders/{id}"), &json!({"promotion_codes": []}))
