@@ -330,7 +330,7 @@ async fn staff_find_confirm_approve_and_ship_an_order_in_a_browser() {
 
         // Shipped: a shipment of every unit, then marked shipped.
         fill(c, "#ship-carrier", "DHL").await;
-        fill(c, "#ship-tracking", "JD0142").await;
+        fill(c, "#ship-tracking_number", "JD0142").await;
         click(c, "#create-shipment").await;
         assert_eq!(text(c, ".shipment-state").await, "pending");
         click(c, "button.shipment-ship").await;
