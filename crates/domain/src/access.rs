@@ -62,6 +62,13 @@ pub fn random_text(len: usize) -> String {
         .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
         .collect()
 }
+
+/// Whether two secrets are equal, in a time that does not tell how much
+/// of them matched: form tokens, webhook verify tokens.
+pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 const SECRET_LEN: usize = 32;
 
 /// The SHA-256 of an API key's secret. Keys are long random strings, so a

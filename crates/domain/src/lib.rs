@@ -67,7 +67,7 @@ pub mod stock;
 pub mod timestamp;
 pub mod webhook;
 
-pub use access::{random_text, ApiKeySecret, Permission, Role, SecretHash};
+pub use access::{constant_eq, random_text, ApiKeySecret, Permission, Role, SecretHash};
 pub use cancel_items::CancelItems;
 pub use charge::{Entry, Settlement};
 pub use contact::{Address, Buyer, ChannelId, CountryCode, Email, PhoneE164};

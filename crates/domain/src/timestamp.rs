@@ -34,6 +34,12 @@ impl Timestamp {
             .map(Timestamp)
     }
 
+    /// The UTC date, `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        let text = self.to_rfc3339();
+        text.get(..10).unwrap_or(&text).to_string()
+    }
+
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
         match OffsetDateTime::from_unix_timestamp_nanos(nanos) {

@@ -154,16 +154,12 @@ pub async fn users(store: &dyn Store, command: UserCommand) -> anyhow::Result<()
             password_stdin,
         } => {
             let address = email(&address)?;
-            let shop = crate::cli::tenant(store, &tenant).await?;
             let (password, made_up) = password(password_stdin)?;
             let change = UserChange {
                 password_hash: Some(hash_password(&password)?),
                 ..UserChange::default()
             };
-            store
-                .change_user(shop.id, &address, change)
-                .await
-                .map_err(|e| no_user(e, &tenant, &address))?;
+            change_user(store, &tenant, &address, change).await?;
             eprintln!("ordo: set the password of {address}; their sessions ended");
             if made_up {
                 println!("{password}");
@@ -175,26 +171,35 @@ pub async fn users(store: &dyn Store, command: UserCommand) -> anyhow::Result<()
             role,
         } => {
             let role = user_role(&role)?;
-            let address = email(&address)?;
-            let shop = crate::cli::tenant(store, &tenant).await?;
             let change = UserChange {
                 role: Some(role),
                 ..UserChange::default()
             };
-            store
-                .change_user(shop.id, &address, change)
-                .await
-                .map_err(|e| no_user(e, &tenant, &address))?;
+            let address = change_user(store, &tenant, &address, change).await?;
             eprintln!("ordo: {address} is now {role}");
         }
         UserCommand::Disable {
             tenant,
             email: address,
-        } => set_disabled(store, &tenant, &address, true).await?,
+        } => {
+            let change = UserChange {
+                disabled: Some(true),
+                ..UserChange::default()
+            };
+            let address = change_user(store, &tenant, &address, change).await?;
+            eprintln!("ordo: {address} can no longer sign in; their sessions ended");
+        }
         UserCommand::Enable {
             tenant,
             email: address,
-        } => set_disabled(store, &tenant, &address, false).await?,
+        } => {
+            let change = UserChange {
+                disabled: Some(false),
+                ..UserChange::default()
+            };
+            let address = change_user(store, &tenant, &address, change).await?;
+            eprintln!("ordo: {address} can sign in again");
+        }
     }
     Ok(())
 }
@@ -206,26 +211,18 @@ fn no_user(e: StoreError, tenant: &str, address: &str) -> anyhow::Error {
     }
 }
 
-async fn set_disabled(
+/// Changes the user `address` of `tenant`; the address as kept.
+async fn change_user(
     store: &dyn Store,
     tenant: &str,
     address: &str,
-    disabled: bool,
-) -> anyhow::Result<()> {
+    change: UserChange,
+) -> anyhow::Result<String> {
     let address = email(address)?;
     let shop = crate::cli::tenant(store, tenant).await?;
-    let change = UserChange {
-        disabled: Some(disabled),
-        ..UserChange::default()
-    };
     store
         .change_user(shop.id, &address, change)
         .await
         .map_err(|e| no_user(e, tenant, &address))?;
-    if disabled {
-        eprintln!("ordo: {address} can no longer sign in; their sessions ended");
-    } else {
-        eprintln!("ordo: {address} can sign in again");
-    }
-    Ok(())
+    Ok(address)
 }

@@ -785,7 +785,6 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKey>;
     async fn api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKey>>;
     async fn revoke_api_key(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKey>;
-    /// The live (not revoked) key with this secret, if any.
     /// Adds a user; `Conflict` on `email` if the tenant has one with the
     /// address, `NotFound` if there is no such tenant.
     async fn create_user(&self, user: NewUser) -> Result<User>;
@@ -799,13 +798,14 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a session (and forgets the tenant's expired ones).
     async fn create_session(&self, session: AdminSession) -> Result<()>;
     /// The session with this cookie hash, if it has not expired at `now`
-    /// and its user is not disabled.
+    /// and its user is not disabled, with its tenant (read in the same
+    /// query: every admin page needs both).
     async fn admin_session(
         &self,
         tenant: TenantId,
         hash: SecretHash,
         now: Timestamp,
-    ) -> Result<Option<AdminSession>>;
+    ) -> Result<Option<(AdminSession, Tenant)>>;
     /// Records that the session was used at `seen_at`, now expiring at
     /// `expires_at`.
     async fn touch_session(
@@ -820,6 +820,7 @@ pub trait Store: Send + Sync + 'static {
     /// time it is asked for; every node gets the same one.
     async fn tenant_secret(&self, tenant: TenantId, name: &str) -> Result<Vec<u8>>;
 
+    /// The live (not revoked) key with this secret, if any.
     async fn api_key_by_secret(&self, tenant: TenantId, hash: SecretHash)
         -> Result<Option<ApiKey>>;
 

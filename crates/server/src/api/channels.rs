@@ -98,10 +98,9 @@ pub async fn subscribe(
     Query(q): Query<Challenge>,
 ) -> Result<Response, ApiError> {
     let (_, c) = channel_of(&state, &channel, &tenant).await?;
-    let token_ok = q
-        .verify_token
-        .as_deref()
-        .is_some_and(|t| constant_eq(t.as_bytes(), c.verify_token.expose().as_bytes()));
+    let token_ok = q.verify_token.as_deref().is_some_and(|t| {
+        ordo_domain::constant_eq(t.as_bytes(), c.verify_token.expose().as_bytes())
+    });
     match (q.mode.as_deref(), q.challenge) {
         (Some("subscribe"), Some(challenge)) if token_ok => Ok((
             StatusCode::OK,
@@ -191,8 +190,4 @@ pub fn signed(header: Option<&str>, secret: &str, body: &[u8]) -> bool {
     };
     mac.update(body);
     mac.verify_slice(&given).is_ok()
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -256,6 +256,17 @@ impl ApiError {
         }
     }
 
+    /// [`ApiError::to_problem`], logging the errors that are the
+    /// server's own (an internal one, a dependency unavailable).
+    pub fn logged_problem(&self) -> Problem {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "unavailable"),
+            _ => {}
+        }
+        self.to_problem()
+    }
+
     pub fn to_problem(&self) -> Problem {
         let (status, slug, title) = self.parts();
         let mut p = Problem {
@@ -521,12 +532,7 @@ impl From<FieldErrors> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problem = self.to_problem();
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
-            ApiError::Unavailable(cause) => tracing::warn!(%cause, "unavailable"),
-            _ => {}
-        }
+        let problem = self.logged_problem();
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();

@@ -57,8 +57,7 @@ pub struct DayResponse {
 }
 
 fn date_of(day: i64) -> String {
-    let text = Timestamp::from_unix_millis(day.saturating_mul(MS_A_DAY)).to_rfc3339();
-    text.get(..10).unwrap_or(&text).to_string()
+    Timestamp::from_unix_millis(day.saturating_mul(MS_A_DAY)).date()
 }
 
 /// An overview of the orders: how many are in each stage, and how many

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use super::session::Staff;
 use super::{
-    admin_path, chart, encode, flash_to, page_with_flash, segment, take_flash, Listing, Web, ADMIN,
+    admin_path, chart, either, encode, flash_to, page_with_flash, safe_path, segment, take_flash,
+    Listing, Web, ADMIN,
 };
 
 /// Orders on one page of the list.
@@ -37,14 +38,13 @@ const CHART_DAYS: i64 = 30;
 /// The dashboard: orders by stage, and the last 30 days' orders and sales.
 pub(crate) async fn home(State(web): State<Web>, headers: HeaderMap, staff: Staff) -> Response {
     let path = format!("/v1/reports/overview?days={CHART_DAYS}");
-    let overview = match web
-        .call(&staff.principal, Method::GET, &path, None, None)
-        .await
-    {
+    let overview = match web.get(&staff.principal, &path).await {
         Ok(o) => o,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
     let from = overview["from"].as_str().unwrap_or_default();
+    let start = ordo_domain::Timestamp::parse_rfc3339(&format!("{from}T00:00:00Z"))
+        .map_or(0, |t| t.unix_millis());
     let currencies = by_currency(&overview["days"]);
     // The chart is of the currency with the most orders (amounts in two
     // currencies do not compare); the others are listed under it.
@@ -56,7 +56,7 @@ pub(crate) async fn home(State(web): State<Web>, headers: HeaderMap, staff: Staf
         let sold = &currencies[currency];
         let days: Vec<chart::Day> = (0..CHART_DAYS)
             .map(|i| {
-                let date = day_after(from, i);
+                let date = ordo_domain::Timestamp::from_unix_millis(start + i * 86_400_000).date();
                 sold.iter()
                     .find(|d| d.date == date)
                     .cloned()
@@ -140,14 +140,6 @@ fn by_currency(days: &Value) -> std::collections::BTreeMap<String, Vec<chart::Da
     out
 }
 
-/// The date `n` days after `from` (`YYYY-MM-DD`, UTC).
-fn day_after(from: &str, n: i64) -> String {
-    let start = ordo_domain::Timestamp::parse_rfc3339(&format!("{from}T00:00:00Z"))
-        .map_or(0, |t| t.unix_millis());
-    let text = ordo_domain::Timestamp::from_unix_millis(start + n * 86_400_000).to_rfc3339();
-    text.get(..10).unwrap_or(&text).to_string()
-}
-
 /// The status a page answers with: the problem's, if the API refused.
 pub(super) fn status_of(problem: &Value, otherwise: StatusCode) -> StatusCode {
     problem["status"]
@@ -197,13 +189,10 @@ pub(crate) async fn orders(
     let listing = Listing::of("/admin/orders", "cursor", FILTERS, query);
     let who = &staff.principal;
     let list = format!("/v1/orders?{}", listing.api_query(PAGE_SIZE));
-    let (page_of, problem) = match web.call(who, Method::GET, &list, None, None).await {
-        Ok(page) => (page, Value::Null),
-        Err(problem) => (Value::Null, problem),
-    };
+    let (page_of, problem) = either(web.get(who, &list).await);
     let matching = if problem.is_null() {
         let count = format!("/v1/orders/count?{}", encode(&listing.without(&["sort"])));
-        web.call(who, Method::GET, &count, None, None)
+        web.get(who, &count)
             .await
             .ok()
             .and_then(|v| v["count"].as_u64())
@@ -212,7 +201,7 @@ pub(crate) async fn orders(
     };
     // Tabs: every stage with its count (other filters aside).
     let overview = web
-        .call(who, Method::GET, "/v1/reports/overview?days=0", None, None)
+        .get(who, "/v1/reports/overview?days=0")
         .await
         .unwrap_or(Value::Null);
     let stages: Vec<minijinja::Value> = Stage::ALL
@@ -261,10 +250,7 @@ pub(crate) async fn order(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/v1/orders/{}?expand=events", segment(&id));
-    let order = match web
-        .call(&staff.principal, Method::GET, &path, None, None)
-        .await
-    {
+    let order = match web.get(&staff.principal, &path).await {
         Ok(order) => order,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
@@ -378,12 +364,7 @@ pub(crate) async fn act(
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let back = admin_path(get("_back")).unwrap_or("/admin").to_string();
     let path = get("_path");
-    let api_path = path.strip_prefix("/v1/").is_some_and(|rest| {
-        !rest.contains("//")
-            && !rest.chars().any(char::is_control)
-            && !rest.split(['?', '/']).any(|s| s == ".." || s == ".")
-    });
-    if !api_path {
+    if safe_path("/v1/", path).is_none() {
         return flash_to(
             &web,
             &headers,

@@ -173,8 +173,7 @@ pub(crate) async fn page(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let order: Value =
-        serde_json::from_slice(&crate::api::orders::render(&opened.order)).unwrap_or(Value::Null);
+    let order = crate::api::orders::OrderResponse::from_domain(&opened.order);
     let whatsapp = opened
         .settings
         .whatsapp_number
@@ -212,10 +211,10 @@ fn back(web: &Web, headers: &HeaderMap, token: &str, outcome: Value) -> Response
     flash_to(web, headers, BUYER, &format!("/o/{token}"), &outcome)
 }
 
-async fn outcome(form: &str, done: Result<ordo_store::Changed, ApiError>, ok: &str) -> Value {
+fn outcome(form: &str, done: Result<ordo_store::Changed, ApiError>, ok: &str) -> Value {
     match done {
         Ok(_) => json!({"ok": ok}),
-        Err(e) => json!({"form": form, "problem": problem_of(e).await}),
+        Err(e) => json!({"form": form, "problem": problem_of(&e)}),
     }
 }
 
@@ -234,7 +233,7 @@ pub(crate) async fn confirm(
             crate::orders::confirm(o, book, now, &settings)
         })
         .await;
-    let outcome = outcome("confirm", done, "Thank you: your order is confirmed.").await;
+    let outcome = outcome("confirm", done, "Thank you: your order is confirmed.");
     back(&web, &headers, &token, outcome)
 }
 
@@ -271,7 +270,7 @@ pub(crate) async fn cancel(
             crate::orders::cancel(o, book, now, reason)
         })
         .await;
-    let outcome = outcome("cancel", done, "Your order is cancelled.").await;
+    let outcome = outcome("cancel", done, "Your order is cancelled.");
     back(&web, &headers, &token, outcome)
 }
 
@@ -314,7 +313,6 @@ pub(crate) async fn receipt(
         "receipt",
         done,
         "Thank you: we got your receipt. The shop will check it and let you know.",
-    )
-    .await;
+    );
     back(&web, &headers, &token, outcome)
 }

@@ -4,14 +4,14 @@
 //! and write through the API as the signed-in user.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde_json::Value;
 
 use super::admin::{page, problem_page, status_of};
 use super::session::Staff;
-use super::{segment, Listing, Web};
+use super::{either, segment, Listing, Web};
 
 const PAGE_SIZE: u32 = 50;
 /// The list's filters, passed to `GET /v1/products` as they are.
@@ -27,13 +27,7 @@ pub(crate) async fn products(
 ) -> Response {
     let listing = Listing::of("/admin/products", "cursor", FILTERS, query);
     let list = format!("/v1/products?{}", listing.api_query(PAGE_SIZE));
-    let (found, problem) = match web
-        .call(&staff.principal, Method::GET, &list, None, None)
-        .await
-    {
-        Ok(found) => (found, Value::Null),
-        Err(problem) => (Value::Null, problem),
-    };
+    let (found, problem) = either(web.get(&staff.principal, &list).await);
     page(
         &web,
         &headers,
@@ -74,20 +68,14 @@ pub(crate) async fn product(
     Path(sku): Path<String>,
 ) -> Response {
     let path = format!("/v1/products/{}", segment(&sku));
-    let product = match web
-        .call(&staff.principal, Method::GET, &path, None, None)
-        .await
-    {
+    let product = match web.get(&staff.principal, &path).await {
         Ok(p) => p,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
     let recent = web
-        .call(
+        .get(
             &staff.principal,
-            Method::GET,
             &format!("{path}/stock-movements?order=desc&limit={MOVEMENTS_SHOWN}"),
-            None,
-            None,
         )
         .await
         .map(|m| m["data"].clone())

@@ -69,6 +69,11 @@ impl Web {
         answer(self.call_raw(who, method, uri, body, if_match).await).await
     }
 
+    /// A GET of the API as `who`.
+    async fn get(&self, who: &Principal, uri: &str) -> Result<Value, Value> {
+        self.call(who, Method::GET, uri, None, None).await
+    }
+
     /// [`Web::call`], giving the API's response as it is (a file, say).
     async fn call_raw(
         &self,
@@ -250,8 +255,14 @@ pub(crate) fn page_with_flash(
 /// `path` if it is one of this server's admin pages (a place to send the
 /// browser back to): never another site, nor a header value that breaks.
 fn admin_path(path: &str) -> Option<&str> {
+    safe_path("/admin", path)
+}
+
+/// `path` if it starts with `prefix` and stays under it: no `//` (another
+/// host), `\\`, control characters (a header that breaks) or dot segments.
+fn safe_path<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
     let page = path.split(['?', '#']).next().unwrap_or(path);
-    (path.starts_with("/admin")
+    (path.starts_with(prefix)
         && !path.contains("//")
         && !path.contains('\\')
         && !path.chars().any(char::is_control)
@@ -340,14 +351,18 @@ impl Listing {
     }
 }
 
-/// The problem body an API error answers with.
-async fn problem_of(e: crate::api::error::ApiError) -> Value {
-    let body = e.into_response().into_body();
-    match axum::body::to_bytes(body, 1024 * 1024).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| problem(500, "an error without a problem body")),
-        Err(e) => problem(500, &e.to_string()),
+/// An answer, or the problem instead (`null` for the other), for a page
+/// that shows what it could read and says why not.
+fn either(answer: Result<Value, Value>) -> (Value, Value) {
+    match answer {
+        Ok(found) => (found, Value::Null),
+        Err(problem) => (Value::Null, problem),
     }
+}
+
+/// The problem body an API error answers with (logged as the API logs it).
+fn problem_of(e: &crate::api::error::ApiError) -> Value {
+    serde_json::to_value(e.logged_problem()).unwrap_or_else(|e| problem(500, &e.to_string()))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {

@@ -2,8 +2,6 @@
 //! their deliveries, imports, and the settings. They read and write
 //! through the API as the signed-in user, as every admin page does.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -14,7 +12,7 @@ use serde_json::Value;
 
 use super::admin::{page, problem_page, status_of};
 use super::session::Staff;
-use super::{answer, encode, flash_to, segment, Listing, Web, ADMIN};
+use super::{answer, either, encode, flash_to, segment, Listing, Web, ADMIN};
 
 /// The deliveries' filters, passed to `GET /v1/webhook-deliveries`.
 const DELIVERY_FILTERS: &[&str] = &["status", "endpoint_id", "event_type", "order_id", "after"];
@@ -26,19 +24,13 @@ pub(crate) async fn webhooks(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let who = &staff.principal;
-    let endpoints = match web
-        .call(who, Method::GET, "/v1/webhook-endpoints", None, None)
-        .await
-    {
+    let endpoints = match web.get(who, "/v1/webhook-endpoints").await {
         Ok(list) => list["data"].clone(),
         Err(problem) => return problem_page(&web, &staff, &problem),
     };
     let listing = Listing::of("/admin/webhooks", "after", DELIVERY_FILTERS, query);
     let list = format!("/v1/webhook-deliveries?{}", listing.api_query(50));
-    let (deliveries, problem) = match web.call(who, Method::GET, &list, None, None).await {
-        Ok(found) => (found, Value::Null),
-        Err(problem) => (Value::Null, problem),
-    };
+    let (deliveries, problem) = either(web.get(who, &list).await);
     let next = listing.next(
         deliveries["next_cursor"]
             .as_str()
@@ -67,22 +59,12 @@ pub(crate) async fn imports(
     State(web): State<Web>,
     headers: HeaderMap,
     staff: Staff,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    let mut path = "/v1/imports?limit=25".to_string();
-    if let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) {
-        path.push_str(&format!("&cursor={}", segment(cursor)));
-    }
-    let (list, problem) = match web
-        .call(&staff.principal, Method::GET, &path, None, None)
-        .await
-    {
-        Ok(list) => (list, Value::Null),
-        Err(problem) => (Value::Null, problem),
-    };
-    let next = list["next_cursor"]
-        .as_str()
-        .map(|c| format!("/admin/imports?cursor={}", segment(c)));
+    let listing = Listing::of("/admin/imports", "cursor", &["cursor"], query);
+    let path = format!("/v1/imports?{}", listing.api_query(25));
+    let (list, problem) = either(web.get(&staff.principal, &path).await);
+    let next = listing.next(list["next_cursor"].as_str());
     let max_mb = web.app().config().files.import_max_bytes / (1024 * 1024);
     page(
         &web,
@@ -108,14 +90,9 @@ pub(crate) async fn imports(
 /// one with every form post), besides the session cookie being SameSite.
 pub(crate) async fn upload(State(web): State<Web>, staff: Staff, request: Request) -> Response {
     if !same_origin(&web, request.headers()) {
-        return web.pages().render(
-            StatusCode::FORBIDDEN,
-            "message.html",
-            context! {
-                title => "This form has expired",
-                message => "The upload did not come from a page of this server. Nothing was imported. Go back, reload the page and try again.",
-                staff => staff.context(),
-            },
+        return staff.form_expired(
+            &web,
+            "The upload did not come from a page of this server. Nothing was imported. Go back, reload the page and try again.",
         );
     }
     let headers = request.headers().clone();
@@ -192,10 +169,7 @@ pub(crate) async fn import(
     Path(id): Path<String>,
 ) -> Response {
     let path = format!("/v1/imports/{}", segment(&id));
-    match web
-        .call(&staff.principal, Method::GET, &path, None, None)
-        .await
-    {
+    match web.get(&staff.principal, &path).await {
         Ok(import) => {
             let running = matches!(import["state"].as_str(), Some("queued" | "running"));
             page(
@@ -224,10 +198,7 @@ pub(crate) async fn import_errors(
 }
 
 pub(crate) async fn settings(State(web): State<Web>, headers: HeaderMap, staff: Staff) -> Response {
-    let settings = match web
-        .call(&staff.principal, Method::GET, "/v1/settings", None, None)
-        .await
-    {
+    let settings = match web.get(&staff.principal, "/v1/settings").await {
         Ok(s) => s,
         Err(problem) => return problem_page(&web, &staff, &problem),
     };

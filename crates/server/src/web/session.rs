@@ -110,19 +110,25 @@ impl Staff {
     /// come from one of this session's pages); `None` when it has it.
     pub fn refuse_forged(&self, web: &Web, form: &HashMap<String, String>) -> Option<Response> {
         let given = form.get("csrf").map(String::as_str).unwrap_or("");
-        if constant_time_eq(given.as_bytes(), self.session.csrf.as_bytes()) {
+        if ordo_domain::constant_eq(given.as_bytes(), self.session.csrf.as_bytes()) {
             None
         } else {
-            Some(web.pages().render(
-                StatusCode::FORBIDDEN,
-                "message.html",
-                context! {
-                    title => "This form has expired",
-                    message => "The form was not sent from a page of this session (it may be older than your last sign-in, or come from another site). Nothing was changed. Go back, reload the page and try again.",
-                    staff => self.context(),
-                },
-            ))
+            Some(self.form_expired(web, "The form was not sent from a page of this session (it may be older than your last sign-in, or come from another site). Nothing was changed. Go back, reload the page and try again."))
         }
+    }
+
+    /// The page refusing a form that did not come from this session's
+    /// pages, saying `why` and that nothing was done.
+    pub(crate) fn form_expired(&self, web: &Web, why: &str) -> Response {
+        web.pages().render(
+            StatusCode::FORBIDDEN,
+            "message.html",
+            context! {
+                title => "This form has expired",
+                message => why,
+                staff => self.context(),
+            },
+        )
     }
 
     /// What every page shows of the user.
@@ -137,10 +143,6 @@ impl Staff {
             slug => self.shop.slug.clone(),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl FromRequestParts<Web> for Staff {
@@ -171,7 +173,7 @@ impl FromRequestParts<Web> for Staff {
         let store = web.app().store();
         let now = Timestamp::now();
         let hash = secret.hash();
-        let session = match store.admin_session(secret.tenant_id, hash, now).await {
+        let (session, shop) = match store.admin_session(secret.tenant_id, hash, now).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(to_login()),
             Err(e) => return Err(unavailable(web, &e.to_string())),
@@ -180,9 +182,7 @@ impl FromRequestParts<Web> for Staff {
         // Seen again: the idle clock restarts (written at most every tenth
         // of the idle time, so pages are not each a write).
         if now.unix_millis() - session.seen_at.unix_millis() >= idle / 10 {
-            let expires = now
-                .plus_millis(idle)
-                .min(session.created_at.plus_millis(max));
+            let expires = expiry(session.created_at, now, (idle, max));
             if let Err(e) = store
                 .touch_session(secret.tenant_id, hash, now, expires)
                 .await
@@ -190,11 +190,6 @@ impl FromRequestParts<Web> for Staff {
                 return Err(unavailable(web, &e.to_string()));
             }
         }
-        let shop = match store.tenant(secret.tenant_id).await {
-            Ok(Some(t)) => t,
-            Ok(None) => return Err(to_login()),
-            Err(e) => return Err(unavailable(web, &e.to_string())),
-        };
         let principal = Principal {
             tenant_id: session.tenant_id,
             id: PrincipalId::User(session.user.id),
@@ -207,6 +202,12 @@ impl FromRequestParts<Web> for Staff {
             shop,
         })
     }
+}
+
+/// When a session started at `created` and seen at `seen` ends: after
+/// `idle` without a page, and `max` after it started at the latest.
+fn expiry(created: Timestamp, seen: Timestamp, (idle, max): (i64, i64)) -> Timestamp {
+    seen.plus_millis(idle).min(created.plus_millis(max))
 }
 
 /// How long a session may be idle, and last, in milliseconds.
@@ -356,7 +357,7 @@ pub(crate) async fn login(
         )
     };
     let sent = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
-    if sent.is_empty() || !constant_time_eq(sent.as_bytes(), form.token.as_bytes()) {
+    if sent.is_empty() || !ordo_domain::constant_eq(sent.as_bytes(), form.token.as_bytes()) {
         return fail(
             StatusCode::FORBIDDEN,
             "form",
@@ -444,7 +445,7 @@ pub(crate) async fn login(
         csrf: random_text(TOKEN_LEN),
         created_at: now,
         seen_at: now,
-        expires_at: now.plus_millis(idle).min(now.plus_millis(max)),
+        expires_at: expiry(now, now, (idle, max)),
     };
     if let Err(e) = store.create_session(session).await {
         return unavailable(&web, &e.to_string());

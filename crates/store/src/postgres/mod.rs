@@ -488,7 +488,7 @@ impl Store for PostgresStore {
         tenant: TenantId,
         hash: SecretHash,
         now: Timestamp,
-    ) -> Result<Option<AdminSession>> {
+    ) -> Result<Option<(AdminSession, Tenant)>> {
         staff::admin_session(&self.db().await?, tenant, hash, now).await
     }
 

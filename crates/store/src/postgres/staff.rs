@@ -4,7 +4,7 @@ use ordo_domain::{Role, SecretHash, TenantId, Timestamp};
 use tokio_postgres::Row;
 
 use super::{corrupt, db_error, Db};
-use crate::{AdminSession, NewUser, Result, StoreError, User, UserChange};
+use crate::{AdminSession, NewUser, Result, StoreError, Tenant, User, UserChange};
 
 const USER_COLUMNS: &str =
     "u.tenant_id, u.id, u.email, u.name, u.role, u.created_at, u.disabled_at, u.password_hash";
@@ -199,11 +199,13 @@ pub(super) async fn admin_session(
     tenant: TenantId,
     hash: SecretHash,
     now: Timestamp,
-) -> Result<Option<AdminSession>> {
+) -> Result<Option<(AdminSession, Tenant)>> {
     let stmt = db
         .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS}, s.csrf, s.created_at, s.seen_at, s.expires_at
+            "SELECT {USER_COLUMNS}, s.csrf, s.created_at, s.seen_at, s.expires_at,
+                    t.slug, t.name, t.created_at
              FROM admin_sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+             JOIN tenants t ON t.id = s.tenant_id
              WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.expires_at > $3
                AND u.disabled_at IS NULL"
         ))
@@ -219,7 +221,7 @@ pub(super) async fn admin_session(
     else {
         return Ok(None);
     };
-    Ok(Some(AdminSession {
+    let session = AdminSession {
         tenant_id: tenant,
         token_hash: hash,
         user: user(&row)?.0,
@@ -227,7 +229,14 @@ pub(super) async fn admin_session(
         created_at: Timestamp::from_unix_millis(row.get(9)),
         seen_at: Timestamp::from_unix_millis(row.get(10)),
         expires_at: Timestamp::from_unix_millis(row.get(11)),
-    }))
+    };
+    let shop = Tenant {
+        id: tenant,
+        slug: row.get(12),
+        name: row.get(13),
+        created_at: Timestamp::from_unix_millis(row.get(14)),
+    };
+    Ok(Some((session, shop)))
 }
 
 pub(super) async fn touch_session(

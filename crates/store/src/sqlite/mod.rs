@@ -586,7 +586,7 @@ impl Store for SqliteStore {
         tenant: TenantId,
         hash: SecretHash,
         now: Timestamp,
-    ) -> Result<Option<AdminSession>> {
+    ) -> Result<Option<(AdminSession, Tenant)>> {
         self.point_read(move |conn| staff::admin_session(conn, tenant, hash, now))
             .await
     }

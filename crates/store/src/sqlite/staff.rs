@@ -4,7 +4,7 @@ use ordo_domain::{Role, SecretHash, TenantId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{corrupt, unavailable};
-use crate::{AdminSession, NewUser, Result, StoreError, User, UserChange};
+use crate::{AdminSession, NewUser, Result, StoreError, Tenant, User, UserChange};
 
 const USER_COLUMNS: &str =
     "u.tenant_id, u.id, u.email, u.name, u.role, u.created_at, u.disabled_at, u.password_hash";
@@ -202,11 +202,13 @@ pub(super) fn admin_session(
     tenant: TenantId,
     hash: SecretHash,
     now: Timestamp,
-) -> Result<Option<AdminSession>> {
+) -> Result<Option<(AdminSession, Tenant)>> {
     let row = conn
         .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS}, s.csrf, s.created_at, s.seen_at, s.expires_at
+            "SELECT {USER_COLUMNS}, s.csrf, s.created_at, s.seen_at, s.expires_at,
+                    t.slug, t.name, t.created_at
              FROM admin_sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+             JOIN tenants t ON t.id = s.tenant_id
              WHERE s.tenant_id = ?1 AND s.token_hash = ?2 AND s.expires_at > ?3
                AND u.disabled_at IS NULL"
         ))
@@ -220,16 +222,21 @@ pub(super) fn admin_session(
                         r.get::<_, i64>(9)?,
                         r.get::<_, i64>(10)?,
                         r.get::<_, i64>(11)?,
+                        (
+                            r.get::<_, String>(12)?,
+                            r.get::<_, String>(13)?,
+                            r.get::<_, i64>(14)?,
+                        ),
                     ))
                 },
             )
             .optional()
         })
         .map_err(unavailable)?;
-    let Some((u, csrf, created, seen, expires)) = row else {
+    let Some((u, csrf, created, seen, expires, (slug, name, since))) = row else {
         return Ok(None);
     };
-    Ok(Some(AdminSession {
+    let session = AdminSession {
         tenant_id: tenant,
         token_hash: hash,
         user: user(u)?.0,
@@ -237,7 +244,14 @@ pub(super) fn admin_session(
         created_at: Timestamp::from_unix_millis(created),
         seen_at: Timestamp::from_unix_millis(seen),
         expires_at: Timestamp::from_unix_millis(expires),
-    }))
+    };
+    let shop = Tenant {
+        id: tenant,
+        slug,
+        name,
+        created_at: Timestamp::from_unix_millis(since),
+    };
+    Ok(Some((session, shop)))
 }
 
 pub(super) fn touch_session(
