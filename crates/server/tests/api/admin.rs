@@ -1067,49 +1067,29 @@ async fn returns_and_refunds_are_done_from_the_orders_page() {
     assert!(page.contains(r#"id="open-return""#), "{page}");
     assert!(page.contains(r#"id="record-refund""#), "{page}");
     let api = format!("/v1/orders/{id}");
-    let (_, page) = v
-        .act(
-            &page,
-            &[
-                ("_path", &format!("{api}/returns")),
-                ("_back", &here),
-                ("_form", "return"),
-                ("reason", ""),
-            ],
-        )
-        .await;
+    // The page's own forms, as a browser sends them.
+    let mut form = form_fields(&page, "open-return");
+    set(&mut form, "reason", "");
+    let (_, page) = v.submit(&form).await;
     assert!(
         page.contains(r#"id="return-reason-error""#),
         "a return needs a reason: {page}"
     );
-    let (_, page) = v
-        .act(
-            &page,
-            &[
-                ("_path", &format!("{api}/returns")),
-                ("_back", &here),
-                ("_form", "return"),
-                ("reason", "wrong size"),
-            ],
-        )
-        .await;
+    let mut form = form_fields(&page, "open-return");
+    set(&mut form, "reason", "wrong size");
+    let (_, mut page) = v.submit(&form).await;
     assert!(
         page.contains(r#"<strong class="return-state">requested</strong>"#),
         "{page}"
     );
-    let ret = app.json(&format!("{api}/returns")).await["data"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     for (action, state) in [("receive", "received"), ("refund", "refunded")] {
-        let path = format!("{api}/returns/{ret}/{action}");
-        let (_, next) = v
-            .act(&page, &[("_path", &path), ("_back", &here), ("_form", "x")])
-            .await;
+        let button = format!(r#"class="return-{action}""#);
+        let (_, next) = v.submit(&form_fields(&page, &button)).await;
         assert!(
             next.contains(&format!(r#"<strong class="return-state">{state}</strong>"#)),
             "{action}: {next}"
         );
+        page = next;
     }
     let o = app.json(&api).await;
     assert_eq!(
